@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs everything finnsplit needs on a fresh Debian machine (idempotent): system packages,
+# a virtualenv in .venv with pinned Python packages, and the C++ server build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+for pkg in mosquitto openssh-server g++-arm-linux-gnueabihf qemu-user-static cmake iproute2; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
+done
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "setup: installing ${need_apt[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+# torch first: the local CPU wheel; a later resolve that allows 2.13.0 then installs nothing more.
+.venv/bin/python -m pip install -q --disable-pip-version-check "torch==2.13.0"
+.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[export,dev]"
+
+if [ -f cpp_server/CMakeLists.txt ]; then
+  cmake -S cpp_server -B cpp_server/build -DCMAKE_BUILD_TYPE=Release >/dev/null
+  cmake --build cpp_server/build -j 2 >/dev/null
+fi
+echo "setup: done (.venv ready)"

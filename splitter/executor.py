@@ -1,0 +1,158 @@
+"""Bit-exact numpy executor of dataflow layers (semantics: docs/program-format.md)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import numpy as np
+
+from splitter.datatypes import datatype
+from splitter.graph import DataflowGraph, Layer
+
+# Float64 matrix products are exact while every partial sum stays below 2**53; lowering keeps
+# accumulators far narrower, and _matmul checks the bound before taking the fast BLAS path.
+_EXACT_FLOAT = 2**53
+
+
+def _pair(layer: Layer, key: str) -> tuple[int, int]:
+    value = layer.attr(key)
+    return (value, value) if isinstance(value, int) else (int(value[0]), int(value[1]))
+
+
+def _matmul(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    bound = float(np.abs(x).max(initial=0)) * float(np.abs(w).sum(axis=0).max(initial=0))
+    if bound < _EXACT_FLOAT:
+        return np.rint(x.astype(np.float64) @ w.astype(np.float64)).astype(np.int64)
+    return x.astype(np.int64) @ w.astype(np.int64)
+
+
+def multithreshold(acc: np.ndarray, thresholds: np.ndarray, act_val: int) -> np.ndarray:
+    """ActVal + number of thresholds of each channel (last axis) that `acc` reaches."""
+    thr = np.asarray(thresholds, dtype=np.int64)
+    if thr.shape[0] == 1:
+        thr = np.broadcast_to(thr, (acc.shape[-1], thr.shape[1]))
+    out = np.full(acc.shape, act_val, dtype=np.int64)
+    for t in range(thr.shape[1]):
+        out += acc >= thr[:, t]
+    return out
+
+
+def _activate(layer: Layer, acc: np.ndarray) -> np.ndarray:
+    if int(layer.attrs.get("noActivation", 0)):
+        return acc
+    return multithreshold(acc, layer.params["thresholds"], int(layer.attrs.get("ActVal", 0)))
+
+
+def _fmpadding(layer: Layer, x: np.ndarray) -> np.ndarray:
+    top, left, bottom, right = (int(p) for p in layer.attr("Padding"))
+    return np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
+
+
+def _swg(layer: Layer, x: np.ndarray) -> np.ndarray:
+    kh, kw = _pair(layer, "ConvKernelDim")
+    sh, sw = _pair(layer, "Stride")
+    dh, dw = _pair(layer, "Dilation")
+    oh, ow = _pair(layer, "OFMDim")
+    taps = [
+        x[:, ky * dh : ky * dh + (oh - 1) * sh + 1 : sh, kx * dw : kx * dw + (ow - 1) * sw + 1 : sw, :]
+        for ky in range(kh)
+        for kx in range(kw)
+    ]
+    return np.concatenate(taps, axis=-1)
+
+
+def _mvau(layer: Layer, x: np.ndarray) -> np.ndarray:
+    return _activate(layer, _matmul(x, layer.params["weights"]))
+
+
+def _vvau(layer: Layer, x: np.ndarray) -> np.ndarray:
+    weights = layer.params["weights"].astype(np.int64)  # (C, K)
+    channels, taps = weights.shape
+    windows = x.reshape(*x.shape[:-1], taps, channels).astype(np.int64)
+    acc = np.einsum("...kc,ck->...c", windows, weights)
+    return _activate(layer, acc)
+
+
+def _thresholding(layer: Layer, x: np.ndarray) -> np.ndarray:
+    return multithreshold(x.astype(np.int64), layer.params["thresholds"], int(layer.attrs.get("ActVal", 0)))
+
+
+def _channelwise(layer: Layer, x: np.ndarray) -> np.ndarray:
+    param = layer.params["param"].astype(np.int64)
+    func = layer.attr("Func")
+    if func == "add":
+        return x.astype(np.int64) + param
+    if func == "mul":
+        return x.astype(np.int64) * param
+    raise ValueError(f"layer {layer.name}: ChannelwiseOp Func {func!r} is not add or mul")
+
+
+def _maxpool(layer: Layer, x: np.ndarray) -> np.ndarray:
+    kh, kw = _pair(layer, "PoolDim")
+    n, h, w, c = x.shape
+    oh, ow = h // kh, w // kw
+    return x[:, : oh * kh, : ow * kw, :].reshape(n, oh, kh, ow, kw, c).max(axis=(2, 4))
+
+
+def _pool(layer: Layer, x: np.ndarray) -> np.ndarray:
+    kh, kw = _pair(layer, "KernelSize")
+    windows = x.reshape(*x.shape[:-1], kh * kw, -1).astype(np.int64)
+    if layer.attr("Function") == "MaxPool":
+        return windows.max(axis=-2)
+    out_dt = datatype(str(layer.attr("OutputDataType")))
+    total = windows.sum(axis=-2) >> int(layer.attr("Shift"))
+    return np.clip(total, out_dt.min, out_dt.max)
+
+
+def _global_acc_pool(layer: Layer, x: np.ndarray) -> np.ndarray:
+    return x.astype(np.int64).sum(axis=(1, 2), keepdims=True)
+
+
+def _label_select(layer: Layer, x: np.ndarray) -> np.ndarray:
+    k = int(layer.attr("K"))
+    # Stable sort of the negated values: largest first, ties by lower index.
+    order = np.argsort(-x.astype(np.int64), axis=-1, kind="stable")
+    return order[..., :k].astype(np.int64)
+
+
+KERNELS: dict[str, Callable[[Layer, np.ndarray], np.ndarray]] = {
+    "FMPadding": _fmpadding,
+    "ConvolutionInputGenerator": _swg,
+    "MVAU": _mvau,
+    "VVAU": _vvau,
+    "Thresholding": _thresholding,
+    "ChannelwiseOp": _channelwise,
+    "StreamingMaxPool": _maxpool,
+    "Pool": _pool,
+    "GlobalAccPool": _global_acc_pool,
+    "LabelSelect": _label_select,
+}
+
+
+def run_layer(layer: Layer, x: np.ndarray) -> np.ndarray:
+    """Execute one layer on an integer NHWC array; returns an int64 array."""
+    try:
+        kernel = KERNELS[layer.op_type]
+    except KeyError:
+        raise ValueError(f"layer {layer.name}: no executor for op type {layer.op_type}") from None
+    return kernel(layer, x)
+
+
+def iter_layers(graph: DataflowGraph, x: np.ndarray) -> Iterator[tuple[Layer, np.ndarray]]:
+    """Run the graph on one integer input, yielding each layer with its output."""
+    for layer in graph.layers:
+        x = run_layer(layer, x)
+        yield layer, x
+
+
+def execute(graph: DataflowGraph, x: np.ndarray) -> np.ndarray:
+    """Integer output of the graph for integer NHWC input `x` (batch axis first)."""
+    expected = graph.input.shape[1:]
+    if tuple(x.shape[1:]) != tuple(expected):
+        raise ValueError(f"{graph.name}: input shape {x.shape[1:]} does not match {expected}")
+    if not graph.input.dtype.allowed(x):
+        raise ValueError(f"{graph.name}: input values outside {graph.input.dtype.name}")
+    out = np.asarray(x, dtype=np.int64)
+    for _, out in iter_layers(graph, out):
+        pass
+    return out

@@ -1,0 +1,143 @@
+"""The dataflow graph: a chain of FINN-style layers over integer NHWC tensors.
+
+Layer semantics are specified once, in docs/program-format.md; splitter.executor implements them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from splitter.datatypes import DataType
+
+Attr = int | str | tuple[int, ...]
+
+# Layers that run on the FPGA, in FINN's names (post-lowering, pre-specialization).
+DATAFLOW_OP_TYPES = (
+    "FMPadding",
+    "ConvolutionInputGenerator",
+    "MVAU",
+    "VVAU",
+    "Thresholding",
+    "ChannelwiseOp",
+    "StreamingMaxPool",
+    "Pool",
+    "GlobalAccPool",
+    "LabelSelect",
+)
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """An integer tensor between layers: NHWC shape and datatype."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: DataType
+
+    @property
+    def num_elements(self) -> int:
+        """Number of values in one frame of this tensor."""
+        return int(np.prod(self.shape))
+
+
+@dataclass
+class Layer:
+    """One dataflow layer: FINN op type, FINN attribute names, integer parameters."""
+
+    op_type: str
+    name: str
+    input: str
+    output: str
+    attrs: dict[str, Attr]
+    params: dict[str, np.ndarray] = field(default_factory=dict)
+    source: tuple[str, ...] = ()  # names of the QONNX nodes this layer implements
+
+    def attr(self, key: str) -> Attr:
+        """Attribute `key` (KeyError names the layer if it is missing)."""
+        try:
+            return self.attrs[key]
+        except KeyError:
+            raise KeyError(f"layer {self.name} ({self.op_type}) has no attribute {key!r}") from None
+
+
+@dataclass(frozen=True)
+class Affine:
+    """Host-side float op y = x * scale + bias, broadcast over the last (channel) axis."""
+
+    scale: np.ndarray
+    bias: np.ndarray
+
+    def apply(self, values: np.ndarray) -> np.ndarray:
+        """Apply in float32, as the reference executes a Mul followed by an Add."""
+        return (values.astype(np.float32) * self.scale.astype(np.float32)) + self.bias.astype(np.float32)
+
+
+@dataclass(frozen=True)
+class InputQuant:
+    """How the host turns the user's input into the first layer's integer tensor.
+
+    kind "declared": the user's input already is integer `dtype` (e.g. UINT8 pixels) whose real value
+    is (x * scale - mean[c]) / std; the integer tensor goes to the first board unchanged.
+    kind "onnx": the model quantizes its float input itself; `model` is the ONNX sub-graph from the
+    graph input to that Quant node, which the host runs, dividing its output by `scale`.
+    """
+
+    kind: str
+    dtype: DataType
+    scale: float
+    mean: tuple[float, ...] = ()
+    std: float = 1.0
+    model: bytes = b""
+
+
+@dataclass(frozen=True)
+class RefTensor:
+    """Where a dataflow tensor appears in the original QONNX model, for equivalence checks."""
+
+    onnx_name: str
+    scale: np.ndarray  # broadcastable to the ONNX tensor; integer = onnx value / scale
+    nchw: bool  # the ONNX tensor is NCHW (4D) and must be transposed to NHWC
+
+
+@dataclass
+class DataflowGraph:
+    """A lowered model: integer input, a chain of layers, and the host-side ops around it."""
+
+    name: str
+    input: TensorSpec
+    layers: list[Layer]
+    tensors: dict[str, TensorSpec]
+    input_quant: InputQuant | None = None
+    output_affine: Affine | None = None  # integer output -> float output; None for LabelSelect outputs
+    reference: dict[str, RefTensor] = field(default_factory=dict)
+    onnx_output: str = ""  # name of the original model's output tensor
+
+    @property
+    def output(self) -> TensorSpec:
+        """The integer tensor the last layer produces."""
+        return self.tensors[self.layers[-1].output] if self.layers else self.input
+
+    def layer(self, name: str) -> Layer:
+        """The layer called `name`."""
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise KeyError(f"no layer named {name!r}")
+
+    def slice(self, start: int, stop: int, name: str) -> DataflowGraph:
+        """Layers [start, stop) as a graph of their own (host ops kept only at the ends)."""
+        layers = self.layers[start:stop]
+        first_input = self.tensors[layers[0].input]
+        used = {first_input.name} | {layer.output for layer in layers}
+        return DataflowGraph(
+            name=name,
+            input=first_input,
+            layers=layers,
+            tensors={k: v for k, v in self.tensors.items() if k in used},
+            input_quant=self.input_quant if start == 0 else None,
+            output_affine=self.output_affine if stop >= len(self.layers) else None,
+            reference={k: v for k, v in self.reference.items() if k in used},
+            onnx_output=self.onnx_output if stop >= len(self.layers) else "",
+        )

@@ -1,0 +1,215 @@
+"""Writer and reader of the program file format (docs/program-format.md)."""
+
+from __future__ import annotations
+
+import re
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from splitter.datatypes import datatype
+from splitter.errors import ProgramFormatError
+from splitter.graph import DataflowGraph, Layer, TensorSpec
+
+MAGIC = "FINNSPLIT-PROGRAM"
+VERSION = 1
+ALIGN = 64
+_PARAM_KEYS = ("weights", "thresholds", "param")
+_NAME_RE = re.compile(r"^[A-Za-z0-9_.:/-]+$")
+_INT_LIST_RE = re.compile(r"^-?\d+(,-?\d+)*$")
+
+
+def _fmt(value: object) -> str:
+    if isinstance(value, (tuple, list)):
+        return ",".join(str(int(v)) for v in value)
+    text = str(value)
+    if not text or any(ch.isspace() for ch in text) or "=" in text:
+        raise ValueError(f"attribute value {text!r} cannot be written in a program header")
+    return text
+
+
+def _parse_value(text: str) -> int | str | tuple[int, ...]:
+    if _INT_LIST_RE.match(text):
+        values = tuple(int(v) for v in text.split(","))
+        return values[0] if len(values) == 1 and "," not in text else values
+    return text
+
+
+def _check_name(name: str) -> str:
+    if not _NAME_RE.match(name):
+        raise ValueError(f"name {name!r} is not allowed in a program (use [A-Za-z0-9_.:/-])")
+    return name
+
+
+def _tensor_line(kind: str, spec: TensorSpec) -> str:
+    return f"{kind} name={_check_name(spec.name)} shape={_fmt(spec.shape)} dtype={spec.dtype.name}"
+
+
+def to_bytes(graph: DataflowGraph) -> bytes:
+    """Serialise the layers of `graph` (host ops are not part of a program)."""
+    blobs: list[bytes] = []
+    blob_lines: list[str] = []
+    layer_lines: list[str] = []
+    offset = 0
+    for layer in graph.layers:
+        out = graph.tensors[layer.output]
+        tokens = [
+            f"layer {layer.op_type}",
+            f"name={_check_name(layer.name)}",
+            f"in={_check_name(layer.input)}",
+            f"out={_check_name(layer.output)}",
+            f"out_shape={_fmt(out.shape)}",
+            f"out_dtype={out.dtype.name}",
+        ]
+        tokens += [f"{key}={_fmt(value)}" for key, value in layer.attrs.items()]
+        for key in _PARAM_KEYS:
+            if key not in layer.params:
+                continue
+            array = np.ascontiguousarray(layer.params[key])
+            data = array.astype(array.dtype.newbyteorder("<")).tobytes()
+            blob_id = len(blobs)
+            blob_lines.append(
+                f"blob id={blob_id} dtype={array.dtype.name} shape={_fmt(array.shape)} "
+                f"offset={offset} nbytes={len(data)} crc32={zlib.crc32(data):08x}"
+            )
+            blobs.append(data + b"\0" * (-len(data) % ALIGN))
+            offset += len(blobs[-1])
+            tokens.append(f"{key}={blob_id}")
+        layer_lines.append(" ".join(tokens))
+    header_lines = [
+        f"{MAGIC} {VERSION}",
+        f"graph name={_check_name(graph.name)} layers={len(graph.layers)} blobs={len(blobs)}",
+        _tensor_line("input", graph.input),
+        _tensor_line("output", graph.output),
+        *layer_lines,
+        *blob_lines,
+        "end",
+    ]
+    header = ("\n".join(header_lines) + "\n").encode()
+    header += b"\0" * (-len(header) % ALIGN)
+    return header + b"".join(blobs)
+
+
+def write(graph: DataflowGraph, path: str | Path) -> int:
+    """Write `graph` as a program file; returns its size in bytes."""
+    data = to_bytes(graph)
+    Path(path).write_bytes(data)
+    return len(data)
+
+
+def _kv(tokens: list[str], where: str) -> dict[str, str]:
+    pairs = {}
+    for token in tokens:
+        key, sep, value = token.partition("=")
+        if not sep or not key or not value:
+            raise ProgramFormatError(f"{where}: malformed token {token!r}")
+        pairs[key] = value
+    return pairs
+
+
+def _tensor(tokens: list[str], where: str) -> TensorSpec:
+    kv = _kv(tokens, where)
+    try:
+        return TensorSpec(kv["name"], tuple(int(d) for d in kv["shape"].split(",")), datatype(kv["dtype"]))
+    except (KeyError, ValueError) as exc:
+        raise ProgramFormatError(f"{where}: {exc}") from None
+
+
+def from_bytes(data: bytes, name_hint: str = "program") -> DataflowGraph:
+    """Parse a program; raises ProgramFormatError on any malformed or inconsistent content."""
+    end = data.find(b"\nend\n")
+    if end < 0:
+        raise ProgramFormatError(f"{name_hint}: no 'end' line (truncated or not a program file)")
+    header_len = end + len(b"\nend\n")
+    data_start = header_len + (-header_len % ALIGN)
+    try:
+        lines = data[:end].decode().split("\n")
+    except UnicodeDecodeError:
+        raise ProgramFormatError(f"{name_hint}: header is not text") from None
+    magic = lines[0].split()
+    if len(magic) != 2 or magic[0] != MAGIC:
+        raise ProgramFormatError(f"{name_hint}: not a finnsplit program (first line {lines[0][:40]!r})")
+    if magic[1] != str(VERSION):
+        raise ProgramFormatError(f"{name_hint}: program format version {magic[1]} (this reader knows {VERSION})")
+    graph_kv: dict[str, str] = {}
+    tensors: dict[str, TensorSpec] = {}
+    in_spec = out_spec = None
+    raw_layers: list[tuple[str, dict[str, str]]] = []
+    blobs: dict[int, np.ndarray] = {}
+    for number, line in enumerate(lines[1:], start=2):
+        where = f"{name_hint} line {number}"
+        kind, *tokens = line.split()
+        if kind == "graph":
+            graph_kv = _kv(tokens, where)
+        elif kind == "input":
+            in_spec = _tensor(tokens, where)
+        elif kind == "output":
+            out_spec = _tensor(tokens, where)
+        elif kind == "layer" and tokens:
+            raw_layers.append((tokens[0], _kv(tokens[1:], where)))
+        elif kind == "blob":
+            blob_id, array = _read_blob(_kv(tokens, where), data, data_start, where)
+            blobs[blob_id] = array
+        else:
+            raise ProgramFormatError(f"{where}: unknown line kind {kind!r}")
+    if in_spec is None or out_spec is None or not graph_kv:
+        raise ProgramFormatError(f"{name_hint}: missing graph, input or output line")
+    tensors[in_spec.name] = in_spec
+    layers = []
+    previous = in_spec.name
+    for op_type, kv in raw_layers:
+        layers.append(_layer(op_type, kv, blobs, tensors, previous, name_hint))
+        previous = layers[-1].output
+    if len(layers) != int(graph_kv.get("layers", -1)):
+        raise ProgramFormatError(f"{name_hint}: header says {graph_kv.get('layers')} layers, found {len(layers)}")
+    if previous != out_spec.name:
+        raise ProgramFormatError(f"{name_hint}: last layer writes {previous!r} but output is {out_spec.name!r}")
+    return DataflowGraph(name=graph_kv.get("name", name_hint), input=in_spec, layers=layers, tensors=tensors)
+
+
+def _read_blob(kv: dict[str, str], data: bytes, data_start: int, where: str) -> tuple[int, np.ndarray]:
+    try:
+        blob_id, offset, nbytes = int(kv["id"]), int(kv["offset"]), int(kv["nbytes"])
+        dtype = np.dtype(kv["dtype"]).newbyteorder("<")
+        shape = tuple(int(d) for d in kv["shape"].split(","))
+        crc = int(kv["crc32"], 16)
+    except (KeyError, ValueError, TypeError) as exc:
+        raise ProgramFormatError(f"{where}: bad blob line ({exc})") from None
+    start = data_start + offset
+    if offset < 0 or start + nbytes > len(data):
+        raise ProgramFormatError(f"{where}: blob {blob_id} lies outside the file (truncated?)")
+    raw = data[start : start + nbytes]
+    if zlib.crc32(raw) != crc:
+        raise ProgramFormatError(f"{where}: blob {blob_id} CRC mismatch (corrupted file)")
+    if int(np.prod(shape)) * dtype.itemsize != nbytes:
+        raise ProgramFormatError(f"{where}: blob {blob_id} shape {shape} does not match {nbytes} bytes")
+    return blob_id, np.frombuffer(raw, dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="))
+
+
+def _layer(op_type: str, kv: dict[str, str], blobs: dict[int, np.ndarray], tensors: dict[str, TensorSpec],
+           previous: str, name_hint: str) -> Layer:
+    try:
+        name, src, dst = kv.pop("name"), kv.pop("in"), kv.pop("out")
+        out_shape = tuple(int(d) for d in kv.pop("out_shape").split(","))
+        out_dtype = datatype(kv.pop("out_dtype"))
+    except (KeyError, ValueError) as exc:
+        raise ProgramFormatError(f"{name_hint}: layer {kv.get('name', '?')}: missing or bad field {exc}") from None
+    if src != previous:
+        raise ProgramFormatError(f"{name_hint}: layer {name} reads {src!r}, expected {previous!r}")
+    params = {}
+    for key in _PARAM_KEYS:
+        if key in kv:
+            blob_id = int(kv.pop(key))
+            if blob_id not in blobs:
+                raise ProgramFormatError(f"{name_hint}: layer {name} refers to unknown blob {blob_id}")
+            params[key] = blobs[blob_id]
+    tensors[dst] = TensorSpec(dst, out_shape, out_dtype)
+    attrs = {key: _parse_value(value) for key, value in kv.items()}
+    return Layer(op_type=op_type, name=name, input=src, output=dst, attrs=attrs, params=params)
+
+
+def read(path: str | Path) -> DataflowGraph:
+    """Read a program file."""
+    path = Path(path)
+    return from_bytes(path.read_bytes(), name_hint=path.name)
