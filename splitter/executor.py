@@ -153,6 +153,6 @@ def execute(graph: DataflowGraph, x: np.ndarray) -> np.ndarray:
     if not graph.input.dtype.allowed(x):
         raise ValueError(f"{graph.name}: input values outside {graph.input.dtype.name}")
     out = np.asarray(x, dtype=np.int64)
-    for _, out in iter_layers(graph, out):
-        pass
+    for layer in graph.layers:
+        out = run_layer(layer, out)
     return out
