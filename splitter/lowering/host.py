@@ -1,0 +1,130 @@
+"""Host-side parts of a lowered model: the input quantizer and elementwise chains around layers."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+from splitter.errors import LoweringError, UnsupportedNodeError
+from splitter.graph import InputQuant
+from splitter.lowering.chain import ELEMENTWISE_OPS, ChainOp
+from splitter.lowering.onnx_view import OnnxView, QuantParams, attributes, per_channel
+
+_HOST_INPUT_OPS = ("Mul", "Div", "Add", "Sub", "Reshape", "Flatten", "Identity", "Dropout")
+
+
+def collect_chain(view: OnnxView, tensor: str, where: str) -> tuple[list[ChainOp], onnx.NodeProto | None]:
+    """Elementwise ops with constant operands following `tensor`; returns them and the node that ends them."""
+    ops: list[ChainOp] = []
+    shape = view.shape(tensor)
+    channels = shape[1] if len(shape) > 1 else 1
+    while True:
+        node = view.single_consumer(tensor)
+        if node is None:
+            return ops, None
+        if node.op_type in ("Identity", "Dropout"):
+            tensor = node.output[0]
+            continue
+        if node.op_type not in ELEMENTWISE_OPS:
+            return ops, node
+        ops.append(_chain_op(view, node, tensor, channels, len(shape)))
+        tensor = node.output[0]
+
+
+def _chain_op(view: OnnxView, node: onnx.NodeProto, tensor: str, channels: int, ndim: int) -> ChainOp:
+    if node.op_type == "Relu":
+        return ChainOp("Relu")
+    if node.op_type == "BatchNormalization":
+        consts = [view.const(name) for name in node.input[1:5]]
+        if any(c is None for c in consts) or node.input[0] != tensor:
+            raise UnsupportedNodeError(node.name, node.op_type, "parameters must be constants")
+        epsilon = float(attributes(node).get("epsilon", 1e-5))
+        vectors = tuple(np.broadcast_to(np.asarray(c, np.float32).reshape(-1), (channels,)).copy() for c in consts)
+        return ChainOp("BatchNormalization", vectors, epsilon=epsilon)
+    other_index = 1 if node.input[0] == tensor else 0
+    const = view.const(node.input[other_index])
+    if const is None:
+        raise UnsupportedNodeError(
+            node.name,
+            node.op_type,
+            "elementwise op with two non-constant inputs (e.g. a residual Add) is not supported yet",
+        )
+    try:
+        vector = per_channel(const, channels, ndim, node.name).astype(np.float32)
+    except ValueError as exc:
+        raise UnsupportedNodeError(node.name, node.op_type, str(exc)) from None
+    return ChainOp(node.op_type, (vector,), const_first=other_index == 0)
+
+
+def affine_of_chain(
+    ops: list[ChainOp], alpha: np.ndarray, beta: np.ndarray, where: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """(scale, bias) per channel such that chain(acc * alpha + beta) = acc * scale + bias, exactly in reals."""
+    a = np.asarray(alpha, dtype=np.float64).copy()
+    b = np.asarray(beta, dtype=np.float64).copy()
+    for op in ops:
+        consts = [c.astype(np.float64) for c in op.consts]
+        if op.op_type == "Relu" or (op.op_type == "Div" and op.const_first):
+            raise UnsupportedNodeError(where, op.op_type, "non-linear op after the last quantizer")
+        if op.op_type == "BatchNormalization":
+            gamma, shift, mean, var = consts
+            k = gamma / np.sqrt(var + op.epsilon)
+            a, b = a * k, (b - mean) * k + shift
+        elif op.op_type == "Mul":
+            a, b = a * consts[0], b * consts[0]
+        elif op.op_type == "Div":
+            a, b = a / consts[0], b / consts[0]
+        elif op.op_type == "Add":
+            b = b + consts[0]
+        elif op.op_type == "Sub":
+            a, b = (-a, consts[0] - b) if op.const_first else (a, b - consts[0])
+    return a, b
+
+
+def build_input_quant(view: OnnxView, input_name: str, spec) -> tuple[InputQuant, str, QuantParams] | None:
+    """If the model quantizes its own float input (float ops, then Quant), the host part of it."""
+    nodes = []
+    tensor = input_name
+    while True:
+        node = view.single_consumer(tensor)
+        if node is None or node.op_type not in (*_HOST_INPUT_OPS, "Quant"):
+            return None
+        nodes.append(node)
+        if node.op_type == "Quant":
+            break
+        tensor = node.output[0]
+    quant = view.quant_params(nodes[-1])
+    if quant.scale.size != 1:
+        raise LoweringError(f"input quantizer {nodes[-1].name!r} has a per-channel scale; only per-tensor is supported")
+    used = {name for node in nodes for name in node.input}
+    inits = [
+        numpy_helper.from_array(np.asarray(view.initializers[n]), n) for n in sorted(used) if n in view.initializers
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "host_input_quant",
+        [info for info in view.graph.input if info.name == input_name],
+        [
+            helper.make_tensor_value_info(
+                nodes[-1].output[0], onnx.TensorProto.FLOAT, list(view.shape(nodes[-1].output[0]))
+            )
+        ],
+        inits,
+    )
+    sub = helper.make_model(graph, opset_imports=list(view.model.opset_import))
+    sub.ir_version = view.model.ir_version
+    sub = _with_shapes(sub)
+    return (
+        InputQuant("onnx", quant.dtype, float(quant.scale.reshape(-1)[0]), model=sub.SerializeToString()),
+        nodes[-1].output[0],
+        quant,
+    )
+
+
+def _with_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The model with every tensor shape inferred (qonnx's executor requires them)."""
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.transformation.infer_shapes import InferShapes
+
+    return ModelWrapper(model).transform(InferShapes()).model

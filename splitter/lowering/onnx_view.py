@@ -1,0 +1,148 @@
+"""Read-only helpers over a QONNX ModelProto: producers, consumers, constants, Quant parameters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+from splitter.datatypes import DataType, datatype
+from splitter.errors import UnsupportedNodeError
+
+
+@dataclass(frozen=True)
+class QuantParams:
+    """A QONNX Quant node's parameters: output integer = clip(round(x / scale + zeropt))."""
+
+    scale: np.ndarray
+    zeropt: np.ndarray
+    bitwidth: int
+    signed: bool
+    narrow: bool
+    rounding_mode: str
+
+    @property
+    def dtype(self) -> DataType:
+        """FINN datatype of the integer output."""
+        return datatype(f"{'INT' if self.signed else 'UINT'}{self.bitwidth}")
+
+    @property
+    def int_range(self) -> tuple[int, int]:
+        """Smallest and largest integer the Quant node can output."""
+        if self.signed:
+            low = -(1 << (self.bitwidth - 1)) + (1 if self.narrow else 0)
+            return low, (1 << (self.bitwidth - 1)) - 1
+        return 0, (1 << self.bitwidth) - 1
+
+
+class OnnxView:
+    """Index of a model's graph: who produces and who consumes each tensor, and its constants."""
+
+    def __init__(self, model: onnx.ModelProto) -> None:
+        self.model = model
+        self.graph = model.graph
+        self.initializers = {init.name: numpy_helper.to_array(init) for init in self.graph.initializer}
+        self.producer: dict[str, onnx.NodeProto] = {}
+        self.consumers: dict[str, list[onnx.NodeProto]] = {}
+        for node in self.graph.node:
+            for out in node.output:
+                self.producer[out] = node
+            for inp in node.input:
+                if inp:
+                    self.consumers.setdefault(inp, []).append(node)
+        for node in self.graph.node:
+            if node.op_type == "Constant" and node.attribute:
+                self.initializers[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
+        self.shapes = _shapes(model)
+        self.outputs = [o.name for o in self.graph.output]
+
+    def const(self, name: str) -> np.ndarray | None:
+        """The constant value of tensor `name` (initializer or Constant node), else None."""
+        return self.initializers.get(name)
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        """Static shape of tensor `name`."""
+        return self.shapes[name]
+
+    def single_consumer(self, tensor: str) -> onnx.NodeProto | None:
+        """The one node reading `tensor`, None if none; raises if the graph branches there."""
+        users = self.consumers.get(tensor, [])
+        if len(users) > 1:
+            names = ", ".join(f"{n.name or '?'} ({n.op_type})" for n in users)
+            raise UnsupportedNodeError(
+                users[1].name,
+                users[1].op_type,
+                f"tensor {tensor!r} feeds {len(users)} nodes ({names}); branching graphs such as residual "
+                "connections are not supported yet",
+            )
+        return users[0] if users else None
+
+    def quant_params(self, node: onnx.NodeProto) -> QuantParams:
+        """Parameters of a Quant node whose scale, zero point and bit width are constants."""
+        consts = [self.const(name) for name in node.input[1:4]]
+        if any(c is None for c in consts):
+            raise UnsupportedNodeError(node.name, node.op_type, "scale, zero point and bit width must be constants")
+        scale, zeropt, bitwidth = consts
+        attrs = attributes(node)
+        if np.any(zeropt != 0):
+            raise UnsupportedNodeError(node.name, node.op_type, "non-zero zero points are not supported")
+        if np.size(bitwidth) != 1 or float(bitwidth) != int(bitwidth):
+            raise UnsupportedNodeError(node.name, node.op_type, f"bit width {bitwidth} is not one integer")
+        if np.any(scale <= 0):
+            raise UnsupportedNodeError(node.name, node.op_type, "scales must be positive")
+        if int(bitwidth) == 1 and bool(attrs.get("signed", 1)):
+            raise UnsupportedNodeError(
+                node.name, node.op_type, "1-bit signed (bipolar) quantizers are not supported yet"
+            )
+        return QuantParams(
+            scale=np.asarray(scale, dtype=np.float32),
+            zeropt=np.asarray(zeropt, dtype=np.float32),
+            bitwidth=int(bitwidth),
+            signed=bool(attrs.get("signed", 1)),
+            narrow=bool(attrs.get("narrow", 0)),
+            rounding_mode=str(attrs.get("rounding_mode", "ROUND")),
+        )
+
+
+def attributes(node: onnx.NodeProto) -> dict[str, object]:
+    """A node's attributes as plain Python values (bytes decoded to str)."""
+    out = {}
+    for attr in node.attribute:
+        value = helper.get_attribute_value(attr)
+        out[attr.name] = value.decode() if isinstance(value, bytes) else value
+    return out
+
+
+def _shapes(model: onnx.ModelProto) -> dict[str, tuple[int, ...]]:
+    inferred = onnx.shape_inference.infer_shapes(model)
+    shapes = {}
+    infos = list(inferred.graph.value_info) + list(inferred.graph.input) + list(inferred.graph.output)
+    for info in infos:
+        dims = info.type.tensor_type.shape.dim
+        if all(d.HasField("dim_value") for d in dims):
+            shapes[info.name] = tuple(d.dim_value for d in dims)
+    for init in model.graph.initializer:
+        shapes[init.name] = tuple(init.dims)
+    return shapes
+
+
+def per_channel(value: np.ndarray, channels: int, ndim: int, where: str) -> np.ndarray:
+    """Broadcast a constant of a (N, C, ...) tensor op to a float array of shape (channels,)."""
+    arr = np.asarray(value)
+    if arr.size == 1:
+        return np.full(channels, arr.reshape(()), dtype=arr.dtype)
+    if arr.ndim > ndim:
+        raise ValueError(f"{where}: constant of shape {arr.shape} does not broadcast to a rank-{ndim} tensor")
+    full = arr.reshape((1,) * (ndim - arr.ndim) + arr.shape)
+    if full.shape[1] not in (1, channels) or any(d != 1 for i, d in enumerate(full.shape) if i != 1):
+        raise ValueError(f"{where}: constant of shape {arr.shape} is not per-channel (channel axis 1)")
+    return np.broadcast_to(full.reshape(-1), (channels,)).copy()
+
+
+def resolve_rounding(mode: str):
+    """numpy rounding function of a QONNX rounding_mode (as qonnx resolves it)."""
+    from qonnx.custom_op.general.quant import resolve_rounding_mode
+
+    return resolve_rounding_mode(mode)
