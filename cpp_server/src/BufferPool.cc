@@ -1,0 +1,32 @@
+#include "BufferPool.h"
+
+#include <cstring>
+
+namespace finnsplit {
+namespace {
+
+// Buffers start on cache-line boundaries so kernels and DMA copies see aligned data.
+constexpr size_t kAlign = 64;
+
+size_t roundUp(size_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
+
+}  // namespace
+
+BufferPool::BufferPool(size_t count, size_t size)
+    : count_(count), size_(size), storage_(new uint8_t[roundUp(size ? size : 1) * count + kAlign]), free_(count) {
+  uintptr_t base = reinterpret_cast<uintptr_t>(storage_.get());
+  uint8_t* first = storage_.get() + (roundUp(base) - base);
+  std::memset(first, 0, roundUp(size ? size : 1) * count);  // touch the pages now, not on the first frame
+  for (size_t i = 0; i < count; ++i) free_.push(first + i * roundUp(size ? size : 1));
+}
+
+uint8_t* BufferPool::acquire() {
+  uint8_t* buffer = nullptr;
+  return free_.pop(&buffer) ? buffer : nullptr;
+}
+
+void BufferPool::release(uint8_t* buffer) {
+  if (buffer) free_.push(buffer);
+}
+
+}  // namespace finnsplit

@@ -1,0 +1,49 @@
+#include "ComputeStage.h"
+
+#include <time.h>
+
+#include "Log.h"
+
+namespace finnsplit {
+namespace {
+
+int64_t nowNs() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+}  // namespace
+
+void ComputeStage::loop() {
+  FrameSlot frame;
+  while (in_->pop(&frame)) {
+    uint8_t* result = outPool_->acquire();
+    if (!result) {
+      inPool_->release(frame.data);
+      break;
+    }
+    int64_t start = nowNs();
+    Status st = accelerator_->run(frame.data, result);
+    stats_->compute.add(nowNs() - start);
+    inPool_->release(frame.data);
+    if (!st) {
+      stats_->acceleratorErrors++;
+      stats_->framesDropped++;
+      LOG_ERROR("%s: frame %llu dropped: %s", accelerator_->name(), static_cast<unsigned long long>(frame.seq),
+                st.message().c_str());
+      outPool_->release(result);
+      continue;
+    }
+    stats_->framesComputed++;
+    if (!out_->push(FrameSlot{frame.seq, result})) {
+      outPool_->release(result);
+      break;
+    }
+  }
+  // Anything left (only after an abort) is returned; then the sender sees the end of the stream.
+  while (in_->popFor(&frame, 0)) inPool_->release(frame.data);
+  out_->close();
+}
+
+}  // namespace finnsplit

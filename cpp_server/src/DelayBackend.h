@@ -1,0 +1,29 @@
+// DelayBackend: the `delay` accelerator for pipeline benchmarks — takes a fixed time per frame
+// (absolute-deadline sleep, so no CPU is burnt) and writes a deterministic output of the right
+// size: the input bytes repeated cyclically, the padding bits of the last byte cleared.
+// Thread safety: as Accelerator (run() from one thread).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include "Accelerator.h"
+
+namespace finnsplit {
+
+class DelayBackend : public Accelerator {
+ public:
+  DelayBackend(TensorSpec in, TensorSpec out, int64_t delayUs) : in_(std::move(in)), out_(std::move(out)), delayUs_(delayUs) {}
+
+  const char* name() const override { return "delay"; }
+  const TensorSpec& inputSpec() const override { return in_; }
+  const TensorSpec& outputSpec() const override { return out_; }
+  Status run(const uint8_t* input, uint8_t* output) override;
+
+ private:
+  TensorSpec in_;
+  TensorSpec out_;
+  int64_t delayUs_;
+};
+
+}  // namespace finnsplit

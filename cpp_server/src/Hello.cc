@@ -1,0 +1,89 @@
+#include "Hello.h"
+
+#include <cctype>
+
+namespace finnsplit {
+namespace {
+
+const char kMagicWord[] = "FSPL-HELLO";
+
+std::string sanitize(const std::string& text) {
+  std::string out;
+  for (char ch : text) {
+    unsigned char c = static_cast<unsigned char>(ch);
+    out.push_back(std::isgraph(c) && ch != '=' ? ch : '_');
+  }
+  return out.empty() ? "-" : out.substr(0, 64);
+}
+
+}  // namespace
+
+std::string Hello::encode() const {
+  return std::string(kMagicWord) + " role=" + sanitize(role) + " node=" + sanitize(node) + " dtype=" +
+         spec.dtype().name() + " shape=" + spec.dimsText() + " packing=" + sanitize(packing);
+}
+
+Status Hello::parse(const char* data, size_t length, Hello* out) {
+  std::string text(data, length);
+  for (char ch : text) {
+    unsigned char c = static_cast<unsigned char>(ch);
+    if (!std::isprint(c)) return Status::error("HELLO payload is not printable ASCII");
+  }
+  Hello hello;
+  std::string dtypeText;
+  std::string shapeText;
+  bool first = true;
+  bool sawPacking = false;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t end = text.find(' ', pos);
+    if (end == std::string::npos) end = text.size();
+    std::string token = text.substr(pos, end - pos);
+    pos = end + 1;
+    if (token.empty()) continue;
+    if (first) {
+      if (token != kMagicWord) return Status::error("HELLO payload does not start with " + std::string(kMagicWord));
+      first = false;
+      continue;
+    }
+    size_t eq = token.find('=');
+    if (eq == std::string::npos || eq == 0) return Status::error("HELLO token '" + token.substr(0, 40) + "' is not key=value");
+    std::string key = token.substr(0, eq);
+    std::string value = token.substr(eq + 1);
+    if (key == "role") hello.role = value;
+    else if (key == "node") hello.node = value.substr(0, 64);
+    else if (key == "dtype") dtypeText = value;
+    else if (key == "shape") shapeText = value;
+    else if (key == "packing") {
+      hello.packing = value;
+      sawPacking = true;
+    }
+    // Unknown keys are ignored so a later minor revision can add fields.
+  }
+  if (first) return Status::error("empty HELLO payload");
+  if (hello.role != "sender" && hello.role != "receiver") return Status::error("HELLO without role=sender|receiver");
+  if (dtypeText.empty() || shapeText.empty() || !sawPacking) return Status::error("HELLO lacks dtype, shape or packing");
+  DataType dtype;
+  Status st = DataType::parse(dtypeText, &dtype);
+  if (!st) return st.withContext("HELLO dtype");
+  std::vector<int64_t> dims;
+  st = TensorSpec::parseDims(shapeText, &dims);
+  if (!st) return st.withContext("HELLO shape");
+  hello.spec = TensorSpec(dtype, dims);
+  *out = hello;
+  return Status::ok();
+}
+
+std::string Hello::mismatch(const Hello& peer, const TensorSpec& expected, const std::string& selfRole) {
+  const char* peerVerb = peer.role == "sender" ? "sends" : "expects";
+  const char* selfVerb = peer.role == "sender" ? "expects" : "sends";
+  if (peer.packing != "dense") {
+    return "peer " + std::string(peerVerb) + " packing '" + peer.packing + "' but this " + selfRole +
+           " speaks only dense packing";
+  }
+  if (peer.spec == expected) return "";
+  return "peer " + std::string(peerVerb) + " " + peer.spec.toString() + " but this " + selfRole + " " + selfVerb +
+         " " + expected.toString();
+}
+
+}  // namespace finnsplit

@@ -1,0 +1,28 @@
+// Hello: the handshake payload (docs/protocol.md, "Handshake"): ASCII tokens
+//   FSPL-HELLO role=<sender|receiver> node=<name> dtype=<DT> shape=<d0,d1,..> packing=dense
+// Each side states the tensor spec it sends (sender) or expects (receiver); a mismatch is
+// answered with an ERROR frame whose message names both specs.
+// Thread safety: value type and pure functions.
+#pragma once
+
+#include <string>
+
+#include "Status.h"
+#include "TensorSpec.h"
+
+namespace finnsplit {
+
+struct Hello {
+  std::string role;  // "sender" or "receiver"
+  std::string node;  // the peer's name, for messages
+  TensorSpec spec;
+  std::string packing = "dense";
+
+  std::string encode() const;
+  static Status parse(const char* data, size_t length, Hello* out);
+  // "" if `peer` (what the other side sends) matches `expected`, else the mis-wiring message, e.g.
+  // "peer sends UINT4 1x56x56x128 but this server expects UINT4 1x28x28x256".
+  static std::string mismatch(const Hello& peer, const TensorSpec& expected, const std::string& selfRole);
+};
+
+}  // namespace finnsplit

@@ -1,0 +1,136 @@
+#include "Options.h"
+
+#include <cstdlib>
+#include <functional>
+#include <map>
+
+namespace finnsplit {
+namespace {
+
+Status toInt(const std::string& flag, const std::string& text, int64_t* out) {
+  char* end = nullptr;
+  long long value = std::strtoll(text.c_str(), &end, 0);
+  if (text.empty() || *end != '\0') return Status::error("--" + flag + " expects an integer, got '" + text + "'");
+  *out = value;
+  return Status::ok();
+}
+
+Status toU64(const std::string& flag, const std::string& text, uint64_t* out) {
+  char* end = nullptr;
+  unsigned long long value = std::strtoull(text.c_str(), &end, 0);
+  if (text.empty() || *end != '\0') return Status::error("--" + flag + " expects an address, got '" + text + "'");
+  *out = value;
+  return Status::ok();
+}
+
+}  // namespace
+
+const char* Options::usage() {
+  return "usage: finnsplit-server [serve] --listen HOST:PORT --next HOST:PORT --backend emulate|delay|finn-zynq ...\n"
+         "  common:    --name NODE  --queue-depth N(4)  --io-timeout-ms MS(10000)  --connect-timeout-ms MS(2000)\n"
+         "             --drain-timeout-ms MS(10000)  --max-upstreams N(4)  --stats stdout|none|unix:PATH\n"
+         "             --stats-interval-ms MS(1000)  --log-level debug|info|warn|error\n"
+         "  emulate:   --program FILE.fsprog\n"
+         "  delay:     --spec-in DT:d0,d1,.. --spec-out DT:d0,d1,..  --delay-us US(1000)\n"
+         "  finn-zynq: (--program FILE | --spec-in/--spec-out)  --in-word-elems N --out-word-elems N\n"
+         "             --idma /dev/uioN|/dev/mem@ADDR  --odma ...  --dmabuf-in /dev/udmabufN --dmabuf-out ...\n"
+         "             [--dmabuf-in-phys ADDR --dmabuf-out-phys ADDR]  --done-timeout-ms MS(2000)\n"
+         "finnsplit-server run --program FILE --input FRAMES.bin --output RESULTS.bin [--repeat N]\n"
+         "finnsplit-server convert --to finn|dense --dtype DT --count N --word-elems E --input F --output G\n"
+         "finnsplit-server self-test\n";
+}
+
+Status Options::hostPort(const std::string& text, std::string* host, int* port) {
+  size_t colon = text.rfind(':');
+  if (colon == std::string::npos) return Status::error("'" + text + "' is not HOST:PORT");
+  int64_t value;
+  Status st = toInt("port", text.substr(colon + 1), &value);
+  if (!st || value < 0 || value > 65535) return Status::error("'" + text + "' has no valid port");
+  *host = text.substr(0, colon);
+  if (host->size() >= 2 && (*host)[0] == '[') *host = host->substr(1, host->size() - 2);
+  *port = static_cast<int>(value);
+  return Status::ok();
+}
+
+Status Options::parse(int argc, char** argv, Options* out) {
+  Options o;
+  using Setter = std::function<Status(const std::string&)>;
+  auto text = [](std::string* field) -> Setter {
+    return [field](const std::string& v) {
+      *field = v;
+      return Status::ok();
+    };
+  };
+  auto integer = [](const char* flag, int64_t* field) -> Setter {
+    return [flag, field](const std::string& v) { return toInt(flag, v, field); };
+  };
+  auto address = [](const char* flag, uint64_t* field) -> Setter {
+    return [flag, field](const std::string& v) { return toU64(flag, v, field); };
+  };
+  const std::map<std::string, Setter> flags = {
+      {"listen", text(&o.listen)},
+      {"next", text(&o.next)},
+      {"name", text(&o.name)},
+      {"backend", text(&o.backend)},
+      {"program", text(&o.program)},
+      {"spec-in", text(&o.specIn)},
+      {"spec-out", text(&o.specOut)},
+      {"delay-us", integer("delay-us", &o.delayUs)},
+      {"idma", text(&o.idma)},
+      {"odma", text(&o.odma)},
+      {"dmabuf-in", text(&o.dmabufIn)},
+      {"dmabuf-out", text(&o.dmabufOut)},
+      {"dmabuf-in-phys", address("dmabuf-in-phys", &o.dmabufInPhys)},
+      {"dmabuf-out-phys", address("dmabuf-out-phys", &o.dmabufOutPhys)},
+      {"in-word-elems", integer("in-word-elems", &o.inWordElems)},
+      {"out-word-elems", integer("out-word-elems", &o.outWordElems)},
+      {"done-timeout-ms", integer("done-timeout-ms", &o.doneTimeoutMs)},
+      {"queue-depth", integer("queue-depth", &o.queueDepth)},
+      {"io-timeout-ms", integer("io-timeout-ms", &o.ioTimeoutMs)},
+      {"connect-timeout-ms", integer("connect-timeout-ms", &o.connectTimeoutMs)},
+      {"drain-timeout-ms", integer("drain-timeout-ms", &o.drainTimeoutMs)},
+      {"max-upstreams", integer("max-upstreams", &o.maxUpstreams)},
+      {"stats", text(&o.stats)},
+      {"stats-interval-ms", integer("stats-interval-ms", &o.statsIntervalMs)},
+      {"log-level", text(&o.logLevel)},
+      {"input", text(&o.input)},
+      {"output", text(&o.output)},
+      {"repeat", integer("repeat", &o.repeat)},
+      {"to", text(&o.to)},
+      {"dtype", text(&o.dtype)},
+      {"count", integer("count", &o.count)},
+      {"word-elems", integer("word-elems", &o.wordElems)},
+  };
+  int i = 1;
+  if (i < argc && argv[i][0] != '-') o.command = argv[i++];
+  if (o.command != "serve" && o.command != "run" && o.command != "convert" && o.command != "self-test") {
+    return Status::error("unknown command '" + o.command + "'");
+  }
+  for (; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "-h" || arg == "--help") return Status::error("help");
+    if (arg.compare(0, 2, "--") != 0) return Status::error("unexpected argument '" + arg + "'");
+    std::string key = arg.substr(2);
+    std::string value;
+    size_t eq = key.find('=');
+    if (eq != std::string::npos) {
+      value = key.substr(eq + 1);
+      key = key.substr(0, eq);
+    } else if (i + 1 < argc) {
+      value = argv[++i];
+    } else {
+      return Status::error("--" + key + " needs a value");
+    }
+    auto it = flags.find(key);
+    if (it == flags.end()) return Status::error("unknown option --" + key);
+    Status st = it->second(value);
+    if (!st) return st;
+  }
+  if (o.queueDepth < 1 || o.queueDepth > 1024) return Status::error("--queue-depth must be 1..1024");
+  if (o.maxUpstreams < 1 || o.maxUpstreams > 64) return Status::error("--max-upstreams must be 1..64");
+  if (o.repeat < 1) return Status::error("--repeat must be positive");
+  *out = o;
+  return Status::ok();
+}
+
+}  // namespace finnsplit

@@ -1,0 +1,59 @@
+// Options: the command line of finnsplit-server (usage() prints it). Subcommands:
+//   serve      run the data plane (default)
+//   run        execute a program file offline on frames from a file (emulate backend, no sockets)
+//   convert    convert a tensor between dense wire packing and FINN's folded packing
+//   self-test  built-in checks (run under qemu-arm-static for the armhf build)
+// Thread safety: a value type, filled once by parse().
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "Status.h"
+
+namespace finnsplit {
+
+struct Options {
+  std::string command = "serve";
+  // serve
+  std::string listen = "0.0.0.0:0";
+  std::string next;
+  std::string name = "server";
+  std::string backend = "emulate";
+  std::string program;
+  std::string specIn;
+  std::string specOut;
+  int64_t delayUs = 1000;
+  std::string idma;
+  std::string odma;
+  std::string dmabufIn;
+  std::string dmabufOut;
+  uint64_t dmabufInPhys = 0;
+  uint64_t dmabufOutPhys = 0;
+  int64_t inWordElems = 0;
+  int64_t outWordElems = 0;
+  int64_t doneTimeoutMs = 2000;
+  int64_t queueDepth = 4;
+  int64_t ioTimeoutMs = 10000;
+  int64_t connectTimeoutMs = 2000;
+  int64_t drainTimeoutMs = 10000;
+  int64_t maxUpstreams = 4;
+  std::string stats = "stdout";
+  int64_t statsIntervalMs = 1000;
+  std::string logLevel = "info";
+  // run / convert
+  std::string input;
+  std::string output;
+  int64_t repeat = 1;
+  std::string to;
+  std::string dtype;
+  int64_t count = 0;
+  int64_t wordElems = 0;
+
+  static Status parse(int argc, char** argv, Options* out);
+  static const char* usage();
+  // Splits "host:port" (the host may be empty for "any").
+  static Status hostPort(const std::string& text, std::string* host, int* port);
+};
+
+}  // namespace finnsplit

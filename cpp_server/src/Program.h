@@ -1,0 +1,72 @@
+// Program: a parsed program file (docs/program-format.md) — the chain of layers with their
+// attributes and integer parameter blobs. Rejects everything the Python reader rejects.
+// Thread safety: immutable after parse(); const methods may be called from any thread.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "Status.h"
+#include "TensorSpec.h"
+
+namespace finnsplit {
+
+struct ProgramBlob {
+  std::vector<int64_t> shape;
+  std::vector<int64_t> values;  // row-major, widened from the file's int8..int64
+};
+
+struct ProgramLayer {
+  std::string opType;
+  std::string name;
+  std::string input;
+  std::string output;
+  TensorSpec outSpec;
+  std::map<std::string, std::string> attrs;  // everything but name/in/out/out_shape/out_dtype/params
+  std::map<std::string, int> params;         // "weights" | "thresholds" | "param" -> blob id
+
+  // Typed attribute access; errors name the layer and attribute.
+  Status intAttr(const std::string& key, int64_t* out) const;
+  Status intsAttr(const std::string& key, std::vector<int64_t>* out) const;
+  // An int or a 2-list, as splitter.executor's _pair: "3" -> (3, 3), "3,1" -> (3, 1).
+  Status pairAttr(const std::string& key, int64_t* first, int64_t* second) const;
+  Status textAttr(const std::string& key, std::string* out) const;
+  Status dtypeAttr(const std::string& key, DataType* out) const;
+  // intAttr with a default when the attribute is absent.
+  Status intAttrOr(const std::string& key, int64_t fallback, int64_t* out) const;
+  Status error(const std::string& what) const;
+};
+
+class Program {
+ public:
+  static Status parse(const uint8_t* data, size_t size, const std::string& nameHint, Program* out);
+  static Status load(const std::string& path, Program* out);
+
+  const std::string& name() const { return name_; }
+  const std::string& inputName() const { return inputName_; }
+  const TensorSpec& input() const { return input_; }
+  const TensorSpec& output() const { return output_; }
+  const std::vector<ProgramLayer>& layers() const { return layers_; }
+  // The blob a layer's `key` parameter names, or null if the layer has none.
+  const ProgramBlob* param(const ProgramLayer& layer, const std::string& key) const;
+
+ private:
+  Status parseLine(const std::string& line, int number, const uint8_t* data, size_t size, size_t dataStart);
+
+  std::string hint_;
+  std::string name_;
+  std::string inputName_;
+  std::string outputName_;
+  TensorSpec input_;
+  TensorSpec output_;
+  int declaredLayers_ = -1;
+  bool sawGraph_ = false;
+  bool sawInput_ = false;
+  bool sawOutput_ = false;
+  std::vector<ProgramLayer> layers_;
+  std::map<int, ProgramBlob> blobs_;
+};
+
+}  // namespace finnsplit

@@ -1,0 +1,181 @@
+#include "Receiver.h"
+
+#include <time.h>
+
+#include "Log.h"
+
+namespace finnsplit {
+namespace {
+
+int64_t nowNs() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+}  // namespace
+
+Receiver::Receiver(ReceiverConfig config, BufferPool* pool, FrameQueue* queue, Stats* stats)
+    : config_(std::move(config)), pool_(pool), queue_(queue), stats_(stats) {}
+
+Receiver::~Receiver() { stopAndJoin(); }
+
+Status Receiver::listen() {
+  Status st = TcpSocket::listenOn(config_.host, config_.port, &listener_);
+  if (!st) return st;
+  port_ = listener_.localPort();
+  return Status::ok();
+}
+
+void Receiver::start() { acceptor_ = std::thread(&Receiver::acceptLoop, this); }
+
+void Receiver::stopAndJoin() {
+  stop_.trigger();
+  if (acceptor_.joinable()) acceptor_.join();
+  reapFinished(true);
+  listener_.close();
+}
+
+void Receiver::reapFinished(bool all) {
+  for (auto it = workers_.begin(); it != workers_.end();) {
+    if (all || it->finished->load()) {
+      it->thread.join();
+      it = workers_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+void Receiver::acceptLoop() {
+  while (!stop_.triggered()) {
+    TcpSocket socket;
+    IoResult io = listener_.acceptOne(500, &stop_, &socket);
+    reapFinished(false);
+    if (io.code == IoCode::kStopped) break;
+    if (io.code == IoCode::kTimeout) continue;
+    if (!io.ok()) {
+      LOG_WARN("accept failed: %s", io.message.c_str());
+      timespec pause{0, 100000000};
+      nanosleep(&pause, nullptr);  // e.g. EMFILE: do not spin
+      continue;
+    }
+    if (static_cast<int>(workers_.size()) >= config_.maxUpstreams) {
+      stats_->busyRejects++;
+      Connection conn(std::move(socket), config_.ioTimeoutMs);
+      LOG_WARN("refusing %s: already %d upstream connections", conn.peer().c_str(), config_.maxUpstreams);
+      conn.sendError("server busy: already " + std::to_string(config_.maxUpstreams) + " upstream connections");
+      continue;
+    }
+    Worker worker;
+    worker.finished = std::make_shared<std::atomic<bool>>(false);
+    auto finished = worker.finished;
+    worker.thread = std::thread([this, finished](TcpSocket s) {
+      serve(std::move(s));
+      finished->store(true);
+    }, std::move(socket));
+    workers_.push_back(std::move(worker));
+  }
+}
+
+void Receiver::serve(TcpSocket socket) {
+  Connection conn(std::move(socket), config_.ioTimeoutMs);
+  stats_->upstreams++;
+  Hello peer;
+  bool mismatch = false;
+  Status st = conn.acceptHandshake(config_.expected, config_.node, "server", &peer, &mismatch);
+  if (!st) {
+    if (mismatch) {
+      stats_->specMismatches++;
+      LOG_ERROR("%s", st.message().c_str());
+    } else {
+      stats_->badFrames++;
+      LOG_WARN("dropping %s: %s", conn.peer().c_str(), st.message().c_str());
+    }
+  } else {
+    LOG_INFO("upstream '%s' at %s connected (%s)", peer.node.c_str(), conn.peer().c_str(),
+             config_.expected.toString().c_str());
+    readFrames(&conn, peer.node);
+  }
+  stats_->upstreams--;
+}
+
+void Receiver::readFrames(Connection* conn, const std::string& peerNode) {
+  const size_t tensorBytes = config_.expected.packedBytes();
+  const char* peer = conn->peer().c_str();
+  bool haveSeq = false;
+  uint64_t lastSeq = 0;
+  for (;;) {
+    FrameHeader header;
+    ReadOutcome out = conn->readHeader(&header, &stop_);
+    if (out.kind == ReadOutcome::kClosed) {
+      LOG_INFO("upstream '%s' at %s closed the connection", peerNode.c_str(), peer);
+      return;
+    }
+    if (out.kind == ReadOutcome::kStopped) return;
+    if (out.kind == ReadOutcome::kDisconnected) {
+      stats_->disconnects++;
+      LOG_WARN("dropping %s: %s", peer, out.message.c_str());
+      return;
+    }
+    if (out.kind == ReadOutcome::kMalformed) {
+      stats_->badFrames++;
+      LOG_WARN("dropping %s: %s", peer, out.message.c_str());
+      conn->sendError(out.message);
+      return;
+    }
+    if (header.type != FrameType::kTensor) {
+      std::string payload(header.length <= Frame::kMaxControlPayload ? header.length : 0, '\0');
+      Status length = Frame::checkLength(header, tensorBytes);
+      if (length && header.length) conn->readPayload(header, reinterpret_cast<uint8_t*>(&payload[0]));
+      if (header.type == FrameType::kBye) {
+        LOG_INFO("upstream '%s' at %s said BYE", peerNode.c_str(), peer);
+      } else if (header.type == FrameType::kError) {
+        LOG_WARN("upstream %s reports: %s", peer, payload.c_str());
+      } else {
+        stats_->badFrames++;
+        LOG_WARN("dropping %s: unexpected %s frame after the handshake", peer, Frame::typeName(header.type));
+        conn->sendError(std::string("unexpected ") + Frame::typeName(header.type) + " frame after the handshake");
+      }
+      return;
+    }
+    Status st = Frame::checkLength(header, tensorBytes);
+    if (st && haveSeq && header.seq <= lastSeq) {
+      st = Status::error("sequence number " + std::to_string(header.seq) + " after " + std::to_string(lastSeq) +
+                         " (frames must arrive in increasing order)");
+    }
+    if (!st) {
+      stats_->badFrames++;
+      LOG_WARN("dropping %s: %s", peer, st.message().c_str());
+      conn->sendError(st.message());
+      return;
+    }
+    int64_t waitStart = nowNs();
+    uint8_t* buffer = pool_->acquire();
+    if (!buffer) return;
+    int64_t readStart = nowNs();
+    stats_->recvWait.add(readStart - waitStart);
+    out = conn->readPayload(header, buffer);
+    if (!out.ok()) {
+      pool_->release(buffer);
+      if (out.kind == ReadOutcome::kMalformed) {
+        stats_->badFrames++;
+        conn->sendError(out.message);
+      } else {
+        stats_->disconnects++;
+      }
+      LOG_WARN("dropping %s: %s", peer, out.message.c_str());
+      return;
+    }
+    stats_->recv.add(nowNs() - readStart);
+    haveSeq = true;
+    lastSeq = header.seq;
+    stats_->framesIn++;
+    if (!queue_->push(FrameSlot{header.seq, buffer})) {
+      pool_->release(buffer);
+      return;
+    }
+  }
+}
+
+}  // namespace finnsplit
