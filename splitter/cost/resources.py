@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 RESOURCE_NAMES = ("lut", "ff", "bram18", "uram", "dsp", "lutram")
 
@@ -47,7 +47,7 @@ class Resources:
 
     def as_tuple(self) -> tuple[float, ...]:
         """The amounts in RESOURCE_NAMES order."""
-        return tuple(getattr(self, f.name) for f in fields(self))
+        return (self.lut, self.ff, self.bram18, self.uram, self.dsp, self.lutram)
 
     def as_dict(self) -> dict[str, float]:
         """The amounts keyed by resource name."""

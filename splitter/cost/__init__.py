@@ -1,0 +1,112 @@
+"""Resource and cycle cost model of FINN dataflow layers (formulas and sources: docs/cost-model.md).
+
+Public surface: Folding, Resources, LayerCost, CostConfig, layer_cost, boundary_cost,
+partition_resources, the op tables COSTED_OPS / ZERO_COST_OPS / UNSUPPORTED_OPS and the errors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING
+
+from splitter.cost import compute, stream
+from splitter.cost.errors import CostError, IllegalFoldingError, UnsupportedLayerError
+from splitter.cost.memory import dwc, fifo
+from splitter.cost.model import CostConfig, Folding, LayerCost, LayerIO, folding_from_attrs, layer_io
+from splitter.cost.resources import RESOURCE_NAMES, Overflow, Resources
+from splitter.graph import Layer, TensorSpec
+
+if TYPE_CHECKING:
+    from splitter.boards import Board
+
+__all__ = [
+    "COSTED_OPS",
+    "RESOURCE_NAMES",
+    "UNSUPPORTED_OPS",
+    "ZERO_COST_OPS",
+    "CostConfig",
+    "CostError",
+    "Folding",
+    "IllegalFoldingError",
+    "LayerCost",
+    "LayerIO",
+    "Overflow",
+    "Resources",
+    "UnsupportedLayerError",
+    "boundary_cost",
+    "folding_from_attrs",
+    "layer_cost",
+    "layer_io",
+    "output_fifo_cost",
+    "partition_resources",
+]
+
+CostFn = Callable[[Layer, Folding, "Board", LayerIO, CostConfig], LayerCost]
+
+# One cost function per dataflow op type (splitter.graph.DATAFLOW_OP_TYPES).
+COSTED_OPS: dict[str, CostFn] = {
+    "MVAU": compute.mvau_cost,
+    "VVAU": compute.vvau_cost,
+    "ConvolutionInputGenerator": stream.swg_cost,
+    "FMPadding": stream.fmpadding_cost,
+    "Thresholding": stream.thresholding_cost,
+    "ChannelwiseOp": stream.channelwise_cost,
+    "Pool": stream.pool_cost,
+    "GlobalAccPool": stream.globalaccpool_cost,
+    "StreamingMaxPool": stream.maxpool_cost,
+    "LabelSelect": stream.labelselect_cost,
+}
+# Layers that cost nothing on the FPGA. Empty on purpose: every dataflow layer takes cycles and
+# logic; adding an entry here must be a deliberate, documented decision.
+ZERO_COST_OPS: frozenset[str] = frozenset()
+# FINN layers a chain of single-input, single-output partitions cannot hold (branches, merges).
+UNSUPPORTED_OPS: dict[str, str] = {
+    "AddStreams": "residual adds need two input streams; the splitter handles chains only",
+    "DuplicateStreams": "stream forks need branches; the splitter handles chains only",
+    "StreamingConcat": "concatenation needs several input streams; chains only",
+    "StreamingEltwise": "elementwise ops on two streams need branches; chains only",
+    "StreamingDataWidthConverter": "inserted by the cost model at boundaries, not a layer",
+    "StreamingFIFO": "inserted by the cost model at boundaries, not a layer",
+}
+
+
+def layer_cost(
+    layer: Layer, folding: Folding, board: Board, tensors: Mapping[str, TensorSpec], cfg: CostConfig | None = None
+) -> LayerCost:
+    """Resources and cycles per frame of `layer` folded as `folding` on `board`."""
+    cfg = cfg or CostConfig()
+    if layer.op_type in ZERO_COST_OPS:
+        return LayerCost(Resources(), 0, layer.op_type, 0, 0)
+    if layer.op_type in UNSUPPORTED_OPS:
+        raise UnsupportedLayerError(layer.name, layer.op_type, UNSUPPORTED_OPS[layer.op_type])
+    fn = COSTED_OPS.get(layer.op_type)
+    if fn is None:
+        raise UnsupportedLayerError(layer.name, layer.op_type, f"no cost model; known: {', '.join(COSTED_OPS)}")
+    return fn(layer, folding, board, layer_io(layer, tensors), cfg)
+
+
+def boundary_cost(prev_out_width: int | None, in_width: int, cfg: CostConfig | None = None) -> Resources:
+    """FIFO at a layer's input plus a width converter from the producer (None: fed by the IODMA)."""
+    cfg = cfg or CostConfig()
+    res = fifo(in_width, cfg.fifo_depth, cfg.ff_per_lut)
+    if prev_out_width is not None:
+        res = res + dwc(prev_out_width, in_width, cfg.ff_per_lut)
+    return res
+
+
+def output_fifo_cost(out_width: int, cfg: CostConfig | None = None) -> Resources:
+    """The FIFO FINN inserts between a partition's last layer and its output IODMA."""
+    cfg = cfg or CostConfig()
+    return fifo(out_width, cfg.fifo_depth, cfg.ff_per_lut)
+
+
+def partition_resources(costs: Sequence[LayerCost], board: Board, cfg: CostConfig | None = None) -> Resources:
+    """Everything one board holds: layers, a FIFO per layer input and output, DWCs, and the shell."""
+    total = board.shell
+    prev: int | None = None
+    for cost in costs:
+        total = total + cost.resources + boundary_cost(prev, cost.in_width, cfg)
+        prev = cost.out_width
+    if costs:
+        total = total + output_fifo_cost(costs[-1].out_width, cfg)
+    return total

@@ -1,0 +1,121 @@
+"""The cost model's data: a layer's folding, its cost, the tunable correction terms, its tensor I/O."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from splitter.cost.resources import Resources
+from splitter.datatypes import DataType, datatype
+from splitter.graph import Layer, TensorSpec
+
+RAM_STYLES = ("auto", "block", "distributed", "ultra")
+RES_TYPES = ("auto", "lut", "dsp")
+
+
+@dataclass(frozen=True)
+class Folding:
+    """Parallelism and implementation choices FINN exposes per layer (folding config attributes)."""
+
+    pe: int = 1
+    simd: int = 1
+    ram_style: str = "auto"  # weight / buffer memory: auto (FINN's default), block, distributed, ultra
+    res_type: str = "auto"  # MVAU/VVAU multipliers: auto (LUTs in FINN's estimate), lut, dsp
+    parallel_window: int = 0  # ConvolutionInputGenerator only: emit a whole window per cycle
+
+    def __post_init__(self) -> None:
+        if self.pe < 1 or self.simd < 1:
+            raise ValueError(f"PE and SIMD must be >= 1, got PE={self.pe} SIMD={self.simd}")
+        if self.ram_style not in RAM_STYLES or self.res_type not in RES_TYPES:
+            raise ValueError(f"ram_style {self.ram_style!r} / res_type {self.res_type!r} unknown")
+
+    def __str__(self) -> str:
+        extra = " parallel_window" if self.parallel_window else ""
+        return f"PE={self.pe} SIMD={self.simd} {self.ram_style}/{self.res_type}{extra}"
+
+
+@dataclass(frozen=True)
+class LayerCost:
+    """Predicted resources and cycles per frame of one layer with one folding on one board."""
+
+    resources: Resources
+    cycles: int
+    impl: str  # FINN's specialized op type, e.g. "MVAU_hls", "Thresholding_rtl"
+    in_width: int  # input stream width in bits
+    out_width: int  # output stream width in bits
+
+
+@dataclass(frozen=True)
+class CostConfig:
+    """Terms FINN's estimates leave out or that calibration sets; docs/cost-model.md explains each."""
+
+    fifo_depth: int = 32  # depth of the FIFO FINN inserts at every layer input and at the output
+    ff_per_lut: float = 1.0  # FF estimate per LUT (FINN estimates no FFs)
+    mvau_wwidth_max: int = 0  # cap on MVAU SIMD * weight bits (FINN SetFolding uses 36; 0: no cap)
+    rtl_mvau_base_lut: int = 300  # correction: FINN estimates 0 LUT for MVAU_rtl
+    small_layer_base_lut: int = 100  # correction: control logic of layers FINN estimates at 0 LUT
+
+
+@dataclass(frozen=True)
+class LayerIO:
+    """Shapes and datatypes of a layer's input and output tensors (NHWC, batch 1)."""
+
+    in_shape: tuple[int, ...]
+    out_shape: tuple[int, ...]
+    in_dtype: DataType
+    out_dtype: DataType
+
+    @property
+    def out_vectors(self) -> int:
+        """Number of output pixels (product of all but the channel axis)."""
+        n = 1
+        for d in self.out_shape[:-1]:
+            n *= int(d)
+        return n
+
+    @property
+    def in_vectors(self) -> int:
+        """Number of input pixels (product of all but the channel axis)."""
+        n = 1
+        for d in self.in_shape[:-1]:
+            n *= int(d)
+        return n
+
+
+def layer_io(layer: Layer, tensors: Mapping[str, TensorSpec]) -> LayerIO:
+    """The I/O of `layer` looked up in `tensors` (KeyError names the layer and tensor)."""
+    try:
+        src, dst = tensors[layer.input], tensors[layer.output]
+    except KeyError as exc:
+        raise KeyError(f"layer {layer.name}: tensor {exc.args[0]!r} not in the graph's tensors") from None
+    return LayerIO(tuple(src.shape), tuple(dst.shape), src.dtype, dst.dtype)
+
+
+def dtype_attr(layer: Layer, key: str) -> DataType:
+    """The datatype named by attribute `key` of `layer`."""
+    return datatype(str(layer.attr(key)))
+
+
+def pair(value: object) -> tuple[int, int]:
+    """An attribute that is an int or a 2-sequence, as (h, w)."""
+    if isinstance(value, int):
+        return (value, value)
+    seq = tuple(int(v) for v in value)  # type: ignore[union-attr]
+    return (seq[0], seq[-1]) if len(seq) in (1, 2) else (seq[0], seq[1])
+
+
+def folding_from_attrs(layer: Layer) -> Folding:
+    """The folding a layer's own attributes describe (the lowering's FINN defaults)."""
+    attrs = layer.attrs
+    ram_style = str(attrs.get("ram_style", "distributed" if layer.op_type in _DISTRIBUTED_DEFAULT else "auto"))
+    return Folding(
+        pe=int(attrs.get("PE", 1)),
+        simd=int(attrs.get("SIMD", 1)),
+        ram_style=ram_style,
+        res_type=str(attrs.get("resType", "auto")),
+        parallel_window=int(attrs.get("parallel_window", 0)),
+    )
+
+
+# FINN op types whose ram_style attribute defaults to "distributed" rather than "auto".
+_DISTRIBUTED_DEFAULT = frozenset({"ConvolutionInputGenerator", "ChannelwiseOp", "Thresholding"})

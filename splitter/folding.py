@@ -1,0 +1,271 @@
+"""Legal FINN foldings, the cheapest folding meeting a cycle budget, coupled layer groups, FINN configs.
+
+Legality follows FINN's SetFolding and layer constraints (docs/cost-model.md#folding-rules).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from splitter.cost import (
+    COSTED_OPS,
+    UNSUPPORTED_OPS,
+    CostConfig,
+    CostError,
+    Folding,
+    LayerCost,
+    Resources,
+    boundary_cost,
+    layer_cost,
+)
+from splitter.cost.compute import mvau_rtl_possible
+from splitter.cost.errors import UnsupportedLayerError
+from splitter.cost.model import dtype_attr, folding_from_attrs, pair
+from splitter.graph import Layer, TensorSpec
+
+if TYPE_CHECKING:
+    from splitter.boards import Board
+
+# A cut right after these layers would ship a padded or im2col-expanded tensor between boards.
+NO_CUT_AFTER = frozenset({"FMPadding", "ConvolutionInputGenerator"})
+# FINN folding-config attributes each op type takes (post-specialization names differ only by suffix).
+FOLDING_ATTRS = {
+    "MVAU": ("PE", "SIMD", "ram_style", "resType", "mem_mode"),
+    "VVAU": ("PE", "SIMD", "ram_style", "resType", "mem_mode"),
+    "ConvolutionInputGenerator": ("SIMD", "parallel_window", "ram_style"),
+    "FMPadding": ("SIMD",),
+    "Thresholding": ("PE",),
+    "ChannelwiseOp": ("PE", "ram_style"),
+    "Pool": ("PE",),
+    "GlobalAccPool": ("PE",),
+    "LabelSelect": ("PE",),
+    "StreamingMaxPool": (),
+}
+
+
+class CycleTargetError(CostError):
+    """A layer that cannot meet a cycle budget even with its fastest legal folding."""
+
+    def __init__(self, layer: Layer, target: float, fastest: Folding, cycles: int) -> None:
+        super().__init__(
+            f"layer {layer.name!r} ({layer.op_type}) cannot meet {target:,.0f} cycles per frame: its fastest "
+            f"legal folding ({fastest}) takes {cycles:,} cycles"
+        )
+        self.layer_name, self.target, self.fastest, self.cycles = layer.name, target, fastest, cycles
+
+
+def divisors(n: int) -> list[int]:
+    """Positive divisors of n, ascending."""
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+def _mem_styles(board: Board, with_block: bool = True) -> list[str]:
+    styles = ["block", "distributed"] if with_block else ["distributed"]
+    return [*styles, "ultra"] if board.resources.uram > 0 else styles
+
+
+def legal_foldings(layer: Layer, board: Board, cfg: CostConfig | None = None) -> list[Folding]:
+    """Every folding FINN accepts for `layer` on `board` (divisor rules of SetFolding, memory styles)."""
+    cfg = cfg or CostConfig()
+    op, a = layer.op_type, layer.attrs
+    if op in UNSUPPORTED_OPS or op not in COSTED_OPS:
+        raise UnsupportedLayerError(layer.name, op, UNSUPPORTED_OPS.get(op, "no cost model"))
+    if op == "MVAU":
+        mw, w_bits = int(a["MW"]), dtype_attr(layer, "weightDataType").bitwidth
+        simds = [s for s in divisors(mw) if s * 1024 >= mw]  # HLS MVAU needs SIMD >= MW/1024
+        if cfg.mvau_wwidth_max:
+            simds = [s for s in simds if s == 1 or s * w_bits <= cfg.mvau_wwidth_max]
+        res_types = ["dsp"] if mvau_rtl_possible(layer, board) else ["lut", "dsp"]
+        return [Folding(p, s, m, r) for s in simds for p in divisors(int(a["MH"]))
+                for m in _mem_styles(board) for r in res_types]
+    if op == "VVAU":
+        channels, (kh, kw) = int(a["Channels"]), pair(a["Kernel"])
+        pe_simd = [(p, 1) for p in divisors(channels)] + ([(channels, kh * kw)] if kh * kw > 1 else [])
+        return [Folding(p, s, m, r) for p, s in pe_simd for m in _mem_styles(board) for r in ("lut", "dsp")]
+    if op == "ConvolutionInputGenerator":
+        channels, kernel = int(a["IFMChannels"]), pair(a["ConvKernelDim"])
+        out = []
+        for s in divisors(channels):
+            windows = [0, 1] if s == channels and kernel != (1, 1) else [0]
+            out += [Folding(simd=s, ram_style=m, parallel_window=pw) for pw in windows
+                    for m in ["distributed", "block", *(["ultra"] if board.resources.uram > 0 else [])]]
+        return out
+    if op == "FMPadding":
+        return [Folding(simd=s) for s in divisors(int(a["NumChannels"]))]
+    if op == "StreamingMaxPool":
+        return [Folding()]
+    count = int(a["Labels"] if op == "LabelSelect" else a["Channels"] if op == "Pool" else a["NumChannels"])
+    if op == "ChannelwiseOp":
+        return [Folding(pe=p, ram_style=m) for p in divisors(count) for m in ("distributed", "block")]
+    return [Folding(pe=p) for p in divisors(count)]
+
+
+def resource_score(res: Resources, board: Board) -> float:
+    """The scalar "least resources" ranks by: the largest fraction of any available board resource."""
+    fractions = res.fractions(board.available)
+    return max(fractions.values())
+
+
+def cheapest_folding(
+    layer: Layer, board: Board, tensors: Mapping[str, TensorSpec], target_cycles: float,
+    cfg: CostConfig | None = None,
+) -> tuple[Folding, LayerCost]:
+    """The legal folding with cycles <= target and the least resource_score (ties: fewer cycles)."""
+    options = [(f, layer_cost(layer, f, board, tensors, cfg)) for f in legal_foldings(layer, board, cfg)]
+    meeting = [fc for fc in options if fc[1].cycles <= target_cycles]
+    if not meeting:
+        fastest = min(options, key=lambda fc: fc[1].cycles)
+        raise CycleTargetError(layer, target_cycles, fastest[0], fastest[1].cycles)
+    return min(meeting, key=lambda fc: (resource_score(fc[1].resources, board), fc[1].cycles))
+
+
+def cut_allowed(layers: Sequence[Layer], index: int) -> bool:
+    """True when boards may be cut between layers[index - 1] and layers[index]."""
+    return 0 < index < len(layers) and layers[index - 1].op_type not in NO_CUT_AFTER
+
+
+def groups(layers: Sequence[Layer]) -> list[tuple[int, int]]:
+    """Maximal runs [start, stop) of layers with no allowed cut inside (folded jointly)."""
+    bounds = [0, *[i for i in range(1, len(layers)) if cut_allowed(layers, i)], len(layers)]
+    return list(itertools.pairwise(bounds))
+
+
+def _coupled(prev: Layer, prev_f: Folding, layer: Layer, f: Folding) -> bool:
+    """FINN's folding couplings between neighbours (SetFolding and the SWG/VVAU stream order)."""
+    dw_window = prev.op_type == "ConvolutionInputGenerator" and int(prev.attrs.get("depthwise", 0))
+    if dw_window and layer.op_type in ("VVAU", "Pool"):
+        return prev_f.simd == f.pe and prev_f.parallel_window == int(f.simd > 1)
+    if prev.op_type == "FMPadding" and layer.op_type == "ConvolutionInputGenerator":
+        return prev_f.simd == f.simd  # our choice: no width converter inside a padded conv
+    return True
+
+
+@dataclass(frozen=True)
+class GroupOption:
+    """One joint folding of a group of layers with its total cost (FIFOs and internal DWCs included)."""
+
+    foldings: tuple[Folding, ...]
+    costs: tuple[LayerCost, ...]
+    resources: Resources
+    cycles: int
+    in_width: int
+    out_width: int
+
+
+def group_options(
+    layers: Sequence[Layer], board: Board, tensors: Mapping[str, TensorSpec], cfg: CostConfig | None = None,
+    fixed: Sequence[Folding] | None = None,
+) -> list[GroupOption]:
+    """Every coupled legal folding of `layers` (one group) on `board`, or only `fixed` if given."""
+    cfg = cfg or CostConfig()
+    choices = [[f] for f in fixed] if fixed is not None else [legal_foldings(x, board, cfg) for x in layers]
+    cache: dict[tuple[int, Folding], LayerCost] = {}
+
+    def cost(i: int, f: Folding) -> LayerCost:
+        if (i, f) not in cache:
+            cache[(i, f)] = layer_cost(layers[i], f, board, tensors, cfg)
+        return cache[(i, f)]
+
+    out: list[GroupOption] = []
+
+    def walk(i: int, picked: list[Folding]) -> None:
+        if i == len(layers):
+            costs = [cost(k, f) for k, f in enumerate(picked)]
+            res, prev = Resources(), None
+            for c in costs:
+                res, prev = res + c.resources + boundary_cost(prev, c.in_width, cfg), c.out_width
+            cycles = max(c.cycles for c in costs)
+            out.append(GroupOption(tuple(picked), tuple(costs), res, cycles, costs[0].in_width, costs[-1].out_width))
+            return
+        for f in choices[i]:
+            if i == 0 or fixed is not None or _coupled(layers[i - 1], picked[-1], layers[i], f):
+                walk(i + 1, [*picked, f])
+
+    walk(0, [])
+    return out
+
+
+def apply_folding(layer: Layer, folding: Folding) -> Layer:
+    """A copy of `layer` whose attributes carry `folding` (parameters shared, not copied)."""
+    attrs = dict(layer.attrs)
+    attrs.update({k: v for k, v in _attr_values(layer, folding).items() if k in attrs or k in ("PE", "SIMD")})
+    return dataclasses.replace(layer, attrs=attrs)
+
+
+def _attr_values(layer: Layer, f: Folding) -> dict[str, object]:
+    values = {"PE": f.pe, "SIMD": f.simd, "ram_style": f.ram_style, "resType": f.res_type,
+              "parallel_window": f.parallel_window, "mem_mode": "internal_decoupled"}
+    return {k: values[k] for k in FOLDING_ATTRS.get(layer.op_type, ())}
+
+
+def finn_folding_config(
+    layers: Sequence[Layer], foldings: Sequence[Folding], board: Board, tensors: Mapping[str, TensorSpec],
+    cfg: CostConfig | None = None,
+) -> dict[str, dict[str, object]]:
+    """FINN folding-config JSON content for one partition, keyed by FINN's node names (MVAU_hls_0 ...)."""
+    config: dict[str, dict[str, object]] = {"Defaults": {}}
+    counters: dict[str, int] = {}
+    for layer, f in zip(layers, foldings, strict=True):
+        impl = layer_cost(layer, f, board, tensors, cfg).impl
+        index = counters.get(impl, 0)
+        counters[impl] = index + 1
+        entry = _attr_values(layer, f)
+        if entry.get("ram_style") == "ultra":
+            entry["runtime_writeable_weights"] = 1  # FINN needs it for URAM weights off Versal
+        config[f"{impl}_{index}"] = entry
+    return config
+
+
+def finn_set_folding(
+    layers: Sequence[Layer], board: Board, tensors: Mapping[str, TensorSpec], target_cycles: float,
+    cfg: CostConfig | None = None, two_pass: bool = True, mvau_wwidth_max: int = 36,
+) -> list[Folding]:
+    """FINN's SetFolding (resource-blind, first divisor meeting cycles < target) as foldings."""
+    cfg = cfg or CostConfig()
+    folds = [folding_from_attrs(x) for x in layers]
+    cyc = lambda i: layer_cost(layers[i], folds[i], board, tensors, cfg).cycles  # noqa: E731
+
+    def sweep(i: int, field: str, values: list[int]) -> None:
+        for v in values:
+            folds[i] = dataclasses.replace(folds[i], **{field: v})
+            if cyc(i) < target_cycles:
+                break
+
+    for i, layer in enumerate(layers):
+        a = layer.attrs
+        folds[i] = dataclasses.replace(folds[i], pe=1, simd=1, parallel_window=0)
+        if layer.op_type == "MVAU":
+            w_bits = dtype_attr(layer, "weightDataType").bitwidth
+            for s in divisors(int(a["MW"])):
+                prev, folds[i] = folds[i].simd, dataclasses.replace(folds[i], simd=s)
+                if cyc(i) < target_cycles:
+                    break
+                if w_bits * s > mvau_wwidth_max:
+                    folds[i] = dataclasses.replace(folds[i], simd=prev)
+                    break
+            sweep(i, "pe", divisors(int(a["MH"])))
+        elif layer.op_type in ("VVAU", "Pool"):
+            channels = int(a["Channels"])
+            sweep(i, "pe", divisors(channels))
+            if layer.op_type == "VVAU" and folds[i].pe == channels and cyc(i) > target_cycles:
+                kh, kw = pair(a["Kernel"])
+                sweep(i, "simd", divisors(kh * kw))
+            if i and layers[i - 1].op_type == "ConvolutionInputGenerator":
+                window = int(folds[i].simd > 1)
+                folds[i - 1] = dataclasses.replace(folds[i - 1], simd=folds[i].pe, parallel_window=window)
+        elif layer.op_type == "ConvolutionInputGenerator" and not int(a.get("depthwise", 0)):
+            channels = int(a["IFMChannels"])
+            sweep(i, "simd", divisors(channels))
+            if folds[i].simd == channels and cyc(i) > target_cycles:
+                folds[i] = dataclasses.replace(folds[i], parallel_window=1)
+        elif layer.op_type in ("Thresholding", "ChannelwiseOp", "GlobalAccPool", "LabelSelect"):
+            sweep(i, "pe", divisors(int(a["Labels"] if layer.op_type == "LabelSelect" else a["NumChannels"])))
+        # FMPadding_rtl is not in SetFolding's SIMD op list (FINN main): it keeps SIMD=1.
+    worst = max(cyc(i) for i in range(len(layers)))
+    if two_pass and worst > target_cycles:
+        return finn_set_folding(layers, board, tensors, worst, cfg, False, mvau_wwidth_max)
+    return folds

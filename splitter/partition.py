@@ -1,0 +1,367 @@
+"""Cutting a layer chain into per-board partitions and predicting the pipeline's throughput.
+
+Strategies (docs/cost-model.md#cut-strategies): "greedy" is the reference paper's (fixed folding,
+fill boards in order); "balanced" maximizes min over boards of min(clock / slowest layer's cycles,
+link rate / packed bytes crossing its cuts), choosing every layer's folding jointly with the cuts.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from splitter.boards import Board
+from splitter.cost import (
+    CostConfig,
+    Folding,
+    LayerCost,
+    Resources,
+    folding_from_attrs,
+    layer_cost,
+    output_fifo_cost,
+    partition_resources,
+)
+from splitter.cost.front import Front, Options
+from splitter.cost.memory import dwc
+from splitter.errors import FinnsplitError
+from splitter.folding import GroupOption, group_options, groups
+from splitter.graph import Layer, TensorSpec
+from splitter.packing import packed_size
+
+STRATEGIES = ("balanced", "greedy")
+
+
+class PartitionError(FinnsplitError):
+    """The chain cannot be placed on the given boards."""
+
+
+class LayerTooLargeError(PartitionError):
+    """A layer (or a group of layers that cannot be cut apart) fits no board even at its cheapest folding."""
+
+    def __init__(
+        self, layer_names: Sequence[str], op_types: Sequence[str], board: str, overflows: list,
+        folding: str = "even at its cheapest folding",
+    ) -> None:
+        what = ", ".join(f"{n} ({t})" for n, t in zip(layer_names, op_types, strict=True))
+        super().__init__(
+            f"layer {what} fits no board {folding}: on {board}, "
+            + "; ".join(str(o) for o in overflows)
+            + " (needs include the shell; limits are the usable fractions of the board file)"
+        )
+        self.layer_names, self.board, self.overflows = tuple(layer_names), board, overflows
+
+
+class TooFewBoardsError(PartitionError):
+    """More boards are needed than were given."""
+
+    def __init__(self, strategy: str, given: int, needed: Mapping[str, int]) -> None:
+        options = " or ".join(f"{n} x {name}" for name, n in needed.items())
+        super().__init__(f"the {strategy} strategy needs at least {options}; {given} board(s) given")
+        self.strategy, self.given, self.needed = strategy, given, dict(needed)
+
+
+@dataclass(frozen=True)
+class Partition:
+    """One stage of the pipeline: a layer range on one board type, run on `replicas` boards."""
+
+    index: int
+    start: int  # first layer index
+    stop: int  # one past the last layer index
+    board: Board
+    replicas: int
+    layer_names: tuple[str, ...]
+    foldings: tuple[Folding, ...]
+    costs: tuple[LayerCost, ...]
+    resources: Resources  # one board's total: layers, FIFOs, DWCs and shell
+    cycles: int  # slowest layer's cycles per frame
+    bottleneck: str  # name of that layer
+    compute_fps: float  # replicas * clock / cycles
+    bytes_in: int  # packed bytes per frame received
+    bytes_out: int  # packed bytes per frame sent
+    link_fps: float  # replicas * link rate / max(bytes_in, bytes_out)
+    fps: float
+    power_w: float  # one board
+
+    @property
+    def utilization(self) -> dict[str, float]:
+        """Fraction of each of the board's resources used (shell included)."""
+        return self.resources.fractions(self.board.resources)
+
+    @property
+    def within_usable(self) -> bool:
+        """True when the partition respects the board's usable fractions."""
+        return self.resources.fits(self.board.usable)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A split: partitions in pipeline order and the predicted pipeline throughput."""
+
+    strategy: str
+    partitions: tuple[Partition, ...]
+    fps: float
+    limited_by: str
+    unused_boards: tuple[str, ...]
+
+    @property
+    def boards_used(self) -> int:
+        """Boards the pipeline occupies (replicas included)."""
+        return sum(p.replicas for p in self.partitions)
+
+    @property
+    def power_w(self) -> float:
+        """Predicted power of all used boards."""
+        return sum(p.power_w * p.replicas for p in self.partitions)
+
+    def rows(self) -> list[dict[str, object]]:
+        """One summary dict per partition (for tables and manifests)."""
+        out = []
+        for p in self.partitions:
+            u = p.utilization
+            out.append({
+                "partition": p.index, "board": p.board.name, "replicas": p.replicas,
+                "layers": f"{p.layer_names[0]}..{p.layer_names[-1]} ({len(p.layer_names)})",
+                "lut_pct": 100 * u["lut"], "bram_pct": 100 * u["bram18"], "dsp_pct": 100 * u["dsp"],
+                "cycles": p.cycles, "fps": p.fps, "bytes_out": p.bytes_out, "power_w": p.power_w,
+            })
+        return out
+
+
+def plan(
+    layers: Sequence[Layer], tensors: Mapping[str, TensorSpec], boards: Sequence[Board],
+    strategy: str = "balanced", link_gbps: float | None = None, cfg: CostConfig | None = None,
+    greedy_foldings: Sequence[Folding] | None = None, replicate: bool = True, front_limit: int = 24,
+) -> Plan:
+    """Split `layers` over `boards` (in the order given for greedy; in any order for balanced)."""
+    if strategy not in STRATEGIES:
+        raise PartitionError(f"unknown strategy {strategy!r}; known: {', '.join(STRATEGIES)}")
+    if not layers or not boards:
+        raise PartitionError("need at least one layer and one board")
+    chain = _Chain(layers, tensors, boards, cfg or CostConfig(), link_gbps, front_limit)
+    if strategy == "greedy":
+        folds = list(greedy_foldings) if greedy_foldings is not None else [folding_from_attrs(x) for x in layers]
+        return chain.greedy(folds)
+    return chain.balanced(replicate)
+
+
+@dataclass(frozen=True)
+class _Segment:
+    start: int  # group index
+    stop: int
+    board: int  # board type index
+    replicas: int
+    options: tuple[int, ...]  # option id per group
+
+
+class _Chain:
+    """One planning problem: groups of layers, board types, options and link sizes."""
+
+    def __init__(self, layers, tensors, boards, cfg, link_gbps, limit) -> None:
+        self.layers, self.tensors, self.cfg, self.limit = list(layers), tensors, cfg, limit
+        self.boards = list(boards)
+        self.types = list({b.name: b for b in boards}.values())
+        self.avail = [sum(b.name == t.name for b in boards) for t in self.types]
+        self.groups = groups(self.layers)
+        ends = [self.layers[0].input] + [self.layers[stop - 1].output for _, stop in self.groups]
+        self.bytes = [packed_size(tensors[n].num_elements, tensors[n].dtype) for n in ends]
+        self.rates = [_link_rate(t, link_gbps) for t in self.types]
+
+    @functools.cache  # noqa: B019 (one _Chain per plan() call)
+    def options(self, g: int, t: int) -> list[GroupOption]:
+        start, stop = self.groups[g]
+        return group_options(self.layers[start:stop], self.types[t], self.tensors, self.cfg)
+
+    @functools.cache  # noqa: B019
+    def option_arrays(self, g: int, t: int) -> Options:
+        return Options.build([(o.resources, o.in_width, o.out_width, o.cycles) for o in self.options(g, t)])
+
+    @functools.cache  # noqa: B019
+    def within(self, g: int, t: int, max_cycles: float) -> Options:
+        return self.option_arrays(g, t).within(max_cycles)
+
+    @functools.cache  # noqa: B019
+    def dwc_lut(self, prev: int, width: int) -> float:
+        return 0.0 if prev < 0 else dwc(prev, width, self.cfg.ff_per_lut).lut
+
+    def tail(self, width: int) -> Resources:
+        return output_fifo_cost(width, self.cfg)
+
+    def reach(self, pos: int, t: int, r: int, fps: float) -> tuple[int, tuple[int, ...]]:
+        """Farthest group boundary a segment from `pos` on r boards of type t can end at for `fps`."""
+        board, rate = self.types[t], self.rates[t]
+        best: tuple[int, tuple[int, ...]] = (pos, ())
+        if self.bytes[pos] * fps > r * rate * (1 + 1e-12):
+            return best
+        budget = r * board.clock_hz / fps
+        cap = np.array(board.usable.as_tuple())
+        front = Front.start(board.shell)
+        for g in range(pos, len(self.groups)):
+            front = front.extend(self.within(g, t, budget), cap, self.dwc_lut, self.cfg.ff_per_lut, self.limit)
+            if not len(front):
+                break
+            if self.bytes[g + 1] * fps <= r * rate * (1 + 1e-12):
+                k = front.best_closed(cap, self.tail)
+                if k is not None:
+                    best = (g + 1, front.paths[k])
+        return best
+
+    def feasible(self, fps: float, avail: Sequence[int], replicate: bool) -> list[_Segment] | None:
+        """Segments reaching the end of the chain at `fps` with the boards in `avail`, fewest boards first."""
+        reach = functools.cache(self.reach)
+        best: dict[tuple[int, ...], tuple[int, tuple | None]] = {(0,) * len(avail): (0, None)}
+        for total in range(sum(avail) + 1):
+            for counts in sorted(c for c in best if sum(c) == total):
+                pos = best[counts][0]
+                if pos == len(self.groups):
+                    return _unwind(best, counts)
+                for t, limit in enumerate(avail):
+                    for r in range(1, (limit - counts[t] if replicate else min(1, limit - counts[t])) + 1):
+                        end, path = reach(pos, t, r, fps)
+                        nxt = tuple(c + r * (i == t) for i, c in enumerate(counts))
+                        if end > pos and end > best.get(nxt, (-1, None))[0]:
+                            best[nxt] = (end, (counts, _Segment(pos, end, t, r, path)))
+        return None
+
+    def candidates(self, replicate: bool) -> np.ndarray:
+        """Every throughput a bottleneck can set: r * clock / option cycles and r * rate / cut bytes."""
+        values = []
+        for t, board in enumerate(self.types):
+            rs = np.arange(1, (self.avail[t] if replicate else 1) + 1)
+            cycles = np.unique(np.concatenate([self.option_arrays(g, t).cycles for g in range(len(self.groups))]))
+            values.append((board.clock_hz / np.maximum(cycles, 1))[:, None] * rs[None, :])
+            values.append((self.rates[t] / np.maximum(np.array(self.bytes), 1))[:, None] * rs[None, :])
+        return np.unique(np.concatenate([v.ravel() for v in values]))
+
+    def balanced(self, replicate: bool) -> Plan:
+        loosest = self.candidates(False)[0]
+        minimal = self.feasible(loosest, self.avail, False)
+        if minimal is None:
+            self.diagnose(loosest)
+        # A replica needs a board the chain does not need even at the loosest target.
+        replicate = replicate and len(minimal) < len(self.boards)
+        cand = self.candidates(replicate)
+        lo, hi = 0, len(cand) - 1
+        while lo < hi:  # largest feasible candidate; feasibility is monotone in fps
+            mid = (lo + hi + 1) // 2
+            lo, hi = (mid, hi) if self.feasible(cand[mid], self.avail, replicate) else (lo, mid - 1)
+        segments = self.feasible(cand[lo], self.avail, replicate)
+        assert segments is not None
+        return self.build("balanced", [self._folds(s) for s in segments], segments)
+
+    def _folds(self, seg: _Segment) -> list[Folding]:
+        folds: list[Folding] = []
+        for g, option in zip(range(seg.start, seg.stop), seg.options, strict=True):
+            folds.extend(self.options(g, seg.board)[option].foldings)
+        return folds
+
+    def diagnose(self, fps: float) -> None:
+        """Raise the error explaining why nothing fits at the loosest throughput target."""
+        for g, (start, stop) in enumerate(self.groups):
+            fits = [self.reach(g, t, 1, fps)[0] > g for t in range(len(self.types))]
+            if not any(fits):
+                board, overflows = self._least_overflow(g)
+                names = [x.name for x in self.layers[start:stop]]
+                raise LayerTooLargeError(names, [x.op_type for x in self.layers[start:stop]], board, overflows)
+        needed = {}
+        for t, board in enumerate(self.types):
+            alone = [len(self.layers) if i == t else 0 for i in range(len(self.types))]
+            segments = self.feasible(fps, alone, replicate=False)
+            if segments is not None:
+                needed[board.name] = len(segments)
+        raise TooFewBoardsError("balanced", len(self.boards), needed)
+
+    def _least_overflow(self, g: int) -> tuple[str, list]:
+        best = None
+        for t, board in enumerate(self.types):
+            for o in self.options(g, t):
+                total = board.shell + o.resources + self.tail(o.out_width)
+                over = total.overflows(board.usable)
+                worst = max((v.needed - v.available) / max(v.available, 1) for v in over) if over else 0
+                if best is None or worst < best[0]:
+                    best = (worst, board.name, over)
+        assert best is not None
+        return best[1], best[2]
+
+    def greedy(self, folds: list[Folding]) -> Plan:
+        """The paper's method: fixed folding, fill boards in the order given until a resource overflows."""
+        segments: list[_Segment] = []
+        start, board_i, used, prev = 0, 0, None, None
+        for g, (a, b) in enumerate(self.groups):
+            while True:
+                t = self._type_of(board_i)
+                board = self.types[t]
+                option = group_options(self.layers[a:b], board, self.tensors, self.cfg, fixed=folds[a:b])[0]
+                grown = (board.shell if used is None else used) + option.resources
+                if prev is not None:
+                    grown = grown + dwc(prev, option.in_width, self.cfg.ff_per_lut)
+                if (grown + self.tail(option.out_width)).fits(board.usable):
+                    used, prev = grown, option.out_width
+                    break
+                if used is None:  # does not fit even alone on an empty board
+                    over = (grown + self.tail(option.out_width)).overflows(board.usable)
+                    layers = self.layers[a:b]
+                    raise LayerTooLargeError([x.name for x in layers], [x.op_type for x in layers], board.name,
+                                             over, "with its fixed folding")
+                segments.append(_Segment(start, g, t, 1, ()))
+                start, board_i, used, prev = g, board_i + 1, None, None
+        segments.append(_Segment(start, len(self.groups), self._type_of(board_i), 1, ()))
+        if len(segments) > len(self.boards):
+            raise TooFewBoardsError("greedy", len(self.boards), {self.boards[-1].name: len(segments)})
+        seg_folds = [folds[self.groups[s.start][0]:self.groups[s.stop - 1][1]] for s in segments]
+        return self.build("greedy", seg_folds, segments)
+
+    def _type_of(self, board_index: int) -> int:
+        board = self.boards[min(board_index, len(self.boards) - 1)]
+        return next(i for i, t in enumerate(self.types) if t.name == board.name)
+
+    def build(self, strategy: str, seg_folds: list[list[Folding]], segments: list[_Segment]) -> Plan:
+        """Cost every partition and assemble the plan."""
+        parts = []
+        for i, (seg, folds) in enumerate(zip(segments, seg_folds, strict=True)):
+            parts.append(self._partition(i, seg, folds))
+        used = {}
+        for p in parts:
+            used[p.board.name] = used.get(p.board.name, 0) + p.replicas
+        unused = []
+        for t, board in enumerate(self.types):
+            unused += [board.name] * (self.avail[t] - used.get(board.name, 0))
+        worst = min(parts, key=lambda p: p.fps)
+        why = "compute" if worst.compute_fps <= worst.link_fps else "link"
+        detail = f" in {worst.bottleneck}" if why == "compute" else ""
+        limited = f"partition {worst.index} ({worst.board.name}) {why}{detail}"
+        return Plan(strategy, tuple(parts), worst.fps, limited, tuple(unused))
+
+    def _partition(self, index: int, seg: _Segment, folds: list[Folding]) -> Partition:
+        board, rate = self.types[seg.board], self.rates[seg.board]
+        start, stop = self.groups[seg.start][0], self.groups[seg.stop - 1][1]
+        layers = self.layers[start:stop]
+        costs = [layer_cost(x, f, board, self.tensors, self.cfg) for x, f in zip(layers, folds, strict=True)]
+        resources = partition_resources(costs, board, self.cfg)
+        slowest = max(range(len(costs)), key=lambda k: costs[k].cycles)
+        cycles = max(costs[slowest].cycles, 1)
+        compute = seg.replicas * board.clock_hz / cycles
+        b_in, b_out = self.bytes[seg.start], self.bytes[seg.stop]
+        link = seg.replicas * rate / max(b_in, b_out, 1)
+        return Partition(
+            index, start, stop, board, seg.replicas, tuple(x.name for x in layers), tuple(folds), tuple(costs),
+            resources, costs[slowest].cycles, layers[slowest].name, compute, b_in, b_out, link, min(compute, link),
+            board.power.watts(resources, board.clock_mhz),
+        )
+
+
+def _link_rate(board: Board, link_gbps: float | None) -> float:
+    """Bytes per second one board moves per direction: NIC goodput (or the override), capped by its IODMA."""
+    nic = link_gbps * 1e9 / 8 if link_gbps is not None else board.link_bytes_per_s
+    return min(nic, board.iodma_width / 8 * board.clock_hz)
+
+
+def _unwind(best: dict, counts: tuple[int, ...]) -> list[_Segment]:
+    """Follow back-pointers from the final board counts to the first segment."""
+    out = []
+    while best[counts][1] is not None:
+        counts, seg = best[counts][1]
+        out.append(seg)
+    return out[::-1]
