@@ -62,6 +62,8 @@ def _swg(layer: Layer, x: np.ndarray) -> np.ndarray:
 
 
 def _mvau(layer: Layer, x: np.ndarray) -> np.ndarray:
+    if x.shape[-1] != int(layer.attr("MW")):
+        x = x.reshape(x.shape[0], 1, 1, -1)  # a flattened (1, H, W, C) input: one vector, NHWC order
     return _activate(layer, _matmul(x, layer.params["weights"]))
 
 

@@ -34,7 +34,9 @@ def reference_context(model: onnx.ModelProto, float_input: np.ndarray) -> dict[s
     from qonnx.core.modelwrapper import ModelWrapper
     from qonnx.core.onnx_exec import execute_onnx
 
-    wrapper = ModelWrapper(model)
+    from splitter.lowering.onnx_view import with_shapes
+
+    wrapper = ModelWrapper(with_shapes(model))
     inits = {i.name for i in model.graph.initializer}
     name = next(i.name for i in model.graph.input if i.name not in inits)
     return execute_onnx(wrapper, {name: float_input}, return_full_exec_context=True)

@@ -86,31 +86,32 @@ def _bram_width_for_depth(depth: int) -> int:
     return 1
 
 
-# RAM primitives (name, kind, width, depth) FINN's Thresholding_rtl picks from, minus URAM when absent.
+# RAM primitives FINN's Thresholding_rtl ranks (util/basic.py mem_primitives_versal, in its order;
+# ties in waste keep this order). URAM shapes are dropped on parts without URAM (FINN keeps them).
 _PRIMITIVES = (
-    ("LUTRAM", "lutram", 1, 64),
-    ("BRAM18_36x512", "bram18", 36, 512),
-    ("BRAM18_18x1024", "bram18", 18, 1024),
-    ("BRAM18_9x2048", "bram18", 9, 2048),
-    ("BRAM18_4x4096", "bram18", 4, 4096),
-    ("BRAM18_2x8192", "bram18", 2, 8192),
-    ("BRAM18_1x16384", "bram18", 1, 16384),
-    ("URAM_72x4096", "uram", 72, 4096),
+    ("uram", 72, 4096),
+    ("uram", 36, 8192),
+    ("uram", 18, 16384),
+    ("uram", 9, 32768),
+    ("bram18", 36, 512),
+    ("bram18", 18, 1024),
+    ("bram18", 9, 2048),
+    ("lutram", 1, 64),
 )
 
 
 def least_waste_memory(width: int, depth: int, has_uram: bool) -> Resources:
-    """The primitive FINN's get_memutil_alternatives ranks first: least wasted bits (LUTRAM on ties)."""
-    best: tuple[int, int, str, int] | None = None
-    for order, (_, kind, p_width, p_depth) in enumerate(_PRIMITIVES):
+    """The primitive FINN's get_memutil_alternatives ranks first: fewest wasted bits."""
+    best: tuple[int, str, int] | None = None
+    for kind, p_width, p_depth in _PRIMITIVES:
         if kind == "uram" and not has_uram:
             continue
         count = math.ceil(width / p_width) * math.ceil(depth / p_depth)
         waste = count * p_width * p_depth - width * depth
-        if best is None or (waste, order) < (best[0], best[1]):
-            best = (waste, order, kind, count)
+        if best is None or waste < best[0]:
+            best = (waste, kind, count)
     assert best is not None
-    _, _, kind, count = best
+    _, kind, count = best
     if kind == "lutram":
         return Resources(lut=count, lutram=count)
     return Resources(**{kind: count})

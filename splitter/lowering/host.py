@@ -9,7 +9,7 @@ from onnx import helper, numpy_helper
 from splitter.errors import LoweringError, UnsupportedNodeError
 from splitter.graph import InputQuant
 from splitter.lowering.chain import ELEMENTWISE_OPS, ChainOp
-from splitter.lowering.onnx_view import OnnxView, QuantParams, attributes, per_channel
+from splitter.lowering.onnx_view import OnnxView, QuantParams, attributes, per_channel, with_shapes
 
 _HOST_INPUT_OPS = ("Mul", "Div", "Add", "Sub", "Reshape", "Flatten", "Identity", "Dropout")
 
@@ -114,17 +114,10 @@ def build_input_quant(view: OnnxView, input_name: str, spec) -> tuple[InputQuant
     )
     sub = helper.make_model(graph, opset_imports=list(view.model.opset_import))
     sub.ir_version = view.model.ir_version
-    sub = _with_shapes(sub)
+    sub = with_shapes(sub)
     return (
         InputQuant("onnx", quant.dtype, float(quant.scale.reshape(-1)[0]), model=sub.SerializeToString()),
         nodes[-1].output[0],
         quant,
     )
 
-
-def _with_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
-    """The model with every tensor shape inferred (qonnx's executor requires them)."""
-    from qonnx.core.modelwrapper import ModelWrapper
-    from qonnx.transformation.infer_shapes import InferShapes
-
-    return ModelWrapper(model).transform(InferShapes()).model

@@ -115,8 +115,16 @@ def attributes(node: onnx.NodeProto) -> dict[str, object]:
     return out
 
 
+def with_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy of the model with every tensor shape inferred, custom QONNX ops included."""
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.transformation.infer_shapes import InferShapes
+
+    return ModelWrapper(onnx.ModelProto.FromString(model.SerializeToString())).transform(InferShapes()).model
+
+
 def _shapes(model: onnx.ModelProto) -> dict[str, tuple[int, ...]]:
-    inferred = onnx.shape_inference.infer_shapes(model)
+    inferred = with_shapes(model)
     shapes = {}
     infos = list(inferred.graph.value_info) + list(inferred.graph.input) + list(inferred.graph.output)
     for info in infos:
