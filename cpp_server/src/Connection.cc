@@ -75,17 +75,33 @@ void Connection::sendError(const std::string& message) {
   const auto* data = reinterpret_cast<const uint8_t*>(text.data());
   Frame::encode(FrameType::kError, 0, data, static_cast<uint32_t>(text.size()), header);
   iovec iov[2] = {{header, sizeof(header)}, {const_cast<uint8_t*>(data), text.size()}};
-  socket_.writeAll(iov, 2, ioTimeoutMs_, nullptr);
+  if (!socket_.writeAll(iov, 2, ioTimeoutMs_, nullptr).ok()) return;
+  // Lingering close: closing with unread input would send RST, and the peer's kernel could then
+  // discard the ERROR before the peer reads it. Half-close, then discard what the peer still sends.
+  socket_.shutdownWrites();
+  uint8_t sink[4096];
+  for (int i = 0; i < 16; ++i) {
+    IoResult io = socket_.readFull(sink, 1, kLingerMs, nullptr);
+    if (!io.ok()) break;
+    socket_.readAvailable(sink, sizeof(sink));
+  }
 }
 
 Status Connection::acceptHandshake(const TensorSpec& expected, const std::string& selfNode,
-                                   const std::string& selfRole, Hello* peerHello, bool* mismatch) {
-  *mismatch = false;
+                                   const std::string& selfRole, Hello* peerHello, HandshakeFailure* failure) {
+  *failure = HandshakeFailure::kMalformed;
   FrameHeader header;
   std::string payload;
   // A peer that connects must say HELLO promptly: the first byte is bounded by the I/O timeout too.
   ReadOutcome out = readControl(&header, &payload, nullptr, ioTimeoutMs_);
-  if (!out.ok()) return Status::error("handshake: " + out.message);
+  if (!out.ok()) {
+    if (out.kind == ReadOutcome::kMalformed) {
+      sendError("handshake: " + out.message);
+    } else {
+      *failure = HandshakeFailure::kDisconnected;
+    }
+    return Status::error("handshake: " + out.message);
+  }
   if (header.type != FrameType::kHello) {
     std::string text = std::string("expected HELLO, got ") + Frame::typeName(header.type);
     if (header.type == FrameType::kError) text += " (" + payload.substr(0, 200) + ")";
@@ -104,7 +120,7 @@ Status Connection::acceptHandshake(const TensorSpec& expected, const std::string
   }
   std::string problem = Hello::mismatch(*peerHello, expected, selfRole);
   if (!problem.empty()) {
-    *mismatch = true;
+    *failure = HandshakeFailure::kMismatch;
     std::string text = "mis-wired chain: " + problem + " (peer '" + peerHello->node + "' at " + peer_ + ", this " +
                        selfRole + " '" + selfNode + "')";
     sendError(text);
@@ -117,7 +133,11 @@ Status Connection::acceptHandshake(const TensorSpec& expected, const std::string
   std::string text = reply.encode();
   IoResult io = writeFrame(FrameType::kHello, 0, reinterpret_cast<const uint8_t*>(text.data()),
                            static_cast<uint32_t>(text.size()), nullptr);
-  if (!io.ok()) return Status::error("handshake: sending HELLO: " + io.message);
+  if (!io.ok()) {
+    *failure = HandshakeFailure::kDisconnected;
+    return Status::error("handshake: sending HELLO: " + io.message);
+  }
+  *failure = HandshakeFailure::kNone;
   return Status::ok();
 }
 

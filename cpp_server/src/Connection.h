@@ -43,13 +43,18 @@ class Connection {
 
   // Writes one frame; only `stop` or a socket error ends it (a slow reader is backpressure).
   IoResult writeFrame(FrameType type, uint64_t seq, const uint8_t* payload, uint32_t length, const StopLatch* stop);
-  // Best-effort ERROR frame (bounded by the I/O timeout), e.g. before dropping the connection.
+  // Best-effort ERROR frame before dropping the connection: written within the I/O timeout, then
+  // a lingering half-close (at most ~kLingerMs of the peer's further input is discarded) so the
+  // peer can read it. The connection can only be closed afterwards.
   void sendError(const std::string& message);
+  static constexpr int kLingerMs = 100;
 
+  // Why a handshake failed, for the stats.
+  enum class HandshakeFailure { kNone, kMismatch, kMalformed, kDisconnected };
   // Receiving side: reads the peer's HELLO, checks it sends `expected`, replies HELLO or ERROR.
-  // On a mismatch `*mismatch` is set and the message names both specs.
+  // On a spec mismatch the message names both specs.
   Status acceptHandshake(const TensorSpec& expected, const std::string& selfNode, const std::string& selfRole,
-                         Hello* peerHello, bool* mismatch);
+                         Hello* peerHello, HandshakeFailure* failure);
   // Sending side: states `sending`, waits for the receiver's HELLO (or its ERROR, returned).
   Status connectHandshake(const TensorSpec& sending, const std::string& selfNode, const StopLatch* stop, bool* rejected);
 

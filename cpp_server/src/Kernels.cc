@@ -174,9 +174,7 @@ class Thresholding : public Kernel<T> {
     return Status::ok();
   }
   void run(const T* x, T* y, KernelScratch*) override {
-    for (int64_t i = 0; i < count_; i += c_) {
-      for (int64_t c = 0; c < c_; ++c) y[i + c] = static_cast<T>(act_.apply(c, x[i + c]));
-    }
+    for (int64_t i = 0; i < count_; i += c_) act_.applyRow(x + i, 0, c_, y + i);
   }
 
  private:

@@ -43,6 +43,9 @@ struct DotRange {
   }
 };
 
+// Four dot products sharing one weight row: the weight is loaded once per four pixels. GCC turns
+// the widening multiply-accumulate into pmaddwd (x86) / vmlal.s16 (NEON). (Splitting the sums into
+// explicit lanes defeats that: measured 8x slower.)
 inline void dot4(const int16_t* __restrict w, const int16_t* __restrict x0, const int16_t* __restrict x1,
                  const int16_t* __restrict x2, const int16_t* __restrict x3, int64_t n, int32_t* out) {
   int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
@@ -113,7 +116,8 @@ class Mvau : public Kernel<T> {
       for (int64_t i = 0; i < k->mw_; ++i) {
         for (int64_t j = 0; j < k->mh_; ++j) k->w16_[j * k->mwp_ + i] = static_cast<int16_t>(w->values[i * k->mh_ + j]);
       }
-      k->rowsPerBlock_ = std::max<int64_t>(4, kWeightBlockBytes / (2 * k->mwp_));
+      k->rowsPerBlock_ = std::min(k->mh_, std::max<int64_t>(4, kWeightBlockBytes / (2 * k->mwp_)));
+      k->accRows_.assign(static_cast<size_t>(4 * k->rowsPerBlock_), 0);
       k->narrowScratch_ = static_cast<size_t>(k->pixels_ * k->mwp_);
     } else {
       k->w64_.resize(static_cast<size_t>(k->mh_ * k->mw_));
@@ -145,19 +149,20 @@ class Mvau : public Kernel<T> {
     for (int64_t j0 = 0; j0 < mh_; j0 += rowsPerBlock_) {
       const int64_t j1 = std::min(mh_, j0 + rowsPerBlock_);
       int64_t p = 0;
+      const int64_t width = j1 - j0;
+      int32_t* rows = accRows_.data();  // [4][rowsPerBlock]
       for (; p + 4 <= pixels_; p += 4) {
         const int16_t* x0 = xs + p * mwp_;
         for (int64_t j = j0; j < j1; ++j) {
           int32_t acc[4];
           dot4(w16_.data() + j * mwp_, x0, x0 + mwp_, x0 + 2 * mwp_, x0 + 3 * mwp_, mwp_, acc);
-          for (int r = 0; r < 4; ++r) y[(p + r) * mh_ + j] = static_cast<T>(act32_.apply(j, acc[r]));
+          for (int r = 0; r < 4; ++r) rows[r * rowsPerBlock_ + (j - j0)] = acc[r];
         }
+        for (int r = 0; r < 4; ++r) act32_.applyRow(rows + r * rowsPerBlock_, j0, width, y + (p + r) * mh_ + j0);
       }
       for (; p < pixels_; ++p) {
-        for (int64_t j = j0; j < j1; ++j) {
-          int32_t acc = dot1(w16_.data() + j * mwp_, xs + p * mwp_, mwp_);
-          y[p * mh_ + j] = static_cast<T>(act32_.apply(j, acc));
-        }
+        for (int64_t j = j0; j < j1; ++j) rows[j - j0] = dot1(w16_.data() + j * mwp_, xs + p * mwp_, mwp_);
+        act32_.applyRow(rows, j0, width, y + p * mh_ + j0);
       }
     }
   }
@@ -177,6 +182,7 @@ class Mvau : public Kernel<T> {
   bool fast_ = false;
   int64_t mw_ = 0, mh_ = 0, mwp_ = 0, pixels_ = 0, rowsPerBlock_ = 4;
   std::vector<int16_t> w16_;  // [MH][MWp], transposed, zero padded
+  std::vector<int32_t> accRows_;  // accumulators of 4 pixels x one weight block, before activation
   std::vector<int64_t> w64_;  // [MH][MW], transposed
   Activation<int32_t> act32_;
   Activation<int64_t> act64_;
@@ -240,14 +246,14 @@ class Vvau : public Kernel<T> {
           const int32_t* __restrict wt = weights32_.data() + t * c_;
           for (int64_t c = 0; c < c_; ++c) acc[c] += static_cast<int32_t>(xt[c]) * wt[c];
         }
-        for (int64_t c = 0; c < c_; ++c) o[c] = static_cast<T>(act32_.apply(c, acc[c]));
+        act32_.applyRow(acc, 0, c_, o);
       } else {
         int64_t* acc = scratch->wide.data();
         std::fill(acc, acc + c_, int64_t{0});
         for (int64_t t = 0; t < taps_; ++t) {
           for (int64_t c = 0; c < c_; ++c) acc[c] += static_cast<int64_t>(in[t * c_ + c]) * weights_[t * c_ + c];
         }
-        for (int64_t c = 0; c < c_; ++c) o[c] = static_cast<T>(act64_.apply(c, acc[c]));
+        act64_.applyRow(acc, 0, c_, o);
       }
     }
   }

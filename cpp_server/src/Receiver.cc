@@ -82,14 +82,14 @@ void Receiver::serve(TcpSocket socket) {
   Connection conn(std::move(socket), config_.ioTimeoutMs);
   stats_->upstreams++;
   Hello peer;
-  bool mismatch = false;
-  Status st = conn.acceptHandshake(config_.expected, config_.node, "server", &peer, &mismatch);
+  Connection::HandshakeFailure failure;
+  Status st = conn.acceptHandshake(config_.expected, config_.node, "server", &peer, &failure);
   if (!st) {
-    if (mismatch) {
+    if (failure == Connection::HandshakeFailure::kMismatch) {
       stats_->specMismatches++;
       LOG_ERROR("%s", st.message().c_str());
     } else {
-      stats_->badFrames++;
+      (failure == Connection::HandshakeFailure::kDisconnected ? stats_->disconnects : stats_->badFrames)++;
       LOG_WARN("dropping %s: %s", conn.peer().c_str(), st.message().c_str());
     }
   } else {

@@ -263,8 +263,8 @@ std::string loopbackPipeline() {
   if (!io.ok()) return "no connection from the server: " + io.message;
   Connection down(std::move(downSocket), 5000);
   Hello peer;
-  bool mismatch;
-  if (!(st = down.acceptHandshake(spec, "selftest-results", "client", &peer, &mismatch))) return st.message();
+  Connection::HandshakeFailure failure;
+  if (!(st = down.acceptHandshake(spec, "selftest-results", "client", &peer, &failure))) return st.message();
   const size_t bytes = spec.packedBytes();
   for (uint64_t seq = 1; seq <= 20; ++seq) {
     std::vector<uint8_t> frame(bytes, static_cast<uint8_t>(seq * 7));

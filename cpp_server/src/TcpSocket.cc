@@ -247,4 +247,17 @@ void TcpSocket::shutdownReads() {
   if (fd_.valid()) ::shutdown(fd_.get(), SHUT_RD);
 }
 
+void TcpSocket::shutdownWrites() {
+  if (fd_.valid()) ::shutdown(fd_.get(), SHUT_WR);
+}
+
+size_t TcpSocket::readAvailable(void* data, size_t length) {
+  for (;;) {
+    ssize_t n = ::recv(fd_.get(), data, length, 0);
+    if (n > 0) return static_cast<size_t>(n);
+    if (n < 0 && errno == EINTR) continue;
+    return 0;
+  }
+}
+
 }  // namespace finnsplit

@@ -53,6 +53,9 @@ class TcpSocket {
   int localPort() const;
   std::string peerName() const;
   void shutdownReads();
+  void shutdownWrites();
+  // Reads whatever is buffered (up to `length`) without waiting; returns the byte count (0 if none).
+  size_t readAvailable(void* data, size_t length);
   void close() { fd_.reset(); }
   bool valid() const { return fd_.valid(); }
   int fd() const { return fd_.get(); }

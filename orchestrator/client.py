@@ -1,0 +1,221 @@
+"""Client side of a chain of finnsplit servers: send tensors to the first, receive results from the last.
+
+The last server connects to the client's result port (`ResultReceiver`); the client connects to the
+first server (`TensorSender`). `ChainClient` combines both. Protocol: docs/protocol.md.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import socket
+import threading
+import time
+from collections.abc import Iterable
+from types import TracebackType
+
+import numpy as np
+
+from orchestrator.protocol import (
+    ConnectionClosed,
+    Frame,
+    FrameType,
+    HandshakeError,
+    Hello,
+    PeerError,
+    ProtocolError,
+    WireSpec,
+    decode_tensor,
+    encode_frame,
+    encode_tensor,
+    expect_hello,
+    mismatch,
+    read_frame,
+)
+from splitter.graph import TensorSpec
+
+Address = tuple[str, int]
+
+
+class TensorSender:
+    """A connection to a server's listening port that sends TENSOR frames of one spec."""
+
+    def __init__(self, address: Address, spec: TensorSpec | WireSpec, node: str = "client", timeout: float = 10.0):
+        """Connect and handshake; raises HandshakeError if the server expects a different spec."""
+        self.spec = WireSpec.of(spec)
+        self._seq = itertools.count(1)
+        self._sock = socket.create_connection(address, timeout=timeout)
+        self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            self._sock.sendall(encode_frame(FrameType.HELLO, 0, Hello("sender", node, self.spec).encode()))
+            reply = expect_hello(read_frame(self._sock, 0))
+        except PeerError as exc:
+            self._sock.close()
+            raise HandshakeError(f"server at {address[0]}:{address[1]} refused: {exc}") from None
+        except BaseException:
+            self._sock.close()
+            raise
+        if reply.spec != self.spec:
+            self._sock.close()
+            raise HandshakeError(f"this client sends {self.spec} but server '{reply.node}' expects {reply.spec}")
+        self.peer = reply.node
+
+    def send(self, values: np.ndarray, seq: int | None = None) -> int:
+        """Send one tensor; returns its sequence number (1, 2, ... unless given)."""
+        return self.send_packed(encode_tensor(values, self.spec), seq)
+
+    def send_packed(self, payload: bytes, seq: int | None = None) -> int:
+        """Send one already densely packed tensor; returns its sequence number."""
+        number = next(self._seq) if seq is None else seq
+        self._sock.sendall(encode_frame(FrameType.TENSOR, number, payload))
+        return number
+
+    def close(self) -> None:
+        """Say BYE and close."""
+        with contextlib.suppress(OSError):
+            self._sock.sendall(encode_frame(FrameType.BYE, 0))
+        self._sock.close()
+
+
+class ResultReceiver:
+    """The client's result port: the last server of the chain connects here and sends results."""
+
+    def __init__(self, spec: TensorSpec | WireSpec, host: str = "127.0.0.1", port: int = 0, node: str = "client",
+                 timeout: float = 10.0):
+        """Listen on host:port (0: an ephemeral port, see `address`)."""
+        self.spec = WireSpec.of(spec)
+        self.node = node
+        self.timeout = timeout
+        self._listener = socket.create_server((host, port))
+        self._conn: socket.socket | None = None
+        self.peer = ""
+
+    @property
+    def address(self) -> Address:
+        """Where the last server must connect (its --next)."""
+        host, port = self._listener.getsockname()[:2]
+        return host, port
+
+    def accept(self, timeout: float | None = None) -> None:
+        """Wait for the last server and handshake; raises HandshakeError if it sends a different spec."""
+        self._listener.settimeout(self.timeout if timeout is None else timeout)
+        try:
+            conn, _ = self._listener.accept()
+        except TimeoutError:
+            raise ProtocolError(f"no server connected to result port {self.address[1]}") from None
+        conn.settimeout(self.timeout)
+        hello = expect_hello(read_frame(conn, 0))
+        problem = "peer is not a sender" if hello.role != "sender" else mismatch(hello, self.spec, "client")
+        if problem:
+            message = f"mis-wired chain: {problem} (peer '{hello.node}')"
+            conn.sendall(encode_frame(FrameType.ERROR, 0, message.encode()))
+            conn.close()
+            raise HandshakeError(message)
+        conn.sendall(encode_frame(FrameType.HELLO, 0, Hello("receiver", self.node, self.spec).encode()))
+        self._conn = conn
+        self.peer = hello.node
+
+    def receive(self, timeout: float | None = None) -> tuple[int, np.ndarray]:
+        """The next result as (sequence number, int64 array of spec.shape).
+
+        Accepts the last server first if needed, and again if it closes or says BYE (a restarted
+        or reconnecting last server), within the same timeout.
+        """
+        wait = self.timeout if timeout is None else timeout
+        deadline = time.monotonic() + wait
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise ProtocolError(f"no result within {wait} s")
+            if self._conn is None:
+                self.accept(left)
+            assert self._conn is not None
+            self._conn.settimeout(left)
+            try:
+                frame = read_frame(self._conn, self.spec.packed_size)
+            except ConnectionClosed:
+                frame = Frame(FrameType.BYE, 0, b"")
+            if frame.type == FrameType.TENSOR:
+                return frame.seq, decode_tensor(frame.payload, self.spec)
+            if frame.type == FrameType.ERROR:
+                raise PeerError(frame.payload.decode(errors="replace"))
+            if frame.type != FrameType.BYE:
+                raise ProtocolError(f"expected a TENSOR result, got {frame.type.name}")
+            self._conn.close()
+            self._conn = None
+
+    def close(self) -> None:
+        """Close the result connection and the listening socket."""
+        if self._conn is not None:
+            self._conn.close()
+        self._listener.close()
+
+
+class ChainClient:
+    """Send tensors into a chain of servers and receive its results, in order."""
+
+    def __init__(self, input_spec: TensorSpec | WireSpec, output_spec: TensorSpec | WireSpec,
+                 result_host: str = "127.0.0.1", result_port: int = 0, node: str = "client", timeout: float = 30.0):
+        """Open the result port; start the chain with its last --next = `result_address`, then `connect`."""
+        self.input_spec = WireSpec.of(input_spec)
+        self.receiver = ResultReceiver(output_spec, result_host, result_port, node=node, timeout=timeout)
+        self.node = node
+        self.timeout = timeout
+        self.sender: TensorSender | None = None
+
+    @property
+    def result_address(self) -> Address:
+        """The address the last server connects to."""
+        return self.receiver.address
+
+    def connect(self, first_hop: Address) -> None:
+        """Connect to the first server (handshake both ends)."""
+        self.sender = TensorSender(first_hop, self.input_spec, node=self.node, timeout=self.timeout)
+        if self.receiver._conn is None:
+            self.receiver.accept()
+
+    def infer(self, values: np.ndarray) -> np.ndarray:
+        """One tensor through the chain."""
+        return self.infer_many([values])[0]
+
+    def infer_many(self, tensors: Iterable[np.ndarray]) -> list[np.ndarray]:
+        """Many tensors, pipelined (sending in a thread while receiving); results in input order."""
+        if self.sender is None:
+            raise ProtocolError("ChainClient.connect() first")
+        payloads = [encode_tensor(t, self.input_spec) for t in tensors]
+        sender = self.sender
+        seqs: list[int] = []
+        failure: list[BaseException] = []
+
+        def send_all() -> None:
+            try:
+                seqs.extend(sender.send_packed(p) for p in payloads)
+            except BaseException as exc:  # reported in the caller's thread
+                failure.append(exc)
+
+        thread = threading.Thread(target=send_all, daemon=True)
+        thread.start()
+        results = []
+        try:
+            for _ in payloads:
+                results.append(self.receiver.receive())
+        finally:
+            thread.join()
+        if failure:
+            raise failure[0]
+        if [seq for seq, _ in results] != seqs:
+            raise ProtocolError(f"results arrived out of order: {[seq for seq, _ in results][:10]} ...")
+        return [values for _, values in results]
+
+    def close(self) -> None:
+        """Close both connections."""
+        if self.sender is not None:
+            self.sender.close()
+        self.receiver.close()
+
+    def __enter__(self) -> ChainClient:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
