@@ -1,0 +1,139 @@
+"""The Python side of the wire protocol (orchestrator/protocol.py, client.py) over real sockets."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import zlib
+
+import numpy as np
+import pytest
+
+from orchestrator.client import ResultReceiver, TensorSender
+from orchestrator.protocol import (
+    HEADER,
+    ConnectionClosed,
+    FrameType,
+    HandshakeError,
+    Hello,
+    ProtocolError,
+    WireSpec,
+    decode_tensor,
+    encode_frame,
+    encode_tensor,
+    mismatch,
+    read_frame,
+)
+from splitter.datatypes import datatype
+from splitter.graph import TensorSpec
+from splitter.packing import pack
+
+SPEC = WireSpec.parse("INT3:1,2,2,5")
+
+
+def test_header_layout_is_the_documented_one() -> None:
+    frame = encode_frame(FrameType.TENSOR, 0x0102030405060708, b"\x01\x02\x03")
+    assert len(frame) == 24 + 3 and HEADER.size == 24
+    assert frame[:4] == b"FSPL" and frame[4] == 1 and frame[5] == 2 and frame[6:8] == b"\0\0"
+    assert frame[8:16] == bytes([8, 7, 6, 5, 4, 3, 2, 1])  # little-endian sequence number
+    assert frame[16:20] == (3).to_bytes(4, "little")
+    assert int.from_bytes(frame[20:24], "little") == zlib.crc32(frame[:20] + frame[24:])
+
+
+def test_tensor_payload_is_splitters_dense_packing() -> None:
+    rng = np.random.default_rng(0)
+    values = rng.integers(-4, 4, size=SPEC.shape)
+    payload = encode_tensor(values, SPEC)
+    assert payload == pack(values, datatype("INT3")) and len(payload) == SPEC.packed_size == 8  # ceil(60 / 8)
+    np.testing.assert_array_equal(decode_tensor(payload, SPEC), values)
+    assert WireSpec.of(TensorSpec("t", (1, 2, 2, 5), datatype("INT3"))) == SPEC
+    assert str(SPEC) == "INT3 1x2x2x5" and SPEC.flag() == "INT3:1,2,2,5"
+
+
+def test_hello_round_trip_and_mismatch_text() -> None:
+    hello = Hello("sender", "board 0", WireSpec.parse("UINT4:1,56,56,128"))
+    parsed = Hello.parse(hello.encode())
+    assert parsed == Hello("sender", "board_0", hello.spec)
+    expected = WireSpec.parse("UINT4:1,28,28,256")
+    text = mismatch(parsed, expected, "server")
+    assert text == "peer sends UINT4 1x56x56x128 but this server expects UINT4 1x28x28x256"
+    assert mismatch(parsed, hello.spec, "server") == ""
+    with pytest.raises(ProtocolError, match="malformed HELLO"):
+        Hello.parse(b"FSPL-HELLO role=sender dtype=UINT4")
+
+
+def _pair() -> tuple[socket.socket, socket.socket]:
+    a, b = socket.socketpair()
+    a.settimeout(5)
+    b.settimeout(5)
+    return a, b
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (b"XXXX" + bytes(20), "bad magic"),
+        (encode_frame(FrameType.TENSOR, 1, bytes(8), version=3), "version 3"),
+        (encode_frame(FrameType.TENSOR, 1, bytes(8), checksum=1), "checksum mismatch"),
+        (encode_frame(FrameType.TENSOR, 1, bytes(9)), "agreed spec packs to 8"),
+        (encode_frame(FrameType.ERROR, 0, b"x" * 5000), "limit 4096"),
+        (encode_frame(FrameType.TENSOR, 1, bytes(8))[:30], "after 6 of 8 bytes"),
+    ],
+)
+def test_read_frame_rejects_malformed_input(raw: bytes, message: str) -> None:
+    a, b = _pair()
+    a.sendall(raw)
+    a.close()
+    with pytest.raises(ProtocolError, match=message):
+        read_frame(b, SPEC.packed_size)
+    b.close()
+
+
+def test_clean_close_between_frames_is_connection_closed() -> None:
+    a, b = _pair()
+    a.close()
+    with pytest.raises(ConnectionClosed):
+        read_frame(b, 8)
+
+
+def test_sender_and_receiver_speak_to_each_other() -> None:
+    """The client's two halves against each other: handshake, tensors, BYE, reconnect."""
+    receiver = ResultReceiver(SPEC, timeout=5)
+    rng = np.random.default_rng(1)
+    frames = [rng.integers(-4, 4, size=SPEC.shape) for _ in range(3)]
+
+    def last_server() -> None:
+        for round_ in range(2):  # the "last server" restarts once: the receiver accepts again
+            sender = TensorSender(receiver.address, SPEC, node=f"last-{round_}")
+            for i, frame in enumerate(frames):
+                sender.send(frame, seq=10 * round_ + i + 1)
+            sender.close()
+
+    thread = threading.Thread(target=last_server)
+    thread.start()
+    got = [receiver.receive() for _ in range(6)]
+    thread.join()
+    assert [seq for seq, _ in got] == [1, 2, 3, 11, 12, 13]
+    for (_, values), frame in zip(got, frames * 2, strict=True):
+        np.testing.assert_array_equal(values, frame)
+    receiver.close()
+
+
+def test_receiver_refuses_a_sender_of_another_spec() -> None:
+    receiver = ResultReceiver(SPEC, timeout=5)
+    errors: list[BaseException] = []
+
+    def wrong_sender() -> None:
+        try:
+            TensorSender(receiver.address, WireSpec.parse("INT3:1,2,2,6"), node="board2")
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    thread = threading.Thread(target=wrong_sender)
+    thread.start()
+    with pytest.raises(HandshakeError, match="peer sends INT3 1x2x2x6 but this client expects INT3 1x2x2x5"):
+        receiver.accept()
+    thread.join()
+    assert isinstance(errors[0], HandshakeError)
+    assert "peer sends INT3 1x2x2x6 but this client expects INT3 1x2x2x5" in str(errors[0])
+    receiver.close()
