@@ -116,7 +116,12 @@ class ResultReceiver:
         self.peer = hello.node
 
     def receive(self, timeout: float | None = None) -> tuple[int, np.ndarray]:
-        """The next result as (sequence number, int64 array of spec.shape).
+        """The next result as (sequence number, int64 array of spec.shape); see receive_packed."""
+        seq, payload = self.receive_packed(timeout)
+        return seq, decode_tensor(payload, self.spec)
+
+    def receive_packed(self, timeout: float | None = None) -> tuple[int, bytes]:
+        """The next result as (sequence number, densely packed payload).
 
         Accepts the last server first if needed, and again if it closes or says BYE (a restarted
         or reconnecting last server), within the same timeout.
@@ -136,7 +141,7 @@ class ResultReceiver:
             except ConnectionClosed:
                 frame = Frame(FrameType.BYE, 0, b"")
             if frame.type == FrameType.TENSOR:
-                return frame.seq, decode_tensor(frame.payload, self.spec)
+                return frame.seq, frame.payload
             if frame.type == FrameType.ERROR:
                 raise PeerError(frame.payload.decode(errors="replace"))
             if frame.type != FrameType.BYE:

@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
-for pkg in mosquitto openssh-server g++-arm-linux-gnueabihf qemu-user-static cmake iproute2; do
+# clang + libclang-rt: the ASan/UBSan and libFuzzer build of cpp_server (tests/cpp_fixtures.py).
+for pkg in mosquitto openssh-server g++-arm-linux-gnueabihf qemu-user-static cmake iproute2 clang libclang-rt-14-dev; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then

@@ -1,5 +1,6 @@
 #include "DelayBackend.h"
 
+#include <sys/prctl.h>
 #include <time.h>
 
 #include <cerrno>
@@ -8,6 +9,11 @@
 namespace finnsplit {
 
 Status DelayBackend::run(const uint8_t* input, uint8_t* output) {
+  if (!slackSet_) {
+    // The default 50 us timer slack would lengthen every simulated frame; this is the compute thread.
+    prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
+    slackSet_ = true;
+  }
   timespec deadline{};
   clock_gettime(CLOCK_MONOTONIC, &deadline);
   int64_t ns = deadline.tv_nsec + delayUs_ * 1000;

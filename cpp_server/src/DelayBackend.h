@@ -24,6 +24,7 @@ class DelayBackend : public Accelerator {
   TensorSpec in_;
   TensorSpec out_;
   int64_t delayUs_;
+  bool slackSet_ = false;
 };
 
 }  // namespace finnsplit
