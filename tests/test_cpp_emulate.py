@@ -11,6 +11,7 @@ from cpp_fixtures import (
     GraphBuilder,
     random_input,
     run_program,
+    sanitizer_build,  # noqa: F401 - fixture
     server_bin,  # noqa: F401 - fixture
     sorted_thresholds,
 )
@@ -120,6 +121,17 @@ def test_emulate_equals_python_executor(name: str, server_bin: Path, tmp_path: P
     # The program file itself round-trips through the Python reader to the same results.
     reread = program.read(tmp_path / f"{graph.name}.fsprog")
     np.testing.assert_array_equal(execute(reread, frames[0]), outputs[0])
+
+
+@pytest.mark.parametrize("name", sorted(GRAPHS))
+def test_emulate_under_sanitizers(name: str, sanitizer_build: Path, tmp_path: Path) -> None:  # noqa: F811
+    rng = np.random.default_rng(sum(map(ord, name)) + 2)
+    graph = GRAPHS[name](rng)
+    frames = [random_input(graph, rng) for _ in range(2)]
+    env = {"ASAN_OPTIONS": "detect_leaks=1", "UBSAN_OPTIONS": "halt_on_error=1:print_stacktrace=1"}
+    outputs = run_program(sanitizer_build / "finnsplit-server", graph, frames, tmp_path, env=env)
+    for frame, got in zip(frames, outputs, strict=True):
+        np.testing.assert_array_equal(got, execute(graph, frame))
 
 
 def test_label_select_ties_prefer_lower_index(server_bin: Path, tmp_path: Path) -> None:  # noqa: F811

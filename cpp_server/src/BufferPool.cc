@@ -6,14 +6,14 @@ namespace finnsplit {
 namespace {
 
 // Buffers start on cache-line boundaries so kernels and DMA copies see aligned data.
-constexpr size_t kAlign = 64;
+constexpr size_t kBufferAlign = 64;
 
-size_t roundUp(size_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
+size_t roundUp(size_t n) { return (n + kBufferAlign - 1) / kBufferAlign * kBufferAlign; }
 
 }  // namespace
 
 BufferPool::BufferPool(size_t count, size_t size)
-    : count_(count), size_(size), storage_(new uint8_t[roundUp(size ? size : 1) * count + kAlign]), free_(count) {
+    : count_(count), size_(size), storage_(new uint8_t[roundUp(size ? size : 1) * count + kBufferAlign]), free_(count) {
   uintptr_t base = reinterpret_cast<uintptr_t>(storage_.get());
   uint8_t* first = storage_.get() + (roundUp(base) - base);
   std::memset(first, 0, roundUp(size ? size : 1) * count);  // touch the pages now, not on the first frame

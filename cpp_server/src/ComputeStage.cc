@@ -2,19 +2,10 @@
 
 #include <time.h>
 
+#include "Clock.h"
 #include "Log.h"
 
 namespace finnsplit {
-namespace {
-
-int64_t nowNs() {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
-}
-
-}  // namespace
-
 void ComputeStage::loop() {
   FrameSlot frame;
   while (in_->pop(&frame)) {
@@ -23,9 +14,9 @@ void ComputeStage::loop() {
       inPool_->release(frame.data);
       break;
     }
-    int64_t start = nowNs();
+    int64_t start = monotonicNs();
     Status st = accelerator_->run(frame.data, result);
-    stats_->compute.add(nowNs() - start);
+    stats_->compute.add(monotonicNs() - start);
     inPool_->release(frame.data);
     if (!st) {
       stats_->acceleratorErrors++;

@@ -4,17 +4,12 @@
 
 #include <algorithm>
 
+#include "Clock.h"
 #include "DensePacking.h"
 #include "Kernels.h"
 
 namespace finnsplit {
 namespace {
-
-int64_t nowNs() {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
-}
 
 template <typename T>
 class Chain : public Emulator {
@@ -72,9 +67,9 @@ class Chain : public Emulator {
     T* x = a_.data();
     T* y = b_.data();
     for (size_t i = 0; i < kernels_.size(); ++i) {
-      int64_t start = nowNs();
+      int64_t start = monotonicNs();
       kernels_[i]->run(x, y, &scratch_);
-      times_[i] += nowNs() - start;
+      times_[i] += monotonicNs() - start;
       std::swap(x, y);
     }
     st = DensePacking::pack<T>(x, output_.numElements(), output_.dtype(), output);

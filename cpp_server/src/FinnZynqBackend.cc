@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <fstream>
 
+#include "Clock.h"
 #include "FinnPacking.h"
 #include "Log.h"
 
@@ -33,12 +34,6 @@ Status physAddrOf(const std::string& device, uint64_t* out) {
   *out = std::strtoull(text.c_str(), &end, 16);
   if (*out == 0) return Status::error(sysfs + " holds '" + text + "', not a physical address");
   return Status::ok();
-}
-
-int64_t nowMs() {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
 }
 
 }  // namespace
@@ -92,13 +87,13 @@ Status FinnZynqBackend::run(const uint8_t* input, uint8_t* output) {
   // Output first, so it is ready to drain the dataflow pipeline before input starts it.
   odma_.start(config_.outPhys, 1);
   idma_.start(config_.inPhys, 1);
-  const int64_t deadline = nowMs() + config_.doneTimeoutMs;
+  const int64_t deadline = monotonicMs() + config_.doneTimeoutMs;
   int spins = 0;
   while (!odma_.done()) {
     if (++spins > 1000) {
       timespec pause{0, 20000};
       nanosleep(&pause, nullptr);
-      if (nowMs() > deadline) {
+      if (monotonicMs() > deadline) {
         return Status::error("output DMA did not signal ap_done within " + std::to_string(config_.doneTimeoutMs) + " ms");
       }
     }

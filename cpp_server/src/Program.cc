@@ -13,7 +13,7 @@ namespace {
 
 const char kMagic[] = "FINNSPLIT-PROGRAM";
 const char kVersion[] = "1";
-constexpr size_t kAlign = 64;
+constexpr size_t kBlobAlign = 64;
 
 bool parseInt(const std::string& text, int64_t* out) {
   if (text.empty() || text.size() > 20) return false;
@@ -271,7 +271,7 @@ Status Program::parseLine(const std::string& line, int number, const uint8_t* da
     return tensorLine(kv, where, &outputName_, &output_);
   }
   if (kind == "blob") {
-    int id;
+    int id = -1;
     ProgramBlob blob;
     st = readBlob(kv, data, size, dataStart, where, &id, &blob);
     if (!st) return st;
@@ -289,7 +289,7 @@ Status Program::parse(const uint8_t* data, size_t size, const std::string& nameH
   if (!found) return Status::error(nameHint + ": no 'end' line (truncated or not a program file)");
   size_t end = static_cast<size_t>(found - data);
   size_t headerLength = end + 5;
-  size_t dataStart = (headerLength + kAlign - 1) / kAlign * kAlign;
+  size_t dataStart = (headerLength + kBlobAlign - 1) / kBlobAlign * kBlobAlign;
   std::string header(reinterpret_cast<const char*>(data), end);
   std::vector<std::string> lines;
   size_t pos = 0;

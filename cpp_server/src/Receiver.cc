@@ -2,19 +2,10 @@
 
 #include <time.h>
 
+#include "Clock.h"
 #include "Log.h"
 
 namespace finnsplit {
-namespace {
-
-int64_t nowNs() {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
-}
-
-}  // namespace
-
 Receiver::Receiver(ReceiverConfig config, BufferPool* pool, FrameQueue* queue, Stats* stats)
     : config_(std::move(config)), pool_(pool), queue_(queue), stats_(stats) {}
 
@@ -150,10 +141,10 @@ void Receiver::readFrames(Connection* conn, const std::string& peerNode) {
       conn->sendError(st.message());
       return;
     }
-    int64_t waitStart = nowNs();
+    int64_t waitStart = monotonicNs();
     uint8_t* buffer = pool_->acquire();
     if (!buffer) return;
-    int64_t readStart = nowNs();
+    int64_t readStart = monotonicNs();
     stats_->recvWait.add(readStart - waitStart);
     out = conn->readPayload(header, buffer);
     if (!out.ok()) {
@@ -167,7 +158,7 @@ void Receiver::readFrames(Connection* conn, const std::string& peerNode) {
       LOG_WARN("dropping %s: %s", peer, out.message.c_str());
       return;
     }
-    stats_->recv.add(nowNs() - readStart);
+    stats_->recv.add(monotonicNs() - readStart);
     haveSeq = true;
     lastSeq = header.seq;
     stats_->framesIn++;

@@ -6,19 +6,10 @@
 #include <algorithm>
 #include <cerrno>
 
+#include "Clock.h"
 #include "Log.h"
 
 namespace finnsplit {
-namespace {
-
-int64_t nowNs() {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
-}
-
-}  // namespace
-
 Sender::Sender(SenderConfig config, FrameQueue* queue, BufferPool* pool, Stats* stats)
     : config_(std::move(config)), queue_(queue), pool_(pool), stats_(stats), retryMs_(config_.retryMinMs) {}
 
@@ -71,7 +62,7 @@ bool Sender::ensureConnected() {
     stats_->sendErrors++;
     // A refused handshake is a wiring error: always loud. Plain connect failures (the next hop is
     // not up yet) are logged when they change, and at most every 5 s.
-    int64_t nowMs = nowNs() / 1000000;
+    int64_t nowMs = monotonicMs();
     if (rejected) {
       LOG_ERROR("%s", st.message().c_str());
     } else if (st.message() != lastFailure_ || nowMs - lastFailureLogMs_ > 5000) {
@@ -95,10 +86,10 @@ void Sender::deliver(const FrameSlot& frame) {
   const uint32_t length = static_cast<uint32_t>(config_.spec.packedBytes());
   while (!abort_.triggered()) {
     if (!ensureConnected()) continue;
-    int64_t start = nowNs();
+    int64_t start = monotonicNs();
     IoResult io = conn_->writeFrame(FrameType::kTensor, frame.seq, frame.data, length, &abort_);
     if (io.ok()) {
-      stats_->send.add(nowNs() - start);
+      stats_->send.add(monotonicNs() - start);
       stats_->framesOut++;
       return;
     }

@@ -2,16 +2,11 @@
 
 #include <time.h>
 
+#include "Clock.h"
 #include "Log.h"
 
 namespace finnsplit {
 namespace {
-
-int64_t nowMs() {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
-}
 
 std::string jsonString(const std::string& text) {
   std::string out = "\"";
@@ -97,14 +92,14 @@ Status Server::start() {
 
 void Server::drain() {
   draining_ = true;
-  const int64_t deadline = nowMs() + config_.drainTimeoutMs;
+  const int64_t deadline = monotonicMs() + config_.drainTimeoutMs;
   LOG_INFO("draining: %lld frames in flight", static_cast<long long>(stats_.framesIn - stats_.framesOut -
                                                                        stats_.framesDropped));
   receiver_->stopAndJoin();
   inQueue_.close();
   // The compute stage may wait for output buffers the sender holds; the deadline aborts the
   // sender, which drops what it cannot deliver and so lets compute finish.
-  while (!sender_->finished() && nowMs() < deadline) {
+  while (!sender_->finished() && monotonicMs() < deadline) {
     timespec pause{0, 5000000};
     nanosleep(&pause, nullptr);
   }

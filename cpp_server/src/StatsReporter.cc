@@ -9,18 +9,13 @@
 #include <cerrno>
 #include <cstring>
 
+#include "Clock.h"
 #include "Log.h"
 
 namespace finnsplit {
 namespace {
 
 std::mutex gStdoutMutex;
-
-int64_t nowNs() {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
-}
 
 bool writeAllFd(int fd, const char* data, size_t length) {
   while (length > 0) {
@@ -38,7 +33,7 @@ bool writeAllFd(int fd, const char* data, size_t length) {
 StatsReporter::StatsReporter(std::string target, int intervalMs, std::string node, const Stats* stats,
                              std::function<Gauges()> gauges)
     : target_(std::move(target)), intervalMs_(intervalMs), node_(std::move(node)), stats_(stats),
-      gauges_(std::move(gauges)), startNs_(nowNs()) {}
+      gauges_(std::move(gauges)), startNs_(monotonicNs()) {}
 
 StatsReporter::~StatsReporter() { stop(); }
 
@@ -87,9 +82,9 @@ void StatsReporter::stop() {
 void StatsReporter::loop() {
   while (!stop_.triggered()) {
     pollfd fds[2] = {{stop_.fd(), POLLIN, 0}, {listener_.get(), POLLIN, 0}};
-    int64_t deadline = nowNs() + int64_t{intervalMs_} * 1000000;
+    int64_t deadline = monotonicNs() + int64_t{intervalMs_} * 1000000;
     int64_t left;
-    while ((left = deadline - nowNs()) > 0 && !stop_.triggered()) {
+    while ((left = deadline - monotonicNs()) > 0 && !stop_.triggered()) {
       int n = ::poll(fds, 2, static_cast<int>(left / 1000000) + 1);
       if (n > 0 && (fds[1].revents & POLLIN)) acceptClients();
     }
@@ -111,7 +106,7 @@ void StatsReporter::acceptClients() {
 
 void StatsReporter::emit() {
   std::lock_guard<std::mutex> lock(mutex_);
-  std::string json = stats_->toJson(node_, (nowNs() - startNs_) / 1e9, gauges_(), previous_);
+  std::string json = stats_->toJson(node_, (monotonicNs() - startNs_) / 1e9, gauges_(), previous_);
   if (!listener_.valid()) {
     printLine(json);
     return;
