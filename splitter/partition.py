@@ -159,7 +159,10 @@ class _Segment:
 class _Chain:
     """One planning problem: groups of layers, board types, options and link sizes."""
 
-    def __init__(self, layers, tensors, boards, cfg, link_gbps, limit) -> None:
+    def __init__(
+        self, layers: Sequence[Layer], tensors: Mapping[str, TensorSpec], boards: Sequence[Board],
+        cfg: CostConfig, link_gbps: float | None, limit: int,
+    ) -> None:
         self.layers, self.tensors, self.cfg, self.limit = list(layers), tensors, cfg, limit
         self.boards = list(boards)
         self.types = list({b.name: b for b in boards}.values())
@@ -168,23 +171,37 @@ class _Chain:
         ends = [self.layers[0].input] + [self.layers[stop - 1].output for _, stop in self.groups]
         self.bytes = [packed_size(tensors[n].num_elements, tensors[n].dtype) for n in ends]
         self.rates = [_link_rate(t, link_gbps) for t in self.types]
+        self._options: dict[tuple[int, int], list[GroupOption]] = {}
+        self._arrays: dict[tuple[int, int], Options] = {}
+        self._within: dict[tuple[int, int, float], Options] = {}
+        self._dwc: dict[tuple[int, int], float] = {}
 
-    @functools.cache  # noqa: B019 (one _Chain per plan() call)
     def options(self, g: int, t: int) -> list[GroupOption]:
-        start, stop = self.groups[g]
-        return group_options(self.layers[start:stop], self.types[t], self.tensors, self.cfg)
+        """Every coupled folding of group g on board type t."""
+        if (g, t) not in self._options:
+            start, stop = self.groups[g]
+            self._options[(g, t)] = group_options(self.layers[start:stop], self.types[t], self.tensors, self.cfg)
+        return self._options[(g, t)]
 
-    @functools.cache  # noqa: B019
     def option_arrays(self, g: int, t: int) -> Options:
-        return Options.build([(o.resources, o.in_width, o.out_width, o.cycles) for o in self.options(g, t)])
+        """The non-dominated options of group g on board type t, as arrays."""
+        if (g, t) not in self._arrays:
+            items = [(o.resources, o.in_width, o.out_width, o.cycles) for o in self.options(g, t)]
+            self._arrays[(g, t)] = Options.build(items)
+        return self._arrays[(g, t)]
 
-    @functools.cache  # noqa: B019
     def within(self, g: int, t: int, max_cycles: float) -> Options:
-        return self.option_arrays(g, t).within(max_cycles)
+        """The options of group g on type t meeting a cycle budget."""
+        key = (g, t, max_cycles)
+        if key not in self._within:
+            self._within[key] = self.option_arrays(g, t).within(max_cycles)
+        return self._within[key]
 
-    @functools.cache  # noqa: B019
     def dwc_lut(self, prev: int, width: int) -> float:
-        return 0.0 if prev < 0 else dwc(prev, width, self.cfg.ff_per_lut).lut
+        """LUTs of a width converter from `prev` bits (negative: the IODMA, none) to `width`."""
+        if (prev, width) not in self._dwc:
+            self._dwc[(prev, width)] = 0.0 if prev < 0 else dwc(prev, width, self.cfg.ff_per_lut).lut
+        return self._dwc[(prev, width)]
 
     def tail(self, width: int) -> Resources:
         return output_fifo_cost(width, self.cfg)

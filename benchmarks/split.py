@@ -1,0 +1,123 @@
+"""MobileNetV1-w4a4 on 6 Zedboards: predicted pipeline fps of the greedy (paper) vs balanced split.
+
+Usage: .venv/bin/python benchmarks/split.py [--model zoo|synthetic|PATH.onnx] [--boards 6] [--board zedboard]
+
+--model zoo (default when brevitas is installed) exports the zoo MobileNetV1 and lowers it;
+synthetic builds the same layer chain from shapes (splitter.cost.synthetic). Everything printed is
+measured or predicted in this run; nothing is quoted from elsewhere except the paper's 118.3 fps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+from splitter.boards import load_board, parse_board_list
+from splitter.cost.synthetic import mobilenet_v1_w4a4
+from splitter.folding import finn_set_folding
+from splitter.partition import PartitionError, Plan, TooFewBoardsError, plan
+
+PAPER_FPS = 118.3  # reference paper: MobileNetV1 w4a4 on 6 Zedboards, measured
+
+
+def load_model(kind: str):
+    """(layers, tensors, description) of the model to split; swap the model here."""
+    if kind == "synthetic":
+        layers, tensors = mobilenet_v1_w4a4()
+        return layers, tensors, "MobileNetV1-w4a4, synthetic chain (splitter.cost.synthetic)"
+    from splitter.cli import load_and_lower
+
+    if kind == "zoo":
+        from splitter import zoo
+
+        path = zoo.export("mobilenet-v1-w4a4", Path(tempfile.mkdtemp()) / "mobilenet-v1-w4a4.onnx")
+    else:
+        path = Path(kind)
+    _, graph = load_and_lower(str(path), None)
+    return graph.layers, graph.tensors, f"{path.name}, lowered by splitter.lowering"
+
+
+def default_model() -> str:
+    try:
+        import brevitas  # noqa: F401
+    except ImportError:
+        return "synthetic"
+    return "zoo"
+
+
+def table(p: Plan) -> str:
+    lines = [f"  {'#':>2} {'board':<9} {'layers':<38} {'LUT%':>5} {'BRAM%':>6} {'DSP%':>5} {'cycles':>9} "
+             f"{'fps':>8} {'bytes out':>9} {'W':>5}"]
+    for r in p.rows():
+        lines.append(f"  {r['partition']:>2} {r['board']:<9} {r['layers']:<38} {r['lut_pct']:5.1f} "
+                     f"{r['bram_pct']:6.1f} {r['dsp_pct']:5.1f} {r['cycles']:>9,} {r['fps']:8.1f} "
+                     f"{r['bytes_out']:>9,} {r['power_w']:5.2f}")
+    lines.append(f"  pipeline: {p.fps:.1f} fps, limited by {p.limited_by}; {p.boards_used} boards, {p.power_w:.2f} W")
+    return "\n".join(lines)
+
+
+def timed(fn, *args, **kwargs):
+    start = time.perf_counter()
+    result = fn(*args, **kwargs)
+    return result, time.perf_counter() - start
+
+
+def greedy_on(layers, tensors, count: int, board: str, folds) -> tuple[Plan | None, int]:
+    """Greedy plan on `count` boards, or None and the number of boards it needs."""
+    try:
+        return plan(layers, tensors, parse_board_list(str(count), board), "greedy", greedy_foldings=folds), count
+    except TooFewBoardsError as exc:
+        return None, exc.needed[board]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=default_model(), help="zoo, synthetic, or a QONNX file")
+    parser.add_argument("--boards", type=int, default=6)
+    parser.add_argument("--board", default="zedboard")
+    args = parser.parse_args()
+
+    (layers, tensors, what), load_s = timed(load_model, args.model)
+    board = load_board(args.board)
+    boards = parse_board_list(str(args.boards), args.board)
+    print(f"model: {what}: {len(layers)} layers (loaded in {load_s:.1f} s)")
+    print(f"boards: {args.boards} x {board.name} ({board.part}, {board.clock_mhz:g} MHz, "
+          f"{board.link_bytes_per_s * 8 / 1e6:.0f} Mbit/s link)\n")
+
+    balanced, balanced_s = timed(plan, layers, tensors, boards, "balanced")
+    print(f"balanced on {args.boards}: {balanced.fps:.1f} fps (split in {balanced_s:.2f} s wall time)")
+    print(table(balanced))
+
+    print("\ngreedy = the paper's method: fixed folding, fill boards in order until a resource overflows")
+    try:
+        plan(layers, tensors, boards, "greedy")
+        print("  FINN default folding (PE=SIMD=1): fits")
+    except PartitionError as exc:
+        print(f"  FINN default folding (PE=SIMD=1): {exc}")
+    folds = finn_set_folding(layers, board, tensors, board.clock_hz / PAPER_FPS)
+    (greedy, needed), greedy_s = timed(greedy_on, layers, tensors, args.boards, args.board, folds)
+    print(f"  FINN SetFolding(target {PAPER_FPS} fps, two-pass) + fill in order: ", end="")
+    if greedy is None:
+        print(f"does not fit {args.boards} boards, needs {needed}")
+        greedy, _ = greedy_on(layers, tensors, needed, args.board, folds)
+    else:
+        print(f"fits (split in {greedy_s:.3f} s)")
+    assert greedy is not None
+    print(table(greedy))
+
+    same, same_s = timed(plan, layers, tensors, parse_board_list(str(needed), args.board), "balanced")
+    print(f"\nbalanced on {needed} (greedy's board count): {same.fps:.1f} fps (split in {same_s:.2f} s)")
+    print("\nsummary (predicted fps; the paper measured 118.3 fps on 6 Zedboards):")
+    print(f"  greedy   on {needed}: {greedy.fps:8.1f} fps")
+    ratio = balanced.fps / greedy.fps
+    print(f"  balanced on {args.boards}: {balanced.fps:8.1f} fps   ratio balanced/greedy = {ratio:.2f}"
+          f" (with {needed - args.boards} fewer boards)")
+    if needed != args.boards:
+        print(f"  balanced on {needed}: {same.fps:8.1f} fps   ratio at equal board count = {same.fps / greedy.fps:.2f}")
+    print(f"  balanced split wall time on {args.boards} boards: {balanced_s:.2f} s")
+
+
+if __name__ == "__main__":
+    main()
