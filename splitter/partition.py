@@ -81,7 +81,7 @@ class Partition:
     compute_fps: float  # replicas * clock / cycles
     bytes_in: int  # packed bytes per frame received
     bytes_out: int  # packed bytes per frame sent
-    link_fps: float  # replicas * link rate / max(bytes_in, bytes_out)
+    link_fps: float  # link rate * NICs carrying the traffic (replicas; 1 at the client) / bytes
     fps: float
     power_w: float  # one board
 
@@ -210,7 +210,7 @@ class _Chain:
         """Farthest group boundary a segment from `pos` on r boards of type t can end at for `fps`."""
         board, rate = self.types[t], self.rates[t]
         best: tuple[int, tuple[int, ...]] = (pos, ())
-        if self.bytes[pos] * fps > r * rate * (1 + 1e-12):
+        if self.bytes[pos] * fps > self._link_share(pos, r) * rate * (1 + 1e-12):
             return best
         budget = r * board.clock_hz / fps
         cap = np.array(board.usable.as_tuple())
@@ -219,11 +219,15 @@ class _Chain:
             front = front.extend(self.within(g, t, budget), cap, self.dwc_lut, self.cfg.ff_per_lut, self.limit)
             if not len(front):
                 break
-            if self.bytes[g + 1] * fps <= r * rate * (1 + 1e-12):
+            if self.bytes[g + 1] * fps <= self._link_share(g + 1, r) * rate * (1 + 1e-12):
                 k = front.best_closed(cap, self.tail)
                 if k is not None:
                     best = (g + 1, front.paths[k])
         return best
+
+    def _link_share(self, boundary: int, replicas: int) -> int:
+        """How many NICs carry the frames crossing a group boundary: the client has one."""
+        return 1 if boundary in (0, len(self.groups)) else replicas
 
     def feasible(self, fps: float, avail: Sequence[int], replicate: bool) -> list[_Segment] | None:
         """Segments reaching the end of the chain at `fps` with the boards in `avail`, fewest boards first."""
@@ -361,7 +365,8 @@ class _Chain:
         cycles = max(costs[slowest].cycles, 1)
         compute = seg.replicas * board.clock_hz / cycles
         b_in, b_out = self.bytes[seg.start], self.bytes[seg.stop]
-        link = seg.replicas * rate / max(b_in, b_out, 1)
+        link = rate * min(self._link_share(seg.start, seg.replicas) / max(b_in, 1),
+                          self._link_share(seg.stop, seg.replicas) / max(b_out, 1))
         return Partition(
             index, start, stop, board, seg.replicas, tuple(x.name for x in layers), tuple(folds), tuple(costs),
             resources, costs[slowest].cycles, layers[slowest].name, compute, b_in, b_out, link, min(compute, link),

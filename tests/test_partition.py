@@ -91,7 +91,8 @@ def brute_force(layers, tensors, boards: Sequence[Board], replicate: bool, link_
                     fps = np.inf
                     for (i, j), t, r in zip(segs, assign, reps, strict=True):
                         cycles = best_segment(i, j, t)
-                        link = r * _rate(t, link_gbps) / max(nbytes[i], nbytes[j])
+                        nics_in, nics_out = (1 if i == 0 else r), (1 if j == n else r)  # one client NIC
+                        link = _rate(t, link_gbps) * min(nics_in / nbytes[i], nics_out / nbytes[j])
                         fps = min(fps, r * t.clock_hz / cycles, link)
                     best = max(best, fps)
     return best
