@@ -10,34 +10,30 @@ import math
 from splitter.cost.resources import Resources
 
 
-def mvau_bram(width: int, depth: int) -> int:
-    """RAMB18s for a width x depth memory, MVAU table (matrixvectoractivation.py bram_estimation)."""
+def _bram_table(width: int, depth: int, widths: tuple[int, int, int, int]) -> int:
+    """RAMB18s for a width x depth memory; `widths` are the per-block widths of FINN's 4/9/18/36 rows."""
+    w4, w9, w18, w36 = widths
     if width == 1:
         return math.ceil(depth / 16384)
     if width == 2:
         return math.ceil(depth / 8192)
     if width <= 4:
-        return math.ceil(depth / 4096) * math.ceil(width / 4)
+        return math.ceil(depth / 4096) * math.ceil(width / w4)
     if width <= 9:
-        return math.ceil(depth / 2048) * math.ceil(width / 9)
+        return math.ceil(depth / 2048) * math.ceil(width / w9)
     if width <= 18 or depth > 512:
-        return math.ceil(depth / 1024) * math.ceil(width / 18)
-    return math.ceil(depth / 512) * math.ceil(width / 36)
+        return math.ceil(depth / 1024) * math.ceil(width / w18)
+    return math.ceil(depth / 512) * math.ceil(width / w36)
+
+
+def mvau_bram(width: int, depth: int) -> int:
+    """RAMB18s for a width x depth memory, MVAU table (matrixvectoractivation.py bram_estimation)."""
+    return _bram_table(width, depth, (4, 9, 18, 36))
 
 
 def vvau_bram(width: int, depth: int) -> int:
     """RAMB18s, VVAU table (vectorvectoractivation.py bram_estimation: widths 8/16/32 per block)."""
-    if width == 1:
-        return math.ceil(depth / 16384)
-    if width == 2:
-        return math.ceil(depth / 8192)
-    if width <= 4:
-        return math.ceil(depth / 4096) * math.ceil(width / 4)
-    if width <= 9:
-        return math.ceil(depth / 2048) * math.ceil(width / 8)
-    if width <= 18 or depth > 512:
-        return math.ceil(depth / 1024) * math.ceil(width / 16)
-    return math.ceil(depth / 512) * math.ceil(width / 32)
+    return _bram_table(width, depth, (4, 8, 16, 32))
 
 
 def uram_blocks(width: int, depth: int) -> int:
