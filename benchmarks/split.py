@@ -18,6 +18,7 @@ from splitter.boards import load_board, parse_board_list
 from splitter.cost.synthetic import mobilenet_v1_w4a4
 from splitter.folding import finn_set_folding
 from splitter.partition import PartitionError, Plan, TooFewBoardsError, plan
+from splitter.report import format_plan
 
 PAPER_FPS = 118.3  # reference paper: MobileNetV1 w4a4 on 6 Zedboards, measured
 
@@ -45,17 +46,6 @@ def default_model() -> str:
     except ImportError:
         return "synthetic"
     return "zoo"
-
-
-def table(p: Plan) -> str:
-    lines = [f"  {'#':>2} {'board':<9} {'layers':<38} {'LUT%':>5} {'BRAM%':>6} {'DSP%':>5} {'cycles':>9} "
-             f"{'fps':>8} {'bytes out':>9} {'W':>5}"]
-    for r in p.rows():
-        lines.append(f"  {r['partition']:>2} {r['board']:<9} {r['layers']:<38} {r['lut_pct']:5.1f} "
-                     f"{r['bram_pct']:6.1f} {r['dsp_pct']:5.1f} {r['cycles']:>9,} {r['fps']:8.1f} "
-                     f"{r['bytes_out']:>9,} {r['power_w']:5.2f}")
-    lines.append(f"  pipeline: {p.fps:.1f} fps, limited by {p.limited_by}; {p.boards_used} boards, {p.power_w:.2f} W")
-    return "\n".join(lines)
 
 
 def timed(fn, *args, **kwargs):
@@ -88,7 +78,7 @@ def main() -> None:
 
     balanced, balanced_s = timed(plan, layers, tensors, boards, "balanced")
     print(f"balanced on {args.boards}: {balanced.fps:.1f} fps (split in {balanced_s:.2f} s wall time)")
-    print(table(balanced))
+    print(format_plan(balanced))
 
     print("\ngreedy = the paper's method: fixed folding, fill boards in order until a resource overflows")
     try:
@@ -105,7 +95,7 @@ def main() -> None:
     else:
         print(f"fits (split in {greedy_s:.3f} s)")
     assert greedy is not None
-    print(table(greedy))
+    print(format_plan(greedy))
 
     same, same_s = timed(plan, layers, tensors, parse_board_list(str(needed), args.board), "balanced")
     print(f"\nbalanced on {needed} (greedy's board count): {same.fps:.1f} fps (split in {same_s:.2f} s)")

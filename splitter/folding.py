@@ -125,7 +125,13 @@ def cheapest_folding(
 
 def cut_allowed(layers: Sequence[Layer], index: int) -> bool:
     """True when boards may be cut between layers[index - 1] and layers[index]."""
-    return 0 < index < len(layers) and layers[index - 1].op_type not in NO_CUT_AFTER
+    if not 0 < index < len(layers):
+        return False
+    prev = layers[index - 1]
+    # An MVAU/VVAU without activation outputs wide accumulators that the QONNX model never holds
+    # as a tensor of their own (the bias add or threshold that follows is fused in the ONNX graph).
+    accumulator = prev.op_type in ("MVAU", "VVAU") and int(prev.attrs.get("noActivation", 0))
+    return prev.op_type not in NO_CUT_AFTER and not accumulator
 
 
 def groups(layers: Sequence[Layer]) -> list[tuple[int, int]]:

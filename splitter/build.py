@@ -1,0 +1,124 @@
+"""`finnsplit build`: lower, plan, write the bundle, and (where FINN is installed) build bitstreams.
+
+Like FINN's builder, a build is a list of named steps `step(state, cfg) -> state`; the list is data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import onnx
+
+from splitter.boards import Board, parse_board_list
+from splitter.bundle.export import write_bundle
+from splitter.bundle.manifest import sha256_file
+from splitter.errors import FinnsplitError
+from splitter.folding import finn_set_folding
+from splitter.graph import DataflowGraph
+from splitter.partition import Plan, plan
+
+Progress = Callable[[str], None]
+FINN_MODES = ("auto", "yes", "no")
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    """One `finnsplit build` run; each field is a CLI option."""
+
+    model: str  # QONNX file exported by brevitas
+    output: str = "build"  # bundle directory (replaced if it holds an older bundle)
+    boards: str = "6"  # a count of `board`, or "zedboard:4,pynq-z2:2"
+    board: str = "zedboard"  # board type when `boards` is a count
+    strategy: str = "balanced"  # "balanced" (fastest pipeline) or "greedy" (the reference paper's)
+    target_fps: float | None = None  # greedy only: FINN SetFolding target; None keeps PE=SIMD=1
+    link_gbps: float | None = None  # override the boards' link rate
+    replicate: bool = True  # balanced: spare boards may replicate the bottleneck stage
+    input_spec: object = None  # splitter.lowering.InputSpec, or None for the model's own / the zoo's
+    finn: str = "auto"  # run FINN builds: "auto" when installed, "yes" (required), "no"
+
+
+@dataclass
+class BuildState:
+    """What the steps have produced so far."""
+
+    model: onnx.ModelProto | None = None
+    graph: DataflowGraph | None = None
+    plan: Plan | None = None
+    manifest: Path | None = None
+    bitfiles: list[Path] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # for the user, printed after the table
+
+
+def step_lower(state: BuildState, cfg: BuildConfig, progress: Progress) -> BuildState:
+    """Read the QONNX model and lower it to dataflow layers."""
+    from splitter.cli import load_and_lower
+
+    state.model, state.graph = load_and_lower(cfg.model, cfg.input_spec)
+    progress(f"lowered {cfg.model}: {len(state.graph.layers)} dataflow layers")
+    return state
+
+
+def step_plan(state: BuildState, cfg: BuildConfig, progress: Progress) -> BuildState:
+    """Choose cut points and foldings."""
+    boards = parse_board_list(cfg.boards, cfg.board)
+    graph = state.graph
+    folds = None
+    if cfg.strategy == "greedy" and cfg.target_fps is not None:
+        board = boards[0]
+        folds = finn_set_folding(graph.layers, board, graph.tensors, board.clock_hz / cfg.target_fps)
+    progress(f"planning ({cfg.strategy}) on {_describe(boards)}")
+    state.plan = plan(graph.layers, graph.tensors, boards, cfg.strategy, link_gbps=cfg.link_gbps,
+                      greedy_foldings=folds, replicate=cfg.replicate)
+    return state
+
+
+def step_export(state: BuildState, cfg: BuildConfig, progress: Progress) -> BuildState:
+    """Write the bundle: sub-models, programs, FINN configs, manifest."""
+    source = {"file": Path(cfg.model).name, "sha256": sha256_file(Path(cfg.model))}
+    state.manifest = write_bundle(state.model, state.graph, state.plan, cfg.output, source, progress)
+    progress(f"wrote {state.manifest}")
+    return state
+
+
+def step_finn(state: BuildState, cfg: BuildConfig, progress: Progress) -> BuildState:
+    """Run FINN to bitstreams where FINN and Vivado are installed."""
+    from splitter.finn import finn_status, run_builds
+
+    if cfg.finn == "no":
+        return state
+    status = finn_status()
+    if not status.available:
+        if cfg.finn == "yes":
+            raise FinnsplitError(f"--finn yes: FINN is not usable here: {status.why}")
+        state.notes.append(f"FINN not found ({status.why}): bitstreams not built; inside FINN's docker run "
+                           f"`finnsplit finn-build {cfg.output}` (docs/finn.md)")
+        return state
+    state.bitfiles = run_builds(state.manifest.parent, None, progress)
+    return state
+
+
+STEPS: list[tuple[str, Callable[[BuildState, BuildConfig, Progress], BuildState]]] = [
+    ("lower", step_lower),
+    ("plan", step_plan),
+    ("export", step_export),
+    ("finn", step_finn),
+]
+
+
+def build(cfg: BuildConfig, progress: Progress = lambda _: None, steps=None) -> BuildState:
+    """Run `steps` (default: all of STEPS) in order."""
+    if cfg.finn not in FINN_MODES:
+        raise FinnsplitError(f"--finn {cfg.finn!r}: expected one of {', '.join(FINN_MODES)}")
+    state = BuildState()
+    for _, step in steps or STEPS:
+        state = step(state, cfg, progress)
+    return state
+
+
+def _describe(boards: list[Board]) -> str:
+    counts: dict[str, int] = {}
+    for b in boards:
+        counts[b.name] = counts.get(b.name, 0) + 1
+    return ", ".join(f"{n} x {name}" for name, n in counts.items())

@@ -1,0 +1,196 @@
+"""Writing a deployment bundle: per partition a QONNX sub-model, a program, FINN configs; one manifest.
+
+Layout and manifest fields: docs/bundle.md. The bundle is written into a scratch directory beside
+the target and renamed into place at the end, so an interrupted build never leaves a half bundle
+where a complete one was.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import platform
+import shutil
+import time
+from collections.abc import Callable
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import onnx
+
+from splitter import program
+from splitter.bundle.manifest import FORMAT, VERSION, BundleError, file_entry, tensor_entry, write_manifest
+from splitter.bundle.submodel import sub_models
+from splitter.folding import apply_folding, finn_folding_config
+from splitter.graph import DataflowGraph
+from splitter.partition import Partition, Plan
+
+Progress = Callable[[str], None]
+PARTITION_FILES = {
+    "model": "model.onnx",
+    "program": "program.fsprog",
+    "folding": "folding_config.json",
+    "finn_build": "dataflow_build_config.json",
+}
+
+
+def write_bundle(
+    model: onnx.ModelProto, graph: DataflowGraph, plan: Plan, out_dir: str | Path,
+    source: dict[str, Any] | None = None, progress: Progress = lambda _: None, replace: bool = True,
+) -> Path:
+    """Write the bundle for `plan` to `out_dir`; returns the manifest's path."""
+    out = Path(out_dir)
+    _check_target(out, replace)
+    scratch = out.parent / f".{out.name}.partial"
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir(parents=True)
+    try:
+        manifest = _write_contents(model, graph, plan, scratch, source or {}, progress)
+        write_manifest(scratch, manifest)
+        _swap_into_place(scratch, out)
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
+    return out / "manifest.json"
+
+
+def _check_target(out: Path, replace: bool) -> None:
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise BundleError(f"output {out} exists and is not a directory")
+    if (out / "manifest.json").is_file():
+        if not replace:
+            raise BundleError(f"output {out} already holds a bundle (use --force to replace it)")
+        return
+    if any(out.iterdir()):
+        raise BundleError(f"output {out} is a non-empty directory that is not a finnsplit bundle; refusing to write into it")
+
+
+def _swap_into_place(scratch: Path, out: Path) -> None:
+    old = out.parent / f".{out.name}.old"
+    shutil.rmtree(old, ignore_errors=True)
+    if out.exists():
+        out.rename(old)
+    scratch.rename(out)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _write_contents(
+    model: onnx.ModelProto, graph: DataflowGraph, plan: Plan, root: Path, source: dict[str, Any], progress: Progress
+) -> dict[str, Any]:
+    folds = [f for p in plan.partitions for f in p.foldings]
+    folded = dataclasses.replace(graph, layers=[apply_folding(x, f) for x, f in zip(graph.layers, folds, strict=True)])
+    progress(f"cutting the QONNX model into {len(plan.partitions)} sub-models")
+    subs = sub_models(model, graph, [p.start for p in plan.partitions[1:]])
+    parts = []
+    for p, sub in zip(plan.partitions, subs, strict=True):
+        progress(f"writing partition {p.index}: {len(p.layer_names)} layers for {p.board.name}")
+        parts.append(_write_partition(root, folded, p, sub))
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "model": {"name": graph.name, **source},
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "versions": _versions(),
+        "plan": _plan_entry(plan),
+        "host": _host_entry(graph, root),
+        "input": tensor_entry(graph.input),
+        "output": tensor_entry(graph.output),
+        "partitions": parts,
+    }
+
+
+def _write_partition(root: Path, graph: DataflowGraph, p: Partition, sub: onnx.ModelProto) -> dict[str, Any]:
+    from splitter.finn import dataflow_build_config
+
+    part_dir = root / f"partition-{p.index}"
+    part_dir.mkdir()
+    paths = {key: part_dir / name for key, name in PARTITION_FILES.items()}
+    onnx.save(sub, str(paths["model"]))
+    piece = graph.slice(p.start, p.stop, f"{graph.name}_p{p.index}")
+    program.write(piece, paths["program"])
+    folding = finn_folding_config(piece.layers, p.foldings, p.board, graph.tensors)
+    paths["folding"].write_text(json.dumps(folding, indent=2) + "\n")
+    paths["finn_build"].write_text(json.dumps(dataflow_build_config(p.board), indent=2) + "\n")
+    return {
+        "index": p.index,
+        "dir": part_dir.name,
+        "board": p.board.name,
+        "part": p.board.part,
+        "replicas": p.replicas,
+        "layers": list(p.layer_names),
+        "input": tensor_entry(piece.input, _io_shape(sub.graph.input[0])),
+        "output": tensor_entry(piece.output, _io_shape(sub.graph.output[0])),
+        "files": {key: file_entry(root, path) for key, path in paths.items()},
+        "predicted": _predicted(p),
+    }
+
+
+def _io_shape(info: onnx.ValueInfoProto) -> list[int]:
+    return [d.dim_value for d in info.type.tensor_type.shape.dim]
+
+
+def _predicted(p: Partition) -> dict[str, Any]:
+    util = p.utilization
+    return {
+        "fps": round(p.fps, 3),
+        "compute_fps": round(p.compute_fps, 3),
+        "link_fps": round(p.link_fps, 3),
+        "cycles": p.cycles,
+        "bottleneck": p.bottleneck,
+        "clock_mhz": p.board.clock_mhz,
+        "resources": {k: round(v, 1) for k, v in p.resources.as_dict().items()},
+        "utilization_pct": {k: round(100 * v, 2) for k, v in util.items()},
+        "within_usable": p.within_usable,
+        "power_w": round(p.power_w, 3),
+        "bytes_in": p.bytes_in,
+        "bytes_out": p.bytes_out,
+    }
+
+
+def _plan_entry(plan: Plan) -> dict[str, Any]:
+    return {
+        "strategy": plan.strategy,
+        "fps": round(plan.fps, 3),
+        "limited_by": plan.limited_by,
+        "boards_used": plan.boards_used,
+        "unused_boards": list(plan.unused_boards),
+        "power_w": round(plan.power_w, 3),
+    }
+
+
+def _host_entry(graph: DataflowGraph, root: Path) -> dict[str, Any]:
+    """What the laptop does before the first board and after the last (docs/bundle.md#host)."""
+    iq = graph.input_quant
+    entry: dict[str, Any] = {"files": {}}
+    if iq is None:
+        entry["input"] = {"kind": "integer", "dtype": graph.input.dtype.name}
+    else:
+        entry["input"] = {"kind": iq.kind, "dtype": iq.dtype.name, "scale": iq.scale, "mean": list(iq.mean),
+                          "std": iq.std}
+        if iq.kind == "onnx":
+            (root / "host").mkdir(exist_ok=True)
+            path = root / "host" / "input_quant.onnx"
+            path.write_bytes(iq.model)
+            entry["files"]["input_quant"] = file_entry(root, path)
+    affine = graph.output_affine
+    if affine is None:
+        entry["output"] = {"kind": "integer"}
+    else:
+        entry["output"] = {"kind": "affine", "scale": affine.scale.astype(float).reshape(-1).tolist(),
+                           "bias": affine.bias.astype(float).reshape(-1).tolist()}
+    entry["onnx_output"] = graph.onnx_output
+    return entry
+
+
+def _versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for dist in ("finnsplit", "onnx", "onnxruntime", "qonnx", "numpy", "brevitas"):
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            continue
+    versions["program_format"] = str(program.VERSION)
+    return versions
