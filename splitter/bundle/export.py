@@ -65,7 +65,8 @@ def _check_target(out: Path, replace: bool) -> None:
             raise BundleError(f"output {out} already holds a bundle (use --force to replace it)")
         return
     if any(out.iterdir()):
-        raise BundleError(f"output {out} is a non-empty directory that is not a finnsplit bundle; refusing to write into it")
+        raise BundleError(f"output {out} is a non-empty directory that is not a finnsplit bundle; refusing to "
+                          "write into it")
 
 
 def _swap_into_place(scratch: Path, out: Path) -> None:
