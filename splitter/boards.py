@@ -78,6 +78,7 @@ class Board:
     iodma_width: int
     shell: Resources
     power: PowerModel
+    finn_board: str | None = None  # FINN's name for the board (pynq_part_map key); None: not known to FINN
     path: str = ""
 
     @property
@@ -178,6 +179,7 @@ def _parse(path: Path, expected_name: str | None) -> Board:
             pl_static_w=power.number("pl_static_w"),
             dynamic_mw_at_100mhz=power.resources("dynamic_mw_at_100mhz", required=True, all_names=False),
         ),
+        finn_board=fields.optional_text("finn_board"),
         path=str(path),
     )
 
@@ -201,6 +203,9 @@ class _Fields:
         if not isinstance(value, str) or not value.strip():
             raise self.fail(key, "must be a non-empty string", value)
         return value.strip()
+
+    def optional_text(self, key: str) -> str | None:
+        return self.text(key) if key in self.data and self.data[key] is not None else None
 
     def choice(self, key: str, options: tuple[str, ...]) -> str:
         value = self.text(key)

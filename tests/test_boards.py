@@ -44,6 +44,13 @@ def test_zedboard_numbers() -> None:
     assert load_board("pynq-z2").part == "xc7z020clg400-1"
 
 
+def test_finn_board_names() -> None:
+    # FINN's pynq_part_map keys; the Zedboard has none (FINN does not know it, docs/finn.md)
+    expected = {"pynq-z1": "Pynq-Z1", "pynq-z2": "Pynq-Z2", "ultra96-v2": "Ultra96-V2", "zcu104": "ZCU104",
+                "kv260": "KV260_SOM", "zedboard": None}
+    assert {name: load_board(name).finn_board for name in expected} == expected
+
+
 def test_power_model_is_ps_plus_static_plus_dynamic() -> None:
     zed = load_board("zedboard")
     used = Resources(lut=10_000, ff=10_000, bram18=100, dsp=10, lutram=5_000)
@@ -73,10 +80,12 @@ def test_board_file_by_path_and_search_path(tmp_path: Path, monkeypatch: pytest.
     data = _zed_data()
     data["name"] = "myboard"
     data["clock_mhz"] = 150
+    data["finn_board"] = None  # same as absent: FINN does not know the board
     del data["usable"]
     path = _write(tmp_path / "myboard.yaml", data)
     board = load_board(str(path))
     assert board.clock_mhz == 150 and board.usable_fraction == DEFAULT_USABLE  # FINN defaults
+    assert board.finn_board is None
     monkeypatch.setenv("FINNSPLIT_BOARD_PATH", str(tmp_path))
     assert "myboard" in known_boards()
     assert load_board("myboard").path == str(path)
@@ -95,6 +104,8 @@ def test_board_file_by_path_and_search_path(tmp_path: Path, monkeypatch: pytest.
         (lambda d: d.update(family="virtex"), "field 'family' must be one of zynq7000, zynqmp"),
         (lambda d: d["power"].pop("ps_w"), "missing field 'power.ps_w'"),
         (lambda d: d.update(name="other"), "field 'name' is 'other' but the file is named"),
+        (lambda d: d.update(finn_board=""), "field 'finn_board' must be a non-empty string"),
+        (lambda d: d.update(finn_board=7), "field 'finn_board' must be a non-empty string"),
     ],
 )
 def test_malformed_board_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, edit, message: str) -> None:

@@ -1,0 +1,160 @@
+"""Build a bundle's partition directories to bitstreams with FINN, in this process (docs/finn.md).
+
+Each partition directory is what FINN's build_dataflow_directory reads (config.py); the runner adds
+only what FINN lacks: boards it does not know (registry.py), a typed error on failure, and undoing
+what FINN's builder leaves behind in the process (working directory, sys.stdout, root log handlers).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from splitter.finn.config import BITFILE, CONFIG_FILE, MODEL_FILE
+from splitter.finn.errors import BundleLayoutError, FinnBuildError, FinnUnavailableError
+from splitter.finn.registry import prepare_board
+from splitter.finn.status import BUILDER_MODULE, FinnStatus, finn_status
+
+RESULT_FILE = "finn_result.json"  # written next to the bitfile
+LOG_FILE = "build_dataflow.log"  # FINN's, inside output_dir
+ESTIMATE_REPORT = "report/estimate_network_performance.json"  # FINN's, inside output_dir
+
+
+def run_build(partition_dir: Path, log: Callable[[str], None] = print) -> Path:
+    """Build one partition directory to a bitstream with FINN; return finn_output/bitfile/finn-accel.bit."""
+    partition_dir = Path(partition_dir).resolve()
+    config = read_build_config(partition_dir)
+    status = finn_status()
+    if not status.available:
+        raise FinnUnavailableError(status)
+    output_dir = partition_dir / str(config.get("output_dir", "."))
+    log_path = output_dir / LOG_FILE
+    board, part = str(config.get("board")), str(config.get("fpga_part"))
+    prepare_board(board, part, log)
+    builder = importlib.import_module(BUILDER_MODULE)
+    log(f"{partition_dir.name}: FINN build for {board} ({part}); FINN's log: {log_path}")
+    try:
+        with _process_state_restored():
+            code = builder.build_dataflow_directory(str(partition_dir))
+    # FINN fails with anything from AssertionError to CalledProcessError; all mean "this build failed".
+    except Exception as exc:
+        raise FinnBuildError(partition_dir, log_path, f"{type(exc).__name__}: {exc}", _tail(log_path)) from exc
+    bitfile = output_dir / BITFILE
+    if code != 0:
+        raise FinnBuildError(partition_dir, log_path, f"FINN's builder returned {code}", _tail(log_path))
+    if not bitfile.is_file():
+        raise FinnBuildError(partition_dir, log_path, f"no bitfile at {bitfile} (is 'bitfile' in generate_outputs?)")
+    result = write_result(bitfile, output_dir, config, status)
+    log(f"{partition_dir.name}: bitfile {bitfile} (sha256 {result['bitfile_sha256'][:16]}...)")
+    return bitfile
+
+
+def run_builds(bundle_dir: Path, partitions: list[int] | None = None, log: Callable[[str], None] = print) -> list[Path]:
+    """Build the given partitions (default: all, in manifest order) of a bundle; return their bitfiles."""
+    dirs = partition_dirs(bundle_dir)
+    chosen = list(dirs) if partitions is None else list(partitions)
+    unknown = [k for k in chosen if k not in dirs]
+    if unknown:
+        raise BundleLayoutError(bundle_dir, f"no partition {unknown} (the manifest lists {sorted(dirs)})")
+    status = finn_status()  # fail before the first build, not after hours of it
+    if not status.available:
+        raise FinnUnavailableError(status)
+    return [run_build(dirs[k], log) for k in chosen]
+
+
+def partition_dirs(bundle_dir: Path) -> dict[int, Path]:
+    """Partition index -> directory, from the "partitions" list of the bundle's manifest.json."""
+    manifest = Path(bundle_dir) / "manifest.json"
+    try:
+        data = json.loads(manifest.read_text())
+    except (OSError, ValueError) as exc:
+        raise BundleLayoutError(manifest, f"cannot read the bundle manifest: {exc}") from None
+    entries = data.get("partitions") if isinstance(data, dict) else None
+    if not isinstance(entries, list) or not entries:
+        raise BundleLayoutError(manifest, "expected a non-empty 'partitions' list")
+    dirs: dict[int, Path] = {}
+    for entry in entries:
+        index = entry.get("index") if isinstance(entry, dict) else None
+        name = entry.get("dir") if isinstance(entry, dict) else None
+        if isinstance(index, bool) or not isinstance(index, int) or not isinstance(name, str) or index in dirs:
+            raise BundleLayoutError(manifest, f"partition entry {entry!r} needs a unique int 'index' and a 'dir'")
+        dirs[index] = Path(bundle_dir) / name
+    return dirs
+
+
+def read_build_config(partition_dir: Path) -> dict[str, object]:
+    """The partition's dataflow_build_config.json, after checking FINN's input files are there."""
+    for name in (MODEL_FILE, CONFIG_FILE):
+        if not (partition_dir / name).is_file():
+            raise BundleLayoutError(partition_dir, f"no {name}: not a partition directory of a finnsplit bundle")
+    try:
+        config = json.loads((partition_dir / CONFIG_FILE).read_text())
+    except (OSError, ValueError) as exc:
+        raise BundleLayoutError(partition_dir / CONFIG_FILE, f"not readable JSON: {exc}") from None
+    if not isinstance(config, dict) or not config.get("board") or not config.get("fpga_part"):
+        raise BundleLayoutError(partition_dir / CONFIG_FILE, "expected a JSON object with 'board' and 'fpga_part'")
+    return config
+
+
+def write_result(bitfile: Path, output_dir: Path, config: dict[str, object], status: FinnStatus) -> dict[str, object]:
+    """Write finn_result.json next to `bitfile` (its hash, board, FINN's estimates); return its content."""
+    data = bitfile.read_bytes()
+    result = {
+        "bitfile": bitfile.name,
+        "bitfile_sha256": hashlib.sha256(data).hexdigest(),
+        "bitfile_bytes": len(data),
+        "hwh": bitfile.with_suffix(".hwh").name if bitfile.with_suffix(".hwh").is_file() else None,
+        "board": config.get("board"),
+        "fpga_part": config.get("fpga_part"),
+        "synth_clk_period_ns": config.get("synth_clk_period_ns"),
+        "estimate_network_performance": _read_json(output_dir / ESTIMATE_REPORT),
+        "finn_version": status.finn_version,
+        "vivado_version": status.vivado_version,
+    }
+    (bitfile.parent / RESULT_FILE).write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+@contextlib.contextmanager
+def _process_state_restored() -> Iterator[None]:
+    """Undo what FINN's builder leaves in the process: cwd (on failure), sys.stdout/err, root logging."""
+    # build_dataflow_directory changes into the partition directory and changes back only when the
+    # build returns; FINN main also replaces sys.stdout/err for good and reconfigures the root logger
+    # (basicConfig), which otherwise sends a later partition's log into the first partition's file.
+    cwd, stdout, stderr = os.getcwd(), sys.stdout, sys.stderr
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = stdout, stderr
+        for handler in [h for h in root.handlers if h not in handlers]:
+            root.removeHandler(handler)
+            handler.close()
+        for handler in [h for h in handlers if h not in root.handlers]:
+            root.addHandler(handler)
+        root.setLevel(level)
+        os.chdir(cwd)
+
+
+def _read_json(path: Path) -> object | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _tail(path: Path, lines: int = 8) -> list[str]:
+    """The last non-empty lines of FINN's log, where its error usually is."""
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return []
+    return [line for line in text.splitlines() if line.strip()][-lines:]

@@ -1,0 +1,387 @@
+"""FINN integration: build configs per board, FINN detection, and the runner against a stand-in FINN.
+
+FINN cannot be installed here (PyPI's `finn` is an empty placeholder), so the runner tests put a small
+stand-in package `finn` on sys.path holding only what run_build touches: the builder entry point,
+the board maps of finn.util.basic and the Zynq shell template. The patched TCL board chain is run in
+a real tclsh with Vivado's commands replaced by recording procs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import importlib
+import importlib.util
+import json
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from splitter.boards import load_board
+from splitter.errors import FinnsplitError
+from splitter.finn import (
+    BundleLayoutError,
+    FinnBuildError,
+    FinnConfigError,
+    FinnStatus,
+    FinnUnavailableError,
+    dataflow_build_config,
+    finn_status,
+    run_build,
+    run_builds,
+    synth_clk_period_ns,
+    write_build_config,
+)
+from splitter.finn.__main__ import main as finn_main
+
+# DataflowBuildConfig fields and DataflowOutputType values of FINN main
+# (src/finn/builder/build_dataflow_config.py); a key FINN does not know would be dropped silently.
+FINN_FIELDS = {
+    "output_dir", "synth_clk_period_ns", "generate_outputs", "specialize_layers_config_file",
+    "folding_config_file", "target_fps", "folding_two_pass_relaxation", "verify_steps", "verify_input_npy",
+    "verify_expected_output_npy", "verify_save_full_context", "verify_save_rtlsim_waveforms",
+    "stitched_ip_gen_dcp", "signature", "mvau_wwidth_max", "standalone_thresholds", "minimize_bit_width",
+    "board", "shell_flow_type", "fpga_part", "auto_fifo_depths", "split_large_fifos", "auto_fifo_strategy",
+    "force_python_rtlsim", "large_fifo_mem_style", "fifosim_input_throttle", "fifosim_save_waveform",
+    "hls_clk_period_ns", "default_swg_exception", "vitis_platform", "vitis_floorplan_file",
+    "vitis_opt_strategy", "save_intermediate_models", "enable_hw_debug", "enable_build_pdb_debug", "verbose",
+    "steps", "start_step", "stop_step", "max_multithreshold_bit_width", "rtlsim_batch_size",
+    "rtlsim_use_vivado_comps", "input_range_info",
+}  # fmt: skip
+FINN_OUTPUTS = {"stitched_ip", "estimate_reports", "out_of_context_synth", "rtlsim_performance", "bitfile",
+                "pynq_driver", "deployment_package"}  # fmt: skip
+
+BOARDS = [  # (board file, FINN board name, part)
+    ("zedboard", "Zedboard", "xc7z020clg484-1"),
+    ("pynq-z1", "Pynq-Z1", "xc7z020clg400-1"),
+    ("pynq-z2", "Pynq-Z2", "xc7z020clg400-1"),
+    ("ultra96-v2", "Ultra96-V2", "xczu3eg-sbva484-1-i"),
+    ("zcu104", "ZCU104", "xczu7ev-ffvc1156-2-e"),
+    ("kv260", "KV260_SOM", "xck26-sfvc784-2LV-c"),
+]
+
+
+# ---- build config (no FINN needed) ----------------------------------------------------------
+
+
+def test_zedboard_config() -> None:
+    config = dataflow_build_config(load_board("zedboard"))
+    assert config["synth_clk_period_ns"] == 10.0  # 100 MHz
+    assert config["board"] == "Zedboard" and config["fpga_part"] == "xc7z020clg484-1"
+    assert config["shell_flow_type"] == "vivado_zynq"
+    assert config["output_dir"] == "finn_output" and config["folding_config_file"] == "folding_config.json"
+    assert config["generate_outputs"] == [
+        "estimate_reports", "stitched_ip", "bitfile", "pynq_driver", "deployment_package",
+    ]  # fmt: skip
+    assert config["split_large_fifos"] is True and config["auto_fifo_depths"] is True
+    assert config["standalone_thresholds"] is False and config["minimize_bit_width"] is False
+    assert config["mvau_wwidth_max"] == 36 and config["save_intermediate_models"] is True
+    assert config["enable_build_pdb_debug"] is False  # FINN's default True would wait in pdb on failure
+    assert "target_fps" not in config and "steps" not in config
+    assert json.loads(json.dumps(config)) == config
+
+
+@pytest.mark.parametrize(("name", "finn_board", "part"), BOARDS)
+def test_config_per_board(name: str, finn_board: str, part: str) -> None:
+    config = dataflow_build_config(load_board(name))
+    assert (config["board"], config["fpga_part"], config["shell_flow_type"]) == (finn_board, part, "vivado_zynq")
+    assert set(config) <= FINN_FIELDS
+    assert set(config["generate_outputs"]) <= FINN_OUTPUTS
+
+
+def test_clock_period_survives_finns_truncating_fclk() -> None:
+    # FINN's MakeZYNQProject: fclk_mhz = int(1 / (period_ns * 0.001)); 1000/60 alone gives 59
+    assert int(1 / ((1000 / 60) * 0.001)) == 59
+    zed = load_board("zedboard")
+    for mhz in range(10, 401):
+        period = dataflow_build_config(dataclasses.replace(zed, clock_mhz=float(mhz)))["synth_clk_period_ns"]
+        assert int(1 / (period * 0.001)) == mhz
+        assert 0 <= 1000 / mhz - period < 1e-6
+    assert synth_clk_period_ns(187.5) == pytest.approx(5.333333)
+
+
+def test_target_fps_steps_and_bad_values(tmp_path: Path) -> None:
+    zed = load_board("zedboard")
+    config = dataflow_build_config(zed, target_fps=123.6, steps=["step_qonnx_to_finn", "step_tidy_up"])
+    assert config["target_fps"] == 124 and config["steps"] == ["step_qonnx_to_finn", "step_tidy_up"]
+    for bad in ({"target_fps": 0}, {"target_fps": float("nan")}, {"steps": []}, {"steps": ["ok", ""]}):
+        with pytest.raises(FinnConfigError):
+            dataflow_build_config(zed, **bad)
+    with pytest.raises(FinnConfigError, match="no shell flow"):
+        dataflow_build_config(dataclasses.replace(zed, family="versal"))
+    custom = dataclasses.replace(zed, name="myboard", finn_board=None)
+    assert dataflow_build_config(custom)["board"] == "myboard"  # registered under its own name
+    path = write_build_config(tmp_path, zed)
+    assert path.name == "dataflow_build_config.json" and json.loads(path.read_text()) == dataflow_build_config(zed)
+
+
+# ---- detection without FINN -----------------------------------------------------------------
+
+
+@pytest.fixture
+def no_finn(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An environment with nothing of FINN: no variables, no Xilinx tools on PATH."""
+    for name in ("FINN_ROOT", "FINN_BUILD_DIR", "XILINX_VIVADO", "FINN_TOOL_DIR_OVERRIDE"):
+        monkeypatch.delenv(name, raising=False)
+    empty = tmp_path / "empty-bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    _forget_finn_modules()
+
+
+def test_finn_status_reports_what_is_missing(no_finn: None) -> None:
+    status = finn_status()
+    assert isinstance(status, FinnStatus) and not status.available
+    reasons = ["FINN_ROOT not set", "FINN_BUILD_DIR not set", "XILINX_VIVADO not set", "vivado not on PATH",
+               "vitis_hls not on PATH"]  # fmt: skip
+    if importlib.util.find_spec("finn") is None:  # true here; inside FINN's docker the builder imports
+        reasons.append("python package finn.builder.build_dataflow not importable (ModuleNotFoundError")
+    for reason in reasons:
+        assert reason in status.why
+    assert status.vivado is None and status.finn_root is None
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        status.available = True  # type: ignore[misc]
+
+
+def test_run_build_without_finn(no_finn: None, tmp_path: Path) -> None:
+    partition = make_partition(tmp_path / "bundle" / "partition-0", "zedboard")
+    with pytest.raises(FinnUnavailableError, match="vivado not on PATH") as exc:
+        run_build(partition)
+    assert isinstance(exc.value, FinnsplitError) and "docs/finn.md" in str(exc.value)
+    with pytest.raises(BundleLayoutError, match=r"no model\.onnx"):
+        run_build(tmp_path)
+    assert finn_main(["--status"]) == 1
+
+
+# ---- the runner against a stand-in FINN --------------------------------------------------------
+
+STUB = {
+    "finn/__init__.py": "",
+    "finn/builder/__init__.py": "",
+    "finn/util/__init__.py": "",
+    "finn/transformation/__init__.py": "",
+    "finn/transformation/fpgadataflow/__init__.py": "",
+    "finn/util/basic.py": """
+        pynq_part_map = {"Pynq-Z1": "xc7z020clg400-1", "Pynq-Z2": "xc7z020clg400-1",
+                         "Ultra96-V2": "xczu3eg-sbva484-1-i", "ZCU104": "xczu7ev-ffvc1156-2-e"}
+        pynq_native_port_width = {"Pynq-Z1": 64, "Pynq-Z2": 64, "Ultra96-V2": 128, "ZCU104": 128}
+        retired_pynq_boards = {"Pynq-Z1", "Pynq-Z2"}
+        part_map = {**pynq_part_map, "U250": "xcu250-figd2104-2L-e"}
+    """,
+    # The board chain of FINN's custom_zynq_shell_template, shortened; %s is FINN's board argument.
+    "finn/transformation/fpgadataflow/templates.py": '''
+        custom_zynq_shell_template = """
+        set BOARD %s
+        if {$BOARD == "ZCU104"} {
+            set_property board_part xilinx.com:zcu104:part0:1.1 [current_project]
+            set ZYNQ_TYPE "zynq_us+"
+        } elseif {$BOARD == "Pynq-Z1"} {
+            set ZYNQ_TYPE "zynq_7000"
+            set_property board_part www.digilentinc.com:pynq-z1:part0:1.0 [current_project]
+        } else {
+            puts "Unrecognized board"
+        }
+        puts "ZYNQ_TYPE $ZYNQ_TYPE"
+        """
+    ''',
+    # What build_dataflow_directory does, as far as the runner can tell: changes into the directory,
+    # replaces sys.stdout for good (FINN main), logs, and writes bitfile and reports, or fails.
+    "finn/builder/build_dataflow.py": """
+        import io, json, os, sys
+        from finn.util import basic
+
+        CALLS = []
+
+        def build_dataflow_directory(path_to_cfg_dir):
+            with open(os.path.join(path_to_cfg_dir, "dataflow_build_config.json")) as f:
+                cfg = json.load(f)
+            CALLS.append({"dir": path_to_cfg_dir, "board": cfg["board"], "cwd": os.getcwd(),
+                          "part_map": dict(basic.pynq_part_map), "part_map_all": dict(basic.part_map),
+                          "port_width": dict(basic.pynq_native_port_width),
+                          "retired": set(basic.retired_pynq_boards)})
+            os.chdir(path_to_cfg_dir)
+            sys.stdout = io.StringIO()
+            out = cfg["output_dir"]
+            os.makedirs(out + "/report", exist_ok=True)
+            with open(out + "/build_dataflow.log", "a") as f:
+                f.write("Running step: step_qonnx_to_finn [1/19]\\n")
+            mode = os.environ.get("FAKE_FINN_MODE", "ok")
+            if mode == "raise":
+                raise RuntimeError("Synthesis failed, no bitfile found")
+            if mode == "fail":
+                with open(out + "/build_dataflow.log", "a") as f:
+                    f.write("ERROR: size of variable 'srl' is too large\\n")
+                return -1
+            os.makedirs(out + "/bitfile", exist_ok=True)
+            with open(out + "/bitfile/finn-accel.bit", "wb") as f:
+                f.write(b"bitstream of " + os.path.basename(path_to_cfg_dir).encode())
+            with open(out + "/bitfile/finn-accel.hwh", "w") as f:
+                f.write("<hwh/>")
+            with open(out + "/report/estimate_network_performance.json", "w") as f:
+                json.dump({"critical_path_cycles": 1200, "max_cycles": 802816, "max_cycles_node_name": "MVAU_hls_3",
+                           "estimated_throughput_fps": 124.56, "estimated_latency_ns": 12000.0}, f)
+            return 0
+    """,
+}
+
+
+def _forget_finn_modules() -> None:
+    for name in [m for m in sys.modules if m == "finn" or m.startswith("finn.")]:
+        del sys.modules[name]
+
+
+@pytest.fixture
+def fake_finn(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The stand-in FINN importable, its variables set and `vivado`/`vitis_hls` executables on PATH."""
+    root = tmp_path / "fake-finn"
+    for rel, text in STUB.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(textwrap.dedent(text))
+    tools = tmp_path / "xilinx-bin"
+    tools.mkdir()
+    for tool in ("vivado", "vitis_hls"):
+        (tools / tool).write_text("#!/bin/sh\nexit 0\n")
+        (tools / tool).chmod(0o755)
+    monkeypatch.setenv("PATH", str(tools))
+    monkeypatch.setenv("FINN_ROOT", str(root))
+    monkeypatch.setenv("FINN_BUILD_DIR", str(tmp_path / "finn-build"))
+    monkeypatch.setenv("XILINX_VIVADO", "/tools/Xilinx/Vivado/2022.2")
+    monkeypatch.delenv("FINN_TOOL_DIR_OVERRIDE", raising=False)
+    monkeypatch.delenv("FAKE_FINN_MODE", raising=False)
+    _forget_finn_modules()
+    monkeypatch.syspath_prepend(str(root))
+    yield SimpleNamespace(
+        builder=importlib.import_module("finn.builder.build_dataflow"),
+        basic=importlib.import_module("finn.util.basic"),
+        templates=importlib.import_module("finn.transformation.fpgadataflow.templates"),
+        tools=tools,
+    )
+    _forget_finn_modules()
+
+
+def make_partition(directory: Path, board: str) -> Path:
+    """A partition directory as `finnsplit build` writes it, as far as FINN reads it."""
+    directory.mkdir(parents=True)
+    (directory / "model.onnx").write_bytes(b"the stand-in FINN does not read the model")
+    (directory / "folding_config.json").write_text('{"Defaults": {}}')
+    write_build_config(directory, load_board(board))
+    return directory
+
+
+def test_finn_status_with_finn(fake_finn: SimpleNamespace) -> None:
+    status = finn_status()
+    assert status.available and status.why == ""
+    assert status.vivado == str(fake_finn.tools / "vivado") and status.vivado_version == "2022.2"
+
+
+def test_zedboard_build_registers_board_and_returns_bitfile(fake_finn: SimpleNamespace, tmp_path: Path) -> None:
+    partition = make_partition(tmp_path / "bundle" / "partition-0", "zedboard")
+    cwd, stdout, lines = Path.cwd(), sys.stdout, []
+    bitfile = run_build(partition, log=lines.append)
+    assert bitfile == partition / "finn_output" / "bitfile" / "finn-accel.bit" and bitfile.is_file()
+    (call,) = fake_finn.builder.CALLS
+    assert call["dir"] == str(partition) and call["board"] == "Zedboard"
+    # registered before FINN ran, in every map FINN reads
+    assert call["part_map"]["Zedboard"] == "xc7z020clg484-1" and call["port_width"]["Zedboard"] == 64
+    assert call["part_map_all"]["Zedboard"] == "xc7z020clg484-1"
+    template = fake_finn.templates.custom_zynq_shell_template
+    assert template.index('$BOARD == "Zedboard"') < template.index('puts "Unrecognized board"')
+    assert template.count("%s") == 1  # still FINN's format string with one argument
+    # what the stand-in FINN left behind is undone
+    assert Path.cwd() == cwd and sys.stdout is stdout
+    result = json.loads((bitfile.parent / "finn_result.json").read_text())
+    assert result["bitfile_sha256"] == hashlib.sha256(b"bitstream of partition-0").hexdigest()
+    assert result["hwh"] == "finn-accel.hwh" and result["board"] == "Zedboard"
+    assert result["estimate_network_performance"]["estimated_throughput_fps"] == 124.56
+    assert any("registered board Zedboard" in line for line in lines)
+    # a second build registers nothing twice
+    run_build(make_partition(tmp_path / "bundle" / "partition-1", "zedboard"), log=lines.append)
+    assert fake_finn.templates.custom_zynq_shell_template.count('$BOARD == "Zedboard"') == 1
+
+
+def test_retired_zynq7000_board_is_reenabled(fake_finn: SimpleNamespace, tmp_path: Path) -> None:
+    lines: list[str] = []
+    run_build(make_partition(tmp_path / "p", "pynq-z2"), log=lines.append)
+    (call,) = fake_finn.builder.CALLS
+    assert call["board"] == "Pynq-Z2" and call["retired"] == {"Pynq-Z1"}
+    assert call["part_map"] == {"Pynq-Z1": "xc7z020clg400-1", "Pynq-Z2": "xc7z020clg400-1",
+                                "Ultra96-V2": "xczu3eg-sbva484-1-i", "ZCU104": "xczu7ev-ffvc1156-2-e"}  # fmt: skip
+    assert any("PR #1659" in line for line in lines) and not any("registered" in line for line in lines)
+
+
+@pytest.mark.parametrize(("mode", "message"), [("fail", "returned -1"), ("raise", "RuntimeError: Synthesis failed")])
+def test_failed_build(fake_finn: SimpleNamespace, tmp_path: Path, monkeypatch, mode: str, message: str) -> None:
+    partition = make_partition(tmp_path / "bundle" / "partition-3", "zcu104")
+    monkeypatch.setenv("FAKE_FINN_MODE", mode)
+    cwd = Path.cwd()
+    with pytest.raises(FinnBuildError) as exc:
+        run_build(partition, log=lambda line: None)
+    text = str(exc.value)
+    assert message in text and str(partition) in text
+    assert str(partition / "finn_output" / "build_dataflow.log") in text and "step_qonnx_to_finn" in text
+    if mode == "fail":
+        assert "size of variable 'srl' is too large" in text  # the tail of FINN's log
+    assert Path.cwd() == cwd and not (partition / "finn_output" / "bitfile").exists()
+
+
+def test_run_builds_reads_manifest(fake_finn: SimpleNamespace, tmp_path: Path) -> None:
+    bundle = tmp_path / "bundle"
+    for k in range(2):
+        make_partition(bundle / f"partition-{k}", "zedboard")
+    manifest = {"partitions": [{"index": 0, "dir": "partition-0", "other": 1}, {"index": 1, "dir": "partition-1"}]}
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    assert run_builds(bundle, [1], log=lambda line: None) == [bundle / "partition-1/finn_output/bitfile/finn-accel.bit"]
+    assert [Path(c["dir"]).name for c in fake_finn.builder.CALLS] == ["partition-1"]
+    assert len(run_builds(bundle, log=lambda line: None)) == 2
+    with pytest.raises(BundleLayoutError, match=r"no partition \[5\]"):
+        run_builds(bundle, [5])
+    (bundle / "manifest.json").write_text(json.dumps({"partitions": [{"index": "0", "dir": "partition-0"}]}))
+    with pytest.raises(BundleLayoutError, match="needs a unique int 'index'"):
+        run_builds(bundle)
+    (bundle / "manifest.json").unlink()
+    with pytest.raises(BundleLayoutError, match="cannot read the bundle manifest"):
+        run_builds(bundle)
+
+
+def test_module_entry_point(fake_finn: SimpleNamespace, tmp_path: Path, capsys) -> None:
+    bundle = tmp_path / "bundle"
+    make_partition(bundle / "p0", "kv260")
+    (bundle / "manifest.json").write_text(json.dumps({"partitions": [{"index": 0, "dir": "p0"}]}))
+    assert finn_main(["--status"]) == 0
+    assert finn_main([str(bundle)]) == 0
+    assert capsys.readouterr().out.strip().endswith("p0/finn_output/bitfile/finn-accel.bit")
+    assert finn_main([str(bundle), "--partition", "7"]) == 1
+
+
+# ---- the TCL branch in a real Tcl interpreter ---------------------------------------------------
+
+TCLSH = shutil.which("tclsh")
+VIVADO_PROCS = """
+proc current_project {} { return proj }
+proc set_property {args} { puts "set_property $args" }
+proc get_board_parts {args} { return $::installed_parts }
+"""
+
+
+@pytest.mark.skipif(TCLSH is None, reason="needs tclsh")
+@pytest.mark.parametrize(
+    ("installed", "expected"),
+    [
+        (
+            "avnet.com:zedboard:part0:1.3 avnet.com:zedboard:part0:1.4",
+            "set_property board_part avnet.com:zedboard:part0:1.4 proj",  # the newest version
+        ),
+        ("", "WARNING: no board files match *:zedboard:part0:*; building Zedboard without a board preset"),
+    ],
+)
+def test_zedboard_tcl_branch_runs(fake_finn: SimpleNamespace, tmp_path: Path, installed: str, expected: str) -> None:
+    run_build(make_partition(tmp_path / "p", "zedboard"), log=lambda line: None)
+    chain = fake_finn.templates.custom_zynq_shell_template % ("Zedboard",)
+    script = f"set installed_parts {{{installed}}}\n{VIVADO_PROCS}\n{chain}"
+    out = subprocess.run([TCLSH], input=script, capture_output=True, text=True, check=True, timeout=10).stdout
+    assert out.splitlines() == [expected, "ZYNQ_TYPE zynq_7000"]
