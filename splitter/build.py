@@ -92,7 +92,8 @@ def step_finn(state: BuildState, cfg: BuildConfig, progress: Progress) -> BuildS
     if not status.available:
         if cfg.finn == "yes":
             raise FinnsplitError(f"--finn yes: FINN is not usable here: {status.why}")
-        state.notes.append(f"FINN not found ({status.why}): bitstreams not built; inside FINN's docker run "
+        why = status.why.split(";")[0]
+        state.notes.append(f"FINN not found ({why}): bitstreams not built; inside FINN's docker run "
                            f"`finnsplit finn-build {cfg.output}` (docs/finn.md)")
         return state
     state.bitfiles = run_builds(state.manifest.parent, None, progress)

@@ -112,6 +112,56 @@ def inspect(model: str, input_dtype, input_scale, mean, std) -> None:
     click.echo(format_table(graph))
 
 
+@cli.command()
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("--boards", default="6", show_default=True,
+              help="Number of boards of --board, or a list such as zedboard:4,pynq-z2:2.")
+@click.option("--board", default="zedboard", show_default=True, help="Board type when --boards is a number.")
+@click.option("--strategy", type=click.Choice(["balanced", "greedy"]), default="balanced", show_default=True,
+              help="balanced: fastest pipeline; greedy: the reference paper's fixed folding, boards filled in order.")
+@click.option("--target-fps", type=float, help="greedy only: FINN SetFolding target (default PE=SIMD=1).")
+@click.option("--link-gbps", type=float, help="Override the boards' link rate (Gbit/s).")
+@click.option("--no-replicate", is_flag=True, help="Never run a stage on several boards.")
+@click.option("--finn", type=click.Choice(["auto", "yes", "no"]), default="auto", show_default=True,
+              help="Build bitstreams with FINN: when installed (auto), required (yes), or not (no).")
+@click.option("-o", "--output", default="build", show_default=True, type=click.Path(file_okay=False),
+              help="Bundle directory (an older bundle there is replaced).")
+@input_options
+def build(model: str, boards: str, board: str, strategy: str, target_fps: float | None, link_gbps: float | None,
+          no_replicate: bool, finn: str, output: str, input_dtype, input_scale, mean, std) -> None:
+    """Split MODEL over boards and write a deployment bundle."""
+    from splitter.build import BuildConfig
+    from splitter.build import build as run_build
+    from splitter.report import format_plan
+
+    cfg = BuildConfig(model=model, output=output, boards=boards, board=board, strategy=strategy,
+                      target_fps=target_fps, link_gbps=link_gbps, replicate=not no_replicate,
+                      input_spec=resolve_input_spec(input_dtype, input_scale, mean, std), finn=finn)
+    state = run_build(cfg, _progress())
+    click.echo(format_plan(state.plan))
+    for note in state.notes:
+        click.echo(f"note: {note}")
+
+
+@cli.command("finn-build")
+@click.argument("bundle", type=click.Path(file_okay=False))
+@click.option("--partition", "partitions", type=int, multiple=True, help="Only this partition (repeatable).")
+def finn_build(bundle: str, partitions: tuple[int, ...]) -> None:
+    """Build a bundle's partitions to bitstreams with FINN (inside FINN's docker)."""
+    from splitter.finn import run_builds
+
+    for bitfile in run_builds(Path(bundle), list(partitions) or None, _progress()):
+        click.echo(f"bitstream: {bitfile}")
+
+
+def _progress():
+    """A progress printer that stamps each line with the seconds since the command started."""
+    import time
+
+    start = time.perf_counter()
+    return lambda message: click.echo(f"[{time.perf_counter() - start:6.1f}s] {message}", err=True)
+
+
 def main() -> None:
     """Entry point: run the CLI, printing finnsplit errors without a traceback."""
     try:

@@ -3,62 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
-import onnx
 import pytest
+from onnx_chain import chain_output, raw_inputs, whole_model_output
 from qonnx.core.modelwrapper import ModelWrapper
-from qonnx.core.onnx_exec import execute_onnx
 
 from splitter.bundle.submodel import SubModelError, sub_models
 from splitter.folding import cut_allowed
 from splitter.graph import DataflowGraph
-from splitter.host import dataflow_input, model_float_input
 from tests.conftest import ZOO
-
-
-def run_onnx(model: onnx.ModelProto, x: np.ndarray) -> np.ndarray:
-    """Execute a (Q)ONNX model on its single input with qonnx's executor."""
-    wrapper = ModelWrapper(model)
-    return execute_onnx(wrapper, {wrapper.graph.input[0].name: x})[wrapper.graph.output[0].name]
-
-
-def onnx_shape(info: onnx.ValueInfoProto) -> list[int]:
-    """Static shape of a graph input or output."""
-    return [d.dim_value for d in info.type.tensor_type.shape.dim]
-
-
-def raw_inputs(model: onnx.ModelProto, graph: DataflowGraph, count: int, seed: int) -> list[np.ndarray]:
-    """User inputs: integer pixels for a declared input, floats in [-1, 1] for a self-quantizing model."""
-    rng = np.random.default_rng(seed)
-    shape = onnx_shape(model.graph.input[0])
-    if graph.input_quant.kind == "declared":
-        return [rng.integers(0, 256, size=shape).astype(np.float32) for _ in range(count)]
-    return [rng.uniform(-1, 1, size=shape).astype(np.float32) for _ in range(count)]
-
-
-def first_sub_model_input(graph: DataflowGraph, first: onnx.ModelProto, raw: np.ndarray) -> np.ndarray:
-    """What the laptop sends the first board, in the first sub-model's ONNX layout."""
-    if graph.input_quant.kind == "declared":
-        return raw
-    nhwc = dataflow_input(graph, raw)
-    shape = onnx_shape(first.graph.input[0])
-    values = nhwc.transpose(0, 3, 1, 2) if len(shape) == 4 else nhwc.reshape(shape)
-    return values.astype(np.float32)
-
-
-def whole_model_output(model: onnx.ModelProto, graph: DataflowGraph, raw: np.ndarray) -> np.ndarray:
-    """The original model's output for user input `raw`."""
-    iq = graph.input_quant
-    return run_onnx(model, model_float_input(iq, raw) if iq.kind == "declared" else raw)
-
-
-def chain_output(subs: list[onnx.ModelProto], graph: DataflowGraph, raw: np.ndarray) -> list[np.ndarray]:
-    """Every sub-model's output, each fed with the previous one's."""
-    outputs = []
-    values = first_sub_model_input(graph, subs[0], raw)
-    for sub in subs:
-        values = run_onnx(sub, values)
-        outputs.append(values)
-    return outputs
 
 
 def spread_cuts(graph: DataflowGraph, count: int) -> list[int]:

@@ -1,0 +1,204 @@
+"""`finnsplit build`: the bundle on disk, run as a user runs it, checked against the whole model."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx_chain import chain_output, raw_inputs, whole_model_output
+
+from splitter import program
+from splitter.boards import load_board
+from splitter.bundle.export import write_bundle
+from splitter.bundle.manifest import BundleError, load_manifest
+from splitter.executor import execute
+from splitter.host import dataflow_input, final_output
+from splitter.partition import plan
+
+FINNSPLIT = [sys.executable, "-c", "from splitter.cli import main; main()"]
+
+
+def finnsplit(*args: str) -> subprocess.CompletedProcess:
+    """Run the finnsplit command line; returns the completed process."""
+    return subprocess.run([*FINNSPLIT, *args], capture_output=True, text=True, timeout=900)
+
+
+@pytest.fixture(scope="module")
+def mobilenet_bundle(zoo_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """`finnsplit build mobilenet-v1-w4a4.onnx --boards 6 -o DIR`: (DIR, stdout)."""
+    out = tmp_path_factory.mktemp("bundle") / "build"
+    result = finnsplit("build", str(zoo_dir / "mobilenet-v1-w4a4.onnx"), "--boards", "6", "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    return out, result.stdout
+
+
+def sub_model_files(root: Path, manifest: dict) -> list[onnx.ModelProto]:
+    """The bundle's QONNX sub-models in pipeline order."""
+    return [onnx.load(str(root / p["files"]["model"]["path"])) for p in manifest["partitions"]]
+
+
+def test_mobilenet_on_six_zedboards_prints_the_plan(mobilenet_bundle: tuple[Path, str]) -> None:
+    _, stdout = mobilenet_bundle
+    rows = [line for line in stdout.splitlines() if line.strip().split(" ")[0].isdigit()]
+    assert len(rows) == 6 and all("zedboard" in row for row in rows)
+    assert "fps predicted" in stdout and "6 boards" in stdout
+    for header in ("LUT%", "BRAM%", "DSP%", "cycles", "fps", "bytes out", "W"):
+        assert header in stdout
+
+
+def test_mobilenet_bundle_fits_every_board(mobilenet_bundle: tuple[Path, str]) -> None:
+    root, _ = mobilenet_bundle
+    manifest = load_manifest(root)
+    assert len(manifest["partitions"]) == 6
+    zedboard = load_board("zedboard")
+    for part in manifest["partitions"]:
+        predicted = part["predicted"]
+        assert predicted["within_usable"]
+        for resource, fraction in zedboard.usable.as_dict().items():
+            assert predicted["resources"][resource] <= fraction * zedboard.resources.as_dict()[resource]
+    assert manifest["plan"]["fps"] == pytest.approx(min(p["predicted"]["fps"] for p in manifest["partitions"]))
+
+
+def test_mobilenet_bundle_links_chain_up(mobilenet_bundle: tuple[Path, str]) -> None:
+    manifest = load_manifest(mobilenet_bundle[0])
+    parts = manifest["partitions"]
+    assert parts[0]["input"]["wire"] == manifest["input"]["wire"]
+    assert parts[-1]["output"]["wire"] == manifest["output"]["wire"]
+    for before, after in itertools.pairwise(parts):
+        assert before["output"]["wire"] == after["input"]["wire"]
+        assert before["output"]["packed_bytes"] == after["input"]["packed_bytes"] == before["predicted"]["bytes_out"]
+    assert [x for p in parts for x in p["layers"]][:2] == ["ConvolutionInputGenerator_0", "MVAU_0"]
+
+
+def test_mobilenet_bundle_sub_models_reproduce_the_whole_model(mobilenet_bundle: tuple[Path, str],
+                                                               zoo_lowered: dict) -> None:
+    root, _ = mobilenet_bundle
+    model, graph = zoo_lowered["mobilenet-v1-w4a4"]
+    subs = sub_model_files(root, load_manifest(root))
+    for raw in raw_inputs(model, graph, 1, seed=11):
+        np.testing.assert_array_equal(chain_output(subs, graph, raw)[-1], whole_model_output(model, graph, raw))
+
+
+def test_mobilenet_bundle_programs_reproduce_the_whole_graph(mobilenet_bundle: tuple[Path, str],
+                                                             zoo_lowered: dict) -> None:
+    root, _ = mobilenet_bundle
+    manifest = load_manifest(root)
+    model, graph = zoo_lowered["mobilenet-v1-w4a4"]
+    raw = raw_inputs(model, graph, 1, seed=12)[0]
+    x = dataflow_input(graph, raw)
+    values = x
+    for part in manifest["partitions"]:
+        piece = program.read(root / part["files"]["program"]["path"])
+        assert [layer.name for layer in piece.layers] == part["layers"]
+        assert list(values.shape) == part["input"]["shape"]
+        values = execute(piece, values)
+    np.testing.assert_array_equal(values, execute(graph, x))
+    host = manifest["host"]["output"]
+    logits = values.astype(np.float32) * np.float32(host["scale"]) + np.float32(host["bias"])
+    np.testing.assert_array_equal(logits.reshape(1, -1), final_output(graph, values))
+
+
+def test_mobilenet_bundle_finn_configs(mobilenet_bundle: tuple[Path, str]) -> None:
+    root, _ = mobilenet_bundle
+    manifest = load_manifest(root)
+    for part in manifest["partitions"]:
+        folding = json.loads((root / part["files"]["folding"]["path"]).read_text())
+        names = [k for k in folding if k != "Defaults"]
+        assert len(names) == len(part["layers"])
+        assert all(n.rsplit("_", 2)[1] in ("hls", "rtl") for n in names), names
+        config = json.loads((root / part["files"]["finn_build"]["path"]).read_text())
+        assert config["fpga_part"] == "xc7z020clg484-1"
+        assert config["folding_config_file"] == "folding_config.json"
+        sub = onnx.load(str(root / part["files"]["model"]["path"]))
+        annotated = {a.tensor_name for a in sub.graph.quantization_annotation}
+        assert part["input"]["tensor"] in annotated
+
+
+def test_corrupted_bundle_file_is_detected(mobilenet_bundle: tuple[Path, str], tmp_path: Path) -> None:
+    copy = tmp_path / "copy"
+    shutil.copytree(mobilenet_bundle[0], copy)
+    target = copy / "partition-2" / "program.fsprog"
+    data = bytearray(target.read_bytes())
+    data[len(data) // 2] ^= 0x40
+    target.write_bytes(bytes(data))
+    with pytest.raises(BundleError, match=r"partition-2/program\.fsprog is corrupted"):
+        load_manifest(copy)
+    target.unlink()
+    with pytest.raises(BundleError, match="missing"):
+        load_manifest(copy)
+
+
+def test_heterogeneous_boards_with_replicas(zoo_dir: Path, tmp_path: Path, zoo_lowered: dict) -> None:
+    out = tmp_path / "cnv"
+    result = finnsplit("build", str(zoo_dir / "cnv-w2a2.onnx"), "--boards", "pynq-z2:2,zedboard:1", "--finn", "no",
+                       "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    manifest = load_manifest(out)
+    assert sum(p["replicas"] for p in manifest["partitions"]) <= 3
+    assert {p["board"] for p in manifest["partitions"]} <= {"pynq-z2", "zedboard"}
+    model, graph = zoo_lowered["cnv-w2a2"]
+    subs = sub_model_files(out, manifest)
+    assert manifest["host"]["input"]["kind"] == "onnx"
+    assert (out / manifest["host"]["files"]["input_quant"]["path"]).is_file()
+    for raw in raw_inputs(model, graph, 2, seed=3):
+        np.testing.assert_array_equal(chain_output(subs, graph, raw)[-1], whole_model_output(model, graph, raw))
+
+
+def test_too_few_boards_names_the_minimum(zoo_dir: Path, tmp_path: Path) -> None:
+    result = finnsplit("build", str(zoo_dir / "mobilenet-v1-w4a4.onnx"), "--boards", "2", "-o", str(tmp_path / "b"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "zedboard" in result.stderr and "at least" in result.stderr.lower(), result.stderr
+    assert not (tmp_path / "b").exists()
+
+
+def test_unknown_board_lists_the_known_ones(zoo_dir: Path, tmp_path: Path) -> None:
+    result = finnsplit("build", str(zoo_dir / "tfc-w2a2.onnx"), "--boards", "3", "--board", "zedbaord",
+                       "-o", str(tmp_path / "b"))
+    assert result.returncode == 2
+    assert "unknown board 'zedbaord'" in result.stderr and "pynq-z2" in result.stderr
+
+
+def test_refuses_to_write_into_a_directory_that_is_not_a_bundle(zoo_dir: Path, tmp_path: Path) -> None:
+    precious = tmp_path / "mine"
+    precious.mkdir()
+    (precious / "notes.txt").write_text("keep me")
+    result = finnsplit("build", str(zoo_dir / "tfc-w2a2.onnx"), "--boards", "1", "--finn", "no", "-o", str(precious))
+    assert result.returncode == 2 and "not a finnsplit bundle" in result.stderr
+    assert (precious / "notes.txt").read_text() == "keep me"
+
+
+def test_interrupted_rebuild_keeps_the_previous_bundle(zoo_lowered: dict, tmp_path: Path) -> None:
+    model, graph = zoo_lowered["cnv-w2a2"]
+    boards = [load_board("zedboard")] * 3
+    split = plan(graph.layers, graph.tensors, boards, replicate=False)
+    out = tmp_path / "bundle"
+    write_bundle(model, graph, split, out)
+    before = (out / "manifest.json").read_text()
+
+    def crash(message: str) -> None:
+        if "partition 1" in message:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        write_bundle(model, graph, split, out, progress=crash)
+    assert (out / "manifest.json").read_text() == before
+    load_manifest(out)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle"]
+
+
+def test_greedy_strategy_with_finn_set_folding(zoo_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "greedy"
+    result = finnsplit("build", str(zoo_dir / "cnv-w2a2.onnx"), "--boards", "2", "--strategy", "greedy",
+                       "--target-fps", "2000", "--finn", "no", "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    manifest = load_manifest(out)
+    assert manifest["plan"]["strategy"] == "greedy"
+    assert manifest["plan"]["fps"] >= 2000 * 0.5
