@@ -154,6 +154,73 @@ def finn_build(bundle: str, partitions: tuple[int, ...]) -> None:
         click.echo(f"bitstream: {bitfile}")
 
 
+@cli.command()
+@click.argument("bundle", type=click.Path(file_okay=False))
+@click.option("--images", default=32, show_default=True, help="Seeded random inputs to send.")
+@click.option("--inputs", type=click.Path(exists=True, dir_okay=False),
+              help="A .npy file of inputs (N first, original model layout) instead of random ones.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--check", "check_model", type=click.Path(exists=True, dir_okay=False),
+              help="The original QONNX model: compare every output with the bit-exact Python executor "
+                   "and the first few with the model itself (qonnx).")
+@click.option("--logs", default=None, type=click.Path(file_okay=False), help="Server logs (default BUNDLE/logs).")
+def virtual(bundle: str, images: int, inputs: str | None, seed: int, check_model: str | None,
+            logs: str | None) -> None:
+    """Run a bundle on virtual boards: one emulate server per partition on loopback."""
+    import numpy as np
+
+    from orchestrator.host import finish_output
+    from orchestrator.virtual import infer_on_virtual_boards, random_inputs
+    from splitter.bundle.manifest import load_manifest
+
+    manifest = load_manifest(bundle)
+    raws = list(np.load(inputs)) if inputs else random_inputs(manifest, images, seed)
+    raws = [r.reshape(1, *r.shape) if r.ndim == len(manifest["host"]["model_input"]["shape"]) - 1 else r for r in raws]
+    progress = _progress()
+    progress(f"{len(manifest['partitions'])} virtual boards, {len(raws)} inputs")
+    outputs, seconds = infer_on_virtual_boards(bundle, raws, logs or str(Path(bundle) / "logs"))
+    click.echo(f"{len(raws)} frames through {len(manifest['partitions'])} virtual boards in {seconds:.2f} s: "
+               f"{len(raws) / seconds:.1f} fps (emulated on this machine's CPU; predicted on boards "
+               f"{manifest['plan']['fps']:.1f} fps)")
+    results = [finish_output(manifest, y) for y in outputs]
+    click.echo(f"top-1 of the first inputs: {[int(np.argmax(r)) for r in results[:8]]}")
+    if check_model:
+        _check_against_model(check_model, manifest, bundle, raws, outputs, results, progress)
+
+
+def _check_against_model(model_path: str, manifest: dict, bundle: str, raws: list, outputs: list, results: list,
+                         progress) -> None:
+    """Compare virtual-board outputs with the Python executor (all) and with qonnx (the first three)."""
+    import numpy as np
+
+    from orchestrator.host import prepare_input
+    from splitter.executor import execute
+    from splitter.host import model_float_input
+
+    model, graph = load_and_lower(model_path, None)
+    progress("checking against the Python executor")
+    exact = sum(np.array_equal(execute(graph, prepare_input(manifest, bundle, raw)), y)
+                for raw, y in zip(raws, outputs, strict=True))
+    click.echo(f"bit-exact vs the Python executor: {exact}/{len(raws)} frames")
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.core.onnx_exec import execute_onnx
+
+    wrapper = ModelWrapper(model)
+    name = wrapper.graph.input[0].name
+    count, same, top1, worst = min(3, len(raws)), 0, 0, 0.0
+    progress(f"checking {count} inputs against the original model (qonnx execute_onnx)")
+    for raw, result in zip(raws[:count], results[:count], strict=True):
+        x = model_float_input(graph.input_quant, raw) if graph.input_quant.kind == "declared" else raw
+        ref = np.asarray(execute_onnx(wrapper, {name: x})[wrapper.graph.output[0].name]).reshape(1, -1)
+        same += int(np.array_equal(ref, result))
+        top1 += int(np.argmax(ref) == np.argmax(result))
+        worst = max(worst, float(np.max(np.abs(ref - result))))
+    click.echo(f"vs the original QONNX model: identical outputs {same}/{count}, same top-1 {top1}/{count}, "
+               f"largest difference {worst:.3g} (why they can differ: docs/lowering.md, float32 near-ties)")
+    if exact != len(raws):
+        raise FinnsplitError("virtual boards disagree with the Python executor")
+
+
 def _progress():
     """A progress printer that stamps each line with the seconds since the command started."""
     import time

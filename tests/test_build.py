@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+from cpp_fixtures import server_bin  # noqa: F401  (fixture: builds cpp_server)
 from onnx_chain import chain_output, raw_inputs, whole_model_output
 
 from splitter import program
@@ -202,3 +204,29 @@ def test_greedy_strategy_with_finn_set_folding(zoo_dir: Path, tmp_path: Path) ->
     manifest = load_manifest(out)
     assert manifest["plan"]["strategy"] == "greedy"
     assert manifest["plan"]["fps"] >= 2000 * 0.5
+
+
+@pytest.mark.usefixtures("server_bin")
+def test_mobilenet_bundle_on_virtual_boards(mobilenet_bundle: tuple[Path, str], zoo_dir: Path, tmp_path: Path) -> None:
+    root, _ = mobilenet_bundle
+    result = finnsplit("virtual", str(root), "--images", "4", "--check", str(zoo_dir / "mobilenet-v1-w4a4.onnx"),
+                       "--logs", str(tmp_path / "logs"))
+    assert result.returncode == 0, result.stderr
+    assert "4 frames through 6 virtual boards" in result.stdout
+    assert "bit-exact vs the Python executor: 4/4 frames" in result.stdout
+    assert "same top-1 3/3" in result.stdout
+    assert sorted(p.name for p in (tmp_path / "logs").iterdir()) == [f"vboard{i}.log" for i in range(6)]
+
+
+@pytest.mark.usefixtures("server_bin")
+def test_self_quantizing_model_on_virtual_boards(zoo_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "cnv"
+    built = finnsplit("build", str(zoo_dir / "cnv-w2a2.onnx"), "--boards", "3", "--no-replicate", "--finn", "no",
+                      "-o", str(out))
+    assert built.returncode == 0, built.stderr
+    result = finnsplit("virtual", str(out), "--images", "8", "--check", str(zoo_dir / "cnv-w2a2.onnx"))
+    assert result.returncode == 0, result.stderr
+    assert "bit-exact vs the Python executor: 8/8 frames" in result.stdout
+    assert "same top-1 3/3" in result.stdout
+    largest = float(re.search(r"largest difference (\S+) ", result.stdout).group(1))
+    assert largest < 1e-5  # the host's folded float affine vs the model's Mul/Add chain: last-ulp rounding

@@ -96,7 +96,7 @@ def _write_contents(
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "versions": _versions(),
         "plan": _plan_entry(plan),
-        "host": _host_entry(graph, root),
+        "host": _host_entry(graph, root, model),
         "input": tensor_entry(graph.input),
         "output": tensor_entry(graph.output),
         "partitions": parts,
@@ -162,10 +162,12 @@ def _plan_entry(plan: Plan) -> dict[str, Any]:
     }
 
 
-def _host_entry(graph: DataflowGraph, root: Path) -> dict[str, Any]:
-    """What the laptop does before the first board and after the last (docs/bundle.md#host)."""
+def _host_entry(graph: DataflowGraph, root: Path, model: onnx.ModelProto) -> dict[str, Any]:
+    """What the laptop does before the first board and after the last (docs/bundle.md#manifest)."""
     iq = graph.input_quant
-    entry: dict[str, Any] = {"files": {}}
+    inits = {init.name for init in model.graph.initializer}
+    model_input = next(i for i in model.graph.input if i.name not in inits)
+    entry: dict[str, Any] = {"files": {}, "model_input": {"name": model_input.name, "shape": _io_shape(model_input)}}
     if iq is None:
         entry["input"] = {"kind": "integer", "dtype": graph.input.dtype.name}
     else:

@@ -1,0 +1,178 @@
+"""Virtual boards: a bundle's partitions as local finnsplit-server processes with the emulate backend.
+
+Each partition runs the same server binary a board runs, on loopback, chained partition k -> k+1
+-> the client's result port. Reads only the bundle's manifest and files (docs/bundle.md).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from orchestrator.protocol import WireSpec
+from splitter.bundle.manifest import load_manifest
+from splitter.datatypes import datatype
+from splitter.errors import FinnsplitError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+class VirtualBoardError(FinnsplitError):
+    """A virtual board could not be started or died."""
+
+
+def server_binary() -> Path:
+    """finnsplit-server: $FINNSPLIT_SERVER, then PATH, then this checkout's cpp_server/build."""
+    candidates = [os.environ.get("FINNSPLIT_SERVER"), shutil.which("finnsplit-server"),
+                  str(REPO / "cpp_server" / "build" / "finnsplit-server")]
+    for candidate in filter(None, candidates):
+        if Path(candidate).is_file() and os.access(candidate, os.X_OK):
+            return Path(candidate)
+    raise VirtualBoardError("finnsplit-server not found: build it (scripts/setup.sh builds cpp_server/build) "
+                            "or set FINNSPLIT_SERVER")
+
+
+class VirtualBoard:
+    """One server process; `port` is where the previous hop connects."""
+
+    def __init__(self, name: str, command: list[str], log_path: Path) -> None:
+        """Start the process and wait until it listens."""
+        self.name = name
+        self.log_path = log_path
+        self._log = log_path.open("w")
+        self.proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=self._log, text=True)
+        self.events: list[dict[str, Any]] = []
+        self.port = self._wait_listening(timeout=30.0)
+        threading.Thread(target=self._collect, daemon=True).start()
+
+    def _wait_listening(self, timeout: float) -> int:
+        deadline = time.monotonic() + timeout
+        assert self.proc.stdout is not None
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                break
+            if line.startswith("{"):
+                event = json.loads(line)
+                self.events.append(event)
+                if event.get("event") == "listening":
+                    return int(event["port"])
+        self.stop()
+        raise VirtualBoardError(f"virtual board {self.name} did not start:\n{self.log_path.read_text()[-2000:]}")
+
+    def _collect(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            if line.startswith("{"):
+                self.events.append(json.loads(line))
+
+    def last_stats(self) -> dict[str, Any] | None:
+        """The newest stats line the server printed."""
+        return next((e for e in reversed(self.events) if e.get("event") == "stats"), None)
+
+    def stop(self, timeout: float = 30.0) -> int | None:
+        """SIGTERM (the server drains frames in flight), SIGKILL if it does not exit in time."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+        return self.proc.returncode
+
+
+class VirtualChain:
+    """A bundle running on virtual boards; use as a context manager."""
+
+    def __init__(self, bundle: str | Path, result_address: tuple[str, int], log_dir: str | Path,
+                 binary: Path | None = None) -> None:
+        """Start one emulate server per partition, last first, the last sending to `result_address`."""
+        self.root = Path(bundle)
+        self.manifest = load_manifest(self.root)
+        self.binary = binary or server_binary()
+        self.log_dir = Path(log_dir)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.boards: list[VirtualBoard] = []
+        next_hop = result_address
+        try:
+            for part in reversed(self.manifest["partitions"]):
+                board = self._start(part, next_hop)
+                self.boards.insert(0, board)
+                next_hop = ("127.0.0.1", board.port)
+        except BaseException:
+            self.close()
+            raise
+
+    def _start(self, part: dict[str, Any], next_hop: tuple[str, int]) -> VirtualBoard:
+        name = f"vboard{part['index']}"
+        command = [str(self.binary), "serve", "--listen", "127.0.0.1:0", "--next", f"{next_hop[0]}:{next_hop[1]}",
+                   "--name", name, "--backend", "emulate",
+                   "--program", str(self.root / part["files"]["program"]["path"]),
+                   "--stats-interval-ms", "500"]
+        return VirtualBoard(name, command, self.log_dir / f"{name}.log")
+
+    @property
+    def first_hop(self) -> tuple[str, int]:
+        """Where the client sends its tensors."""
+        return ("127.0.0.1", self.boards[0].port)
+
+    @property
+    def input_spec(self) -> WireSpec:
+        """The first board's input on the wire."""
+        return WireSpec.parse(self.manifest["input"]["wire"])
+
+    @property
+    def output_spec(self) -> WireSpec:
+        """The last board's output on the wire."""
+        return WireSpec.parse(self.manifest["output"]["wire"])
+
+    def close(self) -> None:
+        """Stop every board, first to last, so each drains into a live downstream."""
+        for board in self.boards:
+            board.stop()
+
+    def __enter__(self) -> VirtualChain:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def random_inputs(manifest: dict[str, Any], count: int, seed: int = 0) -> list:
+    """Seeded stand-in user inputs: raw integer pixels (declared input) or floats in [-1, 1]."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    host = manifest["host"]["input"]
+    shape = manifest["host"]["model_input"]["shape"]
+    if host["kind"] == "onnx":
+        return [rng.uniform(-1, 1, size=shape).astype(np.float32) for _ in range(count)]
+    dtype = datatype(host["dtype"])
+    return [rng.integers(dtype.min, dtype.max, size=shape, endpoint=True) for _ in range(count)]
+
+
+def infer_on_virtual_boards(bundle: str | Path, inputs: list, log_dir: str | Path) -> tuple[list, float]:
+    """Run user `inputs` through the bundle on virtual boards; (last board's integer outputs, seconds)."""
+    from orchestrator.client import ChainClient
+    from orchestrator.host import prepare_input
+
+    manifest = load_manifest(bundle)
+    tensors = [prepare_input(manifest, bundle, raw) for raw in inputs]
+    input_spec = WireSpec.parse(manifest["input"]["wire"])
+    output_spec = WireSpec.parse(manifest["output"]["wire"])
+    with ChainClient(input_spec, output_spec) as client, VirtualChain(bundle, client.result_address, log_dir) as chain:
+        client.connect(chain.first_hop)
+        client.infer(tensors[0])  # warm-up: connections and buffers
+        start = time.perf_counter()
+        outputs = client.infer_many(tensors)
+        seconds = time.perf_counter() - start
+    return outputs, seconds
