@@ -1,8 +1,7 @@
-"""Cutting a layer chain into per-board partitions and predicting the pipeline's throughput.
+"""The cut search: layer groups, per-board folding options, and the two strategies over them.
 
-Strategies (docs/cost-model.md#cut-strategies): "greedy" is the reference paper's (fixed folding,
-fill boards in order); "balanced" maximizes min over boards of min(clock / slowest layer's cycles,
-link rate / packed bytes crossing its cuts), choosing every layer's folding jointly with the cuts.
+"balanced" binary-searches the pipeline throughput over every value a bottleneck can set and asks,
+per target, for the fewest boards reaching the end of the chain (docs/cost-model.md#cut-strategies).
 """
 
 from __future__ import annotations
@@ -17,138 +16,21 @@ from splitter.boards import Board
 from splitter.cost import (
     CostConfig,
     Folding,
-    LayerCost,
     Resources,
-    folding_from_attrs,
     layer_cost,
     output_fifo_cost,
     partition_resources,
 )
 from splitter.cost.front import Front, Options
 from splitter.cost.memory import dwc
-from splitter.errors import FinnsplitError
 from splitter.folding import GroupOption, group_options, groups
 from splitter.graph import Layer, TensorSpec
 from splitter.packing import packed_size
-
-STRATEGIES = ("balanced", "greedy")
-
-
-class PartitionError(FinnsplitError):
-    """The chain cannot be placed on the given boards."""
-
-
-class LayerTooLargeError(PartitionError):
-    """A layer (or a group of layers that cannot be cut apart) fits no board even at its cheapest folding."""
-
-    def __init__(
-        self, layer_names: Sequence[str], op_types: Sequence[str], board: str, overflows: list,
-        folding: str = "even at its cheapest folding",
-    ) -> None:
-        what = ", ".join(f"{n} ({t})" for n, t in zip(layer_names, op_types, strict=True))
-        super().__init__(
-            f"layer {what} fits no board {folding}: on {board}, "
-            + "; ".join(str(o) for o in overflows)
-            + " (needs include the shell; limits are the usable fractions of the board file)"
-        )
-        self.layer_names, self.board, self.overflows = tuple(layer_names), board, overflows
-
-
-class TooFewBoardsError(PartitionError):
-    """More boards are needed than were given."""
-
-    def __init__(self, strategy: str, given: int, needed: Mapping[str, int]) -> None:
-        options = " or ".join(f"{n} x {name}" for name, n in needed.items())
-        super().__init__(f"the {strategy} strategy needs at least {options}; {given} board(s) given")
-        self.strategy, self.given, self.needed = strategy, given, dict(needed)
+from splitter.partition.types import LayerTooLargeError, Partition, Plan, TooFewBoardsError
 
 
 @dataclass(frozen=True)
-class Partition:
-    """One stage of the pipeline: a layer range on one board type, run on `replicas` boards."""
-
-    index: int
-    start: int  # first layer index
-    stop: int  # one past the last layer index
-    board: Board
-    replicas: int
-    layer_names: tuple[str, ...]
-    foldings: tuple[Folding, ...]
-    costs: tuple[LayerCost, ...]
-    resources: Resources  # one board's total: layers, FIFOs, DWCs and shell
-    cycles: int  # slowest layer's cycles per frame
-    bottleneck: str  # name of that layer
-    compute_fps: float  # replicas * clock / cycles
-    bytes_in: int  # packed bytes per frame received
-    bytes_out: int  # packed bytes per frame sent
-    link_fps: float  # link rate * NICs carrying the traffic (replicas; 1 at the client) / bytes
-    fps: float
-    power_w: float  # one board
-
-    @property
-    def utilization(self) -> dict[str, float]:
-        """Fraction of each of the board's resources used (shell included)."""
-        return self.resources.fractions(self.board.resources)
-
-    @property
-    def within_usable(self) -> bool:
-        """True when the partition respects the board's usable fractions."""
-        return self.resources.fits(self.board.usable)
-
-
-@dataclass(frozen=True)
-class Plan:
-    """A split: partitions in pipeline order and the predicted pipeline throughput."""
-
-    strategy: str
-    partitions: tuple[Partition, ...]
-    fps: float
-    limited_by: str
-    unused_boards: tuple[str, ...]
-
-    @property
-    def boards_used(self) -> int:
-        """Boards the pipeline occupies (replicas included)."""
-        return sum(p.replicas for p in self.partitions)
-
-    @property
-    def power_w(self) -> float:
-        """Predicted power of all used boards."""
-        return sum(p.power_w * p.replicas for p in self.partitions)
-
-    def rows(self) -> list[dict[str, object]]:
-        """One summary dict per partition (for tables and manifests)."""
-        out = []
-        for p in self.partitions:
-            u = p.utilization
-            out.append({
-                "partition": p.index, "board": p.board.name, "replicas": p.replicas,
-                "layers": f"{p.layer_names[0]}..{p.layer_names[-1]} ({len(p.layer_names)})",
-                "lut_pct": 100 * u["lut"], "bram_pct": 100 * u["bram18"], "dsp_pct": 100 * u["dsp"],
-                "cycles": p.cycles, "fps": p.fps, "bytes_out": p.bytes_out, "power_w": p.power_w,
-            })
-        return out
-
-
-def plan(
-    layers: Sequence[Layer], tensors: Mapping[str, TensorSpec], boards: Sequence[Board],
-    strategy: str = "balanced", link_gbps: float | None = None, cfg: CostConfig | None = None,
-    greedy_foldings: Sequence[Folding] | None = None, replicate: bool = True, front_limit: int = 24,
-) -> Plan:
-    """Split `layers` over `boards` (in the order given for greedy; in any order for balanced)."""
-    if strategy not in STRATEGIES:
-        raise PartitionError(f"unknown strategy {strategy!r}; known: {', '.join(STRATEGIES)}")
-    if not layers or not boards:
-        raise PartitionError("need at least one layer and one board")
-    chain = _Chain(layers, tensors, boards, cfg or CostConfig(), link_gbps, front_limit)
-    if strategy == "greedy":
-        folds = list(greedy_foldings) if greedy_foldings is not None else [folding_from_attrs(x) for x in layers]
-        return chain.greedy(folds)
-    return chain.balanced(replicate)
-
-
-@dataclass(frozen=True)
-class _Segment:
+class Segment:
     start: int  # group index
     stop: int
     board: int  # board type index
@@ -156,7 +38,7 @@ class _Segment:
     options: tuple[int, ...]  # option id per group
 
 
-class _Chain:
+class Chain:
     """One planning problem: groups of layers, board types, options and link sizes."""
 
     def __init__(
@@ -229,7 +111,7 @@ class _Chain:
         """How many NICs carry the frames crossing a group boundary: the client has one."""
         return 1 if boundary in (0, len(self.groups)) else replicas
 
-    def feasible(self, fps: float, avail: Sequence[int], replicate: bool) -> list[_Segment] | None:
+    def feasible(self, fps: float, avail: Sequence[int], replicate: bool) -> list[Segment] | None:
         """Segments reaching the end of the chain at `fps` with the boards in `avail`, fewest boards first."""
         reach = functools.cache(self.reach)
         best: dict[tuple[int, ...], tuple[int, tuple | None]] = {(0,) * len(avail): (0, None)}
@@ -243,7 +125,7 @@ class _Chain:
                         end, path = reach(pos, t, r, fps)
                         nxt = tuple(c + r * (i == t) for i, c in enumerate(counts))
                         if end > pos and end > best.get(nxt, (-1, None))[0]:
-                            best[nxt] = (end, (counts, _Segment(pos, end, t, r, path)))
+                            best[nxt] = (end, (counts, Segment(pos, end, t, r, path)))
         return None
 
     def candidates(self, replicate: bool) -> np.ndarray:
@@ -272,7 +154,7 @@ class _Chain:
         assert segments is not None
         return self.build("balanced", [self._folds(s) for s in segments], segments)
 
-    def _folds(self, seg: _Segment) -> list[Folding]:
+    def _folds(self, seg: Segment) -> list[Folding]:
         folds: list[Folding] = []
         for g, option in zip(range(seg.start, seg.stop), seg.options, strict=True):
             folds.extend(self.options(g, seg.board)[option].foldings)
@@ -308,7 +190,7 @@ class _Chain:
 
     def greedy(self, folds: list[Folding]) -> Plan:
         """The paper's method: fixed folding, fill boards in the order given until a resource overflows."""
-        segments: list[_Segment] = []
+        segments: list[Segment] = []
         start, board_i, used, prev = 0, 0, None, None
         for g, (a, b) in enumerate(self.groups):
             while True:
@@ -326,9 +208,9 @@ class _Chain:
                     layers = self.layers[a:b]
                     raise LayerTooLargeError([x.name for x in layers], [x.op_type for x in layers], board.name,
                                              over, "with its fixed folding")
-                segments.append(_Segment(start, g, t, 1, ()))
+                segments.append(Segment(start, g, t, 1, ()))
                 start, board_i, used, prev = g, board_i + 1, None, None
-        segments.append(_Segment(start, len(self.groups), self._type_of(board_i), 1, ()))
+        segments.append(Segment(start, len(self.groups), self._type_of(board_i), 1, ()))
         if len(segments) > len(self.boards):
             raise TooFewBoardsError("greedy", len(self.boards), {self.boards[-1].name: len(segments)})
         seg_folds = [folds[self.groups[s.start][0]:self.groups[s.stop - 1][1]] for s in segments]
@@ -338,7 +220,7 @@ class _Chain:
         board = self.boards[min(board_index, len(self.boards) - 1)]
         return next(i for i, t in enumerate(self.types) if t.name == board.name)
 
-    def build(self, strategy: str, seg_folds: list[list[Folding]], segments: list[_Segment]) -> Plan:
+    def build(self, strategy: str, seg_folds: list[list[Folding]], segments: list[Segment]) -> Plan:
         """Cost every partition and assemble the plan."""
         parts = []
         for i, (seg, folds) in enumerate(zip(segments, seg_folds, strict=True)):
@@ -355,7 +237,7 @@ class _Chain:
         limited = f"partition {worst.index} ({worst.board.name}) {why}{detail}"
         return Plan(strategy, tuple(parts), worst.fps, limited, tuple(unused))
 
-    def _partition(self, index: int, seg: _Segment, folds: list[Folding]) -> Partition:
+    def _partition(self, index: int, seg: Segment, folds: list[Folding]) -> Partition:
         board, rate = self.types[seg.board], self.rates[seg.board]
         start, stop = self.groups[seg.start][0], self.groups[seg.stop - 1][1]
         layers = self.layers[start:stop]
@@ -380,7 +262,7 @@ def _link_rate(board: Board, link_gbps: float | None) -> float:
     return min(nic, board.iodma_width / 8 * board.clock_hz)
 
 
-def _unwind(best: dict, counts: tuple[int, ...]) -> list[_Segment]:
+def _unwind(best: dict, counts: tuple[int, ...]) -> list[Segment]:
     """Follow back-pointers from the final board counts to the first segment."""
     out = []
     while best[counts][1] is not None:
