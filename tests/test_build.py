@@ -230,3 +230,15 @@ def test_self_quantizing_model_on_virtual_boards(zoo_dir: Path, tmp_path: Path) 
     assert "same top-1 3/3" in result.stdout
     largest = float(re.search(r"largest difference (\S+) ", result.stdout).group(1))
     assert largest < 1e-5  # the host's folded float affine vs the model's Mul/Add chain: last-ulp rounding
+
+
+def test_mobilenet_bundle_records_finn_iodma_word_sizes(mobilenet_bundle: tuple[Path, str]) -> None:
+    root, _ = mobilenet_bundle
+    for part in load_manifest(root)["partitions"]:
+        folding = json.loads((root / part["files"]["folding"]["path"]).read_text())
+        nodes = [v for k, v in folding.items() if k != "Defaults"]
+        first, last = nodes[0], nodes[-1]
+        if "SIMD" in first and "PE" not in first:  # FMPadding / sliding window: SIMD channels per word
+            assert part["finn_io"]["in_word_elems"] == first["SIMD"]
+        if "PE" in last:
+            assert part["finn_io"]["out_word_elems"] == last["PE"]

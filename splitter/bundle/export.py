@@ -125,8 +125,20 @@ def _write_partition(root: Path, graph: DataflowGraph, p: Partition, sub: onnx.M
         "input": tensor_entry(piece.input, _io_shape(sub.graph.input[0])),
         "output": tensor_entry(piece.output, _io_shape(sub.graph.output[0])),
         "files": {key: file_entry(root, path) for key, path in paths.items()},
+        "finn_io": _finn_io(p, piece),
         "predicted": _predicted(p),
     }
+
+
+def _finn_io(p: Partition, piece: DataflowGraph) -> dict[str, int]:
+    """Elements per word of FINN's IODMA buffers: the first layer's input fold, the last's output fold.
+
+    FINN packs each word (SIMD or PE elements of the first/last node's folded shape) to whole bytes
+    separately; the board's finn-zynq backend converts between that and the dense wire format.
+    """
+    first, last = p.costs[0], p.costs[-1]
+    in_bits, out_bits = piece.input.dtype.bitwidth, piece.output.dtype.bitwidth
+    return {"in_word_elems": first.in_width // in_bits, "out_word_elems": last.out_width // out_bits}
 
 
 def _io_shape(info: onnx.ValueInfoProto) -> list[int]:
