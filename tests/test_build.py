@@ -242,3 +242,28 @@ def test_mobilenet_bundle_records_finn_iodma_word_sizes(mobilenet_bundle: tuple[
             assert part["finn_io"]["in_word_elems"] == first["SIMD"]
         if "PE" in last:
             assert part["finn_io"]["out_word_elems"] == last["PE"]
+
+
+def test_layer_that_fits_no_board_names_the_resource(zoo_dir: Path, tmp_path: Path) -> None:
+    tiny = tmp_path / "tiny-z7.yaml"
+    text = (Path(__file__).resolve().parents[1] / "boards" / "zedboard.yaml").read_text()
+    tiny.write_text(text.replace("name: zedboard", "name: tiny-z7").replace("bram18: 280 ", "bram18: 40  "))
+    result = finnsplit("build", str(zoo_dir / "mobilenet-v1-w4a4.onnx"), "--boards", f"{tiny}:8", "--finn", "no",
+                       "-o", str(tmp_path / "b"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "fits no board" in result.stderr and "on tiny-z7" in result.stderr, result.stderr
+    assert re.search(r"(LUT|BRAM18|LUTRAM|DSP) needed [\d,]+ > available [\d,]+", result.stderr), result.stderr
+
+
+@pytest.mark.usefixtures("server_bin")
+def test_virtual_boards_take_inputs_from_a_npy_file(zoo_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "tfc"
+    assert finnsplit("build", str(zoo_dir / "tfc-w2a2.onnx"), "--boards", "1", "--finn", "no",
+                     "-o", str(out)).returncode == 0
+    images = np.random.default_rng(5).uniform(-1, 1, size=(6, 1, 28, 28)).astype(np.float32)
+    np.save(tmp_path / "images.npy", images)
+    result = finnsplit("virtual", str(out), "--inputs", str(tmp_path / "images.npy"), "--check",
+                       str(zoo_dir / "tfc-w2a2.onnx"))
+    assert result.returncode == 0, result.stderr
+    assert "6 frames through 1 virtual boards" in result.stdout
+    assert "bit-exact vs the Python executor: 6/6 frames" in result.stdout
