@@ -3,7 +3,9 @@
 FINN cannot be installed here (PyPI's `finn` is an empty placeholder), so the runner tests put a small
 stand-in package `finn` on sys.path holding only what run_build touches: the builder entry point,
 the board maps of finn.util.basic and the Zynq shell template. The patched TCL board chain is run in
-a real tclsh with Vivado's commands replaced by recording procs.
+a real tclsh with Vivado's commands replaced by recording procs. A stand-in `bootgen` on PATH records
+its arguments and writes the .bit.bin where bootgen does; the .hwh the stand-in FINN leaves is a
+trimmed real one (tests/data/finn-accel-kv260.hwh).
 """
 
 from __future__ import annotations
@@ -17,21 +19,30 @@ import shutil
 import subprocess
 import sys
 import textwrap
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
 from splitter.boards import load_board
+from splitter.bundle.manifest import FORMAT, VERSION, BundleError, file_entry, load_manifest
 from splitter.errors import FinnsplitError
 from splitter.finn import (
+    BootgenError,
     BundleLayoutError,
     FinnBuildError,
     FinnConfigError,
+    FinnError,
     FinnStatus,
     FinnUnavailableError,
+    HwhError,
+    bootgen_arch,
     dataflow_build_config,
     finn_status,
+    iodma_ranges,
+    make_bitbin,
+    record_finn_build,
     run_build,
     run_builds,
     synth_clk_period_ns,
@@ -138,7 +149,7 @@ def test_finn_status_reports_what_is_missing(no_finn: None) -> None:
     status = finn_status()
     assert isinstance(status, FinnStatus) and not status.available
     reasons = ["FINN_ROOT not set", "FINN_BUILD_DIR not set", "XILINX_VIVADO not set", "vivado not on PATH",
-               "vitis_hls not on PATH"]  # fmt: skip
+               "vitis_hls not on PATH", "bootgen not on PATH"]  # fmt: skip
     if importlib.util.find_spec("finn") is None:  # true here; inside FINN's docker the builder imports
         reasons.append("python package finn.builder.build_dataflow not importable (ModuleNotFoundError")
     for reason in reasons:
@@ -211,6 +222,8 @@ STUB = {
             with open(out + "/build_dataflow.log", "a") as f:
                 f.write("Running step: step_qonnx_to_finn [1/19]\\n")
             mode = os.environ.get("FAKE_FINN_MODE", "ok")
+            if os.path.basename(path_to_cfg_dir) in os.environ.get("FAKE_FINN_FAIL_DIRS", "").split(","):
+                mode = "fail"
             if mode == "raise":
                 raise RuntimeError("Synthesis failed, no bitfile found")
             if mode == "fail":
@@ -220,14 +233,34 @@ STUB = {
             os.makedirs(out + "/bitfile", exist_ok=True)
             with open(out + "/bitfile/finn-accel.bit", "wb") as f:
                 f.write(b"bitstream of " + os.path.basename(path_to_cfg_dir).encode())
-            with open(out + "/bitfile/finn-accel.hwh", "w") as f:
-                f.write("<hwh/>")
+            with open(os.environ["FAKE_FINN_HWH"], "rb") as src, open(out + "/bitfile/finn-accel.hwh", "wb") as f:
+                f.write(src.read())
             with open(out + "/report/estimate_network_performance.json", "w") as f:
                 json.dump({"critical_path_cycles": 1200, "max_cycles": 802816, "max_cycles_node_name": "MVAU_hls_3",
                            "estimated_throughput_fps": 124.56, "estimated_latency_ns": 12000.0}, f)
             return 0
     """,
 }
+
+
+# What `bootgen -image X.bif -arch A -process_bitstream bin -w` does, as far as the runner can tell: reads
+# the bitstream the BIF names (relative to the working directory) and writes it, 32-bit words
+# byte-swapped, as <name>.bin beside it. Records each call in $FAKE_BOOTGEN_LOG.
+BOOTGEN_STUB = """
+import json, os, sys
+args = sys.argv[1:]
+bif = open(args[args.index("-image") + 1]).read()
+with open(os.environ["FAKE_BOOTGEN_LOG"], "a") as f:
+    f.write(json.dumps({"args": args, "cwd": os.getcwd(), "bif": bif}) + "\\n")
+if os.environ.get("FAKE_BOOTGEN_FAIL"):
+    sys.exit("[ERROR]  : stand-in bootgen told to fail")
+name = bif.split("{")[1].split("}")[0].split()[-1]
+data = open(name, "rb").read()
+data += bytes(-len(data) % 4)
+open(name + ".bin", "wb").write(b"".join(data[i:i + 4][::-1] for i in range(0, len(data), 4)))
+"""
+HWH = Path(__file__).parent / "data" / "finn-accel-kv260.hwh"
+HWH_IODMA = {"idma0": {"base": "0xA0000000", "range": 4096}, "odma0": {"base": "0xA0001000", "range": 4096}}
 
 
 def _forget_finn_modules() -> None:
@@ -247,6 +280,12 @@ def fake_finn(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     for tool in ("vivado", "vitis_hls"):
         (tools / tool).write_text("#!/bin/sh\nexit 0\n")
         (tools / tool).chmod(0o755)
+    (tools / "bootgen").write_text(f"#!{sys.executable}\n{BOOTGEN_STUB}")
+    (tools / "bootgen").chmod(0o755)
+    monkeypatch.setenv("FAKE_BOOTGEN_LOG", str(tmp_path / "bootgen.log"))
+    monkeypatch.setenv("FAKE_FINN_HWH", str(HWH))
+    monkeypatch.delenv("FAKE_BOOTGEN_FAIL", raising=False)
+    monkeypatch.delenv("FAKE_FINN_FAIL_DIRS", raising=False)
     monkeypatch.setenv("PATH", str(tools))
     monkeypatch.setenv("FINN_ROOT", str(root))
     monkeypatch.setenv("FINN_BUILD_DIR", str(tmp_path / "finn-build"))
@@ -277,6 +316,7 @@ def test_finn_status_with_finn(fake_finn: SimpleNamespace) -> None:
     status = finn_status()
     assert status.available and status.why == ""
     assert status.vivado == str(fake_finn.tools / "vivado") and status.vivado_version == "2022.2"
+    assert status.bootgen == str(fake_finn.tools / "bootgen")
 
 
 def test_zedboard_build_registers_board_and_returns_bitfile(fake_finn: SimpleNamespace, tmp_path: Path) -> None:
@@ -356,6 +396,165 @@ def test_module_entry_point(fake_finn: SimpleNamespace, tmp_path: Path, capsys) 
     assert finn_main([str(bundle)]) == 0
     assert capsys.readouterr().out.strip().endswith("p0/finn_output/bitfile/finn-accel.bit")
     assert finn_main([str(bundle), "--partition", "7"]) == 1
+
+
+# ---- what a board needs: .bit.bin, IODMA addresses, the manifest entry ---------------------------
+
+
+def make_bundle(root: Path, boards: list[str]) -> Path:
+    """A bundle as `finnsplit build` writes it, as far as run_builds and load_manifest read it."""
+    parts = []
+    for k, board in enumerate(boards):
+        part = make_partition(root / f"partition-{k}", board)
+        files = {
+            "model": file_entry(root, part / "model.onnx"),
+            "finn_build": file_entry(root, part / "dataflow_build_config.json"),
+        }
+        parts.append({"index": k, "dir": part.name, "board": board, "files": files})
+    (root / "manifest.json").write_text(json.dumps({"format": FORMAT, "version": VERSION, "partitions": parts}))
+    return root
+
+
+def bootgen_calls(tmp_path: Path) -> list[dict]:
+    log = tmp_path / "bootgen.log"
+    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+
+
+def test_iodma_ranges_of_a_real_hwh() -> None:
+    # The PS's MEMORYMAP, not idma0's own (zynq_ps memory, one range of it MEMTYPE REGISTER)
+    assert iodma_ranges(HWH) == HWH_IODMA
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda t: t[: len(t) // 2], "not readable XML"),
+        (lambda t: t.replace("EDKSYSTEM", "PROJECT"), "not a Vivado hardware"),
+        (lambda t: t.replace('INSTANCE="odma0" IS_DATA', 'INSTANCE="other0" IS_DATA'), "for odma0"),
+        (lambda t: t.replace('HIGHVALUE="0xA0000FFF"', 'HIGHVALUE="0xA000OFFF"'), "not hex addresses"),
+        (lambda t: t.replace('HIGHVALUE="0xA0000FFF"', 'HIGHVALUE="0x9FFFFFFF"'), "below BASEVALUE"),
+        (
+            lambda t: t.replace(
+                '</MEMORYMAP>\n      <PERIPHERALS>\n        <PERIPHERAL INSTANCE="idma0"/>',
+                '<MEMRANGE BASEVALUE="0xA0002000" HIGHVALUE="0xA0002FFF" INSTANCE="idma0" '
+                'MEMTYPE="REGISTER"/></MEMORYMAP><PERIPHERALS><PERIPHERAL INSTANCE="idma0"/>',
+            ),
+            "idma0 is mapped twice",
+        ),
+    ],
+)
+def test_unusable_hwh(tmp_path: Path, edit, message: str) -> None:
+    bad = tmp_path / "finn-accel.hwh"
+    bad.write_text(edit(HWH.read_text()))
+    with pytest.raises(HwhError, match=message) as exc:
+        iodma_ranges(bad)
+    assert exc.value.path == str(bad) and str(bad) in str(exc.value)
+    with pytest.raises(HwhError, match="missing"):
+        iodma_ranges(tmp_path / "none.hwh")
+
+
+@pytest.mark.parametrize(("name", "finn_board", "part"), BOARDS)
+def test_bootgen_arch_per_part(name: str, finn_board: str, part: str) -> None:
+    assert bootgen_arch(part) == ("zynq" if part.startswith("xc7z") else "zynqmp")
+    with pytest.raises(FinnConfigError, match="xcvc1902"):
+        bootgen_arch("xcvc1902-vsva2197-2MP-e")
+
+
+def test_builds_record_bitbin_iodma_and_estimates(fake_finn: SimpleNamespace, tmp_path: Path) -> None:
+    bundle = make_bundle(tmp_path / "bundle", ["zedboard", "kv260"])
+    load_manifest(bundle)  # a bundle without FINN builds loads as before
+    assert run_builds(bundle, log=lambda line: None) == [
+        bundle / f"partition-{k}/finn_output/bitfile/finn-accel.bit" for k in range(2)
+    ]
+    # bootgen ran in the bitfile's folder on a BIF naming it, with the part's architecture
+    calls = bootgen_calls(tmp_path)
+    assert [c["args"] for c in calls] == [
+        ["-image", "finn-accel.bif", "-arch", arch, "-process_bitstream", "bin", "-w"] for arch in ("zynq", "zynqmp")
+    ]
+    assert [Path(c["cwd"]) for c in calls] == [bundle / f"partition-{k}/finn_output/bitfile" for k in range(2)]
+    assert calls[0]["bif"] == "all:\n{\n    finn-accel.bit\n}\n"
+    assert calls[1]["bif"] == "all:\n{\n    [destination_device = pl] finn-accel.bit\n}\n"
+    manifest = load_manifest(bundle, verify=True)  # checks the new files' sizes and hashes too
+    for k, (part, arch) in enumerate(zip(manifest["partitions"], ("zynq", "zynqmp"), strict=True)):
+        finn = part["finn"]
+        folder = bundle / f"partition-{k}/finn_output/bitfile"
+        names = {"bitfile": "finn-accel.bit", "bitbin": "finn-accel.bit.bin", "hwh": "finn-accel.hwh"}
+        assert {key: e["path"] for key, e in finn["files"].items()} == {
+            key: f"partition-{k}/finn_output/bitfile/{name}" for key, name in names.items()
+        }
+        bit = (folder / "finn-accel.bit").read_bytes()
+        assert (folder / "finn-accel.bit.bin").read_bytes()[:8] == bit[3::-1] + bit[7:3:-1]  # the stand-in's swap
+        assert finn["iodma"] == HWH_IODMA and finn["arch"] == arch
+        assert finn["estimates"]["max_cycles"] == 802816 and finn["versions"]["vivado"] == "2022.2"
+        result = json.loads((folder / "finn_result.json").read_text())
+        assert result["bitbin"] == "finn-accel.bit.bin" and result["iodma"] == HWH_IODMA
+        assert result["bitbin_sha256"] == finn["files"]["bitbin"]["sha256"]
+    assert not list(bundle.glob(".manifest.json.*.tmp"))
+    # a board must not load a corrupted bitstream
+    bitbin = bundle / "partition-1/finn_output/bitfile/finn-accel.bit.bin"
+    bitbin.write_bytes(b"\xff" + bitbin.read_bytes()[1:])
+    with pytest.raises(BundleError, match=r"partition-1/finn_output/bitfile/finn-accel\.bit\.bin is corrupted"):
+        load_manifest(bundle)
+
+
+def test_partial_build_keeps_finished_partitions(fake_finn: SimpleNamespace, tmp_path: Path, monkeypatch) -> None:
+    bundle = make_bundle(tmp_path / "bundle", ["zedboard", "zedboard", "zedboard"])
+    monkeypatch.setenv("FAKE_FINN_FAIL_DIRS", "partition-1")
+    with pytest.raises(FinnBuildError, match="partition-1"):
+        run_builds(bundle, log=lambda line: None)
+    assert [("finn" in p) for p in load_manifest(bundle)["partitions"]] == [True, False, False]
+    monkeypatch.delenv("FAKE_FINN_FAIL_DIRS")
+    run_builds(bundle, [1, 2], log=lambda line: None)
+    assert all("finn" in p for p in load_manifest(bundle)["partitions"])
+    # a failed rebuild withdraws that partition's record: its files are no longer the recorded ones
+    monkeypatch.setenv("FAKE_FINN_FAIL_DIRS", "partition-2")
+    with pytest.raises(FinnBuildError):
+        run_builds(bundle, [2], log=lambda line: None)
+    assert [("finn" in p) for p in load_manifest(bundle)["partitions"]] == [True, True, False]
+
+
+def test_bootgen_missing_or_failing(fake_finn: SimpleNamespace, tmp_path: Path, monkeypatch) -> None:
+    partition = make_partition(tmp_path / "bundle" / "partition-0", "zedboard")
+    (fake_finn.tools / "bootgen").unlink()
+    with pytest.raises(FinnUnavailableError, match="bootgen not on PATH"):
+        run_build(partition, log=lambda line: None)  # before hours of FINN, not after
+    assert fake_finn.builder.CALLS == []
+    bitfile = tmp_path / "finn-accel.bit"
+    bitfile.write_bytes(b"bitstream")
+    with pytest.raises(BootgenError, match="bootgen not on PATH") as exc:
+        make_bitbin(bitfile, "xc7z020clg484-1")
+    assert isinstance(exc.value, FinnError) and exc.value.bitfile == str(bitfile)
+    (fake_finn.tools / "bootgen").write_text(f"#!{sys.executable}\n{BOOTGEN_STUB}")
+    (fake_finn.tools / "bootgen").chmod(0o755)
+    monkeypatch.setenv("FAKE_BOOTGEN_FAIL", "1")
+    with pytest.raises(BootgenError, match=r"exited with 1: \[ERROR\]  : stand-in bootgen told to fail"):
+        run_build(partition, log=lambda line: None)
+
+
+def test_malformed_hwh_fails_the_build(fake_finn: SimpleNamespace, tmp_path: Path, monkeypatch) -> None:
+    bundle = make_bundle(tmp_path / "bundle", ["zedboard"])
+    broken = tmp_path / "broken.hwh"
+    broken.write_text(HWH.read_text()[:5000])
+    monkeypatch.setenv("FAKE_FINN_HWH", str(broken))
+    hwh = bundle / "partition-0/finn_output/bitfile/finn-accel.hwh"
+    with pytest.raises(HwhError, match=f"{hwh}: not readable XML"):
+        run_builds(bundle, log=lambda line: None)
+    assert "finn" not in load_manifest(bundle)["partitions"][0]
+
+
+def test_concurrent_records_are_not_lost(tmp_path: Path) -> None:
+    # Builds of several partitions may run at once (one FINN container each) on the same bundle.
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    n = 24
+    parts = [{"index": k, "dir": f"partition-{k}"} for k in range(n)]
+    (bundle / "manifest.json").write_text(json.dumps({"format": FORMAT, "version": VERSION, "partitions": parts}))
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(lambda k: record_finn_build(bundle, k, {"files": {}, "iodma": {"k": k}}), range(n)))
+    recorded = json.loads((bundle / "manifest.json").read_text())["partitions"]
+    assert [p.get("finn", {}).get("iodma") for p in recorded] == [{"k": k} for k in range(n)]
+    with pytest.raises(BundleLayoutError, match="index 99"):
+        record_finn_build(bundle, 99, {})
 
 
 # ---- the TCL branch in a real Tcl interpreter ---------------------------------------------------

@@ -82,10 +82,12 @@ def load_manifest(root: str | Path, verify: bool = True) -> dict[str, Any]:
 
 
 def bundle_files(manifest: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every file entry the manifest lists (host files and each partition's files)."""
+    """Every file entry the manifest lists (host files, each partition's files and FINN build)."""
     entries = list(manifest.get("host", {}).get("files", {}).values())
     for part in manifest.get("partitions", []):
         entries.extend(part.get("files", {}).values())
+        # written by splitter.finn.record after `finnsplit finn-build` (docs/finn.md#the-manifest-entry)
+        entries.extend(part.get("finn", {}).get("files", {}).values())
     return entries
 
 

@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.status or args.bundle_dir is None:
         status = finn_status()
         print(f"FINN {'available' if status.available else 'unavailable: ' + status.why}")
-        for field in ("finn_root", "finn_version", "vivado", "vivado_version", "vitis_hls"):
+        for field in ("finn_root", "finn_version", "vivado", "vivado_version", "vitis_hls", "bootgen"):
             print(f"  {field}: {getattr(status, field)}")
         return 0 if status.available else 1
     try:

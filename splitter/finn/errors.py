@@ -46,3 +46,21 @@ class FinnBuildError(FinnError):
         super().__init__(f"FINN build of {partition_dir} failed: {why}; FINN's log: {log_path}{tail}")
         self.partition_dir = str(partition_dir)
         self.log_path = str(log_path)
+
+
+class BootgenError(FinnError):
+    """bootgen is missing or could not turn FINN's .bit into the .bit.bin fpga_manager loads."""
+
+    def __init__(self, bitfile: Path, why: str) -> None:
+        super().__init__(
+            f"cannot make the .bit.bin of {bitfile}: {why} (docs/finn.md#the-bitstream-a-board-loads-bitbin)"
+        )
+        self.bitfile = str(bitfile)
+
+
+class HwhError(FinnError):
+    """A hardware handoff (.hwh) that is missing, not XML, or lacks the IODMAs' AXI-lite addresses."""
+
+    def __init__(self, path: Path, why: str) -> None:
+        super().__init__(f"{path}: {why}")
+        self.path = str(path)

@@ -1,8 +1,10 @@
 """Build a bundle's partition directories to bitstreams with FINN, in this process (docs/finn.md).
 
 Each partition directory is what FINN's build_dataflow_directory reads (config.py); the runner adds
-only what FINN lacks: boards it does not know (registry.py), a typed error on failure, and undoing
-what FINN's builder leaves behind in the process (working directory, sys.stdout, root log handlers).
+only what FINN lacks: boards it does not know (registry.py), a typed error on failure, undoing what
+FINN's builder leaves behind in the process (working directory, sys.stdout, root log handlers), and
+what a board needs besides the .bit: the .bit.bin (bitstream.py) and the IODMA addresses (hwh.py),
+recorded in the bundle's manifest after each partition (record.py).
 """
 
 from __future__ import annotations
@@ -17,8 +19,11 @@ import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from splitter.finn.bitstream import bootgen_arch, make_bitbin
 from splitter.finn.config import BITFILE, CONFIG_FILE, MODEL_FILE
 from splitter.finn.errors import BundleLayoutError, FinnBuildError, FinnUnavailableError
+from splitter.finn.hwh import iodma_ranges
+from splitter.finn.record import clear_finn_build, finn_entry, record_finn_build
 from splitter.finn.registry import prepare_board
 from splitter.finn.status import BUILDER_MODULE, FinnStatus, finn_status
 
@@ -29,6 +34,11 @@ ESTIMATE_REPORT = "report/estimate_network_performance.json"  # FINN's, inside o
 
 def run_build(partition_dir: Path, log: Callable[[str], None] = print) -> Path:
     """Build one partition directory to a bitstream with FINN; return finn_output/bitfile/finn-accel.bit."""
+    return _build(partition_dir, log)[0]
+
+
+def _build(partition_dir: Path, log: Callable[[str], None]) -> tuple[Path, dict[str, object]]:
+    """run_build, also returning what it wrote to finn_result.json."""
     partition_dir = Path(partition_dir).resolve()
     config = read_build_config(partition_dir)
     status = finn_status()
@@ -37,6 +47,7 @@ def run_build(partition_dir: Path, log: Callable[[str], None] = print) -> Path:
     output_dir = partition_dir / str(config.get("output_dir", "."))
     log_path = output_dir / LOG_FILE
     board, part = str(config.get("board")), str(config.get("fpga_part"))
+    bootgen_arch(part)  # a part bootgen cannot convert for fails now, not after the build
     prepare_board(board, part, log)
     builder = importlib.import_module(BUILDER_MODULE)
     log(f"{partition_dir.name}: FINN build for {board} ({part}); FINN's log: {log_path}")
@@ -51,13 +62,20 @@ def run_build(partition_dir: Path, log: Callable[[str], None] = print) -> Path:
         raise FinnBuildError(partition_dir, log_path, f"FINN's builder returned {code}", _tail(log_path))
     if not bitfile.is_file():
         raise FinnBuildError(partition_dir, log_path, f"no bitfile at {bitfile} (is 'bitfile' in generate_outputs?)")
-    result = write_result(bitfile, output_dir, config, status)
-    log(f"{partition_dir.name}: bitfile {bitfile} (sha256 {result['bitfile_sha256'][:16]}...)")
-    return bitfile
+    iodma = iodma_ranges(bitfile.with_suffix(".hwh"))
+    bitbin = make_bitbin(bitfile, part)
+    result = write_result(bitfile, bitbin, iodma, output_dir, config, status)
+    windows = ", ".join(f"{name} at {w['base']}" for name, w in iodma.items())
+    log(f"{partition_dir.name}: {bitbin} (sha256 {result['bitbin_sha256'][:16]}...); {windows}")
+    return bitfile, result
 
 
 def run_builds(bundle_dir: Path, partitions: list[int] | None = None, log: Callable[[str], None] = print) -> list[Path]:
-    """Build the given partitions (default: all, in manifest order) of a bundle; return their bitfiles."""
+    """Build the given partitions (default: all, in manifest order) of a bundle; return their bitfiles.
+
+    Each finished partition is recorded in the manifest at once (partitions[k]["finn"]), so a build
+    that fails at partition 3 keeps partitions 0-2; a partition being rebuilt loses its old record first.
+    """
     dirs = partition_dirs(bundle_dir)
     chosen = list(dirs) if partitions is None else list(partitions)
     unknown = [k for k in chosen if k not in dirs]
@@ -66,7 +84,13 @@ def run_builds(bundle_dir: Path, partitions: list[int] | None = None, log: Calla
     status = finn_status()  # fail before the first build, not after hours of it
     if not status.available:
         raise FinnUnavailableError(status)
-    return [run_build(dirs[k], log) for k in chosen]
+    bitfiles = []
+    for k in chosen:
+        clear_finn_build(bundle_dir, k)
+        bitfile, result = _build(dirs[k], log)
+        record_finn_build(bundle_dir, k, finn_entry(bundle_dir, bitfile, result))
+        bitfiles.append(bitfile)
+    return bitfiles
 
 
 def partition_dirs(bundle_dir: Path) -> dict[int, Path]:
@@ -103,14 +127,26 @@ def read_build_config(partition_dir: Path) -> dict[str, object]:
     return config
 
 
-def write_result(bitfile: Path, output_dir: Path, config: dict[str, object], status: FinnStatus) -> dict[str, object]:
-    """Write finn_result.json next to `bitfile` (its hash, board, FINN's estimates); return its content."""
-    data = bitfile.read_bytes()
+def write_result(
+    bitfile: Path,
+    bitbin: Path,
+    iodma: dict[str, dict[str, object]],
+    output_dir: Path,
+    config: dict[str, object],
+    status: FinnStatus,
+) -> dict[str, object]:
+    """Write finn_result.json next to `bitfile` (hashes, IODMA windows, board, FINN's estimates); return it."""
+    data, bin_data = bitfile.read_bytes(), bitbin.read_bytes()
     result = {
         "bitfile": bitfile.name,
         "bitfile_sha256": hashlib.sha256(data).hexdigest(),
         "bitfile_bytes": len(data),
-        "hwh": bitfile.with_suffix(".hwh").name if bitfile.with_suffix(".hwh").is_file() else None,
+        "bitbin": bitbin.name,
+        "bitbin_sha256": hashlib.sha256(bin_data).hexdigest(),
+        "bitbin_bytes": len(bin_data),
+        "bootgen_arch": bootgen_arch(str(config.get("fpga_part"))),
+        "hwh": bitfile.with_suffix(".hwh").name,
+        "iodma": iodma,
         "board": config.get("board"),
         "fpga_part": config.get("fpga_part"),
         "synth_clk_period_ns": config.get("synth_clk_period_ns"),

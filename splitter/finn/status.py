@@ -1,4 +1,4 @@
-"""Whether FINN and the Xilinx tools it calls are usable in this process (docs/finn.md#what-finn-needs).
+"""Whether FINN and the Xilinx tools a build calls are usable in this process (docs/finn.md#what-finn-needs).
 
 FINN is an optional integration: it lives in FINN's docker with Vivado, never in finnsplit's venv.
 The PyPI package `finn` is an empty placeholder, so the test imports FINN's builder, not `finn`.
@@ -16,6 +16,9 @@ from importlib import metadata
 BUILDER_MODULE = "finn.builder.build_dataflow"
 # FINN resolves Xilinx tools as <override>/<tool> when this is set (finn.util.basic.resolve_xilinx_tool).
 TOOL_DIR_OVERRIDE = "FINN_TOOL_DIR_OVERRIDE"
+# Converts FINN's .bit to the .bit.bin fpga_manager loads (bitstream.py). FINN itself never calls it,
+# so it is looked up on PATH only; Vivado's settings64.sh puts it there.
+BOOTGEN = "bootgen"
 
 
 @dataclass(frozen=True)
@@ -27,12 +30,13 @@ class FinnStatus:
     finn_root: str | None = None
     vivado: str | None = None
     vitis_hls: str | None = None
+    bootgen: str | None = None
     finn_version: str | None = None
     vivado_version: str | None = None
 
 
 def finn_status() -> FinnStatus:
-    """Detect FINN's builder, FINN_ROOT, FINN_BUILD_DIR, XILINX_VIVADO, `vivado` and `vitis_hls`."""
+    """Detect FINN's builder, FINN_ROOT, FINN_BUILD_DIR, XILINX_VIVADO, `vivado`, `vitis_hls`, `bootgen`."""
     missing: list[str] = []
     importable = _builder_import_error()
     if importable is not None:
@@ -46,14 +50,16 @@ def finn_status() -> FinnStatus:
         missing.append("FINN_BUILD_DIR not set")
     if not os.environ.get("XILINX_VIVADO"):
         missing.append("XILINX_VIVADO not set (source Vivado's settings64.sh)")
-    vivado, vitis_hls = _tool("vivado"), _tool("vitis_hls")
-    missing += [f"{name} not on PATH" for name, path in (("vivado", vivado), ("vitis_hls", vitis_hls)) if path is None]
+    vivado, vitis_hls, bootgen = _tool("vivado"), _tool("vitis_hls"), shutil.which(BOOTGEN)
+    tools = (("vivado", vivado), ("vitis_hls", vitis_hls), (BOOTGEN, bootgen))
+    missing += [f"{name} not on PATH" for name, path in tools if path is None]
     return FinnStatus(
         available=not missing,
         why="; ".join(missing),
         finn_root=finn_root,
         vivado=vivado,
         vitis_hls=vitis_hls,
+        bootgen=bootgen,
         finn_version=_finn_version() if importable is None else None,
         vivado_version=_vivado_version(os.environ.get("XILINX_VIVADO", "")),
     )
