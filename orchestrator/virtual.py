@@ -1,7 +1,8 @@
 """Virtual boards: a bundle's partitions as local finnsplit-server processes with the emulate backend.
 
-Each partition runs the same server binary a board runs, on loopback, chained partition k -> k+1
--> the client's result port. Reads only the bundle's manifest and files (docs/bundle.md).
+Each partition runs the same server binary a board runs, on loopback or in a network namespace of
+its own (orchestrator/netns.py), chained partition k -> k+1 -> the client's result port. Reads only
+the bundle's manifest and files (docs/bundle.md).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from orchestrator.netns import VirtualNetwork
 from orchestrator.protocol import WireSpec
 from splitter.bundle.manifest import load_manifest
 from splitter.datatypes import datatype
@@ -94,9 +96,13 @@ class VirtualChain:
     """A bundle running on virtual boards; use as a context manager."""
 
     def __init__(self, bundle: str | Path, result_address: tuple[str, int], log_dir: str | Path,
-                 binary: Path | None = None) -> None:
-        """Start one emulate server per partition, last first, the last sending to `result_address`."""
+                 binary: Path | None = None, network: VirtualNetwork | None = None) -> None:
+        """Start one emulate server per partition, last first, the last sending to `result_address`.
+
+        With `network`, partition k runs in board k's namespace on its own address; else on loopback.
+        """
         self.root = Path(bundle)
+        self.network = network
         self.manifest = load_manifest(self.root)
         self.binary = binary or server_binary()
         self.log_dir = Path(log_dir)
@@ -107,23 +113,29 @@ class VirtualChain:
             for part in reversed(self.manifest["partitions"]):
                 board = self._start(part, next_hop)
                 self.boards.insert(0, board)
-                next_hop = ("127.0.0.1", board.port)
+                next_hop = (self._host(part["index"]), board.port)
         except BaseException:
             self.close()
             raise
 
+    def _host(self, index: int) -> str:
+        return self.network.address(index) if self.network else "127.0.0.1"
+
     def _start(self, part: dict[str, Any], next_hop: tuple[str, int]) -> VirtualBoard:
-        name = f"vboard{part['index']}"
-        command = [str(self.binary), "serve", "--listen", "127.0.0.1:0", "--next", f"{next_hop[0]}:{next_hop[1]}",
-                   "--name", name, "--backend", "emulate",
-                   "--program", str(self.root / part["files"]["program"]["path"]),
+        index = part["index"]
+        name = f"vboard{index}"
+        command = [str(self.binary), "serve", "--listen", f"{self._host(index)}:0",
+                   "--next", f"{next_hop[0]}:{next_hop[1]}", "--name", name, "--backend", "emulate",
+                   "--program", str((self.root / part["files"]["program"]["path"]).resolve()),
                    "--stats-interval-ms", "500"]
+        if self.network:
+            command = self.network.command(index, command)
         return VirtualBoard(name, command, self.log_dir / f"{name}.log")
 
     @property
     def first_hop(self) -> tuple[str, int]:
         """Where the client sends its tensors."""
-        return ("127.0.0.1", self.boards[0].port)
+        return (self._host(0), self.boards[0].port)
 
     @property
     def input_spec(self) -> WireSpec:
@@ -160,7 +172,8 @@ def random_inputs(manifest: dict[str, Any], count: int, seed: int = 0) -> list:
     return [rng.integers(dtype.min, dtype.max, size=shape, endpoint=True) for _ in range(count)]
 
 
-def infer_on_virtual_boards(bundle: str | Path, inputs: list, log_dir: str | Path) -> tuple[list, float]:
+def infer_on_virtual_boards(bundle: str | Path, inputs: list, log_dir: str | Path,
+                            network: VirtualNetwork | None = None) -> tuple[list, float]:
     """Run user `inputs` through the bundle on virtual boards; (last board's integer outputs, seconds)."""
     from orchestrator.client import ChainClient
     from orchestrator.host import prepare_input
@@ -169,7 +182,9 @@ def infer_on_virtual_boards(bundle: str | Path, inputs: list, log_dir: str | Pat
     tensors = [prepare_input(manifest, bundle, raw) for raw in inputs]
     input_spec = WireSpec.parse(manifest["input"]["wire"])
     output_spec = WireSpec.parse(manifest["output"]["wire"])
-    with ChainClient(input_spec, output_spec) as client, VirtualChain(bundle, client.result_address, log_dir) as chain:
+    host = network.host_address if network else "127.0.0.1"
+    with (ChainClient(input_spec, output_spec, result_host=host) as client,
+          VirtualChain(bundle, client.result_address, log_dir, network=network) as chain):
         client.connect(chain.first_hop)
         client.infer(tensors[0])  # warm-up: connections and buffers
         start = time.perf_counter()

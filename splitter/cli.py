@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from fractions import Fraction
 from pathlib import Path
@@ -164,9 +165,11 @@ def finn_build(bundle: str, partitions: tuple[int, ...]) -> None:
               help="The original QONNX model: compare every output with the bit-exact Python executor "
                    "and the first few with the model itself (qonnx).")
 @click.option("--logs", default=None, type=click.Path(file_okay=False), help="Server logs (default BUNDLE/logs).")
+@click.option("--netns", is_flag=True, help="Each board in its own network namespace (needs root).")
+@click.option("--link-mbit", type=float, help="With --netns: shape every board's link to this rate, e.g. 1000.")
 def virtual(bundle: str, images: int, inputs: str | None, seed: int, check_model: str | None,
-            logs: str | None) -> None:
-    """Run a bundle on virtual boards: one emulate server per partition on loopback."""
+            logs: str | None, netns: bool, link_mbit: float | None) -> None:
+    """Run a bundle on virtual boards: one emulate server per partition, on loopback or in namespaces."""
     import numpy as np
 
     from orchestrator.host import finish_output
@@ -178,7 +181,18 @@ def virtual(bundle: str, images: int, inputs: str | None, seed: int, check_model
     raws = [r.reshape(1, *r.shape) if r.ndim == len(manifest["host"]["model_input"]["shape"]) - 1 else r for r in raws]
     progress = _progress()
     progress(f"{len(manifest['partitions'])} virtual boards, {len(raws)} inputs")
-    outputs, seconds = infer_on_virtual_boards(bundle, raws, logs or str(Path(bundle) / "logs"))
+    if link_mbit is not None and not netns:
+        raise click.UsageError("--link-mbit shapes namespace links: add --netns")
+    with contextlib.ExitStack() as stack:
+        network = None
+        if netns:
+            from orchestrator.netns import NetworkConfig, VirtualNetwork
+
+            network = stack.enter_context(VirtualNetwork(NetworkConfig(len(manifest["partitions"]),
+                                                                       rate_mbit=link_mbit)))
+            progress(f"namespaces {network.namespace(0)}.. on {network.config.subnet}.0/24"
+                     + (f", links shaped to {link_mbit:g} Mbit/s" if link_mbit else ""))
+        outputs, seconds = infer_on_virtual_boards(bundle, raws, logs or str(Path(bundle) / "logs"), network)
     click.echo(f"{len(raws)} frames through {len(manifest['partitions'])} virtual boards in {seconds:.2f} s: "
                f"{len(raws) / seconds:.1f} fps (emulated on this machine's CPU; predicted on boards "
                f"{manifest['plan']['fps']:.1f} fps)")
