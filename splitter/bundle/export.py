@@ -20,10 +20,11 @@ from typing import Any
 import onnx
 
 from splitter import program
-from splitter.bundle.manifest import FORMAT, VERSION, BundleError, file_entry, tensor_entry, write_manifest
+from splitter.bundle.manifest import FORMAT, VERSION, BundleError, file_entry, write_manifest
 from splitter.bundle.submodel import sub_models
 from splitter.folding import apply_folding, finn_folding_config
-from splitter.graph import DataflowGraph
+from splitter.graph import DataflowGraph, TensorSpec
+from splitter.packing import packed_size
 from splitter.partition import Partition, Plan
 
 Progress = Callable[[str], None]
@@ -101,6 +102,20 @@ def _write_contents(
         "output": tensor_entry(graph.output),
         "partitions": parts,
     }
+
+
+def tensor_entry(spec: TensorSpec, onnx_shape: list[int] | None = None) -> dict[str, Any]:
+    """Manifest entry of a tensor crossing a link: NHWC shape, datatype, dense packed size."""
+    entry: dict[str, Any] = {
+        "tensor": spec.name,
+        "dtype": spec.dtype.name,
+        "shape": list(spec.shape),
+        "wire": f"{spec.dtype.name}:{','.join(map(str, spec.shape))}",
+        "packed_bytes": packed_size(spec.num_elements, spec.dtype),
+    }
+    if onnx_shape is not None:
+        entry["onnx_shape"] = onnx_shape
+    return entry
 
 
 def _write_partition(root: Path, graph: DataflowGraph, p: Partition, sub: onnx.ModelProto) -> dict[str, Any]:

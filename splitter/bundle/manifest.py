@@ -1,5 +1,7 @@
 """The bundle manifest: what each board runs, what crosses each link, and the files' checksums.
 
+Standard library only: board agents and FINN's docker read manifests without numpy or onnx.
+
 The format is documented in docs/bundle.md#manifest. Later stages (deployment, orchestration)
 read a bundle only through `load_manifest`, which checks the format version and every checksum.
 """
@@ -12,8 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from splitter.errors import FinnsplitError
-from splitter.graph import TensorSpec
-from splitter.packing import packed_size
 
 FORMAT = "finnsplit-bundle"
 VERSION = 1
@@ -35,20 +35,6 @@ def sha256_file(path: Path) -> str:
 def file_entry(root: Path, path: Path) -> dict[str, Any]:
     """Manifest entry of one file of the bundle: relative path, size and SHA-256."""
     return {"path": path.relative_to(root).as_posix(), "bytes": path.stat().st_size, "sha256": sha256_file(path)}
-
-
-def tensor_entry(spec: TensorSpec, onnx_shape: list[int] | None = None) -> dict[str, Any]:
-    """Manifest entry of a tensor crossing a link: NHWC shape, datatype, dense packed size."""
-    entry: dict[str, Any] = {
-        "tensor": spec.name,
-        "dtype": spec.dtype.name,
-        "shape": list(spec.shape),
-        "wire": f"{spec.dtype.name}:{','.join(map(str, spec.shape))}",
-        "packed_bytes": packed_size(spec.num_elements, spec.dtype),
-    }
-    if onnx_shape is not None:
-        entry["onnx_shape"] = onnx_shape
-    return entry
 
 
 def write_manifest(root: Path, manifest: dict[str, Any]) -> Path:
@@ -103,3 +89,11 @@ def check_file(root: Path, entry: dict[str, Any]) -> None:
     if digest != entry["sha256"]:
         raise BundleError(f"bundle {root}: {entry['path']} is corrupted (SHA-256 {digest[:12]}..., "
                           f"the manifest says {entry['sha256'][:12]}...)")
+
+
+def partition_files(manifest: dict[str, Any], index: int) -> list[dict[str, Any]]:
+    """The file entries of partition `index` (a board holds only its own partition's files)."""
+    for part in manifest.get("partitions", []):
+        if part.get("index") == index:
+            return [*part.get("files", {}).values(), *part.get("finn", {}).get("files", {}).values()]
+    raise BundleError(f"the bundle has no partition {index}")

@@ -1,8 +1,7 @@
 """Record a partition's finished FINN build in the bundle's manifest.json (docs/bundle.md#manifest).
 
-Standard library only, like the rest of splitter.finn: it runs in FINN's docker. The reader,
-splitter.bundle.manifest, imports numpy, so the writer lives here; `file_entry` is the same format
-as the reader's, and its load_manifest(verify=True) checks these files like every other.
+Standard library only, like the rest of splitter.finn (and splitter.bundle.manifest): it runs in
+FINN's docker. load_manifest(verify=True) checks the files recorded here like every other.
 Format of the "finn" entry: docs/finn.md#the-manifest-entry.
 """
 
@@ -10,13 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import json
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from splitter.bundle.manifest import file_entry as manifest_file_entry
 from splitter.finn.errors import BundleLayoutError
 
 MANIFEST = "manifest.json"
@@ -24,13 +23,9 @@ LOCK = ".manifest.json.lock"  # serialises updates by builds of several partitio
 
 
 def file_entry(root: Path, path: Path) -> dict[str, Any]:
-    """Manifest entry of one bundle file: path relative to `root`, size, SHA-256."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    rel = Path(path).resolve().relative_to(Path(root).resolve())
-    return {"path": rel.as_posix(), "bytes": Path(path).stat().st_size, "sha256": digest.hexdigest()}
+    """Manifest entry of one bundle file (resolving symlinked roots, e.g. FINN's docker mounts)."""
+    root, path = Path(root).resolve(), Path(path).resolve()
+    return manifest_file_entry(root, path)
 
 
 def finn_entry(root: Path, bitfile: Path, result: dict[str, Any]) -> dict[str, Any]:
