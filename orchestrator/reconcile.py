@@ -1,0 +1,148 @@
+"""The orchestrator's planner: from observed board states and the target pipeline to typed steps.
+
+Pure functions over plain data (no brokers, no SSH), as balena-supervisor's planner: the daemon
+observes, calls `plan_steps`, executes the steps through its executor table, and observes again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class StagePlan:
+    """One pipeline stage of the target: a bundle partition and the board type it needs."""
+
+    partition: int
+    board_type: str
+
+
+@dataclass(frozen=True)
+class Target:
+    """What should run: a bundle's stages in order, and where the last one sends its results."""
+
+    bundle: str
+    stages: tuple[StagePlan, ...]
+    result_address: str  # "host:port" of the client's result port
+
+
+@dataclass(frozen=True)
+class BoardView:
+    """What the orchestrator knows of one board of the fleet."""
+
+    name: str
+    board_type: str
+    data_address: str  # "host:port" where its server listens
+    alive: bool = False  # status online and heartbeats fresh
+    state: str = "lost"  # the agent's status state
+    bundle: str | None = None  # running bundle, partition and next hop (None when idle)
+    partition: int | None = None
+    next_hop: str | None = None
+    deployed: frozenset[tuple[str, int]] = frozenset()  # (bundle, partition) uploaded and verified
+    failed: bool = False  # the orchestrator gave up on this board (e.g. deployment failed)
+
+
+# ---- steps -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Deploy:
+    """Upload a partition's files to a board."""
+
+    board: str
+    bundle: str
+    partition: int
+
+
+@dataclass(frozen=True)
+class Run:
+    """Start (or re-point) a board's server for a partition, sending to `next_hop`."""
+
+    board: str
+    bundle: str
+    partition: int
+    next_hop: str
+
+
+@dataclass(frozen=True)
+class Stop:
+    """Stop a board's server (it runs something the target does not need)."""
+
+    board: str
+
+
+@dataclass(frozen=True)
+class Degraded:
+    """A stage has no live board of its type: the pipeline cannot run until one comes back."""
+
+    partition: int
+    board_type: str
+    why: str
+
+
+Step = Deploy | Run | Stop | Degraded
+
+
+@dataclass
+class Decision:
+    """The planner's answer: the stage -> board assignment to keep, and the steps to take now."""
+
+    assignment: dict[int, str]
+    steps: list[Step] = field(default_factory=list)
+
+    @property
+    def degraded(self) -> list[Degraded]:
+        """Stages that cannot run."""
+        return [s for s in self.steps if isinstance(s, Degraded)]
+
+
+def assign(target: Target, boards: Mapping[str, BoardView], previous: Mapping[int, str]) -> tuple[dict, list]:
+    """Stage -> board: keep live previous choices, fill the rest with free live boards of the right type."""
+    usable = {n for n, b in boards.items() if b.alive and not b.failed}
+    assignment: dict[int, str] = {}
+    taken: set[str] = set()
+    for stage in target.stages:
+        name = previous.get(stage.partition)
+        if name in usable and boards[name].board_type == stage.board_type and name not in taken:
+            assignment[stage.partition] = name
+            taken.add(name)
+    missing = []
+    for stage in target.stages:
+        if stage.partition in assignment:
+            continue
+        free = sorted(n for n in usable - taken if boards[n].board_type == stage.board_type)
+        # Prefer a board that already holds this partition's files (no upload on failover).
+        free.sort(key=lambda n: (target.bundle, stage.partition) not in boards[n].deployed)
+        if free:
+            assignment[stage.partition] = free[0]
+            taken.add(free[0])
+        else:
+            alive = sum(1 for b in boards.values() if b.board_type == stage.board_type and b.alive and not b.failed)
+            missing.append(Degraded(stage.partition, stage.board_type,
+                                    f"no free live {stage.board_type} ({alive} alive, all in use)"))
+    return assignment, missing
+
+
+def plan_steps(target: Target, boards: Mapping[str, BoardView], previous: Mapping[int, str]) -> Decision:
+    """The steps that move the fleet toward `target`: deploys, then runs from the last stage to the first."""
+    assignment, missing = assign(target, boards, previous)
+    decision = Decision(assignment, list(missing))
+    if missing:
+        return decision
+    stages: Sequence[StagePlan] = target.stages
+    for stage in stages:
+        name = assignment[stage.partition]
+        if (target.bundle, stage.partition) not in boards[name].deployed:
+            decision.steps.append(Deploy(name, target.bundle, stage.partition))
+    hops = [boards[assignment[s.partition]].data_address for s in stages[1:]] + [target.result_address]
+    for stage, nxt in reversed(list(zip(stages, hops, strict=True))):
+        name = assignment[stage.partition]
+        b = boards[name]
+        if (b.state, b.bundle, b.partition, b.next_hop) != ("running", target.bundle, stage.partition, nxt):
+            decision.steps.append(Run(name, target.bundle, stage.partition, nxt))
+    used = set(assignment.values())
+    for name, b in sorted(boards.items()):
+        if name not in used and b.alive and b.state in ("running", "starting"):
+            decision.steps.append(Stop(name))
+    return decision
