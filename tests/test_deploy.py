@@ -1,0 +1,278 @@
+"""orchestrator/deploy.py against a real sshd on loopback, with a real bundle from `finnsplit build`.
+
+The "board" is this machine: remote_root is a temporary directory, so the tests read the result on disk.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import paramiko
+import pytest
+
+from orchestrator.deploy import ActivationError, CorruptUploadError, Progress, bundle_id, connect, deploy
+from orchestrator.fleet import BoardEntry, assign, load_fleet
+from orchestrator.ssh import AuthError, HostKeyError, UnreachableError
+from splitter.bundle.manifest import BundleError, check_file, file_entry, load_manifest, partition_files, write_manifest
+
+SSHD = Path("/usr/sbin/sshd")
+FINNSPLIT = [sys.executable, "-c", "from splitter.cli import main; main()"]
+pytestmark = pytest.mark.skipif(not SSHD.is_file() or os.geteuid() != 0, reason="needs OpenSSH's sshd, run as root")
+
+
+@dataclass(frozen=True)
+class Sshd:
+    port: int
+    client_key: Path
+    known_hosts: Path  # pins the server's real host key
+    other_host_key: Path  # public key of a host key the server does not have
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def keygen(path: Path) -> Path:
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", path.name, "-f", str(path)], check=True)
+    return path
+
+
+@pytest.fixture(scope="module")
+def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
+    """A private sshd on 127.0.0.1 accepting one generated client key, with its host key pinned."""
+    tmp = tmp_path_factory.mktemp("sshd")
+    host_key, client_key = keygen(tmp / "host_key"), keygen(tmp / "client_key")
+    keygen(tmp / "other_key")  # a host key this server does not have
+    (tmp / "authorized_keys").write_text((tmp / "client_key.pub").read_text())
+    port = free_port()
+    config = tmp / "sshd_config"
+    config.write_text(f"Port {port}\nListenAddress 127.0.0.1\nHostKey {host_key}\n"
+                      f"AuthorizedKeysFile {tmp / 'authorized_keys'}\nPasswordAuthentication no\n"
+                      f"KbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\nStrictModes no\n"
+                      f"PidFile {tmp / 'sshd.pid'}\nSubsystem sftp internal-sftp\nUsePAM no\n")
+    Path("/run/sshd").mkdir(exist_ok=True)  # sshd's privilege separation directory
+    log = (tmp / "sshd.log").open("w")
+    proc = subprocess.Popen([str(SSHD), "-D", "-e", "-f", str(config)], stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+                if s.recv(64).startswith(b"SSH-"):
+                    break
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"sshd did not start: {(tmp / 'sshd.log').read_text()}")
+        time.sleep(0.05)
+    key_type, key_b64 = (tmp / "host_key.pub").read_text().split()[:2]
+    known_hosts = tmp / "known_hosts"
+    known_hosts.write_text(f"[127.0.0.1]:{port} {key_type} {key_b64}\n")
+    yield Sshd(port, client_key, known_hosts, tmp / "other_key.pub")
+    proc.terminate()
+    proc.wait(timeout=10)
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def bundle(zoo_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`finnsplit build cnv-w2a2.onnx --boards 3 --no-replicate --finn no`."""
+    out = tmp_path_factory.mktemp("bundle") / "cnv"
+    result = subprocess.run([*FINNSPLIT, "build", str(zoo_dir / "cnv-w2a2.onnx"), "--boards", "3", "--no-replicate",
+                             "--finn", "no", "-o", str(out)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+def fleet_board(sshd: Sshd, tmp_path: Path, known_hosts: Path | None = None, key: Path | None = None,
+                port: int | None = None) -> BoardEntry:
+    """The first board of a fleet.yaml written for the local sshd, remote_root under tmp_path."""
+    fleet = tmp_path / "fleet.yaml"
+    fleet.write_text(f"""\
+chain: test
+broker: {{host: 127.0.0.1}}
+client: {{host: 127.0.0.1}}
+remote_root: {tmp_path / "board"}
+boards:
+""" + "".join(f"""\
+  - name: zed{i}
+    type: zedboard
+    address: 127.0.0.1
+    ssh: {{user: root, port: {port or sshd.port}, key: {key or sshd.client_key},
+          known_hosts: {known_hosts or sshd.known_hosts}}}
+    data_port: {7000 + i}
+""" for i in range(3)))
+    return load_fleet(fleet).boards[0]
+
+
+def rebuilt(bundle: Path, tmp_path: Path, index: int, name: str) -> Path:
+    """A copy of the bundle whose partition `index` has a changed folding config, manifest updated."""
+    copy = shutil.copytree(bundle, tmp_path / name)
+    manifest = load_manifest(copy)
+    folding = copy / manifest["partitions"][index]["files"]["folding"]["path"]
+    folding.write_text(json.dumps({**json.loads(folding.read_text()), "rebuilt": name}))
+    manifest["partitions"][index]["files"]["folding"] = file_entry(copy, folding)
+    write_manifest(copy, manifest)
+    return copy
+
+
+def stray_temporaries(root: Path) -> list[Path]:
+    return [p for p in root.rglob("*") if ".part-" in p.name or p.name.endswith(".tmp")]
+
+
+def test_upload_puts_the_partition_and_manifest_in_place(sshd: Sshd, bundle: Path, tmp_path: Path) -> None:
+    board = fleet_board(sshd, tmp_path)
+    events: list[Progress] = []
+    with connect(board) as session:
+        report = session.upload(bundle, 1, progress=events.append)
+    remote = tmp_path / "board" / "bundles" / bundle_id(bundle)
+    assert (remote / "manifest.json").read_bytes() == (bundle / "manifest.json").read_bytes()
+    manifest = load_manifest(remote, verify=False)
+    entries = partition_files(manifest, 1)
+    for entry in entries:
+        check_file(remote, entry)
+    assert sorted(p.name for p in remote.iterdir()) == ["manifest.json", "partition-1"]
+    assert report.sent == [e["path"] for e in entries] + ["manifest.json"]
+    assert report.bytes_sent == sum(e["bytes"] for e in entries) + (bundle / "manifest.json").stat().st_size
+    assert report.skipped == [] and report.copied == []
+    finished = {e.path for e in events if e.action == "send" and e.done == e.total}
+    assert finished == set(report.sent)
+    assert stray_temporaries(tmp_path / "board") == []
+
+
+def test_second_upload_skips_everything(sshd: Sshd, bundle: Path, tmp_path: Path) -> None:
+    board = fleet_board(sshd, tmp_path)
+    first = deploy(board, bundle, 2, activate=False)
+    second = deploy(board, bundle, 2, activate=False)
+    assert second.bytes_sent == 0 and second.sent == []
+    assert second.skipped == first.sent
+
+
+def test_only_changed_or_missing_files_are_sent(sshd: Sshd, bundle: Path, tmp_path: Path) -> None:
+    board = fleet_board(sshd, tmp_path)
+    deploy(board, bundle, 2)
+    changed = rebuilt(bundle, tmp_path, 2, "v2")
+    report = deploy(board, changed, 2)
+    folding = partition_files(load_manifest(changed), 2)[2]["path"]
+    assert report.sent == [folding, "manifest.json"]
+    assert len(report.copied) == 3  # unchanged files come from the older bundle on the board
+    assert report.bytes_sent == (changed / folding).stat().st_size + (changed / "manifest.json").stat().st_size
+    remote = tmp_path / "board" / "bundles" / bundle_id(changed)
+    for entry in partition_files(load_manifest(remote, verify=False), 2):
+        check_file(remote, entry)
+    # an interrupted upload resumes: a file missing on the board is copied from the older bundle when it
+    # has it, sent otherwise; the rest is skipped
+    model = partition_files(load_manifest(changed), 2)[0]["path"]
+    (remote / model).unlink()
+    (remote / folding).unlink()
+    resumed = deploy(board, changed, 2)
+    assert (resumed.sent, resumed.copied) == ([folding], [model])
+    assert resumed.bytes_sent == (changed / folding).stat().st_size
+    assert len(resumed.skipped) == 3
+
+
+def test_unknown_host_key_is_refused(sshd: Sshd, bundle: Path, tmp_path: Path) -> None:
+    empty = tmp_path / "known_hosts"
+    empty.write_text("")
+    with pytest.raises(HostKeyError, match=rf"not in {empty}.*ssh-keyscan -p {sshd.port} 127\.0\.0\.1 >> {empty}"):
+        deploy(fleet_board(sshd, tmp_path, known_hosts=empty), bundle, 0)
+    assert not (tmp_path / "board").exists()
+
+
+def test_changed_host_key_is_refused(sshd: Sshd, bundle: Path, tmp_path: Path) -> None:
+    wrong = tmp_path / "known_hosts"
+    wrong.write_text(f"[127.0.0.1]:{sshd.port} " + " ".join(sshd.other_host_key.read_text().split()[:2]) + "\n")
+    with pytest.raises(HostKeyError, match=r"HOST KEY CHANGED.*ssh-keygen -R"):
+        deploy(fleet_board(sshd, tmp_path, known_hosts=wrong), bundle, 0)
+    assert not (tmp_path / "board").exists()
+
+
+def test_key_the_board_does_not_accept(sshd: Sshd, bundle: Path, tmp_path: Path) -> None:
+    stranger = keygen(tmp_path / "stranger")
+    with pytest.raises(AuthError, match="authentication as root"):
+        deploy(fleet_board(sshd, tmp_path, key=stranger), bundle, 0)
+
+
+def test_unreachable_port(sshd: Sshd, bundle: Path, tmp_path: Path) -> None:
+    port = free_port()
+    with pytest.raises(UnreachableError, match=rf"127\.0\.0\.1:{port}\): cannot reach"):
+        deploy(fleet_board(sshd, tmp_path, port=port), bundle, 0)
+
+
+def test_corrupted_transfer_leaves_nothing_under_the_final_name(sshd: Sshd, bundle: Path, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    real_putfo = paramiko.SFTPClient.putfo
+
+    class FlipsOneByte:
+        def __init__(self, f) -> None:
+            self.f, self.flipped = f, False
+
+        def read(self, n: int) -> bytes:
+            data = self.f.read(n)
+            if data and not self.flipped:
+                self.flipped = True
+                return bytes([data[0] ^ 0xFF]) + data[1:]
+            return data
+
+    monkeypatch.setattr(paramiko.SFTPClient, "putfo",
+                        lambda self, fl, *args, **kwargs: real_putfo(self, FlipsOneByte(fl), *args, **kwargs))
+    first = partition_files(load_manifest(bundle), 0)[0]["path"]
+    with pytest.raises(CorruptUploadError, match=rf"corrupted upload of .*/{first}"):
+        deploy(fleet_board(sshd, tmp_path), bundle, 0)
+    remote = tmp_path / "board" / "bundles" / bundle_id(bundle)
+    assert not (remote / first).exists()
+    assert stray_temporaries(tmp_path / "board") == []
+
+
+def test_local_file_that_does_not_match_the_manifest_is_not_uploaded(sshd: Sshd, bundle: Path,
+                                                                     tmp_path: Path) -> None:
+    tampered = shutil.copytree(bundle, tmp_path / "tampered")
+    program = partition_files(load_manifest(bundle), 0)[1]["path"]
+    data = bytearray((tampered / program).read_bytes())
+    data[-1] ^= 1
+    (tampered / program).write_bytes(bytes(data))
+    with pytest.raises(BundleError, match=rf"{program} is corrupted"):
+        deploy(fleet_board(sshd, tmp_path), tampered, 0)
+    assert not (tmp_path / "board").exists()
+
+
+def test_activate_and_rollback(sshd: Sshd, bundle: Path, tmp_path: Path) -> None:
+    board = fleet_board(sshd, tmp_path)
+    root = tmp_path / "board"
+    newer = rebuilt(bundle, tmp_path, 0, "v2")
+    old_id, new_id = bundle_id(bundle), bundle_id(newer)
+    with connect(board) as session:
+        with pytest.raises(ActivationError, match=f"bundle {old_id} is not uploaded"):
+            session.activate(old_id)
+        with pytest.raises(ActivationError, match="no previous bundle"):
+            session.rollback()
+        session.upload(bundle, 0)
+        session.activate(old_id)
+        assert os.readlink(root / "current") == f"bundles/{old_id}" and not (root / "previous").exists()
+        session.upload(newer, 0)
+        session.activate(new_id)
+        assert (os.readlink(root / "current"), os.readlink(root / "previous")) == (f"bundles/{new_id}",
+                                                                                  f"bundles/{old_id}")
+        assert (root / "current" / "manifest.json").read_bytes() == (newer / "manifest.json").read_bytes()
+        assert session.rollback() == old_id
+        assert session.current() == old_id
+        assert os.readlink(root / "previous") == f"bundles/{new_id}"
+    assert stray_temporaries(root) == []
+
+
+def test_fleet_assigns_the_bundle_in_partition_order(sshd: Sshd, bundle: Path, tmp_path: Path) -> None:
+    fleet_board(sshd, tmp_path)
+    assignment = assign(load_fleet(tmp_path / "fleet.yaml"), load_manifest(bundle))
+    assert [(k, b.name) for k, b in assignment.placements] == [(0, "zed0"), (1, "zed1"), (2, "zed2")]
+    assert assignment.spares == ()
