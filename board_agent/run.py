@@ -1,0 +1,105 @@
+"""A `run` command: the request, and the bundle partition it names, verified on this board's disk.
+
+Remote layout and the command's fields: docs/control-plane.md. Files are checked through the
+manifest reader (splitter.bundle.manifest, standard library only) before anything is started.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from splitter.bundle.manifest import BundleError, check_file, load_manifest, partition_files
+from splitter.errors import FinnsplitError
+
+BACKENDS = ("emulate", "delay", "finn-zynq")
+BUNDLE_ID = re.compile(r"[0-9a-f]{16}\Z")
+
+
+class RunError(FinnsplitError):
+    """A run command the agent cannot carry out: a malformed request, a missing or corrupted bundle."""
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """The fields of a `run` command."""
+
+    bundle: str | None  # None: the bundle `current` points to
+    partition: int
+    next: str  # host:port of the next hop
+    backend: str
+    args: tuple[str, ...] = ()  # extra finnsplit-server flags (e.g. --delay-us 500)
+
+
+@dataclass(frozen=True)
+class PreparedRun:
+    """A verified partition, ready to start."""
+
+    request: RunRequest
+    bundle_id: str
+    bundle_dir: Path
+    partition: dict[str, Any]  # the manifest's partitions[k]
+    bitbin: Path | None  # the .bit.bin to load (finn-zynq only)
+
+
+def parse_run(cmd: dict[str, Any]) -> RunRequest:
+    """Check a run command's fields; raises RunError naming the first bad one."""
+    bundle = cmd.get("bundle")
+    if bundle is not None and not (isinstance(bundle, str) and BUNDLE_ID.match(bundle)):
+        raise RunError(f"run: 'bundle' must be 16 hex digits or null, got {bundle!r}")
+    partition = cmd.get("partition")
+    if not isinstance(partition, int) or isinstance(partition, bool) or partition < 0:
+        raise RunError(f"run: 'partition' must be a partition index, got {partition!r}")
+    next_hop = cmd.get("next")
+    if not isinstance(next_hop, str) or not re.fullmatch(r".+:\d{1,5}", next_hop):
+        raise RunError(f"run: 'next' must be 'host:port', got {next_hop!r}")
+    backend = cmd.get("backend", "emulate")
+    if backend not in BACKENDS:
+        raise RunError(f"run: 'backend' must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    args = cmd.get("args", [])
+    if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
+        raise RunError(f"run: 'args' must be a list of strings, got {args!r}")
+    return RunRequest(bundle, partition, next_hop, backend, tuple(args))
+
+
+def prepare_run(remote_root: str | Path, request: RunRequest) -> PreparedRun:
+    """Find the request's bundle and verify its partition's files (size, SHA-256); raises RunError."""
+    bundle_id, bundle_dir = resolve_bundle(Path(remote_root), request.bundle)
+    manifest_path = bundle_dir / "manifest.json"
+    try:
+        manifest = load_manifest(bundle_dir, verify=False)
+        digest = hashlib.sha256(manifest_path.read_bytes()).hexdigest()[:16]
+        if digest != bundle_id:
+            raise RunError(f"bundle {bundle_id}: manifest.json is corrupted (its SHA-256 starts {digest})")
+        entries = partition_files(manifest, request.partition)
+        for entry in entries:
+            check_file(bundle_dir, entry)
+    except BundleError as exc:
+        raise RunError(str(exc)) from None
+    part = next(p for p in manifest["partitions"] if p.get("index") == request.partition)
+    bitbin = None
+    if request.backend == "finn-zynq":
+        finn = part.get("finn")
+        if not finn or "bitbin" not in finn.get("files", {}) or "iodma" not in finn:
+            raise RunError(f"bundle {bundle_id}: partition {request.partition} has no FINN build "
+                           "(run `finnsplit finn-build` and deploy again)")
+        bitbin = bundle_dir / finn["files"]["bitbin"]["path"]
+    return PreparedRun(request, bundle_id, bundle_dir, part, bitbin)
+
+
+def resolve_bundle(remote_root: Path, bundle: str | None) -> tuple[str, Path]:
+    """(bundle id, directory) of `bundle`, or of the bundle `current` links to when None."""
+    if bundle is None:
+        current = remote_root / "current"
+        if not current.exists():
+            raise RunError(f"run: no bundle given and {current} does not exist (nothing deployed)")
+        bundle = current.resolve().name
+        if not BUNDLE_ID.match(bundle):
+            raise RunError(f"run: {current} points to {current.resolve()}, not a bundle directory")
+    directory = remote_root / "bundles" / bundle
+    if not directory.is_dir():
+        raise RunError(f"bundle {bundle} is not on this board (no {directory})")
+    return bundle, directory
