@@ -117,3 +117,14 @@ class FleetLink:
         if not reply.get("ok"):
             raise CommandError(f"board {name} refused {op!r}: {reply.get('error')}")
         return reply.get("result") or {}
+
+    async def publish(self, leaf: str, payload: str, retain: bool = False) -> bool:
+        """Publish finnsplit/<chain>/<leaf> (QoS 1); False when not connected (it is re-sent on change)."""
+        client = self._client
+        if client is None:
+            return False
+        try:
+            await client.publish(f"finnsplit/{self.chain}/{leaf}", payload, qos=1, retain=retain)
+        except aiomqtt.MqttError:
+            return False
+        return True

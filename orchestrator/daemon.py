@@ -1,0 +1,165 @@
+"""The orchestrator daemon: keep a bundle's pipeline deployed, running and wired across a fleet.
+
+A reconcile loop (docs/control-plane.md): observe the agents over MQTT (orchestrator/fleet_link.py),
+plan with the pure planner (orchestrator/reconcile.py), execute the steps through a table of
+executors (SSH uploads in a thread, MQTT commands), repeat. A board that stops heartbeating is
+lost: its stage moves to a spare of the same type, upstream is re-pointed, and the client
+(orchestrator/pipeline_client.py) follows `first_hop()` and resends what was lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from orchestrator.deploy import bundle_id, deploy
+from orchestrator.fleet import Fleet
+from orchestrator.fleet_link import CommandError, FleetLink
+from orchestrator.reconcile import BoardView, Decision, Degraded, Deploy, Run, StagePlan, Step, Stop, Target, plan_steps
+from orchestrator.ssh import DeployError
+from splitter.bundle.manifest import load_manifest
+
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class DaemonConfig:
+    """Knobs of the reconcile loop."""
+
+    backend: str = "emulate"  # the boards' accelerator backend: emulate (virtual boards) or finn-zynq
+    heartbeat_timeout_s: float = 5.0  # a board silent this long is lost
+    tick_s: float = 0.5  # re-plan at least this often
+    command_timeout_s: float = 60.0
+    max_failures: int = 3  # failed deploys/runs before the orchestrator stops using a board
+
+
+class Orchestrator:
+    """Reconciles one bundle onto one fleet; `run()` forever, or `until_running()` once."""
+
+    def __init__(self, fleet: Fleet, bundle_dir: str | Path, result_address: tuple[str, int],
+                 cfg: DaemonConfig | None = None, log: Log = print) -> None:
+        """Read the bundle's manifest (verified) and prepare the target."""
+        self.fleet, self.bundle_dir, self.cfg, self.log = fleet, Path(bundle_dir), cfg or DaemonConfig(), log
+        self.manifest = load_manifest(self.bundle_dir)
+        self.bundle = bundle_id(self.bundle_dir)
+        stages = tuple(StagePlan(p["index"], p["board"]) for p in self.manifest["partitions"])
+        self.target = Target(self.bundle, stages, f"{result_address[0]}:{result_address[1]}")
+        self.link = FleetLink(fleet.broker.host, fleet.broker.port, fleet.chain, on_change=lambda _: self._wake())
+        self.assignment: dict[int, str] = {}
+        self.deployed: dict[str, set[tuple[str, int]]] = {b.name: set() for b in fleet.boards}
+        self.next_hops: dict[str, tuple[str, int, str]] = {}  # board -> (bundle, partition, next) it was told
+        self.failures: dict[str, int] = {}
+        self.state = "starting"
+        self._changed = asyncio.Event()
+        self._degraded_said: set[int] = set()
+        self._published: dict[str, Any] = {}
+        self.executors: dict[type, Callable[[Any], Any]] = {Deploy: self._deploy, Run: self._run, Stop: self._stop,
+                                                            Degraded: self._degraded}
+
+    def _wake(self) -> None:
+        self._changed.set()
+
+    # ---- observation ----------------------------------------------------------------------------
+    def views(self) -> dict[str, BoardView]:
+        """What the planner sees of every board now."""
+        now, views = time.monotonic(), {}
+        for entry in self.fleet.boards:
+            seen = self.link.board(entry.name)
+            status = seen.status
+            alive = seen.alive(now, self.cfg.heartbeat_timeout_s)
+            told = self.next_hops.get(entry.name)
+            running = (status.get("state"), status.get("bundle"), status.get("partition"))
+            next_hop = told[2] if told and running == ("running", told[0], told[1]) else None
+            views[entry.name] = BoardView(
+                entry.name, entry.type, f"{entry.address}:{entry.data_port}", alive=alive,
+                state=status.get("state", "lost") if alive else "lost", bundle=status.get("bundle"),
+                partition=status.get("partition"), next_hop=next_hop,
+                deployed=frozenset(self.deployed[entry.name]),
+                failed=self.failures.get(entry.name, 0) >= self.cfg.max_failures)
+        return views
+
+    def first_hop(self) -> tuple[str, int] | None:
+        """Where the pipeline starts now, or None while it is not running end to end."""
+        if self.state != "running" or 0 not in self.assignment:
+            return None
+        entry = self.fleet.board(self.assignment[0])
+        return entry.address, entry.data_port
+
+    # ---- the loop -------------------------------------------------------------------------------
+    async def step_once(self) -> Decision:
+        """Observe, plan, execute; returns what was decided."""
+        decision = plan_steps(self.target, self.views(), self.assignment)
+        self.assignment = decision.assignment
+        self.state = "degraded" if decision.degraded else ("reconciling" if decision.steps else "running")
+        if decision.steps:
+            deploys = [s for s in decision.steps if isinstance(s, Deploy)]
+            await asyncio.gather(*(self._execute(s) for s in deploys))
+            for step in decision.steps:
+                if not isinstance(step, Deploy):
+                    await self._execute(step)
+        await self._publish()
+        return decision
+
+    async def _execute(self, step: Step) -> None:
+        try:
+            await self.executors[type(step)](step)
+        except (DeployError, CommandError) as exc:
+            name = getattr(step, "board", "?")
+            self.failures[name] = self.failures.get(name, 0) + 1
+            self.log(f"{type(step).__name__} on {name} failed ({self.failures[name]}/{self.cfg.max_failures}): {exc}")
+
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        """Reconcile until `stop` is set."""
+        stop = stop or asyncio.Event()
+        task = asyncio.create_task(self.link.run())
+        try:
+            await asyncio.wait_for(self.link.connected.wait(), 30)
+            await asyncio.sleep(self.cfg.heartbeat_timeout_s / 2)  # let retained statuses arrive
+            while not stop.is_set():
+                self._changed.clear()
+                await self.step_once()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._changed.wait(), self.cfg.tick_s)
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    # ---- executors ------------------------------------------------------------------------------
+    async def _deploy(self, step: Deploy) -> None:
+        entry = self.fleet.board(step.board)
+        self.log(f"deploying partition {step.partition} to {step.board} ({entry.address})")
+        report = await asyncio.to_thread(deploy, entry, self.bundle_dir, step.partition)
+        self.deployed[step.board].add((step.bundle, step.partition))
+        self.log(f"  {step.board}: {len(report.sent)} sent ({report.bytes_sent:,} B), {len(report.skipped)} skipped")
+
+    async def _run(self, step: Run) -> None:
+        self.log(f"starting partition {step.partition} on {step.board} -> {step.next_hop}")
+        await self.link.command(step.board, "run", timeout_s=self.cfg.command_timeout_s, bundle=step.bundle,
+                                partition=step.partition, next=step.next_hop, backend=self.cfg.backend)
+        self.next_hops[step.board] = (step.bundle, step.partition, step.next_hop)
+
+    async def _stop(self, step: Stop) -> None:
+        self.log(f"stopping {step.board} (not needed)")
+        await self.link.command(step.board, "stop", timeout_s=self.cfg.command_timeout_s)
+        self.next_hops.pop(step.board, None)
+
+    async def _degraded(self, step: Degraded) -> None:
+        if step.partition not in self._degraded_said:
+            self._degraded_said.add(step.partition)
+            self.log(f"DEGRADED: partition {step.partition} cannot run: {step.why}")
+
+    async def _publish(self) -> None:
+        """The pipeline's state, retained, for clients and dashboards (finnsplit/<chain>/pipeline)."""
+        hop = self.first_hop()
+        payload = {"bundle": self.bundle, "state": self.state, "first": f"{hop[0]}:{hop[1]}" if hop else None,
+                   "result": self.target.result_address,
+                   "stages": [{"partition": k, "board": b} for k, b in sorted(self.assignment.items())]}
+        if payload != self._published and await self.link.publish("pipeline", json.dumps(payload), retain=True):
+            self._published = payload

@@ -1,0 +1,172 @@
+"""A virtual fleet: boards as network namespaces, each with a real sshd and a real board agent.
+
+Everything a real fleet has except the FPGA: the laptop side gets a Mosquitto broker on the
+bridge address, every board an OpenSSH server on its own address (own host key, pinned in the
+fleet's known_hosts), its own remote_root, and `python -m board_agent` in its namespace (the
+agent starts finnsplit-server with the emulate backend). `fleet.yaml` describes it like any other
+fleet (docs/control-plane.md). Needs root. Used by `finnsplit run --virtual-fleet` and the tests.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from orchestrator.netns import NetworkConfig, VirtualNetwork
+from splitter.errors import FinnsplitError
+
+MOSQUITTO = "/usr/sbin/mosquitto"
+SSHD = "/usr/sbin/sshd"
+BROKER_PORT = 1883
+
+
+class VirtualFleetError(FinnsplitError):
+    """A virtual fleet's broker, sshd or agent did not come up."""
+
+
+def _wait_port(host: str, port: int, what: str, proc: subprocess.Popen, log: Path, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.2):
+            return
+        if proc.poll() is not None:
+            break
+        time.sleep(0.05)
+    raise VirtualFleetError(f"{what} did not start on {host}:{port}: {log.read_text()[-1500:] if log.exists() else ''}")
+
+
+def _keygen(path: Path) -> None:
+    if not path.exists():
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True)
+
+
+class VirtualFleet:
+    """`boards` virtual boards [(name, type), ...] in `work`; use as a context manager."""
+
+    def __init__(self, work: str | Path, boards: list[tuple[str, str]], chain: str = "vfleet",
+                 rate_mbit: float | None = None, heartbeat_s: float = 1.0) -> None:
+        """Create the network, broker, sshds and agents, and write work/fleet.yaml."""
+        self.work = Path(work).resolve()
+        self.work.mkdir(parents=True, exist_ok=True)
+        self.boards, self.chain, self.heartbeat_s = boards, chain, heartbeat_s
+        self.procs: dict[str, list[subprocess.Popen]] = {}
+        self.network = VirtualNetwork(NetworkConfig(len(boards), rate_mbit=rate_mbit))
+        try:
+            self._start()
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def fleet_path(self) -> Path:
+        """The fleet.yaml describing this fleet."""
+        return self.work / "fleet.yaml"
+
+    def remote_root(self, name: str) -> Path:
+        """Where board `name` keeps its bundles."""
+        return self.work / "boards" / name / "opt" / "finnsplit"
+
+    def _start(self) -> None:
+        host = self.network.host_address
+        key = self.work / "orchestrator_key"
+        _keygen(key)
+        self._start_broker(host)
+        Path("/run/sshd").mkdir(exist_ok=True)
+        known = []
+        for i, (name, _) in enumerate(self.boards):
+            known.append(self._start_board(i, name, key))
+        (self.work / "known_hosts").write_text("".join(known))
+        self._write_fleet(key)
+
+    def _start_broker(self, host: str) -> None:
+        conf, log = self.work / "mosquitto.conf", self.work / "mosquitto.log"
+        conf.write_text(f"listener {BROKER_PORT} {host}\nallow_anonymous true\npersistence false\n")
+        proc = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdout=log.open("ab"), stderr=subprocess.STDOUT)
+        self.procs["broker"] = [proc]
+        _wait_port(host, BROKER_PORT, "mosquitto", proc, log)
+
+    def _start_board(self, index: int, name: str, client_key: Path) -> str:
+        """sshd and agent for one board; returns its known_hosts line."""
+        base = self.work / "boards" / name
+        (base / "ssh").mkdir(parents=True, exist_ok=True)
+        self.remote_root(name).mkdir(parents=True, exist_ok=True)
+        host_key = base / "ssh" / "host_ed25519"
+        _keygen(host_key)
+        auth = base / "ssh" / "authorized_keys"
+        auth.write_text(Path(f"{client_key}.pub").read_text())
+        address = self.network.address(index)
+        (base / "sshd_config").write_text(
+            f"Port 22\nListenAddress {address}\nHostKey {host_key}\nAuthorizedKeysFile {auth}\n"
+            f"PidFile {base / 'sshd.pid'}\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
+            "PermitRootLogin prohibit-password\nStrictModes no\nUsePAM no\nSubsystem sftp internal-sftp\n")
+        log = base / "sshd.log"
+        sshd = subprocess.Popen(self.network.command(index, [SSHD, "-D", "-e", "-f", str(base / "sshd_config")]),
+                                stdout=log.open("ab"), stderr=subprocess.STDOUT)
+        self.procs[name] = [sshd]
+        _wait_port(address, 22, f"sshd of {name}", sshd, log)
+        self.start_agent(name)
+        return f"{address} {' '.join(Path(f'{host_key}.pub').read_text().split()[:2])}\n"
+
+    def start_agent(self, name: str) -> None:
+        """Start (or start again) board `name`'s agent in its namespace."""
+        index = [n for n, _ in self.boards].index(name)
+        base = self.work / "boards" / name
+        config = {"name": name, "chain": self.chain,
+                  "broker": {"host": self.network.host_address, "port": BROKER_PORT, "keepalive_s": 2},
+                  "remote_root": str(self.remote_root(name)), "data_host": self.network.address(index),
+                  "data_port": 7000, "heartbeat_s": self.heartbeat_s,
+                  "server": {"stats_interval_ms": 500, "stop_timeout_s": 5.0}}
+        (base / "agent.yaml").write_text(yaml.safe_dump(config))
+        argv = [sys.executable, "-m", "board_agent", "--config", str(base / "agent.yaml")]
+        env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+        agent = subprocess.Popen(self.network.command(index, argv), stdout=(base / "agent.log").open("ab"),
+                                 stderr=subprocess.STDOUT, env=env)
+        self.procs[name].append(agent)
+
+    def _write_fleet(self, key: Path) -> None:
+        boards = [{"name": name, "type": kind, "address": self.network.address(i), "data_port": 7000,
+                   "remote_root": str(self.remote_root(name)),
+                   "ssh": {"user": "root", "port": 22, "key": str(key), "known_hosts": str(self.work / "known_hosts")}}
+                  for i, (name, kind) in enumerate(self.boards)]
+        fleet = {"chain": self.chain, "broker": {"host": self.network.host_address, "port": BROKER_PORT},
+                 "client": {"host": self.network.host_address}, "boards": boards}
+        self.fleet_path.write_text(yaml.safe_dump(fleet, sort_keys=False))
+
+    def kill(self, name: str) -> None:
+        """Board `name` dies: every process in its namespace is killed at once (agent, server, sshd)."""
+        index = [n for n, _ in self.boards].index(name)
+        pids = subprocess.run(["ip", "netns", "pids", self.network.namespace(index)], capture_output=True,
+                              text=True, check=False).stdout.split()
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, ValueError):
+                os.kill(int(pid), signal.SIGKILL)
+        for proc in self.procs.get(name, []):
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=5)
+
+    def close(self) -> None:
+        """Stop agents (they stop their servers), sshds and the broker; remove the network."""
+        for procs in reversed(list(self.procs.values())):
+            for proc in reversed(procs):
+                if proc.poll() is None:
+                    proc.terminate()
+            for proc in procs:
+                try:
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+        self.network.close()
+
+    def __enter__(self) -> VirtualFleet:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,110 @@
+"""The orchestrator on a virtual fleet (namespaces, real sshd, real Mosquitto, real agents and servers):
+deploy a bundle, run it, lose a board mid-stream, fail over to a spare, and lose no frame."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from cpp_fixtures import server_bin  # noqa: F401  (fixture)
+
+from orchestrator.daemon import DaemonConfig, Orchestrator
+from orchestrator.fleet import load_fleet
+from orchestrator.netns import netns_available
+from orchestrator.pipeline_client import ResilientClient
+from orchestrator.protocol import WireSpec
+from orchestrator.vfleet import VirtualFleet
+from splitter import program
+from splitter.bundle.manifest import load_manifest
+from splitter.executor import execute
+
+pytestmark = pytest.mark.skipif(netns_available() is not None, reason=str(netns_available()))
+FINNSPLIT = [sys.executable, "-c", "from splitter.cli import main; main()"]
+
+
+@pytest.fixture(scope="module")
+def cnv_bundle(zoo_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """CNV split over 3 Zedboards, one stage each."""
+    out = tmp_path_factory.mktemp("orch") / "cnv"
+    done = subprocess.run([*FINNSPLIT, "build", str(zoo_dir / "cnv-w2a2.onnx"), "--boards", "3", "--no-replicate",
+                           "--finn", "no", "-o", str(out)], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    return out
+
+
+def whole_graph(bundle: Path):
+    """The bundle's partitions' programs as one executable chain."""
+    manifest = load_manifest(bundle)
+    pieces = [program.read(bundle / p["files"]["program"]["path"]) for p in manifest["partitions"]]
+    return lambda x: _chain(pieces, x)
+
+
+def _chain(pieces, x):
+    for piece in pieces:
+        x = execute(piece, x)
+    return x
+
+
+@pytest.mark.usefixtures("server_bin")
+def test_deploy_run_and_fail_over_without_losing_frames(cnv_bundle: Path, tmp_path: Path) -> None:
+    boards = [("z0", "zedboard"), ("z1", "zedboard"), ("z2", "zedboard"), ("z3", "zedboard")]
+    with VirtualFleet(tmp_path / "fleet", boards, heartbeat_s=0.5) as vfleet:
+        fleet = load_fleet(vfleet.fleet_path)
+        manifest = load_manifest(cnv_bundle)
+        in_spec, out_spec = WireSpec.parse(manifest["input"]["wire"]), WireSpec.parse(manifest["output"]["wire"])
+        log: list[str] = []
+        holder: dict[str, Orchestrator] = {}
+        client = ResilientClient(in_spec, out_spec, lambda: holder["o"].first_hop() if "o" in holder else None,
+                                 result_host=fleet.client_host, deadline_s=2.0, window=4)
+        rng = np.random.default_rng(4)
+        frames = [rng.integers(in_spec.dtype.min, in_spec.dtype.max, size=in_spec.shape, endpoint=True)
+                  for _ in range(400)]
+        killed: list[tuple[str, int]] = []
+
+        def stream() -> list[np.ndarray]:
+            return client.infer_many(frames, timeout_s=120)
+
+        def kill_stage_one() -> None:
+            while client.delivered < 40:
+                threading.Event().wait(0.01)
+            victim = holder["o"].assignment[1]
+            killed.append((victim, client.delivered))
+            vfleet.kill(victim)
+
+        async def scenario() -> list[np.ndarray]:
+            orch = Orchestrator(fleet, cnv_bundle, client.result_address,
+                                DaemonConfig(heartbeat_timeout_s=2.0, tick_s=0.2), log=log.append)
+            holder["o"] = orch
+            stop = asyncio.Event()
+            task = asyncio.create_task(orch.run(stop))
+            try:
+                for _ in range(300):
+                    if orch.state == "running":
+                        break
+                    await asyncio.sleep(0.1)
+                assert orch.state == "running", log
+                assert sorted(orch.assignment.values()) == ["z0", "z1", "z2"]
+                killer = threading.Thread(target=kill_stage_one)
+                killer.start()
+                results = await asyncio.to_thread(stream)
+                killer.join()
+                assert orch.assignment[1] == "z3", log  # the spare took over stage 1
+                return results
+            finally:
+                stop.set()
+                await task
+
+        try:
+            results = asyncio.run(scenario())
+        finally:
+            client.close()
+        reference = whole_graph(cnv_bundle)
+        for frame, got in zip(frames, results, strict=True):
+            np.testing.assert_array_equal(got, reference(frame))
+        assert killed and killed[0][1] < len(frames) - 100, "the board must die mid-stream"
+        assert any("deploying partition 1 to z3" in line for line in log), log
