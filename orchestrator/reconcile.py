@@ -98,7 +98,8 @@ class Decision:
 
 
 def assign(target: Target, boards: Mapping[str, BoardView], previous: Mapping[int, str]) -> tuple[dict, list]:
-    """Stage -> board: keep live previous choices, fill the rest with free live boards of the right type."""
+    """Stage -> board: keep live previous choices, fill the rest with free live boards of the right type
+    (in fleet order, preferring boards that already hold the stage's files)."""
     usable = {n for n, b in boards.items() if b.alive and not b.failed}
     assignment: dict[int, str] = {}
     taken: set[str] = set()
@@ -111,7 +112,7 @@ def assign(target: Target, boards: Mapping[str, BoardView], previous: Mapping[in
     for stage in target.stages:
         if stage.partition in assignment:
             continue
-        free = sorted(n for n in usable - taken if boards[n].board_type == stage.board_type)
+        free = [n for n in boards if n in usable and n not in taken and boards[n].board_type == stage.board_type]
         # Prefer a board that already holds this partition's files (no upload on failover).
         free.sort(key=lambda n: (target.bundle, stage.partition) not in boards[n].deployed)
         if free:

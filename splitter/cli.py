@@ -202,6 +202,67 @@ def virtual(bundle: str, images: int, inputs: str | None, seed: int, check_model
         _check_against_model(check_model, manifest, bundle, raws, outputs, results, progress)
 
 
+@cli.command()
+@click.argument("bundle", type=click.Path(file_okay=False))
+@click.option("--fleet", "fleet_path", type=click.Path(exists=True, dir_okay=False), help="fleet.yaml of real boards.")
+@click.option("--virtual-fleet", "spares", type=int, default=None,
+              help="Make a virtual fleet (namespaces, sshd, Mosquitto, agents; root): one board per partition "
+                   "plus this many spares per board type.")
+@click.option("--link-mbit", type=float, help="Virtual fleet: shape every board's link, e.g. 1000.")
+@click.option("--kill-after", type=int, help="Virtual fleet: kill the board of stage 1 after this many results.")
+@click.option("--backend", default="emulate", show_default=True, help="The boards' backend: emulate or finn-zynq.")
+@click.option("--images", default=64, show_default=True, help="Seeded random inputs to send.")
+@click.option("--inputs", type=click.Path(exists=True, dir_okay=False), help="A .npy file of inputs instead.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--check", "check_model", type=click.Path(exists=True, dir_okay=False),
+              help="The original QONNX model: compare outputs with the Python executor and qonnx.")
+def run(bundle: str, fleet_path: str | None, spares: int | None, link_mbit: float | None, kill_after: int | None,
+        backend: str, images: int, inputs: str | None, seed: int, check_model: str | None) -> None:
+    """Deploy BUNDLE to a fleet over SSH, start it over MQTT, stream inputs, keep it running through failures."""
+    import numpy as np
+
+    from orchestrator.daemon import DaemonConfig
+    from orchestrator.fleet import load_fleet
+    from orchestrator.host import finish_output, prepare_input
+    from orchestrator.session import FleetSession
+    from orchestrator.virtual import random_inputs
+    from splitter.bundle.manifest import load_manifest
+
+    if (fleet_path is None) == (spares is None):
+        raise click.UsageError("give exactly one of --fleet FLEET.yaml and --virtual-fleet SPARES")
+    if (kill_after is not None or link_mbit is not None) and spares is None:
+        raise click.UsageError("--kill-after and --link-mbit need --virtual-fleet")
+    manifest = load_manifest(bundle)
+    progress = _progress()
+    raws = list(np.load(inputs)) if inputs else random_inputs(manifest, images, seed)
+    tensors = [prepare_input(manifest, bundle, raw) for raw in raws]
+    with contextlib.ExitStack() as stack:
+        vfleet = None
+        if spares is not None:
+            from orchestrator.vfleet import VirtualFleet
+
+            types = [p["board"] for p in manifest["partitions"]]
+            boards = [(f"vb{i}", t) for i, t in enumerate(types)]
+            boards += [(f"spare{j}-{t}", t) for t in dict.fromkeys(types) for j in range(spares)]
+            progress(f"virtual fleet: {len(boards)} boards ({spares} spare per type), sshd + agent each")
+            vfleet = stack.enter_context(VirtualFleet(Path(bundle).resolve().parent / ".vfleet", boards,
+                                                      rate_mbit=link_mbit, heartbeat_s=0.5))
+            fleet_path = str(vfleet.fleet_path)
+        cfg = DaemonConfig(backend=backend, heartbeat_timeout_s=2.0 if vfleet else 5.0)
+        session = FleetSession(load_fleet(fleet_path), bundle, cfg, progress)
+        stack.callback(session.close)
+        stages = session.wait_running()
+        progress("pipeline running: " + ", ".join(f"partition {k} on {b}" for k, b in sorted(stages.items())))
+        report = session.stream(tensors, vfleet.kill if vfleet else None, kill_after)
+    click.echo(f"{len(tensors)} frames in {report.seconds:.2f} s: {len(tensors) / report.seconds:.1f} fps; "
+               f"{report.resent} frames resent" + (f"; {report.killed} died, stages now "
+               + ", ".join(f"{k}:{b}" for k, b in sorted(report.stages.items())) if report.killed else ""))
+    results = [finish_output(manifest, y) for y in report.outputs]
+    click.echo(f"top-1 of the first inputs: {[int(np.argmax(r)) for r in results[:8]]}")
+    if check_model:
+        _check_against_model(check_model, manifest, bundle, raws, report.outputs, results, progress)
+
+
 def _check_against_model(model_path: str, manifest: dict, bundle: str, raws: list, outputs: list, results: list,
                          progress) -> None:
     """Compare virtual-board outputs with the Python executor (all) and with qonnx (the first three)."""
