@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # The main job: set up, export MobileNetV1-w4a4 (seeded random weights), split it for 6 Zedboards,
-# and run the bundle on 6 virtual boards (the C++ server with its emulate backend; as root each in
-# its own network namespace with a 1 Gbit/s link),
-# checking every output bit-exactly against the Python executor and the first ones against qonnx.
+# then run it on virtual boards:
+#  1. `finnsplit virtual`: the bundle on 6 board servers (emulate backend), every output checked
+#     bit-exactly against the Python executor and the first ones against qonnx;
+#  2. as root, `finnsplit run --virtual-fleet`: 6 boards + 1 spare, each a network namespace with a
+#     1 Gbit/s link, its own sshd and board agent; the orchestrator deploys over SSH, starts the
+#     chain over MQTT (Mosquitto), a board is killed mid-stream and its stage fails over to the spare.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -10,7 +13,10 @@ mkdir -p build/demo
 .venv/bin/finnsplit zoo mobilenet-v1-w4a4 -o build/demo/mobilenet.onnx
 .venv/bin/finnsplit inspect build/demo/mobilenet.onnx | tail -n 4
 .venv/bin/finnsplit build build/demo/mobilenet.onnx --boards 6 -o build/demo/bundle
-# As root, each virtual board gets its own network namespace and a link shaped to 1 Gbit/s.
-netns=()
-if [ "$(id -u)" = 0 ]; then netns=(--netns --link-mbit 1000); fi
-.venv/bin/finnsplit virtual build/demo/bundle --images 32 --check build/demo/mobilenet.onnx "${netns[@]}"
+.venv/bin/finnsplit virtual build/demo/bundle --images 32 --check build/demo/mobilenet.onnx
+if [ "$(id -u)" = 0 ]; then
+  .venv/bin/finnsplit run build/demo/bundle --virtual-fleet 1 --link-mbit 1000 --images 96 --kill-after 30 \
+    --check build/demo/mobilenet.onnx
+else
+  echo "(not root: skipping the virtual fleet with namespaces, sshd and the board agents)"
+fi
