@@ -263,6 +263,36 @@ def run(bundle: str, fleet_path: str | None, spares: int | None, link_mbit: floa
         _check_against_model(check_model, manifest, bundle, raws, report.outputs, results, progress)
 
 
+@cli.command()
+@click.argument("bundle", type=click.Path(file_okay=False))
+@click.option("--fleet", "fleet_path", required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--backend", default="emulate", show_default=True, help="The boards' backend: emulate or finn-zynq.")
+@click.option("--report-s", default=5.0, show_default=True, help="Seconds between health reports.")
+def daemon(bundle: str, fleet_path: str, backend: str, report_s: float) -> None:
+    """Keep BUNDLE deployed and running on a fleet until interrupted, reporting health and the bottleneck."""
+    import signal
+    import threading
+
+    from orchestrator.daemon import DaemonConfig
+    from orchestrator.fleet import load_fleet
+    from orchestrator.health import HealthTracker, format_health
+    from orchestrator.session import FleetSession
+
+    progress = _progress()
+    session = FleetSession(load_fleet(fleet_path), bundle, DaemonConfig(backend=backend), progress)
+    done = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: done.set())
+    tracker = HealthTracker()
+    try:
+        while not done.wait(report_s):
+            orch = session.orch
+            stats = {name: orch.link.board(name).stats for name in orch.assignment.values()}
+            click.echo(format_health(orch.state, tracker.sample(dict(orch.assignment), stats)))
+    finally:
+        session.close()
+
+
 def _check_against_model(model_path: str, manifest: dict, bundle: str, raws: list, outputs: list, results: list,
                          progress) -> None:
     """Compare virtual-board outputs with the Python executor (all) and with qonnx (the first three)."""
