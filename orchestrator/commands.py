@@ -1,0 +1,195 @@
+"""The runtime commands of `finnsplit`: virtual boards, fleets, the daemon (registered by splitter/cli.py).
+
+Heavy imports happen inside the commands, so `finnsplit --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from pathlib import Path
+
+import click
+
+from splitter.errors import FinnsplitError
+
+
+def progress_printer():
+    """A progress printer that stamps each line with the seconds since the command started."""
+    start = time.perf_counter()
+    return lambda message: click.echo(f"[{time.perf_counter() - start:6.1f}s] {message}", err=True)
+
+
+@click.command()
+@click.argument("bundle", type=click.Path(file_okay=False))
+@click.option("--images", default=32, show_default=True, help="Seeded random inputs to send.")
+@click.option("--inputs", type=click.Path(exists=True, dir_okay=False),
+              help="A .npy file of inputs (N first, original model layout) instead of random ones.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--check", "check_model", type=click.Path(exists=True, dir_okay=False),
+              help="The original QONNX model: compare every output with the bit-exact Python executor "
+                   "and the first few with the model itself (qonnx).")
+@click.option("--logs", default=None, type=click.Path(file_okay=False), help="Server logs (default BUNDLE/logs).")
+@click.option("--netns", is_flag=True, help="Each board in its own network namespace (needs root).")
+@click.option("--link-mbit", type=float, help="With --netns: shape every board's link to this rate, e.g. 1000.")
+def virtual(bundle: str, images: int, inputs: str | None, seed: int, check_model: str | None,
+            logs: str | None, netns: bool, link_mbit: float | None) -> None:
+    """Run a bundle on virtual boards: one emulate server per partition, on loopback or in namespaces."""
+    import numpy as np
+
+    from orchestrator.host import finish_output
+    from orchestrator.virtual import infer_on_virtual_boards, random_inputs
+    from splitter.bundle.manifest import load_manifest
+
+    manifest = load_manifest(bundle)
+    raws = list(np.load(inputs)) if inputs else random_inputs(manifest, images, seed)
+    raws = [r.reshape(1, *r.shape) if r.ndim == len(manifest["host"]["model_input"]["shape"]) - 1 else r for r in raws]
+    progress = progress_printer()
+    progress(f"{len(manifest['partitions'])} virtual boards, {len(raws)} inputs")
+    if link_mbit is not None and not netns:
+        raise click.UsageError("--link-mbit shapes namespace links: add --netns")
+    with contextlib.ExitStack() as stack:
+        network = None
+        if netns:
+            from orchestrator.netns import NetworkConfig, VirtualNetwork
+
+            network = stack.enter_context(VirtualNetwork(NetworkConfig(len(manifest["partitions"]),
+                                                                       rate_mbit=link_mbit)))
+            progress(f"namespaces {network.namespace(0)}.. on {network.config.subnet}.0/24"
+                     + (f", links shaped to {link_mbit:g} Mbit/s" if link_mbit else ""))
+        outputs, seconds = infer_on_virtual_boards(bundle, raws, logs or str(Path(bundle) / "logs"), network)
+    click.echo(f"{len(raws)} frames through {len(manifest['partitions'])} virtual boards in {seconds:.2f} s: "
+               f"{len(raws) / seconds:.1f} fps (emulated on this machine's CPU; predicted on boards "
+               f"{manifest['plan']['fps']:.1f} fps)")
+    results = [finish_output(manifest, y) for y in outputs]
+    click.echo(f"top-1 of the first inputs: {[int(np.argmax(r)) for r in results[:8]]}")
+    if check_model:
+        _check_against_model(check_model, manifest, bundle, raws, outputs, results, progress)
+
+
+@click.command()
+@click.argument("bundle", type=click.Path(file_okay=False))
+@click.option("--fleet", "fleet_path", type=click.Path(exists=True, dir_okay=False), help="fleet.yaml of real boards.")
+@click.option("--virtual-fleet", "spares", type=int, default=None,
+              help="Make a virtual fleet (namespaces, sshd, Mosquitto, agents; root): one board per partition "
+                   "plus this many spares per board type.")
+@click.option("--link-mbit", type=float, help="Virtual fleet: shape every board's link, e.g. 1000.")
+@click.option("--kill-after", type=int, help="Virtual fleet: kill the board of stage 1 after this many results.")
+@click.option("--backend", default="emulate", show_default=True, help="The boards' backend: emulate or finn-zynq.")
+@click.option("--images", default=64, show_default=True, help="Seeded random inputs to send.")
+@click.option("--inputs", type=click.Path(exists=True, dir_okay=False), help="A .npy file of inputs instead.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--check", "check_model", type=click.Path(exists=True, dir_okay=False),
+              help="The original QONNX model: compare outputs with the Python executor and qonnx.")
+def run(bundle: str, fleet_path: str | None, spares: int | None, link_mbit: float | None, kill_after: int | None,
+        backend: str, images: int, inputs: str | None, seed: int, check_model: str | None) -> None:
+    """Deploy BUNDLE to a fleet over SSH, start it over MQTT, stream inputs, keep it running through failures."""
+    import numpy as np
+
+    from orchestrator.daemon import DaemonConfig
+    from orchestrator.fleet import load_fleet
+    from orchestrator.host import finish_output, prepare_input
+    from orchestrator.session import FleetSession
+    from orchestrator.virtual import random_inputs
+    from splitter.bundle.manifest import load_manifest
+
+    if (fleet_path is None) == (spares is None):
+        raise click.UsageError("give exactly one of --fleet FLEET.yaml and --virtual-fleet SPARES")
+    if (kill_after is not None or link_mbit is not None) and spares is None:
+        raise click.UsageError("--kill-after and --link-mbit need --virtual-fleet")
+    manifest = load_manifest(bundle)
+    progress = progress_printer()
+    raws = list(np.load(inputs)) if inputs else random_inputs(manifest, images, seed)
+    tensors = [prepare_input(manifest, bundle, raw) for raw in raws]
+    with contextlib.ExitStack() as stack:
+        vfleet = None
+        if spares is not None:
+            from orchestrator.vfleet import VirtualFleet
+
+            types = [p["board"] for p in manifest["partitions"]]
+            boards = [(f"vb{i}", t) for i, t in enumerate(types)]
+            boards += [(f"spare{j}-{t}", t) for t in dict.fromkeys(types) for j in range(spares)]
+            progress(f"virtual fleet: {len(boards)} boards ({spares} spare per type), sshd + agent each")
+            vfleet = stack.enter_context(VirtualFleet(Path(bundle).resolve().parent / ".vfleet", boards,
+                                                      rate_mbit=link_mbit, heartbeat_s=0.5))
+            fleet_path = str(vfleet.fleet_path)
+        cfg = DaemonConfig(backend=backend, heartbeat_timeout_s=2.0 if vfleet else 5.0)
+        session = FleetSession(load_fleet(fleet_path), bundle, cfg, progress)
+        stack.callback(session.close)
+        stages = session.wait_running()
+        progress("pipeline running: " + ", ".join(f"partition {k} on {b}" for k, b in sorted(stages.items())))
+        report = session.stream(tensors, vfleet.kill if vfleet else None, kill_after)
+    click.echo(f"{len(tensors)} frames in {report.seconds:.2f} s: {len(tensors) / report.seconds:.1f} fps; "
+               f"{report.resent} frames resent" + (f"; {report.killed} died, stages now "
+               + ", ".join(f"{k}:{b}" for k, b in sorted(report.stages.items())) if report.killed else ""))
+    results = [finish_output(manifest, y) for y in report.outputs]
+    click.echo(f"top-1 of the first inputs: {[int(np.argmax(r)) for r in results[:8]]}")
+    if check_model:
+        _check_against_model(check_model, manifest, bundle, raws, report.outputs, results, progress)
+
+
+@click.command()
+@click.argument("bundle", type=click.Path(file_okay=False))
+@click.option("--fleet", "fleet_path", required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--backend", default="emulate", show_default=True, help="The boards' backend: emulate or finn-zynq.")
+@click.option("--report-s", default=5.0, show_default=True, help="Seconds between health reports.")
+def daemon(bundle: str, fleet_path: str, backend: str, report_s: float) -> None:
+    """Keep BUNDLE deployed and running on a fleet until interrupted, reporting health and the bottleneck."""
+    import signal
+    import threading
+
+    from orchestrator.daemon import DaemonConfig
+    from orchestrator.fleet import load_fleet
+    from orchestrator.health import HealthTracker, format_health
+    from orchestrator.session import FleetSession
+
+    progress = progress_printer()
+    session = FleetSession(load_fleet(fleet_path), bundle, DaemonConfig(backend=backend), progress)
+    done = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: done.set())
+    tracker = HealthTracker()
+    try:
+        while not done.wait(report_s):
+            orch = session.orch
+            stats = {name: orch.link.board(name).stats for name in orch.assignment.values()}
+            click.echo(format_health(orch.state, tracker.sample(dict(orch.assignment), stats)))
+    finally:
+        session.close()
+
+
+def _check_against_model(model_path: str, manifest: dict, bundle: str, raws: list, outputs: list, results: list,
+                         progress) -> None:
+    """Compare virtual-board outputs with the Python executor (all) and with qonnx (the first three)."""
+    import numpy as np
+
+    from orchestrator.host import prepare_input
+    from splitter.cli import load_and_lower
+    from splitter.executor import execute
+    from splitter.host import model_float_input
+
+    model, graph = load_and_lower(model_path, None)
+    progress("checking against the Python executor")
+    exact = sum(np.array_equal(execute(graph, prepare_input(manifest, bundle, raw)), y)
+                for raw, y in zip(raws, outputs, strict=True))
+    click.echo(f"bit-exact vs the Python executor: {exact}/{len(raws)} frames")
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.core.onnx_exec import execute_onnx
+
+    wrapper = ModelWrapper(model)
+    name = wrapper.graph.input[0].name
+    count, same, top1, worst = min(3, len(raws)), 0, 0, 0.0
+    progress(f"checking {count} inputs against the original model (qonnx execute_onnx)")
+    for raw, result in zip(raws[:count], results[:count], strict=True):
+        x = model_float_input(graph.input_quant, raw) if graph.input_quant.kind == "declared" else raw
+        ref = np.asarray(execute_onnx(wrapper, {name: x})[wrapper.graph.output[0].name]).reshape(1, -1)
+        same += int(np.array_equal(ref, result))
+        top1 += int(np.argmax(ref) == np.argmax(result))
+        worst = max(worst, float(np.max(np.abs(ref - result))))
+    click.echo(f"vs the original QONNX model: identical outputs {same}/{count}, same top-1 {top1}/{count}, "
+               f"largest difference {worst:.3g} (why they can differ: docs/lowering.md, float32 near-ties)")
+    if exact != len(raws):
+        raise FinnsplitError("virtual boards disagree with the Python executor")
+
+
+COMMANDS = (virtual, run, daemon)
