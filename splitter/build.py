@@ -71,6 +71,13 @@ def step_plan(state: BuildState, cfg: BuildConfig, progress: Progress) -> BuildS
     progress(f"planning ({cfg.strategy}) on {_describe(boards)}")
     state.plan = plan(graph.layers, graph.tensors, boards, cfg.strategy, link_gbps=cfg.link_gbps,
                       greedy_foldings=folds, replicate=cfg.replicate)
+    replicated = [p for p in state.plan.partitions if p.replicas > 1]
+    if replicated:
+        single = min(min(p.compute_fps / p.replicas, p.link_fps) for p in state.plan.partitions)
+        state.notes.append(
+            f"partition(s) {', '.join(str(p.index) for p in replicated)} are replicated; `finnsplit run` and "
+            f"`virtual` run one board per partition for now (no fan-out yet): about {single:.1f} fps until then "
+            "(or build with --no-replicate)")
     return state
 
 
