@@ -1,0 +1,104 @@
+"""A compute layer with no quantizer after it: it outputs its accumulator.
+
+The float ops after it become the host's output affine (y = integer * scale + bias per channel);
+an integer bias (brevitas Int32Bias) instead becomes a `ChannelwiseOp(add)` layer, and a `TopK`
+on the scores becomes `LabelSelect` (docs/lowering.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+import numpy as np
+import onnx
+
+from splitter.datatypes import DataType, datatype, smallest_datatype
+from splitter.errors import UnsupportedNodeError
+from splitter.lowering.cursor import Cursor, store
+from splitter.lowering.host import affine_of_chain
+from splitter.lowering.onnx_view import attributes
+
+if TYPE_CHECKING:
+    from splitter.lowering.compute import ComputeLayer
+    from splitter.lowering.lower import Lowering
+
+
+def finish_accumulator(lw: Lowering, node, acc_cur: Cursor, layer: ComputeLayer, chain, end, acc_dtype) -> Cursor:
+    """A compute layer with no quantizer after it: output, optional bias and top-K."""
+    if end is not None and end.op_type != "TopK":
+        raise UnsupportedNodeError(
+            end.name,
+            end.op_type,
+            f"reached from {node.name!r} without a quantizer "
+            "in between (float tensors can only flow to the model output or TopK)",
+        )
+    scale, bias = affine_of_chain(chain, layer.alpha, layer.beta, node.name)
+    attrs = layer.attrs
+    attrs.update(noActivation=1, ActVal=0, outputDataType=acc_dtype.name)
+    params = {"weights": store(layer.weights)}
+    out = lw.emit(layer.op_type, acc_cur, attrs, acc_cur.shape, acc_dtype, params, (node.name,))
+    cur = replace(acc_cur, tensor=out, dtype=acc_dtype, scale=scale, offset=np.zeros_like(scale))
+    steps = bias / scale
+    if np.all(np.abs(steps - np.rint(steps)) < 1e-3) and np.any(bias):
+        # An integer bias (brevitas Int32Bias: scale = input scale * weight scale) stays exact.
+        cur = _integer_bias(lw, node, cur, np.rint(steps).astype(np.int64))
+        bias = np.zeros_like(bias)
+    if end is not None:
+        return topk(lw, end, cur, scale, bias)
+    lw.finish(scale, bias)
+    return cur
+
+
+def _integer_bias(lw: Lowering, node: onnx.NodeProto, cur: Cursor, param: np.ndarray) -> Cursor:
+    """Add an integer bias (in accumulator steps) to the accumulator with a ChannelwiseOp."""
+    acc_dtype: DataType = cur.dtype
+    dtype = smallest_datatype(acc_dtype.min + int(param.min()), acc_dtype.max + int(param.max()))
+    out = lw.emit(
+        "ChannelwiseOp",
+        cur,
+        {
+            "Func": "add",
+            "NumChannels": cur.channels,
+            "PE": 1,
+            "inputDataType": acc_dtype.name,
+            "paramDataType": smallest_datatype(int(param.min()), int(param.max())).name,
+            "outputDataType": dtype.name,
+        },
+        cur.shape,
+        dtype,
+        {"param": store(param)},
+        (node.name,),
+    )
+    return replace(cur, tensor=out, dtype=dtype)
+
+
+def topk(lw: Lowering, node: onnx.NodeProto, cur: Cursor, scale: np.ndarray, bias: np.ndarray) -> Cursor:
+    """TopK on the logits: LabelSelect when the integer order equals the float order."""
+    if np.any(bias) or not np.all(scale == scale[0]) or scale[0] <= 0:
+        raise UnsupportedNodeError(
+            node.name,
+            "TopK",
+            "the scores are not a positive per-tensor multiple of integers, so top-K cannot run on integers",
+        )
+    k = lw.view.const(node.input[1])
+    attrs = attributes(node)
+    if k is None or int(attrs.get("largest", 1)) != 1 or int(attrs.get("axis", -1)) not in (-1, 1):
+        raise UnsupportedNodeError(node.name, "TopK", "needs a constant K, largest=1, axis=-1")
+    if node.output[0] in lw.view.outputs:
+        raise UnsupportedNodeError(node.name, "TopK", "the values output is a model output; only indices are")
+    k = int(np.asarray(k).reshape(-1)[0])
+    labels = cur.channels
+    out_dtype = datatype(f"UINT{max(1, (labels - 1).bit_length())}")
+    out = lw.emit(
+        "LabelSelect",
+        cur,
+        {"Labels": labels, "PE": 1, "K": k, "inputDataType": cur.dtype.name, "outputDataType": out_dtype.name},
+        (1, 1, 1, k),
+        out_dtype,
+        source=(node.name,),
+    )
+    nxt = Cursor(node.output[1], out, np.ones(k), np.zeros(k), out_dtype, (1, 1, 1, k), rank=2)
+    lw.record(nxt)
+    lw.finish(None)
+    return nxt

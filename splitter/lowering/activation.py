@@ -1,0 +1,70 @@
+"""Elementwise ops and a Quant directly on an integer tensor: a standalone `Thresholding` layer.
+
+When no Quant follows, the float ops run on the host as the output affine and the walk ends.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+import numpy as np
+import onnx
+
+from splitter.errors import UnsupportedNodeError
+from splitter.lowering.chain import Activation, derive_thresholds
+from splitter.lowering.cursor import Cursor, store
+from splitter.lowering.host import affine_of_chain, collect_chain
+from splitter.lowering.onnx_view import per_channel
+
+if TYPE_CHECKING:
+    from splitter.lowering.lower import Lowering
+
+
+def standalone_activation(lw: Lowering, node: onnx.NodeProto, cur: Cursor) -> Cursor:
+    """Elementwise ops and a Quant directly on an integer tensor: a Thresholding layer."""
+    chain, end = collect_chain(lw.view, cur.onnx, node.name)
+    if end is None or end.op_type != "Quant":
+        scale, bias = affine_of_chain(chain, cur.scale, cur.offset, node.name)
+        if end is not None:
+            raise UnsupportedNodeError(end.name, end.op_type, "follows float elementwise ops without a quantizer")
+        lw.finish(scale, bias)
+        return cur
+    quant = lw.view.quant_params(end)
+    channels = cur.channels
+    qscale = per_channel(quant.scale, channels, cur.rank, end.name).astype(np.float32)
+    act = Activation(cur.scale, cur.offset, chain, quant, qscale)
+    lo = np.full(channels, cur.dtype.min)
+    hi = np.full(channels, cur.dtype.max)
+    thresholds, sign, act_val = derive_thresholds(act, lo, hi)
+    if np.any(sign < 0):
+        raise UnsupportedNodeError(
+            end.name, "Quant", "a decreasing activation without a preceding layer to absorb the sign"
+        )
+    out = lw.emit(
+        "Thresholding",
+        cur,
+        {
+            "NumChannels": channels,
+            "PE": 1,
+            "numSteps": thresholds.shape[1],
+            "inputDataType": cur.dtype.name,
+            "outputDataType": quant.dtype.name,
+            "ActVal": int(act_val),
+            "numInputVectors": 1,
+        },
+        cur.shape,
+        quant.dtype,
+        {"thresholds": store(thresholds)},
+        (node.name, end.name),
+    )
+    nxt = replace(
+        cur,
+        onnx=end.output[0],
+        tensor=out,
+        scale=qscale.astype(np.float64),
+        offset=np.zeros(channels),
+        dtype=quant.dtype,
+    )
+    lw.record(nxt)
+    return nxt
