@@ -163,7 +163,7 @@ class BoardAgent:
             await self._stop_server()
             self._set(state="error", bundle=request.bundle, partition=request.partition, listen=None, error=str(exc))
             raise
-        await self._stop_server()
+        await self._stop_server(request.drain_s)
         self._set(state="starting", bundle=prepared.bundle_id, partition=request.partition, listen=None, error=None)
         supervisor = ServerSupervisor(command, self.cfg.data_port, self.cfg.server, self._on_stats,
                                       self._on_event, self._on_state)
@@ -189,12 +189,12 @@ class BoardAgent:
         self._set(state="idle", bundle=None, partition=None, listen=None, error=None)
         return {"code": code}
 
-    async def _stop_server(self) -> int | None:
+    async def _stop_server(self, timeout_s: float | None = None) -> int | None:
         supervisor = self._supervisor
         if supervisor is None:
             return None
         self._set(state="stopping")
-        code = await supervisor.stop()  # if this caller is cancelled, the stop goes on; _shutdown awaits it
+        code = await supervisor.stop(timeout_s)  # if this caller is cancelled, the stop goes on; _shutdown awaits it
         self._supervisor = None
         return code
 

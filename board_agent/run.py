@@ -32,6 +32,7 @@ class RunRequest:
     next: str  # host:port of the next hop
     backend: str
     args: tuple[str, ...] = ()  # extra finnsplit-server flags (e.g. --delay-us 500)
+    drain_s: float | None = None  # how long a replaced server may drain (None: the policy's stop timeout)
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,10 @@ def parse_run(cmd: dict[str, Any]) -> RunRequest:
     args = cmd.get("args", [])
     if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
         raise RunError(f"run: 'args' must be a list of strings, got {args!r}")
-    return RunRequest(bundle, partition, next_hop, backend, tuple(args))
+    drain = cmd.get("drain_s")
+    if drain is not None and (isinstance(drain, bool) or not isinstance(drain, int | float) or drain < 0):
+        raise RunError(f"run: 'drain_s' must be a non-negative number of seconds, got {drain!r}")
+    return RunRequest(bundle, partition, next_hop, backend, tuple(args), None if drain is None else float(drain))
 
 
 def prepare_run(remote_root: str | Path, request: RunRequest) -> PreparedRun:

@@ -115,16 +115,18 @@ class ServerSupervisor:
         self._watch = asyncio.create_task(self._watch_loop())
         return self.port
 
-    async def stop(self) -> int | None:
-        """SIGTERM (the server drains), SIGKILL after the policy's stop timeout; returns the exit code.
+    async def stop(self, timeout_s: float | None = None) -> int | None:
+        """SIGTERM (the server drains), SIGKILL after `timeout_s` (default the policy's stop timeout).
 
-        Idempotent, and a cancelled caller does not interrupt the stop (a later call awaits it).
+        Returns the exit code. Idempotent, and a cancelled caller does not interrupt the stop (a later
+        call awaits it).
         """
         if self._stop_task is None:
-            self._stop_task = asyncio.create_task(self._stop())
+            self._stop_task = asyncio.create_task(self._stop(self._policy.stop_timeout_s if timeout_s is None
+                                                             else timeout_s))
         return await asyncio.shield(self._stop_task)
 
-    async def _stop(self) -> int | None:
+    async def _stop(self, timeout_s: float) -> int | None:
         if self._watch is not None:
             self._watch.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -132,7 +134,7 @@ class ServerSupervisor:
         proc = self._proc
         if proc is None or proc.returncode is not None:
             return None if proc is None else proc.returncode
-        code = await self._terminate(proc, self._policy.stop_timeout_s)
+        code = await self._terminate(proc, timeout_s)
         self._on_event(self._exit_event(proc, code, expected=True))
         return code
 

@@ -21,7 +21,19 @@ from typing import Any
 from orchestrator.deploy import bundle_id, deploy
 from orchestrator.fleet import Fleet
 from orchestrator.fleet_link import CommandError, FleetLink
-from orchestrator.reconcile import BoardView, Decision, Degraded, Deploy, Run, StagePlan, Step, Stop, Target, plan_steps
+from orchestrator.reconcile import (
+    BoardView,
+    Decision,
+    Degraded,
+    Deploy,
+    Prestage,
+    Run,
+    StagePlan,
+    Step,
+    Stop,
+    Target,
+    plan_steps,
+)
 from orchestrator.ssh import DeployError
 from splitter.bundle.manifest import load_manifest
 
@@ -37,6 +49,7 @@ class DaemonConfig:
     tick_s: float = 0.5  # re-plan at least this often
     command_timeout_s: float = 60.0
     max_failures: int = 3  # failed deploys/runs before the orchestrator stops using a board
+    replace_drain_s: float = 0.5  # how long a board's replaced server may drain before it is killed
 
 
 class Orchestrator:
@@ -59,8 +72,9 @@ class Orchestrator:
         self._changed = asyncio.Event()
         self._degraded_said: set[int] = set()
         self._published: dict[str, Any] = {}
-        self.executors: dict[type, Callable[[Any], Any]] = {Deploy: self._deploy, Run: self._run, Stop: self._stop,
-                                                            Degraded: self._degraded}
+        self.executors: dict[type, Callable[[Any], Any]] = {Deploy: self._deploy, Prestage: self._prestage,
+                                                            Run: self._run, Stop: self._stop, Degraded: self._degraded}
+        self._prestaging: asyncio.Task | None = None
 
     def _wake(self) -> None:
         self._changed.set()
@@ -96,8 +110,12 @@ class Orchestrator:
         """Observe, plan, execute; returns what was decided."""
         decision = plan_steps(self.target, self.views(), self.assignment)
         self.assignment = decision.assignment
-        self.state = "degraded" if decision.degraded else ("reconciling" if decision.steps else "running")
-        if decision.steps:
+        self.state = "degraded" if decision.degraded else ("running" if decision.settled else "reconciling")
+        if decision.settled:
+            if decision.steps and (self._prestaging is None or self._prestaging.done()):
+                # In the background: a failure meanwhile must be handled at once, not after the uploads.
+                self._prestaging = asyncio.create_task(self._execute_all(decision.steps))
+        else:
             deploys = [s for s in decision.steps if isinstance(s, Deploy)]
             await asyncio.gather(*(self._execute(s) for s in deploys))
             for step in decision.steps:
@@ -105,6 +123,10 @@ class Orchestrator:
                     await self._execute(step)
         await self._publish()
         return decision
+
+    async def _execute_all(self, steps: list[Step]) -> None:
+        for step in steps:
+            await self._execute(step)
 
     async def _execute(self, step: Step) -> None:
         try:
@@ -139,10 +161,18 @@ class Orchestrator:
         self.deployed[step.board].add((step.bundle, step.partition))
         self.log(f"  {step.board}: {len(report.sent)} sent ({report.bytes_sent:,} B), {len(report.skipped)} skipped")
 
+    async def _prestage(self, step: Prestage) -> None:
+        entry = self.fleet.board(step.board)
+        await asyncio.to_thread(deploy, entry, self.bundle_dir, step.partition, activate=False)
+        self.deployed[step.board].add((step.bundle, step.partition))
+        self.log(f"spare {step.board} holds partition {step.partition}'s files")
+
     async def _run(self, step: Run) -> None:
         self.log(f"starting partition {step.partition} on {step.board} -> {step.next_hop}")
+        # A server re-pointed away from a dead next hop cannot drain into it; the client resends what it held.
         await self.link.command(step.board, "run", timeout_s=self.cfg.command_timeout_s, bundle=step.bundle,
-                                partition=step.partition, next=step.next_hop, backend=self.cfg.backend)
+                                partition=step.partition, next=step.next_hop, backend=self.cfg.backend,
+                                drain_s=self.cfg.replace_drain_s)
         self.next_hops[step.board] = (step.bundle, step.partition, step.next_hop)
 
     async def _stop(self, step: Stop) -> None:

@@ -2,7 +2,8 @@
 
 Frames are numbered by the client; each transmission gets a fresh wire sequence number (strictly
 increasing, as docs/protocol.md requires per connection), so a frame lost inside a dead board is
-simply sent again under a new number when its deadline passes or the first hop changes. The
+simply sent again under a new number when its deadline passes, or at once when the client has to
+connect to the first stage anew (it restarted because the chain was re-wired). The
 result port accepts a new upstream whenever the last stage moves to another board. Results are
 delivered once per frame, in frame order.
 """
@@ -103,6 +104,7 @@ class ResilientClient:
         self.port = ResultPort(output_spec, self._on_result, result_host, result_port)
         self._sender: TensorSender | None = None
         self._sender_hop: Address | None = None
+        self._connections = 0  # first-hop connections made; a new one means the chain was re-wired
 
     @property
     def result_address(self) -> Address:
@@ -131,6 +133,7 @@ class ResilientClient:
             if self._sender is None or self._sender_hop != hop:
                 self._drop_sender()
                 self._sender, self._sender_hop = TensorSender(hop, self.input_spec, timeout=5.0), hop
+                self._connections += 1
             wire = next(self._wire)
             with self._lock:
                 self._wire_to_frame[wire] = frame
@@ -151,6 +154,7 @@ class ResilientClient:
         payloads = [encode_tensor(t, self.input_spec) for t in tensors]
         sent_at: dict[int, float] = {}
         next_frame, done_before = 0, time.monotonic() + timeout_s
+        connections_seen = self._connections
         with self._lock:
             self._results.clear()
         while True:
@@ -159,6 +163,11 @@ class ResilientClient:
                 if len(self._results) == len(payloads):
                     break
             now = time.monotonic()
+            if self._connections != connections_seen:  # the first stage restarted: what it held is gone
+                connections_seen = self._connections
+                for frame in pending:
+                    if sent_at[frame] < now - 0.001:
+                        sent_at[frame] = -np.inf
             if now > done_before:
                 raise ProtocolError(f"pipeline gave {len(self._results)} of {len(payloads)} results in {timeout_s} s")
             for frame in pending:  # lost in a failed board, or sent to a hop that is gone

@@ -56,6 +56,15 @@ class Deploy:
 
 
 @dataclass(frozen=True)
+class Prestage:
+    """Upload a partition's files to an idle spare ahead of a failure (the pipeline keeps running)."""
+
+    board: str
+    bundle: str
+    partition: int
+
+
+@dataclass(frozen=True)
 class Run:
     """Start (or re-point) a board's server for a partition, sending to `next_hop`."""
 
@@ -81,7 +90,7 @@ class Degraded:
     why: str
 
 
-Step = Deploy | Run | Stop | Degraded
+Step = Deploy | Prestage | Run | Stop | Degraded
 
 
 @dataclass
@@ -95,6 +104,11 @@ class Decision:
     def degraded(self) -> list[Degraded]:
         """Stages that cannot run."""
         return [s for s in self.steps if isinstance(s, Degraded)]
+
+    @property
+    def settled(self) -> bool:
+        """True when the pipeline runs as planned (at most spares are being prepared)."""
+        return all(isinstance(s, Prestage) for s in self.steps)
 
 
 def assign(target: Target, boards: Mapping[str, BoardView], previous: Mapping[int, str]) -> tuple[dict, list]:
@@ -146,4 +160,17 @@ def plan_steps(target: Target, boards: Mapping[str, BoardView], previous: Mappin
     for name, b in sorted(boards.items()):
         if name not in used and b.alive and b.state in ("running", "starting"):
             decision.steps.append(Stop(name))
+    if not decision.steps:
+        decision.steps.extend(_prestage(target, boards, used))
     return decision
+
+
+def _prestage(target: Target, boards: Mapping[str, BoardView], used: set[str]) -> list[Prestage]:
+    """Every idle live spare gets the files of every stage of its type, so a failover needs no upload."""
+    steps = []
+    for name, b in boards.items():
+        if name in used or not b.alive or b.failed:
+            continue
+        steps.extend(Prestage(name, target.bundle, s.partition) for s in target.stages
+                     if s.board_type == b.board_type and (target.bundle, s.partition) not in b.deployed)
+    return steps

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from orchestrator.reconcile import BoardView, Degraded, Deploy, Run, StagePlan, Stop, Target, plan_steps
+from orchestrator.reconcile import BoardView, Degraded, Deploy, Prestage, Run, StagePlan, Stop, Target, plan_steps
 
 TARGET = Target("b1", (StagePlan(0, "zedboard"), StagePlan(1, "zedboard"), StagePlan(2, "pynq-z2")), "10.0.0.1:9000")
 
@@ -30,16 +30,20 @@ def running(partition: int, next_hop: str) -> dict:
 def test_fresh_fleet_deploys_then_starts_downstream_first() -> None:
     decision = plan_steps(TARGET, fleet(), {})
     assert decision.assignment == {0: "z0", 1: "z1", 2: "p0"}
+    assert not decision.settled
     assert decision.steps == [
         Deploy("z0", "b1", 0), Deploy("z1", "b1", 1), Deploy("p0", "b1", 2),
         Run("p0", "b1", 2, "10.0.0.1:9000"), Run("z1", "b1", 1, "10.0.0.13:7000"), Run("z0", "b1", 0, "10.0.0.11:7000"),
     ]
 
 
-def test_steady_state_needs_nothing() -> None:
+def test_steady_state_only_prepares_the_spare() -> None:
     boards = fleet(z0=running(0, "10.0.0.11:7000"), z1=running(1, "10.0.0.13:7000"), p0=running(2, "10.0.0.1:9000"))
     decision = plan_steps(TARGET, boards, {0: "z0", 1: "z1", 2: "p0"})
-    assert decision.steps == []
+    assert decision.settled
+    assert decision.steps == [Prestage("z2", "b1", 0), Prestage("z2", "b1", 1)]  # the zedboard stages only
+    boards["z2"] = dataclasses.replace(boards["z2"], deployed=frozenset({("b1", 0), ("b1", 1)}))
+    assert plan_steps(TARGET, boards, {0: "z0", 1: "z1", 2: "p0"}).steps == []
 
 
 def test_lost_board_fails_over_to_a_spare_and_rewires_its_upstream() -> None:
