@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import ZOO
 
 from splitter.executor import execute
 from splitter.host import dataflow_input, final_output
 from splitter.verify import check_layers, reference_integer
-from tests.conftest import ZOO
 
 INPUTS = 20
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
+from qonnx_builder import GraphBuilder
 
 from splitter.datatypes import datatype
 from splitter.errors import InputQuantizationRequired, UnsupportedNodeError
@@ -12,7 +13,6 @@ from splitter.executor import execute
 from splitter.host import dataflow_input, final_output
 from splitter.lowering import InputSpec, lower
 from splitter.verify import check_layers
-from tests.qonnx_builder import GraphBuilder
 
 
 def assert_equivalent(model, graph, shape, inputs: int = 8, integer_input: bool = False) -> None:

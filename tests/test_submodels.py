@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import ZOO
 from onnx_chain import chain_output, raw_inputs, whole_model_output
 from qonnx.core.modelwrapper import ModelWrapper
 
 from splitter.bundle.submodel import SubModelError, sub_models
 from splitter.folding import cut_allowed
 from splitter.graph import DataflowGraph
-from tests.conftest import ZOO
 
 
 def spread_cuts(graph: DataflowGraph, count: int) -> list[int]:
