@@ -192,4 +192,48 @@ def _check_against_model(model_path: str, manifest: dict, bundle: str, raws: lis
         raise FinnsplitError("virtual boards disagree with the Python executor")
 
 
-COMMANDS = (virtual, run, daemon)
+@click.command()
+@click.option("--fleet", "fleet_path", required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--wait", default=2.0, show_default=True, help="Seconds to collect retained statuses and heartbeats.")
+def status(fleet_path: str, wait: float) -> None:
+    """Show every board's agent status and the pipeline's state, as the broker has them."""
+    import asyncio
+    import contextlib
+
+    from orchestrator.fleet import load_fleet
+    from orchestrator.fleet_link import FleetLink
+
+    fleet = load_fleet(fleet_path)
+
+    async def collect() -> FleetLink:
+        link = FleetLink(fleet.broker.host, fleet.broker.port, fleet.chain, client_id=f"finnsplit-status-{id(fleet)}")
+        task = asyncio.create_task(link.run())
+        await asyncio.sleep(wait)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return link
+
+    link = asyncio.run(collect())
+    now = time.monotonic()
+    if not link.connected.is_set():
+        raise FinnsplitError(f"broker {fleet.broker.host}:{fleet.broker.port} did not answer within {wait:g} s")
+    click.echo(f"chain {fleet.chain}, broker {fleet.broker.host}:{fleet.broker.port}")
+    for entry in fleet.boards:
+        seen = link.board(entry.name)
+        st = seen.status
+        heard = f"{now - seen.last_seen:4.1f} s ago" if seen.last_seen else "never"
+        where = f"partition {st.get('partition')} of {st.get('bundle')}" if st.get("bundle") else "-"
+        click.echo(f"  {entry.name:<16} {entry.type:<10} {'online' if st.get('online') else 'OFFLINE':<8} "
+                   f"{st.get('state', 'unknown'):<10} {where:<34} heard {heard}"
+                   + (f"  error: {st['error']}" if st.get("error") else ""))
+    pipeline = link.pipeline
+    if pipeline:
+        stages = ", ".join(f"{s['partition']}:{s['board']}" for s in pipeline.get("stages", []))
+        click.echo(f"pipeline {pipeline.get('state')}: bundle {pipeline.get('bundle')}, first hop "
+                   f"{pipeline.get('first')}, stages {stages}")
+    else:
+        click.echo("pipeline: no orchestrator has published one")
+
+
+COMMANDS = (virtual, run, daemon, status)

@@ -8,6 +8,7 @@ by id. aiomqtt has no automatic reconnect: `FleetLink.run` reconnects with backo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 import uuid
@@ -47,6 +48,7 @@ class FleetLink:
         self.host, self.port, self.chain, self.client_id = host, port, chain, client_id
         self.prefix = f"finnsplit/{chain}/board"
         self.observed: dict[str, Observed] = {}
+        self.pipeline: dict[str, Any] = {}  # the retained finnsplit/<chain>/pipeline message
         self.on_change = on_change or (lambda _name: None)
         self._client: aiomqtt.Client | None = None
         self._pending: dict[str, asyncio.Future] = {}
@@ -64,6 +66,7 @@ class FleetLink:
                 async with aiomqtt.Client(self.host, self.port, identifier=self.client_id) as client:
                     self._client = client
                     await client.subscribe(f"{self.prefix}/+/+", qos=1)
+                    await client.subscribe(f"finnsplit/{self.chain}/pipeline", qos=1)
                     self.connected.set()
                     delay = 0.5
                     async for message in client.messages:
@@ -76,6 +79,10 @@ class FleetLink:
 
     def _dispatch(self, topic: str, payload: bytes | bytearray | Any) -> None:
         parts = topic.split("/")
+        if len(parts) == 3 and parts[2] == "pipeline":
+            with contextlib.suppress(json.JSONDecodeError, UnicodeDecodeError, TypeError):
+                self.pipeline = json.loads(payload)
+            return
         if len(parts) != 5:
             return
         name, kind = parts[3], parts[4]

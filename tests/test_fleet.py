@@ -97,3 +97,12 @@ def test_too_few_boards_of_a_type_says_how_many(tmp_path: Path) -> None:
         assign(fleet, manifest(("zedboard", 2), ("zedboard", 1), ("pynq-z2", 1)))
     with pytest.raises(AssignmentError, match=r"needs 1 kv260 board\(s\).* has 0$"):
         assign(fleet, manifest(("kv260", 1)))
+
+
+def test_the_example_fleet_loads() -> None:
+    from pathlib import Path
+
+    from orchestrator.fleet import load_fleet
+
+    fleet = load_fleet(Path(__file__).resolve().parents[1] / "orchestrator" / "fleet.example.yaml")
+    assert [b.name for b in fleet.boards][-1] == "spare0" and {b.type for b in fleet.boards} == {"zedboard"}

@@ -105,6 +105,12 @@ def test_deploy_run_and_fail_over_without_losing_frames(cnv_bundle: Path, tmp_pa
             results = asyncio.run(scenario())
         finally:
             client.close()
+        shown = subprocess.run([*FINNSPLIT, "status", "--fleet", str(vfleet.fleet_path)], capture_output=True,
+                               text=True, check=False)
+        assert shown.returncode == 0, shown.stderr
+        assert "stages 0:z0, 1:z3, 2:z2" in shown.stdout, shown.stdout  # retained by the broker
+        rows = [line.split()[:4] for line in shown.stdout.splitlines()]
+        assert ["z1", "zedboard", "OFFLINE", "lost"] in rows, shown.stdout
         reference = whole_graph(cnv_bundle)
         for frame, got in zip(frames, results, strict=True):
             np.testing.assert_array_equal(got, reference(frame))
