@@ -116,6 +116,8 @@ class Orchestrator:
                 # In the background: a failure meanwhile must be handled at once, not after the uploads.
                 self._prestaging = asyncio.create_task(self._execute_all(decision.steps))
         else:
+            if self._prestaging is not None and not self._prestaging.done():
+                self._prestaging.cancel()  # a spare may be needed now: no more uploads competing with the failover
             deploys = [s for s in decision.steps if isinstance(s, Deploy)]
             await asyncio.gather(*(self._execute(s) for s in deploys))
             for step in decision.steps:
