@@ -69,6 +69,7 @@ class Orchestrator:
         self.next_hops: dict[str, tuple[str, int, str]] = {}  # board -> (bundle, partition, next) it was told
         self.failures: dict[str, int] = {}
         self.state = "starting"
+        self.generation = 0  # completed Run steps: a client resends what was in flight when it changes
         self._changed = asyncio.Event()
         self._degraded_said: set[int] = set()
         self._published: dict[str, Any] = {}
@@ -176,6 +177,7 @@ class Orchestrator:
                                 partition=step.partition, next=step.next_hop, backend=self.cfg.backend,
                                 drain_s=self.cfg.replace_drain_s)
         self.next_hops[step.board] = (step.bundle, step.partition, step.next_hop)
+        self.generation += 1
 
     async def _stop(self, step: Stop) -> None:
         self.log(f"stopping {step.board} (not needed)")

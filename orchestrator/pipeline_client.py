@@ -2,8 +2,8 @@
 
 Frames are numbered by the client; each transmission gets a fresh wire sequence number (strictly
 increasing, as docs/protocol.md requires per connection), so a frame lost inside a dead board is
-simply sent again under a new number when its deadline passes, or at once when the client has to
-connect to the first stage anew (it restarted because the chain was re-wired). The
+simply sent again under a new number when its deadline passes, or at once when the orchestrator
+re-wires the chain or the client has to connect to the first stage anew. The
 result port accepts a new upstream whenever the last stage moves to another board. Results are
 delivered once per frame, in frame order.
 """
@@ -92,8 +92,10 @@ class ResilientClient:
 
     def __init__(self, input_spec: WireSpec, output_spec: WireSpec, first_hop: Callable[[], Address | None],
                  result_host: str = "127.0.0.1", result_port: int = 0, deadline_s: float = 3.0,
-                 window: int = 8) -> None:
-        """`first_hop()` answers where the pipeline starts now (None while it is being re-wired)."""
+                 window: int = 8, rewired: Callable[[], int] | None = None) -> None:
+        """`first_hop()` answers where the pipeline starts now (None while it is being re-wired);
+        `rewired()`, if given, counts the orchestrator's re-wirings: a change resends what was in flight."""
+        self.rewired = rewired or (lambda: 0)
         self.input_spec, self.output_spec = input_spec, output_spec
         self.first_hop, self.deadline_s, self.window = first_hop, deadline_s, window
         self._wire = itertools.count(1)
@@ -154,7 +156,7 @@ class ResilientClient:
         payloads = [encode_tensor(t, self.input_spec) for t in tensors]
         sent_at: dict[int, float] = {}
         next_frame, done_before = 0, time.monotonic() + timeout_s
-        connections_seen = self._connections
+        generation_seen = (self._connections, self.rewired())
         with self._lock:
             self._results.clear()
         while True:
@@ -163,8 +165,9 @@ class ResilientClient:
                 if len(self._results) == len(payloads):
                     break
             now = time.monotonic()
-            if self._connections != connections_seen:  # the first stage restarted: what it held is gone
-                connections_seen = self._connections
+            generation = (self._connections, self.rewired())
+            if generation != generation_seen:  # the chain was re-wired or the first stage restarted
+                generation_seen = generation
                 for frame in pending:
                     if sent_at[frame] < now - 0.001:
                         sent_at[frame] = -np.inf

@@ -45,7 +45,8 @@ class FleetSession:
         self.log = log
         self.client = ResilientClient(WireSpec.parse(manifest["input"]["wire"]),
                                       WireSpec.parse(manifest["output"]["wire"]), self._first_hop,
-                                      result_host=fleet.client_host, deadline_s=3.0, window=8)
+                                      result_host=fleet.client_host, deadline_s=3.0, window=8,
+                                      rewired=lambda: self.orch.generation)
         self.orch = Orchestrator(fleet, bundle, self.client.result_address, cfg, log)
         self._loop = asyncio.new_event_loop()
         self._stop: asyncio.Event | None = None
