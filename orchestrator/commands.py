@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -14,7 +15,7 @@ import click
 from splitter.errors import FinnsplitError
 
 
-def progress_printer():
+def progress_printer() -> Callable[[str], None]:
     """A progress printer that stamps each line with the seconds since the command started."""
     start = time.perf_counter()
     return lambda message: click.echo(f"[{time.perf_counter() - start:6.1f}s] {message}", err=True)

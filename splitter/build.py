@@ -115,7 +115,7 @@ STEPS: list[tuple[str, Callable[[BuildState, BuildConfig, Progress], BuildState]
 ]
 
 
-def build(cfg: BuildConfig, progress: Progress = lambda _: None, steps=None) -> BuildState:
+def build(cfg: BuildConfig, progress: Progress = lambda _: None, steps: list | None = None) -> BuildState:
     """Run `steps` (default: all of STEPS) in order."""
     if cfg.finn not in FINN_MODES:
         raise FinnsplitError(f"--finn {cfg.finn!r}: expected one of {', '.join(FINN_MODES)}")

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from splitter.errors import FinnsplitError
+
+if TYPE_CHECKING:
+    import onnx
+
+    from splitter.graph import DataflowGraph
+    from splitter.lowering import InputSpec
 
 
 def _number(text: str) -> float:
@@ -18,7 +26,7 @@ def _number(text: str) -> float:
         raise click.BadParameter(f"{text!r} is not a number (fractions such as 1/255 are fine)") from None
 
 
-def input_options(func):
+def input_options(func: Callable) -> Callable:
     """The options that declare how a float model input is quantized."""
     options = [
         click.option("--input-dtype", help="Integer datatype of the raw input, e.g. UINT8."),
@@ -31,7 +39,9 @@ def input_options(func):
     return func
 
 
-def resolve_input_spec(input_dtype: str | None, input_scale: str | None, mean: str | None, std: str | None):
+def resolve_input_spec(
+    input_dtype: str | None, input_scale: str | None, mean: str | None, std: str | None
+) -> InputSpec | None:
     """An InputSpec from the CLI options, or None when none was given."""
     from splitter.datatypes import datatype
     from splitter.lowering import InputSpec
@@ -46,7 +56,9 @@ def resolve_input_spec(input_dtype: str | None, input_scale: str | None, mean: s
     return InputSpec(datatype(input_dtype), _number(input_scale or "1"), means, _number(std) if std else 1.0)
 
 
-def load_and_lower(model_path: str, spec, name: str | None = None):
+def load_and_lower(
+    model_path: str, spec: InputSpec | None, name: str | None = None
+) -> tuple[onnx.ModelProto, DataflowGraph]:
     """Read a QONNX file and lower it, with the zoo's declared input when the file came from the zoo."""
     import onnx
 
@@ -104,7 +116,7 @@ def zoo(name: str | None, output: str | None, seed: int, checkpoint: str | None,
 @cli.command()
 @click.argument("model", type=click.Path(dir_okay=False))
 @input_options
-def inspect(model: str, input_dtype, input_scale, mean, std) -> None:
+def inspect(model: str, input_dtype: str | None, input_scale: str | None, mean: str | None, std: str | None) -> None:
     """Print the dataflow layer table of a QONNX model."""
     from splitter.inspect import format_table
 
@@ -128,7 +140,8 @@ def inspect(model: str, input_dtype, input_scale, mean, std) -> None:
               help="Bundle directory (an older bundle there is replaced).")
 @input_options
 def build(model: str, boards: str, board: str, strategy: str, target_fps: float | None, link_gbps: float | None,
-          no_replicate: bool, finn: str, output: str, input_dtype, input_scale, mean, std) -> None:
+          no_replicate: bool, finn: str, output: str, input_dtype: str | None, input_scale: str | None,
+          mean: str | None, std: str | None) -> None:
     """Split MODEL over boards and write a deployment bundle."""
     from splitter.build import BuildConfig
     from splitter.build import build as run_build
@@ -154,7 +167,7 @@ def finn_build(bundle: str, partitions: tuple[int, ...]) -> None:
         click.echo(f"bitstream: {bitfile}")
 
 
-def _progress():
+def _progress() -> Callable[[str], None]:
     """A progress printer that stamps each line with the seconds since the command started."""
     from orchestrator.commands import progress_printer
 

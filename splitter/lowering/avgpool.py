@@ -8,6 +8,8 @@ S, then floor(S / 2^shift); v2 also clamps to the output bit width.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import onnx
 
@@ -15,8 +17,11 @@ from splitter.datatypes import DataType, datatype, smallest_datatype
 from splitter.errors import UnsupportedNodeError
 from splitter.lowering.onnx_view import OnnxView, attributes
 
+if TYPE_CHECKING:
+    from splitter.lowering.cursor import Cursor
 
-def trunc_avgpool(view: OnnxView, node: onnx.NodeProto, cur):
+
+def trunc_avgpool(view: OnnxView, node: onnx.NodeProto, cur: Cursor) -> tuple:
     """Parameters of a truncating average pool starting at AveragePool `node` on cursor `cur`."""
     attrs = attributes(node)
     kernel = tuple(int(k) for k in attrs["kernel_shape"])

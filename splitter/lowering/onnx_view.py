@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -149,7 +150,7 @@ def per_channel(value: np.ndarray, channels: int, ndim: int, where: str) -> np.n
     return np.broadcast_to(full.reshape(-1), (channels,)).copy()
 
 
-def resolve_rounding(mode: str):
+def resolve_rounding(mode: str) -> Callable[[np.ndarray], np.ndarray]:
     """numpy rounding function of a QONNX rounding_mode (as qonnx resolves it)."""
     from qonnx.custom_op.general.quant import resolve_rounding_mode
 
