@@ -70,9 +70,7 @@ def test_deploy_run_and_fail_over_without_losing_frames(cnv_bundle: Path, tmp_pa
             return client.infer_many(frames, timeout_s=120)
 
         def kill_stage_one() -> None:
-            orch = holder["o"]
-            prestaged = (orch.bundle, 1)
-            while client.delivered < 40 or prestaged not in orch.deployed["z3"]:
+            while client.delivered < 40:
                 threading.Event().wait(0.01)
             victim = holder["o"].assignment[1]
             killed.append((victim, client.delivered))
@@ -91,6 +89,11 @@ def test_deploy_run_and_fail_over_without_losing_frames(cnv_bundle: Path, tmp_pa
                     await asyncio.sleep(0.1)
                 assert orch.state == "running", log
                 assert sorted(orch.assignment.values()) == ["z0", "z1", "z2"]
+                for _ in range(600):  # the healthy pipeline prestages the spare with stage 1's files
+                    if (orch.bundle, 1) in orch.deployed["z3"]:
+                        break
+                    await asyncio.sleep(0.1)
+                assert (orch.bundle, 1) in orch.deployed["z3"], log
                 killer = threading.Thread(target=kill_stage_one)
                 killer.start()
                 results = await asyncio.to_thread(stream)
