@@ -14,9 +14,9 @@ Usage: .venv/bin/python benchmarks/virtual_network.py [--boards 3] [--frames 300
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
+import contextlib
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -29,6 +29,7 @@ sys.path.insert(0, str(REPO))
 from orchestrator.client import ChainClient  # noqa: E402
 from orchestrator.netns import NetworkConfig, VirtualNetwork, netns_available  # noqa: E402
 from orchestrator.protocol import WireSpec  # noqa: E402
+from orchestrator.virtual import VirtualBoard  # noqa: E402
 from splitter.boards import load_board  # noqa: E402
 
 BINARY = REPO / "cpp_server" / "build" / "finnsplit-server"
@@ -38,14 +39,13 @@ FRAMES = {  # MobileNetV1 w4a4 tensors at typical cuts
 }
 
 
-def start(net: VirtualNetwork, board: int, next_hop: tuple[str, int], spec: WireSpec, delay_us: int):
-    """A delay server in board `board`'s namespace; returns (process, port)."""
+def start(net: VirtualNetwork, board: int, next_hop: tuple[str, int], spec: WireSpec, delay_us: int,
+          log_dir: Path) -> VirtualBoard:
+    """A delay server in board `board`'s namespace."""
     argv = [str(BINARY), "serve", "--listen", f"{net.address(board)}:0", "--next", f"{next_hop[0]}:{next_hop[1]}",
             "--name", f"b{board}", "--stats", "none", "--log-level", "warn", "--backend", "delay",
             "--delay-us", str(delay_us), "--spec-in", spec.flag(), "--spec-out", spec.flag()]
-    proc = subprocess.Popen(net.command(board, argv), stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    return proc, json.loads(proc.stdout.readline())["port"]
+    return VirtualBoard(f"b{board}", net.command(board, argv), log_dir / f"b{board}.log")
 
 
 def stream_packed(client: ChainClient, payload: bytes, frames: int) -> float:
@@ -67,20 +67,16 @@ def run(boards: int, frames: int, mbit: float, name: str, spec: WireSpec) -> Non
     efficiency = load_board("zedboard").link_efficiency
     raw_bound = (mbit or float("inf")) * 1e6 / 8 / spec.packed_size
     with VirtualNetwork(NetworkConfig(boards, rate_mbit=mbit or None)) as net, \
-            ChainClient(spec, spec, result_host=net.host_address) as client:
-        procs, next_hop = [], client.result_address
+            ChainClient(spec, spec, result_host=net.host_address) as client, \
+            tempfile.TemporaryDirectory() as logs, contextlib.ExitStack() as servers:
+        next_hop = client.result_address
         for board in reversed(range(boards)):
-            proc, port = start(net, board, next_hop, spec, delay_us=200)
-            procs.append(proc)
-            next_hop = (net.address(board), port)
-        try:
-            client.connect(next_hop)
-            client.infer(np.zeros(spec.shape, dtype=np.int64))  # warm-up
-            fps = stream_packed(client, bytes(spec.packed_size), frames)
-        finally:
-            for proc in procs:
-                proc.terminate()
-                proc.wait(timeout=30)
+            server = start(net, board, next_hop, spec, 200, Path(logs))
+            servers.callback(server.stop)
+            next_hop = (net.address(board), server.port)
+        client.connect(next_hop)
+        client.infer(np.zeros(spec.shape, dtype=np.int64))  # warm-up
+        fps = stream_packed(client, bytes(spec.packed_size), frames)
     if not mbit:
         print(f"{name} ({spec.packed_size:,} B), {boards} boards, unshaped veth links: {fps:.1f} fps "
               f"({fps * spec.packed_size * 8 / 1e9:.2f} Gbit/s per link)")

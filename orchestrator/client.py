@@ -77,6 +77,21 @@ class TensorSender:
         self._sock.close()
 
 
+def answer_hello(conn: socket.socket, spec: WireSpec, node: str) -> Hello:
+    """The result port's side of the handshake: the peer must be a sender of `spec`.
+
+    Answers HELLO and returns the peer's; on a mismatch sends ERROR and raises HandshakeError.
+    """
+    hello = expect_hello(read_frame(conn, 0))
+    problem = "peer is not a sender" if hello.role != "sender" else mismatch(hello, spec, "client")
+    if problem:
+        message = f"mis-wired chain: {problem} (peer '{hello.node}')"
+        conn.sendall(encode_frame(FrameType.ERROR, 0, message.encode()))
+        raise HandshakeError(message)
+    conn.sendall(encode_frame(FrameType.HELLO, 0, Hello("receiver", node, spec).encode()))
+    return hello
+
+
 class ResultReceiver:
     """The client's result port: the last server of the chain connects here and sends results."""
 
@@ -104,14 +119,11 @@ class ResultReceiver:
         except TimeoutError:
             raise ProtocolError(f"no server connected to result port {self.address[1]}") from None
         conn.settimeout(self.timeout)
-        hello = expect_hello(read_frame(conn, 0))
-        problem = "peer is not a sender" if hello.role != "sender" else mismatch(hello, self.spec, "client")
-        if problem:
-            message = f"mis-wired chain: {problem} (peer '{hello.node}')"
-            conn.sendall(encode_frame(FrameType.ERROR, 0, message.encode()))
+        try:
+            hello = answer_hello(conn, self.spec, self.node)
+        except BaseException:
             conn.close()
-            raise HandshakeError(message)
-        conn.sendall(encode_frame(FrameType.HELLO, 0, Hello("receiver", self.node, self.spec).encode()))
+            raise
         self._conn = conn
         self.peer = hello.node
 

@@ -58,7 +58,8 @@ def virtual(bundle: str, images: int, inputs: str | None, seed: int, check_model
                                                                        rate_mbit=link_mbit)))
             progress(f"namespaces {network.namespace(0)}.. on {network.config.subnet}.0/24"
                      + (f", links shaped to {link_mbit:g} Mbit/s" if link_mbit else ""))
-        outputs, seconds = infer_on_virtual_boards(bundle, raws, logs or str(Path(bundle) / "logs"), network)
+        outputs, seconds = infer_on_virtual_boards(bundle, raws, logs or str(Path(bundle) / "logs"), network,
+                                                   manifest)
     click.echo(f"{len(raws)} frames through {len(manifest['partitions'])} virtual boards in {seconds:.2f} s: "
                f"{len(raws) / seconds:.1f} fps (emulated on this machine's CPU; predicted on boards "
                f"{manifest['plan']['fps']:.1f} fps)")
@@ -107,7 +108,7 @@ def run(bundle: str, fleet_path: str | None, spares: int | None, link_mbit: floa
         if spares is not None:
             from orchestrator.vfleet import VirtualFleet
 
-            types = [p["board"] for p in manifest["partitions"]]
+            types = [p["board"] for p in manifest["partitions"] for _ in range(p["replicas"])]
             boards = [(f"vb{i}", t) for i, t in enumerate(types)]
             boards += [(f"spare{j}-{t}", t) for t in dict.fromkeys(types) for j in range(spares)]
             progress(f"virtual fleet: {len(boards)} boards ({spares} spare per type), sshd + agent each")
@@ -115,7 +116,7 @@ def run(bundle: str, fleet_path: str | None, spares: int | None, link_mbit: floa
                                                       rate_mbit=link_mbit, heartbeat_s=0.5))
             fleet_path = str(vfleet.fleet_path)
         cfg = DaemonConfig(backend=backend, heartbeat_timeout_s=2.0 if vfleet else 5.0)
-        session = FleetSession(load_fleet(fleet_path), bundle, cfg, progress)
+        session = FleetSession(load_fleet(fleet_path), bundle, cfg, progress, manifest)
         stack.callback(session.close)
         stages = session.wait_running()
         progress("pipeline running: " + ", ".join(f"partition {k} on {b}" for k, b in sorted(stages.items())))

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.deploy import bundle_id, deploy
-from orchestrator.fleet import Fleet
+from orchestrator.fleet import Fleet, assign
 from orchestrator.fleet_link import CommandError, FleetLink
 from orchestrator.reconcile import (
     BoardView,
@@ -56,15 +56,19 @@ class Orchestrator:
     """Reconciles one bundle onto one fleet; `run()` forever, or `until_running()` once."""
 
     def __init__(self, fleet: Fleet, bundle_dir: str | Path, result_address: tuple[str, int],
-                 cfg: DaemonConfig | None = None, log: Log = print) -> None:
-        """Read the bundle's manifest (verified) and prepare the target."""
+                 cfg: DaemonConfig | None = None, log: Log = print, manifest: dict[str, Any] | None = None) -> None:
+        """Prepare the target from the bundle's manifest (`manifest` if the caller verified it, else read here)."""
         self.fleet, self.bundle_dir, self.cfg, self.log = fleet, Path(bundle_dir), cfg or DaemonConfig(), log
-        self.manifest = load_manifest(self.bundle_dir)
+        self.manifest = manifest if manifest is not None else load_manifest(self.bundle_dir)
         self.bundle = bundle_id(self.bundle_dir)
         stages = tuple(StagePlan(p["index"], p["board"]) for p in self.manifest["partitions"])
         self.target = Target(self.bundle, stages, f"{result_address[0]}:{result_address[1]}")
         self.link = FleetLink(fleet.broker.host, fleet.broker.port, fleet.chain, on_change=lambda _: self._wake())
+        # The fleet must hold the plan (AssignmentError otherwise, before anything is uploaded); its
+        # placement is the planner's starting point (a replica's extra boards serve as spares for now).
         self.assignment: dict[int, str] = {}
+        for partition, entry in assign(fleet, self.manifest).placements:
+            self.assignment.setdefault(partition, entry.name)
         self.deployed: dict[str, set[tuple[str, int]]] = {b.name: set() for b in fleet.boards}
         self.next_hops: dict[str, tuple[str, int, str]] = {}  # board -> (bundle, partition, next) it was told
         self.failures: dict[str, int] = {}

@@ -19,18 +19,14 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 
-from orchestrator.client import Address, TensorSender
+from orchestrator.client import Address, TensorSender, answer_hello
 from orchestrator.protocol import (
     ConnectionClosed,
     FrameType,
-    Hello,
     ProtocolError,
     WireSpec,
     decode_tensor,
-    encode_frame,
     encode_tensor,
-    expect_hello,
-    mismatch,
     read_frame,
 )
 
@@ -64,12 +60,7 @@ class ResultPort:
         with conn:
             try:
                 conn.settimeout(10.0)
-                hello = expect_hello(read_frame(conn, 0))
-                problem = "peer is not a sender" if hello.role != "sender" else mismatch(hello, self.spec, "client")
-                if problem:
-                    conn.sendall(encode_frame(FrameType.ERROR, 0, f"mis-wired chain: {problem}".encode()))
-                    return
-                conn.sendall(encode_frame(FrameType.HELLO, 0, Hello("receiver", "client", self.spec).encode()))
+                answer_hello(conn, self.spec, "client")
                 conn.settimeout(None)
                 while not self._closed.is_set():
                     frame = read_frame(conn, self.spec.packed_size)

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -39,15 +40,16 @@ class RunReport:
 class FleetSession:
     """An orchestrator running in a background thread, and a client for the pipeline it keeps up."""
 
-    def __init__(self, fleet: Fleet, bundle: str | Path, cfg: DaemonConfig, log: Log) -> None:
+    def __init__(self, fleet: Fleet, bundle: str | Path, cfg: DaemonConfig, log: Log,
+                 manifest: dict[str, Any] | None = None) -> None:
         """Start the result port and the orchestrator; `wait_running` before streaming."""
-        manifest = load_manifest(bundle)
+        manifest = manifest if manifest is not None else load_manifest(bundle)
         self.log = log
         self.client = ResilientClient(WireSpec.parse(manifest["input"]["wire"]),
                                       WireSpec.parse(manifest["output"]["wire"]), self._first_hop,
                                       result_host=fleet.client_host, deadline_s=3.0, window=8,
                                       rewired=lambda: self.orch.generation)
-        self.orch = Orchestrator(fleet, bundle, self.client.result_address, cfg, log)
+        self.orch = Orchestrator(fleet, bundle, self.client.result_address, cfg, log, manifest)
         self._loop = asyncio.new_event_loop()
         self._stop: asyncio.Event | None = None
         self.error: Exception | None = None

@@ -96,14 +96,15 @@ class VirtualChain:
     """A bundle running on virtual boards; use as a context manager."""
 
     def __init__(self, bundle: str | Path, result_address: tuple[str, int], log_dir: str | Path,
-                 binary: Path | None = None, network: VirtualNetwork | None = None) -> None:
+                 binary: Path | None = None, network: VirtualNetwork | None = None,
+                 manifest: dict[str, Any] | None = None) -> None:
         """Start one emulate server per partition, last first, the last sending to `result_address`.
 
         With `network`, partition k runs in board k's namespace on its own address; else on loopback.
         """
         self.root = Path(bundle)
         self.network = network
-        self.manifest = load_manifest(self.root)
+        self.manifest = manifest if manifest is not None else load_manifest(self.root)
         self.binary = binary or server_binary()
         self.log_dir = Path(log_dir)
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -173,18 +174,22 @@ def random_inputs(manifest: dict[str, Any], count: int, seed: int = 0) -> list:
 
 
 def infer_on_virtual_boards(bundle: str | Path, inputs: list, log_dir: str | Path,
-                            network: VirtualNetwork | None = None) -> tuple[list, float]:
-    """Run user `inputs` through the bundle on virtual boards; (last board's integer outputs, seconds)."""
+                            network: VirtualNetwork | None = None,
+                            manifest: dict[str, Any] | None = None) -> tuple[list, float]:
+    """Run user `inputs` through the bundle on virtual boards; (last board's integer outputs, seconds).
+
+    `manifest`: the bundle's, already read and verified (else it is read here).
+    """
     from orchestrator.client import ChainClient
     from orchestrator.host import prepare_input
 
-    manifest = load_manifest(bundle)
+    manifest = manifest if manifest is not None else load_manifest(bundle)
     tensors = [prepare_input(manifest, bundle, raw) for raw in inputs]
     input_spec = WireSpec.parse(manifest["input"]["wire"])
     output_spec = WireSpec.parse(manifest["output"]["wire"])
     host = network.host_address if network else "127.0.0.1"
     with (ChainClient(input_spec, output_spec, result_host=host) as client,
-          VirtualChain(bundle, client.result_address, log_dir, network=network) as chain):
+          VirtualChain(bundle, client.result_address, log_dir, network=network, manifest=manifest) as chain):
         client.connect(chain.first_hop)
         client.infer(tensors[0])  # warm-up: connections and buffers
         start = time.perf_counter()
