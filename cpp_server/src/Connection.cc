@@ -55,27 +55,36 @@ ReadOutcome Connection::readControl(FrameHeader* header, std::string* payload, c
   if (header->type == FrameType::kTensor) {
     return {ReadOutcome::kMalformed, "TENSOR frame before the handshake completed"};
   }
-  Status st = Frame::checkLength(*header, 0);
+  return readControlPayload(*header, payload);
+}
+
+ReadOutcome Connection::readControlPayload(const FrameHeader& header, std::string* payload) {
+  Status st = Frame::checkLength(header, 0);
   if (!st) return {ReadOutcome::kMalformed, st.message()};
-  payload->assign(header->length, '\0');
-  return readPayload(*header, reinterpret_cast<uint8_t*>(&(*payload)[0]));
+  payload->assign(header.length, '\0');
+  return readPayload(header, reinterpret_cast<uint8_t*>(&(*payload)[0]));
 }
 
 IoResult Connection::writeFrame(FrameType type, uint64_t seq, const uint8_t* payload, uint32_t length,
                                 const StopLatch* stop) {
+  return writeFrameWithin(type, seq, payload, length, -1, stop);
+}
+
+IoResult Connection::writeFrameWithin(FrameType type, uint64_t seq, const uint8_t* payload, uint32_t length,
+                                      int idleTimeoutMs, const StopLatch* stop) {
   uint8_t header[Frame::kHeaderSize];
   Frame::encode(type, seq, payload, length, header);
   iovec iov[2] = {{header, sizeof(header)}, {const_cast<uint8_t*>(payload), length}};
-  return socket_.writeAll(iov, length ? 2 : 1, -1, stop);
+  return socket_.writeAll(iov, length ? 2 : 1, idleTimeoutMs, stop);
+}
+
+IoResult Connection::writeText(FrameType type, const std::string& text, int idleTimeoutMs, const StopLatch* stop) {
+  return writeFrameWithin(type, 0, reinterpret_cast<const uint8_t*>(text.data()), static_cast<uint32_t>(text.size()),
+                          idleTimeoutMs, stop);
 }
 
 void Connection::sendError(const std::string& message) {
-  std::string text = message.substr(0, Frame::kMaxControlPayload);
-  uint8_t header[Frame::kHeaderSize];
-  const auto* data = reinterpret_cast<const uint8_t*>(text.data());
-  Frame::encode(FrameType::kError, 0, data, static_cast<uint32_t>(text.size()), header);
-  iovec iov[2] = {{header, sizeof(header)}, {const_cast<uint8_t*>(data), text.size()}};
-  if (!socket_.writeAll(iov, 2, ioTimeoutMs_, nullptr).ok()) return;
+  if (!writeText(FrameType::kError, message.substr(0, Frame::kMaxControlPayload), ioTimeoutMs_, nullptr).ok()) return;
   // Lingering close: closing with unread input would send RST, and the peer's kernel could then
   // discard the ERROR before the peer reads it. Half-close, then discard what the peer still sends.
   socket_.shutdownWrites();
@@ -102,21 +111,20 @@ Status Connection::acceptHandshake(const TensorSpec& expected, const std::string
     }
     return Status::error("handshake: " + out.message);
   }
+  // A malformed handshake is answered with the same message it is reported with.
+  auto refuse = [this](const std::string& text) {
+    sendError("handshake: " + text);
+    return Status::error("handshake: " + text);
+  };
   if (header.type != FrameType::kHello) {
     std::string text = std::string("expected HELLO, got ") + Frame::typeName(header.type);
     if (header.type == FrameType::kError) text += " (" + payload.substr(0, 200) + ")";
-    sendError("handshake: " + text);
-    return Status::error("handshake: " + text);
+    return refuse(text);
   }
   Status st = Hello::parse(payload.data(), payload.size(), peerHello);
-  if (!st) {
-    sendError("handshake: " + st.message());
-    return st.withContext("handshake");
-  }
+  if (!st) return refuse(st.message());
   if (peerHello->role != "sender") {
-    std::string text = "peer '" + peerHello->node + "' also says it is a receiver (two result ports wired together?)";
-    sendError("handshake: " + text);
-    return Status::error("handshake: " + text);
+    return refuse("peer '" + peerHello->node + "' also says it is a receiver (two result ports wired together?)");
   }
   std::string problem = Hello::mismatch(*peerHello, expected, selfRole);
   if (!problem.empty()) {
@@ -126,13 +134,7 @@ Status Connection::acceptHandshake(const TensorSpec& expected, const std::string
     sendError(text);
     return Status::error(text);
   }
-  Hello reply;
-  reply.role = "receiver";
-  reply.node = selfNode;
-  reply.spec = expected;
-  std::string text = reply.encode();
-  IoResult io = writeFrame(FrameType::kHello, 0, reinterpret_cast<const uint8_t*>(text.data()),
-                           static_cast<uint32_t>(text.size()), nullptr);
+  IoResult io = sendHello("receiver", selfNode, expected, nullptr);
   if (!io.ok()) {
     *failure = HandshakeFailure::kDisconnected;
     return Status::error("handshake: sending HELLO: " + io.message);
@@ -144,13 +146,7 @@ Status Connection::acceptHandshake(const TensorSpec& expected, const std::string
 Status Connection::connectHandshake(const TensorSpec& sending, const std::string& selfNode, const StopLatch* stop,
                                     bool* rejected) {
   *rejected = false;
-  Hello hello;
-  hello.role = "sender";
-  hello.node = selfNode;
-  hello.spec = sending;
-  std::string text = hello.encode();
-  IoResult io = writeFrame(FrameType::kHello, 0, reinterpret_cast<const uint8_t*>(text.data()),
-                           static_cast<uint32_t>(text.size()), stop);
+  IoResult io = sendHello("sender", selfNode, sending, stop);
   if (!io.ok()) return Status::error("handshake: sending HELLO: " + io.message);
   FrameHeader header;
   std::string payload;
@@ -173,6 +169,15 @@ Status Connection::connectHandshake(const TensorSpec& sending, const std::string
                          "' at " + peer_ + " expects " + reply.spec.toString());
   }
   return Status::ok();
+}
+
+IoResult Connection::sendHello(const char* role, const std::string& node, const TensorSpec& spec,
+                               const StopLatch* stop) {
+  Hello hello;
+  hello.role = role;
+  hello.node = node;
+  hello.spec = spec;
+  return writeText(FrameType::kHello, hello.encode(), -1, stop);
 }
 
 }  // namespace finnsplit

@@ -38,8 +38,10 @@ class Connection {
   ReadOutcome readHeader(FrameHeader* header, const StopLatch* stop, int firstByteTimeoutMs = -1);
   // Reads the payload of the header just read into `dst` (header.length bytes), checks the checksum.
   ReadOutcome readPayload(const FrameHeader& header, uint8_t* dst);
-  // readHeader + readPayload for a frame that must be a control frame (<= 4096 bytes).
+  // readHeader + readControlPayload for a frame that must be a control frame.
   ReadOutcome readControl(FrameHeader* header, std::string* payload, const StopLatch* stop, int firstByteTimeoutMs);
+  // readPayload for the control frame whose header was just read (at most kMaxControlPayload bytes).
+  ReadOutcome readControlPayload(const FrameHeader& header, std::string* payload);
 
   // Writes one frame; only `stop` or a socket error ends it (a slow reader is backpressure).
   IoResult writeFrame(FrameType type, uint64_t seq, const uint8_t* payload, uint32_t length, const StopLatch* stop);
@@ -59,6 +61,13 @@ class Connection {
   Status connectHandshake(const TensorSpec& sending, const std::string& selfNode, const StopLatch* stop, bool* rejected);
 
  private:
+  // writeFrame with a bound on each stall (-1: none).
+  IoResult writeFrameWithin(FrameType type, uint64_t seq, const uint8_t* payload, uint32_t length, int idleTimeoutMs,
+                            const StopLatch* stop);
+  // A control frame (seq 0) whose payload is `text`.
+  IoResult writeText(FrameType type, const std::string& text, int idleTimeoutMs, const StopLatch* stop);
+  IoResult sendHello(const char* role, const std::string& node, const TensorSpec& spec, const StopLatch* stop);
+
   TcpSocket socket_;
   int ioTimeoutMs_;
   std::string peer_;

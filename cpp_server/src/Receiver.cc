@@ -91,6 +91,13 @@ void Receiver::serve(TcpSocket socket) {
   stats_->upstreams--;
 }
 
+void Receiver::drop(Connection* conn, const ReadOutcome& why) {
+  const bool malformed = why.kind == ReadOutcome::kMalformed;
+  (malformed ? stats_->badFrames : stats_->disconnects)++;
+  LOG_WARN("dropping %s: %s", conn->peer().c_str(), why.message.c_str());
+  if (malformed) conn->sendError(why.message);
+}
+
 void Receiver::readFrames(Connection* conn, const std::string& peerNode) {
   const size_t tensorBytes = config_.expected.packedBytes();
   const char* peer = conn->peer().c_str();
@@ -104,29 +111,17 @@ void Receiver::readFrames(Connection* conn, const std::string& peerNode) {
       return;
     }
     if (out.kind == ReadOutcome::kStopped) return;
-    if (out.kind == ReadOutcome::kDisconnected) {
-      stats_->disconnects++;
-      LOG_WARN("dropping %s: %s", peer, out.message.c_str());
-      return;
-    }
-    if (out.kind == ReadOutcome::kMalformed) {
-      stats_->badFrames++;
-      LOG_WARN("dropping %s: %s", peer, out.message.c_str());
-      conn->sendError(out.message);
-      return;
-    }
+    if (!out.ok()) return drop(conn, out);
     if (header.type != FrameType::kTensor) {
-      std::string payload(header.length <= Frame::kMaxControlPayload ? header.length : 0, '\0');
-      Status length = Frame::checkLength(header, tensorBytes);
-      if (length && header.length) conn->readPayload(header, reinterpret_cast<uint8_t*>(&payload[0]));
+      std::string payload;
+      conn->readControlPayload(header, &payload);  // only for the log: the connection ends either way
       if (header.type == FrameType::kBye) {
         LOG_INFO("upstream '%s' at %s said BYE", peerNode.c_str(), peer);
       } else if (header.type == FrameType::kError) {
         LOG_WARN("upstream %s reports: %s", peer, payload.c_str());
       } else {
-        stats_->badFrames++;
-        LOG_WARN("dropping %s: unexpected %s frame after the handshake", peer, Frame::typeName(header.type));
-        conn->sendError(std::string("unexpected ") + Frame::typeName(header.type) + " frame after the handshake");
+        drop(conn, {ReadOutcome::kMalformed,
+                    std::string("unexpected ") + Frame::typeName(header.type) + " frame after the handshake"});
       }
       return;
     }
@@ -135,12 +130,7 @@ void Receiver::readFrames(Connection* conn, const std::string& peerNode) {
       st = Status::error("sequence number " + std::to_string(header.seq) + " after " + std::to_string(lastSeq) +
                          " (frames must arrive in increasing order)");
     }
-    if (!st) {
-      stats_->badFrames++;
-      LOG_WARN("dropping %s: %s", peer, st.message().c_str());
-      conn->sendError(st.message());
-      return;
-    }
+    if (!st) return drop(conn, {ReadOutcome::kMalformed, st.message()});
     int64_t waitStart = monotonicNs();
     uint8_t* buffer = pool_->acquire();
     if (!buffer) return;
@@ -149,14 +139,7 @@ void Receiver::readFrames(Connection* conn, const std::string& peerNode) {
     out = conn->readPayload(header, buffer);
     if (!out.ok()) {
       pool_->release(buffer);
-      if (out.kind == ReadOutcome::kMalformed) {
-        stats_->badFrames++;
-        conn->sendError(out.message);
-      } else {
-        stats_->disconnects++;
-      }
-      LOG_WARN("dropping %s: %s", peer, out.message.c_str());
-      return;
+      return drop(conn, out);
     }
     stats_->recv.add(monotonicNs() - readStart);
     haveSeq = true;

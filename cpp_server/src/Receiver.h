@@ -52,8 +52,10 @@ class Receiver {
   void acceptLoop();
   void reapFinished(bool all);
   void serve(TcpSocket socket);
-  // Reads TENSOR frames until the connection ends; returns why it ended.
+  // Reads TENSOR frames until the connection ends.
   void readFrames(Connection* conn, const std::string& peerNode);
+  // Counts and logs a frame that ends the connection; a malformed one is answered with ERROR.
+  void drop(Connection* conn, const ReadOutcome& why);
 
   ReceiverConfig config_;
   BufferPool* pool_;
