@@ -36,6 +36,31 @@ void writeField(uint8_t* data, uint64_t pos, int bits, uint64_t value) {
   }
 }
 
+// Moves every element from `src` to `dst`, dense to FINN words if `toFinn`, else back; the
+// arguments have passed FinnPacking::check.
+void repack(const uint8_t* src, int64_t count, int bits, int64_t wordElems, bool toFinn, uint8_t* dst) {
+  const uint64_t wordBits = static_cast<uint64_t>(wordElems) * bits;
+  const size_t dstBytes =
+      toFinn ? FinnPacking::packedBytes(count, bits, wordElems) : static_cast<size_t>((count * bits + 7) / 8);
+  if (wordBits % 8 == 0) {
+    // Words end on byte boundaries: no padding, the two layouts are the same bytes.
+    std::memcpy(dst, src, dstBytes);
+    return;
+  }
+  const uint64_t wordStride = (wordBits + 7) / 8 * 8;  // bits from one FINN word to the next
+  std::memset(dst, 0, dstBytes);
+  const int64_t words = count / wordElems;
+  for (int64_t w = 0; w < words; ++w) {
+    for (int64_t i = 0; i < wordElems; ++i) {
+      const uint64_t densePos = (static_cast<uint64_t>(w) * wordElems + i) * bits;
+      const uint64_t finnPos = static_cast<uint64_t>(w) * wordStride + static_cast<uint64_t>(i) * bits;
+      const uint64_t from = toFinn ? densePos : finnPos;
+      const uint64_t to = toFinn ? finnPos : densePos;
+      writeField(dst, to, bits, readField(src, from, bits));
+    }
+  }
+}
+
 }  // namespace
 
 size_t FinnPacking::packedBytes(int64_t count, int bits, int64_t wordElems) {
@@ -53,46 +78,14 @@ Status FinnPacking::check(int64_t count, int bits, int64_t wordElems) {
 
 Status FinnPacking::denseToFinn(const uint8_t* dense, int64_t count, int bits, int64_t wordElems, uint8_t* finn) {
   Status st = check(count, bits, wordElems);
-  if (!st) return st;
-  const uint64_t wordBits = static_cast<uint64_t>(wordElems) * bits;
-  if (wordBits % 8 == 0) {
-    // Words end on byte boundaries: no padding, the two layouts are the same bytes.
-    std::memcpy(finn, dense, packedBytes(count, bits, wordElems));
-    return Status::ok();
-  }
-  const size_t wordBytes = static_cast<size_t>((wordBits + 7) / 8);
-  std::memset(finn, 0, packedBytes(count, bits, wordElems));
-  const int64_t words = count / wordElems;
-  for (int64_t w = 0; w < words; ++w) {
-    uint8_t* word = finn + w * wordBytes;
-    for (int64_t i = 0; i < wordElems; ++i) {
-      uint64_t code = readField(dense, (static_cast<uint64_t>(w) * wordElems + i) * bits, bits);
-      writeField(word, static_cast<uint64_t>(i) * bits, bits, code);
-    }
-  }
-  return Status::ok();
+  if (st) repack(dense, count, bits, wordElems, true, finn);
+  return st;
 }
 
 Status FinnPacking::finnToDense(const uint8_t* finn, int64_t count, int bits, int64_t wordElems, uint8_t* dense) {
   Status st = check(count, bits, wordElems);
-  if (!st) return st;
-  const uint64_t wordBits = static_cast<uint64_t>(wordElems) * bits;
-  const size_t denseBytes = static_cast<size_t>((count * bits + 7) / 8);
-  if (wordBits % 8 == 0) {
-    std::memcpy(dense, finn, denseBytes);
-    return Status::ok();
-  }
-  const size_t wordBytes = static_cast<size_t>((wordBits + 7) / 8);
-  std::memset(dense, 0, denseBytes);
-  const int64_t words = count / wordElems;
-  for (int64_t w = 0; w < words; ++w) {
-    const uint8_t* word = finn + w * wordBytes;
-    for (int64_t i = 0; i < wordElems; ++i) {
-      uint64_t code = readField(word, static_cast<uint64_t>(i) * bits, bits);
-      writeField(dense, (static_cast<uint64_t>(w) * wordElems + i) * bits, bits, code);
-    }
-  }
-  return Status::ok();
+  if (st) repack(finn, count, bits, wordElems, false, dense);
+  return st;
 }
 
 }  // namespace finnsplit

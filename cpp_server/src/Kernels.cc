@@ -51,12 +51,6 @@ ValueRange ValueRange::scale(const ValueRange& a, int64_t count) {
   return r;
 }
 
-int64_t numElements(const std::vector<int64_t>& shape) {
-  int64_t total = 1;
-  for (int64_t d : shape) total *= d;
-  return total;
-}
-
 namespace {
 
 Status needNhwc(const KernelContext& ctx) {

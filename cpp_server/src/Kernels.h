@@ -83,9 +83,6 @@ Status makeMvau(const KernelContext& ctx, std::unique_ptr<Kernel<T>>* out);
 template <typename T>
 Status makeVvau(const KernelContext& ctx, std::unique_ptr<Kernel<T>>* out);
 
-// Element count of an NHWC shape.
-int64_t numElements(const std::vector<int64_t>& shape);
-
 // Marker in error messages asking the emulator to retry with 64-bit storage.
 extern const char kNeeds64[];
 

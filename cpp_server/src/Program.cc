@@ -133,8 +133,7 @@ Status readBlob(const std::map<std::string, std::string>& kv, const uint8_t* dat
   if (crc32Update(0, raw, static_cast<size_t>(nbytes)) != static_cast<uint32_t>(crc)) {
     return Status::error(where + ": blob " + std::to_string(blobId) + " CRC mismatch (corrupted file)");
   }
-  int64_t count = 1;
-  for (int64_t d : dims) count *= d;
+  const int64_t count = numElements(dims);
   if (count * width != nbytes) {
     return Status::error(where + ": blob " + std::to_string(blobId) + " shape " + *shText + " does not match " +
                          std::to_string(nbytes) + " bytes");

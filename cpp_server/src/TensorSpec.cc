@@ -2,6 +2,8 @@
 
 #include <cctype>
 
+#include "DensePacking.h"
+
 namespace finnsplit {
 
 Status TensorSpec::parseDims(const std::string& text, std::vector<int64_t>* out) {
@@ -45,15 +47,13 @@ Status TensorSpec::parse(const std::string& text, TensorSpec* out) {
   return Status::ok();
 }
 
-int64_t TensorSpec::numElements() const {
+int64_t numElements(const std::vector<int64_t>& shape) {
   int64_t total = 1;
-  for (int64_t d : shape_) total *= d;
+  for (int64_t d : shape) total *= d;
   return total;
 }
 
-size_t TensorSpec::packedBytes() const {
-  return static_cast<size_t>((numElements() * dtype_.bits() + 7) / 8);
-}
+size_t TensorSpec::packedBytes() const { return DensePacking::packedBytes(numElements(), dtype_); }
 
 std::string TensorSpec::toString() const {
   std::string text = dtype_.name() + " ";

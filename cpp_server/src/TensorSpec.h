@@ -12,6 +12,9 @@
 
 namespace finnsplit {
 
+// Element count of a shape (1 for no dimensions).
+int64_t numElements(const std::vector<int64_t>& shape);
+
 class TensorSpec {
  public:
   TensorSpec() = default;
@@ -23,7 +26,7 @@ class TensorSpec {
 
   const DataType& dtype() const { return dtype_; }
   const std::vector<int64_t>& shape() const { return shape_; }
-  int64_t numElements() const;
+  int64_t numElements() const { return finnsplit::numElements(shape_); }
   // Bytes of one densely packed frame: ceil(numElements * bits / 8).
   size_t packedBytes() const;
   // "UINT4 1x56x56x128", the form used in error messages.

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "DelayBackend.h"
+#include "DensePacking.h"
 #include "EmulateBackend.h"
 #include "Emulator.h"
 #include "FinnPacking.h"
@@ -195,7 +196,7 @@ int Tools::convert(const Options& o) {
   std::vector<uint8_t> input;
   st = readFile(o.input, &input);
   if (!st) return fail(st);
-  const size_t dense = static_cast<size_t>((o.count * dtype.bits() + 7) / 8);
+  const size_t dense = DensePacking::packedBytes(o.count, dtype);
   const size_t finn = FinnPacking::packedBytes(o.count, dtype.bits(), o.wordElems);
   std::vector<uint8_t> output;
   if (o.to == "finn") {
