@@ -12,12 +12,13 @@ size_t roundUp(size_t n) { return (n + kBufferAlign - 1) / kBufferAlign * kBuffe
 
 }  // namespace
 
-BufferPool::BufferPool(size_t count, size_t size)
-    : count_(count), size_(size), storage_(new uint8_t[roundUp(size ? size : 1) * count + kBufferAlign]), free_(count) {
+BufferPool::BufferPool(size_t count, size_t size) : free_(count) {
+  const size_t stride = roundUp(size ? size : 1);
+  storage_.reset(new uint8_t[stride * count + kBufferAlign]);
   uintptr_t base = reinterpret_cast<uintptr_t>(storage_.get());
   uint8_t* first = storage_.get() + (roundUp(base) - base);
-  std::memset(first, 0, roundUp(size ? size : 1) * count);  // touch the pages now, not on the first frame
-  for (size_t i = 0; i < count; ++i) free_.push(first + i * roundUp(size ? size : 1));
+  std::memset(first, 0, stride * count);  // touch the pages now, not on the first frame
+  for (size_t i = 0; i < count; ++i) free_.push(first + i * stride);
 }
 
 uint8_t* BufferPool::acquire() {

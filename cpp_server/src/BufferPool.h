@@ -24,13 +24,9 @@ class BufferPool {
   // Wakes every waiter with nullptr (used when the server aborts instead of draining).
   void close() { free_.close(); }
 
-  size_t bufferSize() const { return size_; }
-  size_t count() const { return count_; }
   size_t available() const { return free_.size(); }
 
  private:
-  size_t count_;
-  size_t size_;
   std::unique_ptr<uint8_t[]> storage_;
   BoundedQueue<uint8_t*> free_;
 };

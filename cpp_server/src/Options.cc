@@ -54,18 +54,19 @@ Status Options::hostPort(const std::string& text, std::string* host, int* port) 
 
 Status Options::parse(int argc, char** argv, Options* out) {
   Options o;
-  using Setter = std::function<Status(const std::string&)>;
+  // Each setter gets the flag's name (for its error message) and its value.
+  using Setter = std::function<Status(const std::string&, const std::string&)>;
   auto text = [](std::string* field) -> Setter {
-    return [field](const std::string& v) {
+    return [field](const std::string&, const std::string& v) {
       *field = v;
       return Status::ok();
     };
   };
-  auto integer = [](const char* flag, int64_t* field) -> Setter {
-    return [flag, field](const std::string& v) { return toInt(flag, v, field); };
+  auto integer = [](int64_t* field) -> Setter {
+    return [field](const std::string& flag, const std::string& v) { return toInt(flag, v, field); };
   };
-  auto address = [](const char* flag, uint64_t* field) -> Setter {
-    return [flag, field](const std::string& v) { return toU64(flag, v, field); };
+  auto address = [](uint64_t* field) -> Setter {
+    return [field](const std::string& flag, const std::string& v) { return toU64(flag, v, field); };
   };
   const std::map<std::string, Setter> flags = {
       {"listen", text(&o.listen)},
@@ -75,31 +76,31 @@ Status Options::parse(int argc, char** argv, Options* out) {
       {"program", text(&o.program)},
       {"spec-in", text(&o.specIn)},
       {"spec-out", text(&o.specOut)},
-      {"delay-us", integer("delay-us", &o.delayUs)},
+      {"delay-us", integer(&o.delayUs)},
       {"idma", text(&o.idma)},
       {"odma", text(&o.odma)},
       {"dmabuf-in", text(&o.dmabufIn)},
       {"dmabuf-out", text(&o.dmabufOut)},
-      {"dmabuf-in-phys", address("dmabuf-in-phys", &o.dmabufInPhys)},
-      {"dmabuf-out-phys", address("dmabuf-out-phys", &o.dmabufOutPhys)},
-      {"in-word-elems", integer("in-word-elems", &o.inWordElems)},
-      {"out-word-elems", integer("out-word-elems", &o.outWordElems)},
-      {"done-timeout-ms", integer("done-timeout-ms", &o.doneTimeoutMs)},
-      {"queue-depth", integer("queue-depth", &o.queueDepth)},
-      {"io-timeout-ms", integer("io-timeout-ms", &o.ioTimeoutMs)},
-      {"connect-timeout-ms", integer("connect-timeout-ms", &o.connectTimeoutMs)},
-      {"drain-timeout-ms", integer("drain-timeout-ms", &o.drainTimeoutMs)},
-      {"max-upstreams", integer("max-upstreams", &o.maxUpstreams)},
+      {"dmabuf-in-phys", address(&o.dmabufInPhys)},
+      {"dmabuf-out-phys", address(&o.dmabufOutPhys)},
+      {"in-word-elems", integer(&o.inWordElems)},
+      {"out-word-elems", integer(&o.outWordElems)},
+      {"done-timeout-ms", integer(&o.doneTimeoutMs)},
+      {"queue-depth", integer(&o.queueDepth)},
+      {"io-timeout-ms", integer(&o.ioTimeoutMs)},
+      {"connect-timeout-ms", integer(&o.connectTimeoutMs)},
+      {"drain-timeout-ms", integer(&o.drainTimeoutMs)},
+      {"max-upstreams", integer(&o.maxUpstreams)},
       {"stats", text(&o.stats)},
-      {"stats-interval-ms", integer("stats-interval-ms", &o.statsIntervalMs)},
+      {"stats-interval-ms", integer(&o.statsIntervalMs)},
       {"log-level", text(&o.logLevel)},
       {"input", text(&o.input)},
       {"output", text(&o.output)},
-      {"repeat", integer("repeat", &o.repeat)},
+      {"repeat", integer(&o.repeat)},
       {"to", text(&o.to)},
       {"dtype", text(&o.dtype)},
-      {"count", integer("count", &o.count)},
-      {"word-elems", integer("word-elems", &o.wordElems)},
+      {"count", integer(&o.count)},
+      {"word-elems", integer(&o.wordElems)},
   };
   int i = 1;
   if (i < argc && argv[i][0] != '-') o.command = argv[i++];
@@ -123,7 +124,7 @@ Status Options::parse(int argc, char** argv, Options* out) {
     }
     auto it = flags.find(key);
     if (it == flags.end()) return Status::error("unknown option --" + key);
-    Status st = it->second(value);
+    Status st = it->second(key, value);
     if (!st) return st;
   }
   if (o.queueDepth < 1 || o.queueDepth > 1024) return Status::error("--queue-depth must be 1..1024");

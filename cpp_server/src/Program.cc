@@ -65,21 +65,26 @@ Status keyValues(const std::vector<std::string>& tokens, size_t first, const std
   return Status::ok();
 }
 
+Status specOf(const std::string& dtypeText, const std::string& shapeText, const std::string& where, TensorSpec* spec) {
+  DataType dtype;
+  Status st = DataType::parse(dtypeText, &dtype);
+  if (!st) return st.withContext(where);
+  std::vector<int64_t> dims;
+  st = TensorSpec::parseDims(shapeText, &dims);
+  if (!st) return st.withContext(where);
+  *spec = TensorSpec(dtype, dims);
+  return Status::ok();
+}
+
 Status tensorLine(const std::map<std::string, std::string>& kv, const std::string& where, std::string* name,
                   TensorSpec* spec) {
   auto n = kv.find("name");
   auto s = kv.find("shape");
   auto d = kv.find("dtype");
   if (n == kv.end() || s == kv.end() || d == kv.end()) return Status::error(where + ": needs name, shape and dtype");
-  DataType dtype;
-  Status st = DataType::parse(d->second, &dtype);
-  if (!st) return st.withContext(where);
-  std::vector<int64_t> dims;
-  st = TensorSpec::parseDims(s->second, &dims);
-  if (!st) return st.withContext(where);
-  *name = n->second;
-  *spec = TensorSpec(dtype, dims);
-  return Status::ok();
+  Status st = specOf(d->second, s->second, where, spec);
+  if (st) *name = n->second;
+  return st;
 }
 
 int itemSize(const std::string& dtype, bool* isSigned) {
@@ -232,13 +237,8 @@ Status Program::parseLine(const std::string& line, int number, const uint8_t* da
     layer.name = kv["name"];
     layer.input = kv["in"];
     layer.output = kv["out"];
-    DataType dtype;
-    st = DataType::parse(kv["out_dtype"], &dtype);
-    if (!st) return st.withContext(where);
-    std::vector<int64_t> dims;
-    st = TensorSpec::parseDims(kv["out_shape"], &dims);
-    if (!st) return st.withContext(where);
-    layer.outSpec = TensorSpec(dtype, dims);
+    st = specOf(kv["out_dtype"], kv["out_shape"], where, &layer.outSpec);
+    if (!st) return st;
     for (const char* key : required) kv.erase(key);
     for (const char* key : {"weights", "thresholds", "param"}) {
       auto it = kv.find(key);

@@ -1,7 +1,6 @@
 #include "Tools.h"
 
 #include <signal.h>
-#include <time.h>
 
 #include <cerrno>
 #include <cstdio>
@@ -9,6 +8,7 @@
 #include <fstream>
 #include <vector>
 
+#include "Clock.h"
 #include "DelayBackend.h"
 #include "DensePacking.h"
 #include "EmulateBackend.h"
@@ -162,16 +162,14 @@ int Tools::runProgram(const Options& o) {
   }
   const size_t frames = input.size() / inBytes;
   std::vector<uint8_t> output(frames * outBytes);
-  timespec start{}, end{};
-  clock_gettime(CLOCK_MONOTONIC, &start);
+  const int64_t startNs = monotonicNs();
   for (int64_t r = 0; r < o.repeat; ++r) {
     for (size_t f = 0; f < frames; ++f) {
       st = emulator->run(input.data() + f * inBytes, output.data() + f * outBytes);
       if (!st) return fail(st.withContext("frame " + std::to_string(f)));
     }
   }
-  clock_gettime(CLOCK_MONOTONIC, &end);
-  double seconds = static_cast<double>(end.tv_sec - start.tv_sec) + (end.tv_nsec - start.tv_nsec) / 1e9;
+  const double seconds = (monotonicNs() - startNs) / 1e9;
   st = writeFile(o.output, output);
   if (!st) return fail(st);
   std::string layers;
