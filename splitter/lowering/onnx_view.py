@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -116,12 +119,37 @@ def attributes(node: onnx.NodeProto) -> dict[str, object]:
     return out
 
 
+# Shape inference of a big model takes seconds, and a build asks for the same model's shapes twice
+# (lowering, then cutting it into sub-models; verification a third time). The last few results are
+# kept, serialized (so no caller can change them), keyed by a hash of the serialized model.
+_INFERRED: OrderedDict[bytes, bytes] = OrderedDict()
+_INFERRED_KEEP = 2
+_INFERRED_LOCK = threading.Lock()
+
+
 def with_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
     """A copy of the model with every tensor shape inferred, custom QONNX ops included."""
+    data = model.SerializeToString()
+    key = hashlib.blake2b(data).digest()
+    with _INFERRED_LOCK:
+        shaped = _INFERRED.get(key)
+        if shaped is not None:
+            _INFERRED.move_to_end(key)
+    if shaped is None:
+        shaped = _infer_shapes(data)
+        with _INFERRED_LOCK:
+            _INFERRED[key] = shaped
+            while len(_INFERRED) > _INFERRED_KEEP:
+                _INFERRED.popitem(last=False)
+    return onnx.ModelProto.FromString(shaped)
+
+
+def _infer_shapes(data: bytes) -> bytes:
+    """qonnx InferShapes on a serialized model; returns the result serialized."""
     from qonnx.core.modelwrapper import ModelWrapper
     from qonnx.transformation.infer_shapes import InferShapes
 
-    return ModelWrapper(onnx.ModelProto.FromString(model.SerializeToString())).transform(InferShapes()).model
+    return ModelWrapper(onnx.ModelProto.FromString(data)).transform(InferShapes()).model.SerializeToString()
 
 
 def _shapes(model: onnx.ModelProto) -> dict[str, tuple[int, ...]]:

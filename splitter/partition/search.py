@@ -139,18 +139,25 @@ class Chain:
         return np.unique(np.concatenate([v.ravel() for v in values]))
 
     def balanced(self, replicate: bool) -> Plan:
-        loosest = self.candidates(False)[0]
-        minimal = self.feasible(loosest, self.avail, False)
+        single = self.candidates(False)
+        minimal = self.feasible(single[0], self.avail, False)
         if minimal is None:
-            self.diagnose(loosest)
+            self.diagnose(single[0])
         # A replica needs a board the chain does not need even at the loosest target.
         replicate = replicate and len(minimal) < len(self.boards)
-        cand = self.candidates(replicate)
+        cand = self.candidates(True) if replicate else single
+        found: dict[int, list[Segment] | None] = {}  # candidate index -> feasible's answer
+
+        def feasible(i: int) -> list[Segment] | None:
+            if i not in found:
+                found[i] = self.feasible(cand[i], self.avail, replicate)
+            return found[i]
+
         lo, hi = 0, len(cand) - 1
         while lo < hi:  # largest feasible candidate; feasibility is monotone in fps
             mid = (lo + hi + 1) // 2
-            lo, hi = (mid, hi) if self.feasible(cand[mid], self.avail, replicate) else (lo, mid - 1)
-        segments = self.feasible(cand[lo], self.avail, replicate)
+            lo, hi = (mid, hi) if feasible(mid) else (lo, mid - 1)
+        segments = feasible(lo)
         assert segments is not None
         return self.build("balanced", [self._folds(s) for s in segments], segments)
 
