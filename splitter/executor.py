@@ -6,17 +6,11 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
-from splitter.datatypes import datatype
-from splitter.graph import DataflowGraph, Layer
+from splitter.graph import DataflowGraph, Layer, dtype_attr, pair
 
 # Float64 matrix products are exact while every partial sum stays below 2**53; lowering keeps
 # accumulators far narrower, and _matmul checks the bound before taking the fast BLAS path.
 _EXACT_FLOAT = 2**53
-
-
-def _pair(layer: Layer, key: str) -> tuple[int, int]:
-    value = layer.attr(key)
-    return (value, value) if isinstance(value, int) else (int(value[0]), int(value[1]))
 
 
 def _matmul(x: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -49,10 +43,10 @@ def _fmpadding(layer: Layer, x: np.ndarray) -> np.ndarray:
 
 
 def _swg(layer: Layer, x: np.ndarray) -> np.ndarray:
-    kh, kw = _pair(layer, "ConvKernelDim")
-    sh, sw = _pair(layer, "Stride")
-    dh, dw = _pair(layer, "Dilation")
-    oh, ow = _pair(layer, "OFMDim")
+    kh, kw = pair(layer.attr("ConvKernelDim"))
+    sh, sw = pair(layer.attr("Stride"))
+    dh, dw = pair(layer.attr("Dilation"))
+    oh, ow = pair(layer.attr("OFMDim"))
     taps = [
         x[:, ky * dh : ky * dh + (oh - 1) * sh + 1 : sh, kx * dw : kx * dw + (ow - 1) * sw + 1 : sw, :]
         for ky in range(kh)
@@ -90,18 +84,18 @@ def _channelwise(layer: Layer, x: np.ndarray) -> np.ndarray:
 
 
 def _maxpool(layer: Layer, x: np.ndarray) -> np.ndarray:
-    kh, kw = _pair(layer, "PoolDim")
+    kh, kw = pair(layer.attr("PoolDim"))
     n, h, w, c = x.shape
     oh, ow = h // kh, w // kw
     return x[:, : oh * kh, : ow * kw, :].reshape(n, oh, kh, ow, kw, c).max(axis=(2, 4))
 
 
 def _pool(layer: Layer, x: np.ndarray) -> np.ndarray:
-    kh, kw = _pair(layer, "KernelSize")
+    kh, kw = pair(layer.attr("KernelSize"))
     windows = x.reshape(*x.shape[:-1], kh * kw, -1).astype(np.int64)
     if layer.attr("Function") == "MaxPool":
         return windows.max(axis=-2)
-    out_dt = datatype(str(layer.attr("OutputDataType")))
+    out_dt = dtype_attr(layer, "OutputDataType")
     total = windows.sum(axis=-2) >> int(layer.attr("Shift"))
     return np.clip(total, out_dt.min, out_dt.max)
 

@@ -24,8 +24,8 @@ from splitter.cost import (
 )
 from splitter.cost.compute import mvau_rtl_possible
 from splitter.cost.errors import UnsupportedLayerError
-from splitter.cost.model import dtype_attr, folding_from_attrs, pair
-from splitter.graph import Layer, TensorSpec
+from splitter.cost.model import folding_from_attrs
+from splitter.graph import Layer, TensorSpec, dtype_attr, pair
 
 if TYPE_CHECKING:
     from splitter.boards import Board

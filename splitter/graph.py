@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from splitter.datatypes import DataType
+from splitter.datatypes import DataType, datatype
 
 Attr = int | str | tuple[int, ...]
 
@@ -62,6 +62,19 @@ class Layer:
             raise KeyError(f"layer {self.name} ({self.op_type}) has no attribute {key!r}") from None
 
 
+def dtype_attr(layer: Layer, key: str) -> DataType:
+    """The datatype named by attribute `key` of `layer`."""
+    return datatype(str(layer.attr(key)))
+
+
+def pair(value: object) -> tuple[int, int]:
+    """An attribute that is an int or a 2-sequence, as (h, w)."""
+    if isinstance(value, int):
+        return (value, value)
+    seq = tuple(int(v) for v in value)  # type: ignore[union-attr]
+    return (seq[0], seq[-1]) if len(seq) in (1, 2) else (seq[0], seq[1])
+
+
 @dataclass(frozen=True)
 class Affine:
     """Host-side float op y = x * scale + bias, broadcast over the last (channel) axis."""
@@ -98,7 +111,6 @@ class RefTensor:
 
     onnx_name: str
     scale: np.ndarray  # broadcastable to the ONNX tensor; integer = onnx value / scale
-    nchw: bool  # the ONNX tensor is NCHW (4D) and must be transposed to NHWC
 
 
 @dataclass

@@ -8,7 +8,8 @@ import onnx
 from splitter.graph import DataflowGraph, InputQuant
 
 
-def _nchw_to_nhwc(x: np.ndarray) -> np.ndarray:
+def nchw_to_nhwc(x: np.ndarray) -> np.ndarray:
+    """An ONNX tensor (NCHW, or NC: one pixel) in the dataflow's NHWC layout."""
     return x.transpose(0, 2, 3, 1) if x.ndim == 4 else x.reshape(x.shape[0], 1, 1, -1)
 
 
@@ -28,7 +29,7 @@ def dataflow_input(graph: DataflowGraph, raw: np.ndarray) -> np.ndarray:
         x = np.asarray(raw)
         if not np.all(x == np.rint(x)):
             raise ValueError("declared integer input contains non-integer values")
-        x = _nchw_to_nhwc(x.astype(np.int64))
+        x = nchw_to_nhwc(x.astype(np.int64))
     else:
         from qonnx.core.modelwrapper import ModelWrapper
         from qonnx.core.onnx_exec import execute_onnx
@@ -36,7 +37,7 @@ def dataflow_input(graph: DataflowGraph, raw: np.ndarray) -> np.ndarray:
         sub = ModelWrapper(onnx.load_from_string(iq.model))
         name = sub.graph.input[0].name
         out = execute_onnx(sub, {name: np.asarray(raw, dtype=np.float32)})[sub.graph.output[0].name]
-        x = _nchw_to_nhwc(np.rint(out / np.float32(iq.scale)).astype(np.int64))
+        x = nchw_to_nhwc(np.rint(out / np.float32(iq.scale)).astype(np.int64))
     if not graph.input.dtype.allowed(x):
         raise ValueError(f"input values outside {graph.input.dtype.name}")
     return x

@@ -7,8 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from splitter.datatypes import datatype
-from splitter.graph import DataflowGraph, Layer
+from splitter.graph import DataflowGraph, Layer, dtype_attr
 
 
 @dataclass(frozen=True)
@@ -41,7 +40,7 @@ def layer_weight_bits(layer: Layer) -> int:
     """Bits of weight memory of a layer (weights x weight datatype width)."""
     if "weights" not in layer.params:
         return 0
-    return int(layer.params["weights"].size) * datatype(str(layer.attr("weightDataType"))).bitwidth
+    return int(layer.params["weights"].size) * dtype_attr(layer, "weightDataType").bitwidth
 
 
 def rows(graph: DataflowGraph) -> list[LayerRow]:

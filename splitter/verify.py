@@ -9,7 +9,7 @@ import onnx
 
 from splitter.executor import run_layer
 from splitter.graph import DataflowGraph
-from splitter.host import dataflow_input, final_output, model_float_input
+from splitter.host import dataflow_input, final_output, model_float_input, nchw_to_nhwc
 
 
 @dataclass(frozen=True)
@@ -34,12 +34,10 @@ def reference_context(model: onnx.ModelProto, float_input: np.ndarray) -> dict[s
     from qonnx.core.modelwrapper import ModelWrapper
     from qonnx.core.onnx_exec import execute_onnx
 
-    from splitter.lowering.onnx_view import with_shapes
+    from splitter.lowering.onnx_view import graph_input, with_shapes
 
     wrapper = ModelWrapper(with_shapes(model))
-    inits = {i.name for i in model.graph.initializer}
-    name = next(i.name for i in model.graph.input if i.name not in inits)
-    return execute_onnx(wrapper, {name: float_input}, return_full_exec_context=True)
+    return execute_onnx(wrapper, {graph_input(model).name: float_input}, return_full_exec_context=True)
 
 
 def reference_integer(graph: DataflowGraph, context: dict[str, np.ndarray], tensor: str) -> np.ndarray:
@@ -49,8 +47,7 @@ def reference_integer(graph: DataflowGraph, context: dict[str, np.ndarray], tens
     ints = np.rint(values)
     if not np.allclose(values, ints, atol=1e-3):
         raise AssertionError(f"reference tensor {ref.onnx_name} is not an integer multiple of its scale")
-    ints = ints.astype(np.int64)
-    return ints.transpose(0, 2, 3, 1) if ref.nchw else ints.reshape(ints.shape[0], 1, 1, -1)
+    return nchw_to_nhwc(ints.astype(np.int64))
 
 
 def check_layers(graph: DataflowGraph, model: onnx.ModelProto, raw: np.ndarray) -> tuple[list[TensorCheck], dict]:
@@ -89,8 +86,7 @@ def _near_ties(model: onnx.ModelProto, context: dict[str, np.ndarray], onnx_name
     scale = context.get(producer.input[1])
     if scale is None:
         scale = next(onnx.numpy_helper.to_array(i) for i in model.graph.initializer if i.name == producer.input[1])
-    steps = context[producer.input[0]].astype(np.float64) / np.asarray(scale, dtype=np.float64)
-    steps = steps.transpose(0, 2, 3, 1) if steps.ndim == 4 else steps.reshape(diff.shape)
+    steps = nchw_to_nhwc(context[producer.input[0]].astype(np.float64) / np.asarray(scale, dtype=np.float64))
     distance = np.abs(steps - np.floor(steps) - 0.5)
     return int(np.count_nonzero((diff == 1) & (distance <= NEAR_TIE)))
 

@@ -22,18 +22,16 @@ import onnx
 from splitter import program
 from splitter.bundle.manifest import FORMAT, VERSION, BundleError, file_entry, write_manifest
 from splitter.bundle.submodel import sub_models
+from splitter.finn.config import CONFIG_FILE, FOLDING_FILE, MODEL_FILE, write_build_config
 from splitter.folding import apply_folding, finn_folding_config
 from splitter.graph import DataflowGraph, TensorSpec
+from splitter.lowering.onnx_view import graph_input
 from splitter.packing import packed_size
 from splitter.partition import Partition, Plan
 
 Progress = Callable[[str], None]
-PARTITION_FILES = {
-    "model": "model.onnx",
-    "program": "program.fsprog",
-    "folding": "folding_config.json",
-    "finn_build": "dataflow_build_config.json",
-}
+# What FINN's build_dataflow_directory reads from a partition directory, plus our program.
+PARTITION_FILES = {"model": MODEL_FILE, "program": "program.fsprog", "folding": FOLDING_FILE, "finn_build": CONFIG_FILE}
 
 
 def write_bundle(
@@ -119,8 +117,6 @@ def tensor_entry(spec: TensorSpec, onnx_shape: list[int] | None = None) -> dict[
 
 
 def _write_partition(root: Path, graph: DataflowGraph, p: Partition, sub: onnx.ModelProto) -> dict[str, Any]:
-    from splitter.finn import dataflow_build_config
-
     part_dir = root / f"partition-{p.index}"
     part_dir.mkdir()
     paths = {key: part_dir / name for key, name in PARTITION_FILES.items()}
@@ -129,7 +125,7 @@ def _write_partition(root: Path, graph: DataflowGraph, p: Partition, sub: onnx.M
     program.write(piece, paths["program"])
     folding = finn_folding_config(piece.layers, p.foldings, p.board, graph.tensors)
     paths["folding"].write_text(json.dumps(folding, indent=2) + "\n")
-    paths["finn_build"].write_text(json.dumps(dataflow_build_config(p.board), indent=2) + "\n")
+    write_build_config(part_dir, p.board)
     return {
         "index": p.index,
         "dir": part_dir.name,
@@ -192,8 +188,7 @@ def _plan_entry(plan: Plan) -> dict[str, Any]:
 def _host_entry(graph: DataflowGraph, root: Path, model: onnx.ModelProto) -> dict[str, Any]:
     """What the laptop does before the first board and after the last (docs/bundle.md#manifest)."""
     iq = graph.input_quant
-    inits = {init.name for init in model.graph.initializer}
-    model_input = next(i for i in model.graph.input if i.name not in inits)
+    model_input = graph_input(model)
     entry: dict[str, Any] = {"files": {}, "model_input": {"name": model_input.name, "shape": _io_shape(model_input)}}
     if iq is None:
         entry["input"] = {"kind": "integer", "dtype": graph.input.dtype.name}

@@ -19,7 +19,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from splitter.errors import FinnsplitError
 from splitter.graph import DataflowGraph
-from splitter.lowering.onnx_view import with_shapes
+from splitter.lowering.onnx_view import graph_input, with_shapes
 
 
 class SubModelError(FinnsplitError):
@@ -77,7 +77,7 @@ def _sub_model(
 ) -> onnx.ModelProto:
     """Nodes between `start` (None: the model input) and `stop` (None: the model output)."""
     g = model.graph
-    model_input = next(i for i in g.input if i.name not in {init.name for init in g.initializer})
+    model_input = graph_input(model)
     begin = start.onnx_name if start else model_input.name
     end = stop.onnx_name if stop else g.output[0].name
     nodes = _between(g, begin, end, f"{graph.name} partition {index}")

@@ -14,9 +14,9 @@ import numpy as np
 
 from splitter.cost.errors import IllegalFoldingError
 from splitter.cost.memory import weight_memory
-from splitter.cost.model import CostConfig, Folding, LayerCost, LayerIO, dtype_attr, pair
+from splitter.cost.model import CostConfig, Folding, LayerCost, LayerIO
 from splitter.cost.resources import Resources
-from splitter.graph import Layer
+from splitter.graph import Layer, dtype_attr, pair
 
 if TYPE_CHECKING:
     from splitter.boards import Board

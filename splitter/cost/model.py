@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from splitter.cost.resources import Resources
-from splitter.datatypes import DataType, datatype
+from splitter.datatypes import DataType
 from splitter.graph import Layer, TensorSpec
 
 RAM_STYLES = ("auto", "block", "distributed", "ultra")
@@ -68,18 +69,12 @@ class LayerIO:
     @property
     def out_vectors(self) -> int:
         """Number of output pixels (product of all but the channel axis)."""
-        n = 1
-        for d in self.out_shape[:-1]:
-            n *= int(d)
-        return n
+        return math.prod(int(d) for d in self.out_shape[:-1])
 
     @property
     def in_vectors(self) -> int:
         """Number of input pixels (product of all but the channel axis)."""
-        n = 1
-        for d in self.in_shape[:-1]:
-            n *= int(d)
-        return n
+        return math.prod(int(d) for d in self.in_shape[:-1])
 
 
 def layer_io(layer: Layer, tensors: Mapping[str, TensorSpec]) -> LayerIO:
@@ -89,19 +84,6 @@ def layer_io(layer: Layer, tensors: Mapping[str, TensorSpec]) -> LayerIO:
     except KeyError as exc:
         raise KeyError(f"layer {layer.name}: tensor {exc.args[0]!r} not in the graph's tensors") from None
     return LayerIO(tuple(src.shape), tuple(dst.shape), src.dtype, dst.dtype)
-
-
-def dtype_attr(layer: Layer, key: str) -> DataType:
-    """The datatype named by attribute `key` of `layer`."""
-    return datatype(str(layer.attr(key)))
-
-
-def pair(value: object) -> tuple[int, int]:
-    """An attribute that is an int or a 2-sequence, as (h, w)."""
-    if isinstance(value, int):
-        return (value, value)
-    seq = tuple(int(v) for v in value)  # type: ignore[union-attr]
-    return (seq[0], seq[-1]) if len(seq) in (1, 2) else (seq[0], seq[1])
 
 
 def folding_from_attrs(layer: Layer) -> Folding:

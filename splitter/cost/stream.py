@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING
 
 from splitter.cost.compute import _check
 from splitter.cost.memory import least_waste_memory, lutram_luts, swg_bram, uram_blocks
-from splitter.cost.model import CostConfig, Folding, LayerCost, LayerIO, dtype_attr, pair
+from splitter.cost.model import CostConfig, Folding, LayerCost, LayerIO
 from splitter.cost.resources import Resources
-from splitter.graph import Layer
+from splitter.graph import Layer, dtype_attr, pair
 
 if TYPE_CHECKING:
     from splitter.boards import Board

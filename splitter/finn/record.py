@@ -51,13 +51,19 @@ def clear_finn_build(root: Path, index: int) -> None:
     _update_partition(root, index, lambda part: part.pop("finn", None))
 
 
+def read_manifest(root: Path) -> Any:
+    """The parsed JSON of root/manifest.json, unchecked (BundleLayoutError if it cannot be read)."""
+    path = Path(root) / MANIFEST
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise BundleLayoutError(path, f"cannot read the bundle manifest: {exc}") from None
+
+
 def _update_partition(root: Path, index: int, change: Callable[[dict[str, Any]], object]) -> None:
     path = Path(root) / MANIFEST
     with _locked(Path(root) / LOCK):
-        try:
-            manifest = json.loads(path.read_text())
-        except (OSError, ValueError) as exc:
-            raise BundleLayoutError(path, f"cannot read the bundle manifest: {exc}") from None
+        manifest = read_manifest(root)
         parts = [p for p in manifest.get("partitions", []) if isinstance(p, dict) and p.get("index") == index]
         if len(parts) != 1:
             raise BundleLayoutError(path, f"expected one partition with index {index}, found {len(parts)}")

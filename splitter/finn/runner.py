@@ -10,7 +10,6 @@ recorded in the bundle's manifest after each partition (record.py).
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import importlib
 import json
 import logging
@@ -19,11 +18,12 @@ import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from splitter.bundle.manifest import sha256_file
 from splitter.finn.bitstream import bootgen_arch, make_bitbin
 from splitter.finn.config import BITFILE, CONFIG_FILE, MODEL_FILE
 from splitter.finn.errors import BundleLayoutError, FinnBuildError, FinnUnavailableError
 from splitter.finn.hwh import iodma_ranges
-from splitter.finn.record import clear_finn_build, finn_entry, record_finn_build
+from splitter.finn.record import MANIFEST, clear_finn_build, finn_entry, read_manifest, record_finn_build
 from splitter.finn.registry import prepare_board
 from splitter.finn.status import BUILDER_MODULE, FinnStatus, finn_status
 
@@ -95,11 +95,8 @@ def run_builds(bundle_dir: Path, partitions: list[int] | None = None, log: Calla
 
 def partition_dirs(bundle_dir: Path) -> dict[int, Path]:
     """Partition index -> directory, from the "partitions" list of the bundle's manifest.json."""
-    manifest = Path(bundle_dir) / "manifest.json"
-    try:
-        data = json.loads(manifest.read_text())
-    except (OSError, ValueError) as exc:
-        raise BundleLayoutError(manifest, f"cannot read the bundle manifest: {exc}") from None
+    manifest = Path(bundle_dir) / MANIFEST
+    data = read_manifest(bundle_dir)
     entries = data.get("partitions") if isinstance(data, dict) else None
     if not isinstance(entries, list) or not entries:
         raise BundleLayoutError(manifest, "expected a non-empty 'partitions' list")
@@ -136,14 +133,13 @@ def write_result(
     status: FinnStatus,
 ) -> dict[str, object]:
     """Write finn_result.json next to `bitfile` (hashes, IODMA windows, board, FINN's estimates); return it."""
-    data, bin_data = bitfile.read_bytes(), bitbin.read_bytes()
     result = {
         "bitfile": bitfile.name,
-        "bitfile_sha256": hashlib.sha256(data).hexdigest(),
-        "bitfile_bytes": len(data),
+        "bitfile_sha256": sha256_file(bitfile),
+        "bitfile_bytes": bitfile.stat().st_size,
         "bitbin": bitbin.name,
-        "bitbin_sha256": hashlib.sha256(bin_data).hexdigest(),
-        "bitbin_bytes": len(bin_data),
+        "bitbin_sha256": sha256_file(bitbin),
+        "bitbin_bytes": bitbin.stat().st_size,
         "bootgen_arch": bootgen_arch(str(config.get("fpga_part"))),
         "hwh": bitfile.with_suffix(".hwh").name,
         "iodma": iodma,

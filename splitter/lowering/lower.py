@@ -89,7 +89,7 @@ class Lowering:
     def record(self, cur: Cursor) -> None:
         """Remember where `cur`'s dataflow tensor appears in the ONNX model (for equivalence checks)."""
         scale = cur.scale.reshape((1, -1, 1, 1) if cur.rank == 4 else (1, -1))
-        self.reference[cur.tensor] = RefTensor(cur.onnx, scale.astype(np.float64), cur.rank == 4)
+        self.reference[cur.tensor] = RefTensor(cur.onnx, scale.astype(np.float64))
 
     def finish(self, scale: np.ndarray | None, bias: np.ndarray | None = None) -> None:
         """End the walk; the host computes the output as integer * scale + bias (None: the integers)."""

@@ -144,6 +144,12 @@ def with_shapes(model: onnx.ModelProto) -> onnx.ModelProto:
     return onnx.ModelProto.FromString(shaped)
 
 
+def graph_input(model: onnx.ModelProto) -> onnx.ValueInfoProto:
+    """The model's first graph input that is not an initializer (older exports list weights as inputs)."""
+    inits = {init.name for init in model.graph.initializer}
+    return next(i for i in model.graph.input if i.name not in inits)
+
+
 def _infer_shapes(data: bytes) -> bytes:
     """qonnx InferShapes on a serialized model; returns the result serialized."""
     from qonnx.core.modelwrapper import ModelWrapper
