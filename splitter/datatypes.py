@@ -34,10 +34,6 @@ class DataType:
             return bool(np.all((values == -1) | (values == 1)))
         return bool(np.all((values >= self.min) & (values <= self.max)))
 
-    def storage_dtype(self) -> np.dtype:
-        """Smallest numpy integer type that holds every value of this type."""
-        return smallest_storage(self.min, self.max)
-
     def __str__(self) -> str:
         return self.name
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import numpy as np
 
@@ -132,13 +132,6 @@ def run_layer(layer: Layer, x: np.ndarray) -> np.ndarray:
     except KeyError:
         raise ValueError(f"layer {layer.name}: no executor for op type {layer.op_type}") from None
     return kernel(layer, x)
-
-
-def iter_layers(graph: DataflowGraph, x: np.ndarray) -> Iterator[tuple[Layer, np.ndarray]]:
-    """Run the graph on one integer input, yielding each layer with its output."""
-    for layer in graph.layers:
-        x = run_layer(layer, x)
-        yield layer, x
 
 
 def execute(graph: DataflowGraph, x: np.ndarray) -> np.ndarray:

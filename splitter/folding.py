@@ -63,8 +63,8 @@ def divisors(n: int) -> list[int]:
     return [d for d in range(1, n + 1) if n % d == 0]
 
 
-def _mem_styles(board: Board, with_block: bool = True) -> list[str]:
-    styles = ["block", "distributed"] if with_block else ["distributed"]
+def _mem_styles(board: Board) -> list[str]:
+    styles = ["block", "distributed"]
     return [*styles, "ultra"] if board.resources.uram > 0 else styles
 
 

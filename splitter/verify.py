@@ -9,7 +9,7 @@ import onnx
 
 from splitter.executor import run_layer
 from splitter.graph import DataflowGraph
-from splitter.host import dataflow_input, final_output, model_float_input, nchw_to_nhwc
+from splitter.host import dataflow_input, model_float_input, nchw_to_nhwc
 
 
 @dataclass(frozen=True)
@@ -89,10 +89,3 @@ def _near_ties(model: onnx.ModelProto, context: dict[str, np.ndarray], onnx_name
     steps = nchw_to_nhwc(context[producer.input[0]].astype(np.float64) / np.asarray(scale, dtype=np.float64))
     distance = np.abs(steps - np.floor(steps) - 0.5)
     return int(np.count_nonzero((diff == 1) & (distance <= NEAR_TIE)))
-
-
-def check_end_to_end(graph: DataflowGraph, context: dict[str, np.ndarray], raw: np.ndarray) -> np.ndarray:
-    """Final output of the whole dataflow graph on `raw` (to compare with the reference output)."""
-    from splitter.executor import execute
-
-    return final_output(graph, execute(graph, dataflow_input(graph, raw)))

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 def standalone_activation(lw: Lowering, node: onnx.NodeProto, cur: Cursor) -> Cursor:
     """Elementwise ops and a Quant directly on an integer tensor: a Thresholding layer."""
-    chain, end = collect_chain(lw.view, cur.onnx, node.name)
+    chain, end = collect_chain(lw.view, cur.onnx)
     if end is None or end.op_type != "Quant":
         scale, bias = affine_of_chain(chain, cur.scale, cur.offset, node.name)
         if end is not None:

@@ -42,7 +42,7 @@ class ComputeLayer(NamedTuple):
 def compute(lw: Lowering, node: onnx.NodeProto, cur: Cursor) -> Cursor:
     """Conv / MatMul / Gemm, the elementwise chain after it and its quantizer."""
     acc_cur, layer = conv(lw, node, cur) if node.op_type == "Conv" else matmul(lw, node, cur)
-    chain, end = collect_chain(lw.view, node.output[0], node.name)
+    chain, end = collect_chain(lw.view, node.output[0])
     if layer.bias is not None:
         chain = [ChainOp("Add", (layer.bias.astype(np.float32),)), *chain]
     lo, hi = _acc_range(layer.weights, cur.dtype, layer.op_type)

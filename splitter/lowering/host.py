@@ -14,7 +14,7 @@ from splitter.lowering.onnx_view import OnnxView, QuantParams, attributes, per_c
 _HOST_INPUT_OPS = ("Mul", "Div", "Add", "Sub", "Reshape", "Flatten", "Identity", "Dropout")
 
 
-def collect_chain(view: OnnxView, tensor: str, where: str) -> tuple[list[ChainOp], onnx.NodeProto | None]:
+def collect_chain(view: OnnxView, tensor: str) -> tuple[list[ChainOp], onnx.NodeProto | None]:
     """Elementwise ops with constant operands following `tensor`; returns them and the node that ends them."""
     ops: list[ChainOp] = []
     shape = view.shape(tensor)
@@ -82,7 +82,7 @@ def affine_of_chain(
     return a, b
 
 
-def build_input_quant(view: OnnxView, input_name: str, spec) -> tuple[InputQuant, str, QuantParams] | None:
+def build_input_quant(view: OnnxView, input_name: str) -> tuple[InputQuant, str, QuantParams] | None:
     """If the model quantizes its own float input (float ops, then Quant), the host part of it."""
     nodes = []
     tensor = input_name

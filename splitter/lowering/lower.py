@@ -54,7 +54,7 @@ class InputSpec:
 class Lowering:
     """One lowering run: emits layers while walking the model."""
 
-    def __init__(self, model: onnx.ModelProto, name: str, input_spec: InputSpec | None, topk: int | None) -> None:
+    def __init__(self, model: onnx.ModelProto, name: str, input_spec: InputSpec | None) -> None:
         self.view = OnnxView(model)
         self.name = name
         self.input_spec = input_spec
@@ -138,10 +138,10 @@ class Lowering:
         name = inputs[0]
         shape = view.shape(name)
         spec = self.input_spec
-        iq = build_input_quant(view, name, spec)
+        iq = build_input_quant(view, name)
         if iq is not None:
             self.input_quant, quant_out, quant = iq
-            return self.cursor_after_quant(quant_out, quant, source_rank=len(view.shape(quant_out)))
+            return self.cursor_after_quant(quant_out, quant)
         if spec is None:
             node = view.single_consumer(name)
             what = f"{node.op_type} node {node.name!r}" if node is not None else "the output"
@@ -169,7 +169,7 @@ class Lowering:
             shape=(1, shape[2], shape[3], channels),
         )
 
-    def cursor_after_quant(self, onnx_name: str, quant, source_rank: int) -> Cursor:
+    def cursor_after_quant(self, onnx_name: str, quant) -> Cursor:
         """Cursor for the integer output of a Quant node reached from the model input."""
         shape = self.view.shape(onnx_name)
         if len(shape) == 4:
@@ -231,8 +231,6 @@ HANDLERS: dict[str, Handler] = {
 }
 
 
-def lower(
-    model: onnx.ModelProto, name: str = "model", input_spec: InputSpec | None = None, topk: int | None = None
-) -> DataflowGraph:
+def lower(model: onnx.ModelProto, name: str = "model", input_spec: InputSpec | None = None) -> DataflowGraph:
     """Lower a QONNX model to a dataflow graph (see docs/lowering.md)."""
-    return Lowering(model, name, input_spec, topk).run()
+    return Lowering(model, name, input_spec).run()
