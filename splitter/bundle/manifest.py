@@ -34,6 +34,8 @@ def sha256_file(path: Path) -> str:
 
 def file_entry(root: Path, path: Path) -> dict[str, Any]:
     """Manifest entry of one file of the bundle: relative path, size and SHA-256."""
+    # Resolved, so a root reached through a symlink (e.g. FINN's docker mounts) still contains `path`.
+    root, path = Path(root).resolve(), Path(path).resolve()
     return {"path": path.relative_to(root).as_posix(), "bytes": path.stat().st_size, "sha256": sha256_file(path)}
 
 

@@ -15,17 +15,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from splitter.bundle.manifest import file_entry as manifest_file_entry
+from splitter.bundle.manifest import file_entry
 from splitter.finn.errors import BundleLayoutError
 
 MANIFEST = "manifest.json"
 LOCK = ".manifest.json.lock"  # serialises updates by builds of several partitions running at once
-
-
-def file_entry(root: Path, path: Path) -> dict[str, Any]:
-    """Manifest entry of one bundle file (resolving symlinked roots, e.g. FINN's docker mounts)."""
-    root, path = Path(root).resolve(), Path(path).resolve()
-    return manifest_file_entry(root, path)
 
 
 def finn_entry(root: Path, bitfile: Path, result: dict[str, Any]) -> dict[str, Any]:
