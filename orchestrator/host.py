@@ -2,42 +2,43 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from splitter.errors import FinnsplitError
+from splitter.graph import Affine
+from splitter.host import integer_input
 
 
 class HostInputError(FinnsplitError):
     """A user input that does not match what the model's first board expects."""
 
 
-def _to_nhwc(x: np.ndarray, shape: list[int]) -> np.ndarray:
-    """ONNX layout (NCHW, or flat) -> the dataflow's NHWC, as splitter.host does."""
-    return (x.transpose(0, 2, 3, 1) if x.ndim == 4 else x).reshape(shape)
-
-
 def prepare_input(manifest: dict[str, Any], root: str | Path, raw: np.ndarray) -> np.ndarray:
     """The first board's integer NHWC tensor for one user input (NCHW as the original model takes it)."""
     spec = manifest["input"]
     host = manifest["host"]["input"]
+    model = b""
     if host["kind"] == "onnx":
-        from qonnx.core.modelwrapper import ModelWrapper
-        from qonnx.core.onnx_exec import execute_onnx
-
-        sub = ModelWrapper(str(Path(root) / manifest["host"]["files"]["input_quant"]["path"]))
-        out = execute_onnx(sub, {sub.graph.input[0].name: np.asarray(raw, dtype=np.float32)})
-        values = np.rint(out[sub.graph.output[0].name] / np.float32(host["scale"]))
-    else:
-        values = np.asarray(raw)
-        if not np.all(values == np.rint(values)):
-            raise HostInputError(f"input must hold integers of {spec['dtype']} (raw pixels), got fractional values")
-    values = values.astype(np.int64)
+        path = Path(root) / manifest["host"]["files"]["input_quant"]["path"]
+        model = _host_file(str(path), path.stat().st_mtime_ns)
+    try:
+        values = integer_input(host["kind"], host.get("scale", 1.0), model, raw)
+    except ValueError:
+        raise HostInputError(f"input must hold integers of {spec['dtype']} (raw pixels), "
+                             "got fractional values") from None
     if values.size != int(np.prod(spec["shape"])):
         raise HostInputError(f"input has {values.size} values, the first board expects shape {spec['shape']}")
-    return _to_nhwc(values, spec["shape"])
+    return values.reshape(spec["shape"])
+
+
+@functools.lru_cache(maxsize=4)
+def _host_file(path: str, mtime_ns: int) -> bytes:
+    """A bundle's host file, read once per version (not once per input)."""
+    return Path(path).read_bytes()
 
 
 def finish_output(manifest: dict[str, Any], y: np.ndarray) -> np.ndarray:
@@ -46,6 +47,4 @@ def finish_output(manifest: dict[str, Any], y: np.ndarray) -> np.ndarray:
     flat = np.asarray(y).reshape(1, -1)
     if host["kind"] != "affine":
         return flat
-    scale = np.asarray(host["scale"], dtype=np.float32)
-    bias = np.asarray(host["bias"], dtype=np.float32)
-    return flat.astype(np.float32) * scale + bias
+    return Affine(np.asarray(host["scale"]), np.asarray(host["bias"])).apply(flat)

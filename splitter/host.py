@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import onnx
 
@@ -22,22 +24,35 @@ def model_float_input(iq: InputQuant, raw: np.ndarray) -> np.ndarray:
     return (x - mean) / np.float32(iq.std)
 
 
-def dataflow_input(graph: DataflowGraph, raw: np.ndarray) -> np.ndarray:
-    """The first layer's integer NHWC input for user input `raw` (NCHW, batch first)."""
-    iq = graph.input_quant
-    if iq is None or iq.kind == "declared":
+@functools.lru_cache(maxsize=4)
+def _input_quant_model(model: bytes):  # qonnx's ModelWrapper, imported lazily
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    return ModelWrapper(onnx.load_from_string(model))
+
+
+def integer_input(kind: str, scale: float, model: bytes, raw: np.ndarray) -> np.ndarray:
+    """The first layer's integer NHWC input for user input `raw` (NCHW, batch first).
+
+    kind "declared" (or "integer"): `raw` already holds the integers; kind "onnx": `model` is the
+    host's input-quantization sub-model, whose output divided by `scale` and rounded is the input.
+    """
+    if kind != "onnx":
         x = np.asarray(raw)
         if not np.all(x == np.rint(x)):
             raise ValueError("declared integer input contains non-integer values")
-        x = nchw_to_nhwc(x.astype(np.int64))
-    else:
-        from qonnx.core.modelwrapper import ModelWrapper
-        from qonnx.core.onnx_exec import execute_onnx
+        return nchw_to_nhwc(x.astype(np.int64))
+    from qonnx.core.onnx_exec import execute_onnx
 
-        sub = ModelWrapper(onnx.load_from_string(iq.model))
-        name = sub.graph.input[0].name
-        out = execute_onnx(sub, {name: np.asarray(raw, dtype=np.float32)})[sub.graph.output[0].name]
-        x = nchw_to_nhwc(np.rint(out / np.float32(iq.scale)).astype(np.int64))
+    sub = _input_quant_model(model)
+    out = execute_onnx(sub, {sub.graph.input[0].name: np.asarray(raw, dtype=np.float32)})[sub.graph.output[0].name]
+    return nchw_to_nhwc(np.rint(out / np.float32(scale)).astype(np.int64))
+
+
+def dataflow_input(graph: DataflowGraph, raw: np.ndarray) -> np.ndarray:
+    """The first layer's integer NHWC input for user input `raw` (NCHW, batch first)."""
+    iq = graph.input_quant
+    x = integer_input("integer", 1.0, b"", raw) if iq is None else integer_input(iq.kind, iq.scale, iq.model, raw)
     if not graph.input.dtype.allowed(x):
         raise ValueError(f"input values outside {graph.input.dtype.name}")
     return x
