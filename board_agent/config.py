@@ -111,20 +111,25 @@ class AgentConfig:
 
     def resolve_server_binary(self) -> Path:
         """The finnsplit-server executable; raises ConfigError if there is none."""
-        if self.server_binary:
-            candidates = [self.server_binary]
-        else:
-            candidates = [os.environ.get("FINNSPLIT_SERVER"), shutil.which("finnsplit-server"),
-                          str(CHECKOUT / "cpp_server" / "build" / "finnsplit-server")]
-        for candidate in filter(None, candidates):
-            if Path(candidate).is_file() and os.access(candidate, os.X_OK):
-                return Path(candidate)
-        where = self.server_binary or "$FINNSPLIT_SERVER, PATH or cpp_server/build"
-        raise ConfigError(f"finnsplit-server not found ({where}); set server_binary in the agent config")
+        found = find_server_binary(self.server_binary)
+        if found is None:
+            where = self.server_binary or "$FINNSPLIT_SERVER, PATH or cpp_server/build"
+            raise ConfigError(f"finnsplit-server not found ({where}); set server_binary in the agent config")
+        return found
 
     def to_dict(self) -> dict[str, Any]:
         """The config as plain data (what `load_config` reads back)."""
         return dataclasses.asdict(self)
+
+
+def find_server_binary(explicit: str | None = None) -> Path | None:
+    """finnsplit-server: `explicit` if given, else $FINNSPLIT_SERVER, PATH, this checkout's cpp_server/build."""
+    candidates = [explicit] if explicit else [os.environ.get("FINNSPLIT_SERVER"), shutil.which("finnsplit-server"),
+                                              str(CHECKOUT / "cpp_server" / "build" / "finnsplit-server")]
+    for candidate in filter(None, candidates):
+        if Path(candidate).is_file() and os.access(candidate, os.X_OK):
+            return Path(candidate)
+    return None
 
 
 def load_config(path: str | Path) -> AgentConfig:

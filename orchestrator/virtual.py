@@ -8,8 +8,6 @@ the bundle's manifest and files (docs/bundle.md).
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import signal
 import subprocess
 import threading
@@ -17,13 +15,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from board_agent.config import find_server_binary
 from orchestrator.netns import VirtualNetwork
 from orchestrator.protocol import WireSpec
 from splitter.bundle.manifest import load_manifest
 from splitter.datatypes import datatype
 from splitter.errors import FinnsplitError
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 class VirtualBoardError(FinnsplitError):
@@ -31,14 +28,12 @@ class VirtualBoardError(FinnsplitError):
 
 
 def server_binary() -> Path:
-    """finnsplit-server: $FINNSPLIT_SERVER, then PATH, then this checkout's cpp_server/build."""
-    candidates = [os.environ.get("FINNSPLIT_SERVER"), shutil.which("finnsplit-server"),
-                  str(REPO / "cpp_server" / "build" / "finnsplit-server")]
-    for candidate in filter(None, candidates):
-        if Path(candidate).is_file() and os.access(candidate, os.X_OK):
-            return Path(candidate)
-    raise VirtualBoardError("finnsplit-server not found: build it (scripts/setup.sh builds cpp_server/build) "
-                            "or set FINNSPLIT_SERVER")
+    """finnsplit-server, found as a board agent finds it ($FINNSPLIT_SERVER, PATH, cpp_server/build)."""
+    found = find_server_binary()
+    if found is None:
+        raise VirtualBoardError("finnsplit-server not found: build it (scripts/setup.sh builds cpp_server/build) "
+                                "or set FINNSPLIT_SERVER")
+    return found
 
 
 class VirtualBoard:
