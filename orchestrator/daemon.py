@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from orchestrator.deploy import bundle_id, deploy
+from orchestrator.deploy import UploadReport, bundle_id, deploy
 from orchestrator.fleet import Fleet, assign
 from orchestrator.fleet_link import CommandError, FleetLink
 from orchestrator.reconcile import (
@@ -161,17 +161,19 @@ class Orchestrator:
                 await task
 
     # ---- executors ------------------------------------------------------------------------------
-    async def _deploy(self, step: Deploy) -> None:
-        entry = self.fleet.board(step.board)
-        self.log(f"deploying partition {step.partition} to {step.board} ({entry.address})")
-        report = await asyncio.to_thread(deploy, entry, self.bundle_dir, step.partition)
+    async def _upload(self, step: Deploy | Prestage, activate: bool) -> UploadReport:
+        report = await asyncio.to_thread(deploy, self.fleet.board(step.board), self.bundle_dir, step.partition,
+                                         activate=activate)
         self.deployed[step.board].add((step.bundle, step.partition))
+        return report
+
+    async def _deploy(self, step: Deploy) -> None:
+        self.log(f"deploying partition {step.partition} to {step.board} ({self.fleet.board(step.board).address})")
+        report = await self._upload(step, activate=True)
         self.log(f"  {step.board}: {len(report.sent)} sent ({report.bytes_sent:,} B), {len(report.skipped)} skipped")
 
     async def _prestage(self, step: Prestage) -> None:
-        entry = self.fleet.board(step.board)
-        await asyncio.to_thread(deploy, entry, self.bundle_dir, step.partition, activate=False)
-        self.deployed[step.board].add((step.bundle, step.partition))
+        await self._upload(step, activate=False)
         self.log(f"spare {step.board} holds partition {step.partition}'s files")
 
     async def _run(self, step: Run) -> None:
