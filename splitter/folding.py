@@ -270,7 +270,10 @@ def finn_set_folding(
                 folds[i] = dataclasses.replace(folds[i], parallel_window=1)
         elif layer.op_type in ("Thresholding", "ChannelwiseOp", "GlobalAccPool", "LabelSelect"):
             sweep(i, "pe", divisors(int(a["Labels"] if layer.op_type == "LabelSelect" else a["NumChannels"])))
-        # FMPadding_rtl is not in SetFolding's SIMD op list (FINN main): it keeps SIMD=1.
+        elif layer.op_type == "FMPadding":
+            # FMPadding_rtl is not in SetFolding's SIMD op list (FINN v0.10.1 names only FMPadding_hls): it
+            # keeps the SIMD that FINN's InferConvInpGen gave it, the number of channels.
+            folds[i] = dataclasses.replace(folds[i], simd=int(a["NumChannels"]))
     worst = max(cyc(i) for i in range(len(layers)))
     if two_pass and worst > target_cycles:
         return finn_set_folding(layers, board, tensors, worst, cfg, False, mvau_wwidth_max)

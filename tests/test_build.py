@@ -44,7 +44,7 @@ def mobilenet_bundle(zoo_dir: Path, tmp_path_factory: pytest.TempPathFactory) ->
 
 def sub_model_files(root: Path, manifest: dict) -> list[onnx.ModelProto]:
     """The bundle's QONNX sub-models in pipeline order."""
-    return [onnx.load(str(root / p["files"]["model"]["path"])) for p in manifest["partitions"]]
+    return [onnx.load(str(root / p["files"]["qonnx"]["path"])) for p in manifest["partitions"]]
 
 
 def test_mobilenet_on_six_zedboards_prints_the_plan(mobilenet_bundle: tuple[Path, str]) -> None:
@@ -119,7 +119,7 @@ def test_mobilenet_bundle_finn_configs(mobilenet_bundle: tuple[Path, str]) -> No
         config = json.loads((root / part["files"]["finn_build"]["path"]).read_text())
         assert config["fpga_part"] == "xc7z020clg484-1"
         assert config["folding_config_file"] == "folding_config.json"
-        sub = onnx.load(str(root / part["files"]["model"]["path"]))
+        sub = onnx.load(str(root / part["files"]["qonnx"]["path"]))
         annotated = {a.tensor_name for a in sub.graph.quantization_annotation}
         assert part["input"]["tensor"] in annotated
 

@@ -20,6 +20,7 @@ from typing import Any
 import onnx
 
 from splitter import program
+from splitter.bundle.finn_graph import finn_hw_model
 from splitter.bundle.manifest import FORMAT, VERSION, BundleError, file_entry, write_manifest
 from splitter.bundle.submodel import sub_models
 from splitter.finn.config import CONFIG_FILE, FOLDING_FILE, MODEL_FILE, write_build_config
@@ -30,8 +31,11 @@ from splitter.packing import packed_size
 from splitter.partition import Partition, Plan
 
 Progress = Callable[[str], None]
-# What FINN's build_dataflow_directory reads from a partition directory, plus our program.
-PARTITION_FILES = {"model": MODEL_FILE, "program": "program.fsprog", "folding": FOLDING_FILE, "finn_build": CONFIG_FILE}
+QONNX_FILE = "qonnx_model.onnx"
+# What FINN's build_dataflow_directory reads from a partition directory (model.onnx is FINN's HW-layer
+# graph, docs/finn.md#the-hw-layer-graph), plus the QONNX sub-model for FINN's front end, and our program.
+PARTITION_FILES = {"model": MODEL_FILE, "qonnx": QONNX_FILE, "program": "program.fsprog", "folding": FOLDING_FILE,
+                   "finn_build": CONFIG_FILE}
 
 
 def write_bundle(
@@ -120,8 +124,9 @@ def _write_partition(root: Path, graph: DataflowGraph, p: Partition, sub: onnx.M
     part_dir = root / f"partition-{p.index}"
     part_dir.mkdir()
     paths = {key: part_dir / name for key, name in PARTITION_FILES.items()}
-    onnx.save(sub, str(paths["model"]))
+    onnx.save(sub, str(paths["qonnx"]))
     piece = graph.slice(p.start, p.stop, f"{graph.name}_p{p.index}")
+    onnx.save(finn_hw_model(piece, [c.impl for c in p.costs]), str(paths["model"]))
     program.write(piece, paths["program"])
     folding = finn_folding_config(piece.layers, p.foldings, p.board, graph.tensors)
     paths["folding"].write_text(json.dumps(folding, indent=2) + "\n")

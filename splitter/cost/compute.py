@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from splitter.cost.errors import IllegalFoldingError
-from splitter.cost.memory import weight_memory
-from splitter.cost.model import CostConfig, Folding, LayerCost, LayerIO
+from splitter.cost.memory import lutram_luts, weight_memory
+from splitter.cost.model import CostConfig, Folding, LayerCost, LayerIO, costed
 from splitter.cost.resources import Resources
 from splitter.graph import Layer, dtype_attr, pair
 
@@ -29,10 +29,17 @@ def accumulator_bits(acc_bits: int, dot_length: int, w_bits: int, a_bits: int, a
 
 
 def mvau_rtl_possible(layer: Layer, board: Board) -> bool:
-    """FINN specialize_layers._mvu_rtl_possible: no thresholds, signed <=8-bit weights, <=8-bit input."""
+    """FINN's default MVAU variant is RTL (specialize_layers._determine_impl_style without a preference).
+
+    Input and weights at least 4 bits wide, and _mvu_rtl_possible: no thresholds, no XNOR mode,
+    signed weights of at most 8 bits, input of at most 8 bits (9 if signed), narrow-range weights
+    on DSP48E1.
+    """
     if int(layer.attrs.get("noActivation", 0)) != 1 or int(layer.attrs.get("binaryXnorMode", 0)):
         return False
     wdt, idt = dtype_attr(layer, "weightDataType"), dtype_attr(layer, "inputDataType")
+    if wdt.bitwidth < 4 or idt.bitwidth < 4:
+        return False
     if not wdt.signed or wdt.is_bipolar or wdt.bitwidth > 8:
         return False
     if not (idt.bitwidth <= 8 or (idt.bitwidth == 9 and idt.signed)):
@@ -71,21 +78,21 @@ def mvau_cost(layer: Layer, f: Folding, board: Board, io: LayerIO, cfg: CostConf
     acc = accumulator_bits(acc_dt.bitwidth, mw, w, a, idt.signed)
     if mvau_rtl_possible(layer, board):
         _check(layer, f, f.res_type != "lut", "MVAU_rtl has no LUT multipliers (resType must be dsp)")
-        dsp = math.ceil(p / 4) * q  # FINN dsp_estimation for DSP48E1/E2
-        lut = cfg.rtl_mvau_base_lut + p * acc  # correction: FINN says 0 LUT (adder/accumulator fabric)
-        impl, lutram = "MVAU_rtl", 0.0
-    else:
-        thr = comp = 0.0
-        if int(layer.attrs.get("noActivation", 0)) == 0:
-            # correction: FINN counts these only for ram_style_thresholds=distributed (default auto)
-            steps = 2**b - 1
-            thr, comp = steps * acc * math.ceil((mh // p) / 64), steps * acc
-        lut = 300 + 1.1 * p * _mac_luts(q, w, a, f.res_type, acc, thr, comp)
-        dsp = p * q * math.ceil((w + a) / 48) if f.res_type == "dsp" else 0
-        impl, lutram = "MVAU_hls", p * thr
-    res = mem + Resources(lut=lut, dsp=dsp, lutram=lutram)
-    res = res + Resources(ff=cfg.ff_per_lut * res.lut)
-    return LayerCost(res, int(cycles), impl, q * a, p * b)
+        # FINN: LUT 0, DSP ceil(PE/4)*SIMD (DSP48E1/E2), memory as the generic MVAU
+        finn = Resources(bram18=mem.bram18, uram=mem.uram, dsp=math.ceil(p / 4) * q)
+        fabric = Resources(lut=cfg.rtl_mvau_base_lut + p * acc + mem.lut, lutram=mem.lut)
+        return costed(finn, cycles, "MVAU_rtl", q * a, p * b, cfg, rtl_fabric=fabric)
+    thr = comp = 0.0
+    if int(layer.attrs.get("noActivation", 0)) == 0:
+        steps = 2**b - 1
+        thr, comp = steps * acc * math.ceil((mh // p) / 64), steps * acc
+    # FINN counts thr and comp only with ram_style_thresholds=distributed; finnsplit leaves it auto
+    lut = int(300 + 1.1 * p * _mac_luts(q, w, a, f.res_type, acc, 0, 0) + mem.lut)
+    thresholds = int(300 + 1.1 * p * _mac_luts(q, w, a, f.res_type, acc, thr, comp) + mem.lut) - lut
+    dsp = p * q * math.ceil((w + a) / 48) if f.res_type == "dsp" else 0
+    finn = Resources(lut=lut, bram18=mem.bram18, uram=mem.uram, dsp=dsp, lutram=mem.lut)
+    return costed(finn, cycles, "MVAU_hls", q * a, p * b, cfg,
+                  thresholds=Resources(lut=thresholds, lutram=p * thr))
 
 
 def vvau_cost(layer: Layer, f: Folding, board: Board, io: LayerIO, cfg: CostConfig) -> LayerCost:
@@ -101,15 +108,21 @@ def vvau_cost(layer: Layer, f: Folding, board: Board, io: LayerIO, cfg: CostConf
     acc_dt = dtype_attr(layer, "accDataType") if "accDataType" in layer.attrs else odt
     omega = kh * kw * channels // (p * q)
     cycles = channels * kh * kw // (p * q) * io.out_vectors
-    mem = weight_memory(p * q * w, omega, f.ram_style, "vvau")
+    small = f.ram_style == "auto" and omega <= 128  # FINN counts this memory nowhere
+    mem = Resources() if small else weight_memory(p * q * w, omega, f.ram_style, "vvau")
     acc = accumulator_bits(acc_dt.bitwidth, kh * kw, w, a, idt.signed)
     thr = comp = 0.0
     if int(layer.attrs.get("noActivation", 0)) == 0:
         steps = 2**b - 1
         thr, comp = steps * acc * (channels // p) / 64, steps * acc  # FINN: no ceil here
-    lut = 300 + 1.1 * p * _mac_luts(q, w, a, f.res_type, acc, thr, comp)
-    # correction: FINN's VVAU dsp_estimation omits the SIMD factor
-    dsp = p * q * math.ceil((w + a) / 48) if f.res_type == "dsp" else 0
-    res = mem + Resources(lut=lut, dsp=dsp, lutram=p * thr)
-    res = res + Resources(ff=cfg.ff_per_lut * res.lut)
-    return LayerCost(res, int(cycles), "VVAU_hls", p * q * a, p * b)
+    lut = int(300 + 1.1 * p * _mac_luts(q, w, a, f.res_type, acc, thr, comp) + mem.lut)
+    # FINN's VVAU dsp_estimation has no SIMD factor
+    dsp = p * math.ceil((w + a) / 48) if f.res_type == "dsp" else 0
+    finn = Resources(lut=lut, bram18=mem.bram18, uram=mem.uram, dsp=dsp, lutram=mem.lut + p * thr)
+    extra = {}
+    if small:
+        luts = lutram_luts(p * q * w, omega)
+        extra["small_weights"] = Resources(lut=luts, lutram=luts)
+    if q > 1 and f.res_type == "dsp":
+        extra["simd_dsp"] = Resources(dsp=p * (q - 1) * math.ceil((w + a) / 48))
+    return costed(finn, cycles, "VVAU_hls", p * q * a, p * b, cfg, **extra)

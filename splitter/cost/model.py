@@ -35,15 +35,61 @@ class Folding:
         return f"PE={self.pe} SIMD={self.simd} {self.ram_style}/{self.res_type}{extra}"
 
 
+# Named corrections the cost model adds to FINN's own estimate of a layer (docs/cost-model.md#corrections).
+CORRECTIONS = {
+    "ff": "flip-flops: FINN estimates none; ff_per_lut per LUT",
+    "thresholds": "MVAU_hls threshold memory and comparators, which FINN counts only for ram_style_thresholds="
+                  "distributed (the default is auto)",
+    "small_weights": "VVAU weights of at most 128 words with ram_style auto: FINN counts neither BRAM nor LUTs; "
+                     "Vivado maps them to LUTRAM",
+    "simd_dsp": "VVAU_hls with SIMD > 1 and resType dsp: a DSP per SIMD lane, which FINN's estimate leaves out",
+    "rtl_fabric": "MVAU_rtl adder tree and accumulators outside the DSPs (FINN: 0 LUT)",
+    "control": "counters, muxes and datapath of layers FINN estimates at 0 LUT",
+    "threshold_bram": "Thresholding_rtl BRAM18s, which FINN's estimate drops (key 'BRAM' vs 'BRAM18')",
+}
+
+
 @dataclass(frozen=True)
 class LayerCost:
-    """Predicted resources and cycles per frame of one layer with one folding on one board."""
+    """Predicted resources and cycles per frame of one layer with one folding on one board.
 
-    resources: Resources
+    `finn` is FINN v0.10.1's own estimate of the node (its LUT, BRAM_18K, URAM and DSP; `lutram`
+    marks which of its LUTs are memory); `corrections` are the named terms the cost model adds
+    (CORRECTIONS). `resources` is their sum.
+    """
+
+    finn: Resources
     cycles: int
     impl: str  # FINN's specialized op type, e.g. "MVAU_hls", "Thresholding_rtl"
     in_width: int  # input stream width in bits
     out_width: int  # output stream width in bits
+    corrections: tuple[tuple[str, Resources], ...] = ()
+
+    @property
+    def resources(self) -> Resources:
+        """FINN's estimate plus every correction."""
+        total = self.finn
+        for _, extra in self.corrections:
+            total = total + extra
+        return total
+
+    def correction(self, name: str) -> Resources:
+        """The correction called `name` (zero if this layer has none)."""
+        return sum((r for n, r in self.corrections if n == name), Resources())
+
+
+def costed(
+    finn: Resources, cycles: int, impl: str, in_width: int, out_width: int, cfg: CostConfig,
+    **corrections: Resources,
+) -> LayerCost:
+    """A LayerCost whose corrections are `corrections` (zero ones dropped) plus the FF estimate."""
+    unknown = set(corrections) - set(CORRECTIONS)
+    assert not unknown, f"undocumented corrections {unknown}"
+    terms = [(name, res) for name, res in corrections.items() if any(res.as_tuple())]
+    luts = finn.lut + sum(res.lut for _, res in terms)
+    if cfg.ff_per_lut:
+        terms.append(("ff", Resources(ff=cfg.ff_per_lut * luts)))
+    return LayerCost(finn, int(cycles), impl, in_width, out_width, tuple(terms))
 
 
 @dataclass(frozen=True)

@@ -12,16 +12,12 @@ from typing import TYPE_CHECKING
 
 from splitter.cost.compute import _check
 from splitter.cost.memory import least_waste_memory, lutram_luts, swg_bram, uram_blocks
-from splitter.cost.model import CostConfig, Folding, LayerCost, LayerIO
+from splitter.cost.model import CostConfig, Folding, LayerCost, LayerIO, costed
 from splitter.cost.resources import Resources
-from splitter.graph import Layer, dtype_attr, pair
+from splitter.graph import Layer, pair
 
 if TYPE_CHECKING:
     from splitter.boards import Board
-
-
-def _with_ff(res: Resources, cfg: CostConfig) -> Resources:
-    return res + Resources(ff=cfg.ff_per_lut * res.lut)
 
 
 def _divides(layer: Layer, f: Folding, value: int, total: int, what: str) -> None:
@@ -69,9 +65,8 @@ def swg_cost(layer: Layer, f: Folding, board: Board, io: LayerIO, cfg: CostConfi
         mem = Resources(uram=uram_blocks(width, geo["bram_depth"]) * geo["count"])
     else:
         mem = Resources(bram18=swg_bram(width, geo["bram_depth"], geo["count"]))
-    res = _with_ff(mem + Resources(lut=300), cfg)
     out_width = width * (kh * kw if geo["parallel"] and (kh, kw) != (1, 1) else 1)
-    return LayerCost(res, int(geo["cycles"]), "ConvolutionInputGenerator_rtl", width, out_width)
+    return costed(mem + Resources(lut=300), geo["cycles"], "ConvolutionInputGenerator_rtl", width, out_width, cfg)
 
 
 def fmpadding_cost(layer: Layer, f: Folding, board: Board, io: LayerIO, cfg: CostConfig) -> LayerCost:
@@ -80,8 +75,8 @@ def fmpadding_cost(layer: Layer, f: Folding, board: Board, io: LayerIO, cfg: Cos
     _divides(layer, f, f.simd, channels, "SIMD")
     _, oh, ow, _ = io.out_shape
     width = f.simd * io.in_dtype.bitwidth
-    res = _with_ff(Resources(lut=cfg.small_layer_base_lut + width), cfg)
-    return LayerCost(res, channels // f.simd * oh * ow, "FMPadding_rtl", width, width)
+    control = Resources(lut=cfg.small_layer_base_lut + width)
+    return costed(Resources(), channels // f.simd * oh * ow, "FMPadding_rtl", width, width, cfg, control=control)
 
 
 def thresholding_cost(layer: Layer, f: Folding, board: Board, io: LayerIO, cfg: CostConfig) -> LayerCost:
@@ -92,25 +87,24 @@ def thresholding_cost(layer: Layer, f: Folding, board: Board, io: LayerIO, cfg: 
     mem = Resources()
     for stage in range(b):
         mem = mem + least_waste_memory(a, channels // f.pe * 2**stage, board.resources.uram > 0).scale(f.pe)
-    # correction: FINN reports BRAM under a key it never reads (0) and no comparator LUTs
-    res = _with_ff(mem + Resources(lut=cfg.small_layer_base_lut + f.pe * b * a), cfg)
-    return LayerCost(res, io.out_vectors * channels // f.pe, "Thresholding_rtl", f.pe * a, f.pe * b)
+    # FINN reports BRAM under a key it never reads (0) and no comparator LUTs
+    finn = Resources(lut=mem.lut, uram=mem.uram, lutram=mem.lutram)
+    return costed(finn, io.out_vectors * channels // f.pe, "Thresholding_rtl", f.pe * a, f.pe * b, cfg,
+                  threshold_bram=Resources(bram18=mem.bram18),
+                  control=Resources(lut=cfg.small_layer_base_lut + f.pe * b * a))
 
 
 def channelwise_cost(layer: Layer, f: Folding, board: Board, io: LayerIO, cfg: CostConfig) -> LayerCost:
-    """ChannelwiseOp_hls: parameter memory as Thresholding_hls, plus one adder/multiplier per PE."""
+    """ChannelwiseOp_hls: FINN's estimate, which sizes the parameter memory and the operators by the input width."""
     channels = int(layer.attr("NumChannels"))
     _divides(layer, f, f.pe, channels, "PE")
-    pbits = dtype_attr(layer, "paramDataType").bitwidth
     a, b = io.in_dtype.bitwidth, io.out_dtype.bitwidth
     tmem = channels // f.pe
     style = "distributed" if f.ram_style == "auto" else f.ram_style
-    bram = math.ceil(pbits * f.pe / 16) * math.ceil(tmem / 1024) if style == "block" and tmem > 1 else 0
-    ram_luts = f.pe * pbits * math.ceil(tmem / 64) if style == "distributed" and tmem > 1 else 0
-    func = str(layer.attrs.get("Func", "add"))
-    op_luts = f.pe * (b if func == "add" else (2 * math.ceil((a + pbits) / 6) - 1) * (a + pbits))  # correction
-    res = _with_ff(Resources(lut=pbits * f.pe + ram_luts + op_luts, bram18=bram, lutram=ram_luts), cfg)
-    return LayerCost(res, io.out_vectors * tmem, "ChannelwiseOp_hls", f.pe * a, f.pe * b)
+    bram = math.ceil(a * f.pe / 16) * math.ceil(tmem / 1024) if style == "block" and tmem > 1 else 0
+    ram_luts = f.pe * a * math.ceil(tmem / 64) if style == "distributed" and tmem > 1 else 0
+    finn = Resources(lut=a * f.pe + ram_luts, bram18=bram, lutram=ram_luts)
+    return costed(finn, io.out_vectors * tmem, "ChannelwiseOp_hls", f.pe * a, f.pe * b, cfg)
 
 
 def pool_cost(layer: Layer, f: Folding, board: Board, io: LayerIO, cfg: CostConfig) -> LayerCost:
@@ -120,9 +114,9 @@ def pool_cost(layer: Layer, f: Folding, board: Board, io: LayerIO, cfg: CostConf
     _divides(layer, f, f.pe, channels, "PE")
     a, b = io.in_dtype.bitwidth, io.out_dtype.bitwidth
     acc = int(layer.attrs.get("AccumBits", 0)) or a
-    res = _with_ff(Resources(lut=cfg.small_layer_base_lut + 2 * f.pe * acc), cfg)
     cycles = channels * kh * kw // f.pe * io.out_vectors
-    return LayerCost(res, cycles, "Pool_hls", f.pe * a, f.pe * b)
+    control = Resources(lut=cfg.small_layer_base_lut + 2 * f.pe * acc)
+    return costed(Resources(), cycles, "Pool_hls", f.pe * a, f.pe * b, cfg, control=control)
 
 
 def globalaccpool_cost(layer: Layer, f: Folding, board: Board, io: LayerIO, cfg: CostConfig) -> LayerCost:
@@ -131,9 +125,9 @@ def globalaccpool_cost(layer: Layer, f: Folding, board: Board, io: LayerIO, cfg:
     _divides(layer, f, f.pe, channels, "PE")
     a, b = io.in_dtype.bitwidth, io.out_dtype.bitwidth
     ram = f.pe * lutram_luts(b, channels // f.pe)
-    res = _with_ff(Resources(lut=cfg.small_layer_base_lut + f.pe * b + ram, lutram=ram), cfg)
     cycles = io.in_vectors * channels // f.pe + channels // f.pe
-    return LayerCost(res, cycles, "GlobalAccPool_hls", f.pe * a, f.pe * b)
+    control = Resources(lut=cfg.small_layer_base_lut + f.pe * b + ram, lutram=ram)
+    return costed(Resources(), cycles, "GlobalAccPool_hls", f.pe * a, f.pe * b, cfg, control=control)
 
 
 def maxpool_cost(layer: Layer, f: Folding, board: Board, io: LayerIO, cfg: CostConfig) -> LayerCost:
@@ -144,9 +138,9 @@ def maxpool_cost(layer: Layer, f: Folding, board: Board, io: LayerIO, cfg: CostC
     _check(layer, f, f.pe == 1 and f.simd == 1, "2D StreamingMaxPool has no folding (PE is 1D only)")
     a = io.in_dtype.bitwidth
     ram = lutram_luts(channels * a, max(1, w // kw))
-    res = _with_ff(Resources(lut=cfg.small_layer_base_lut + channels * a + ram, lutram=ram), cfg)
     cycles = h * w + (h * w) // (kh * kw)  # FINN: IFMDim^2 * (1 + 1/k^2)
-    return LayerCost(res, cycles, "StreamingMaxPool_hls", channels * a, channels * a)
+    control = Resources(lut=cfg.small_layer_base_lut + channels * a + ram, lutram=ram)
+    return costed(Resources(), cycles, "StreamingMaxPool_hls", channels * a, channels * a, cfg, control=control)
 
 
 def labelselect_cost(layer: Layer, f: Folding, board: Board, io: LayerIO, cfg: CostConfig) -> LayerCost:
@@ -154,5 +148,5 @@ def labelselect_cost(layer: Layer, f: Folding, board: Board, io: LayerIO, cfg: C
     labels, k = int(layer.attr("Labels")), int(layer.attr("K"))
     _divides(layer, f, f.pe, labels, "PE")
     a, b = io.in_dtype.bitwidth, io.out_dtype.bitwidth
-    res = _with_ff(Resources(lut=cfg.small_layer_base_lut + 2 * k * (a + b) * f.pe), cfg)
-    return LayerCost(res, labels // f.pe, "LabelSelect_hls", f.pe * a, b)
+    control = Resources(lut=cfg.small_layer_base_lut + 2 * k * (a + b) * f.pe)
+    return costed(Resources(), labels // f.pe, "LabelSelect_hls", f.pe * a, b, cfg, control=control)

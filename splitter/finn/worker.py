@@ -1,0 +1,278 @@
+"""Runs inside FINN's interpreter: FINN's flow up to its estimates, and FINN's execution of a partition.
+
+`finnsplit finn-build --estimates-only` starts `python -m splitter.finn.worker PARTITION_DIR ...` in
+FINN's own interpreter (FINN's docker, .venv-finn or $FINNSPLIT_FINN_PYTHON; env.py) with this
+checkout on PYTHONPATH. It needs the standard library, numpy and FINN, never finnsplit's own
+dependencies. It writes OUT_DIR/summary.json (docs/finn.md#estimates-without-vivado):
+
+- "nodes": every node of FINN's final graph in order, with op type, name and folding attributes;
+- "reports": FINN's estimate_layer_cycles / estimate_layer_resources / estimate_network_performance;
+- "warnings": what FINN warned about (e.g. ApplyConfig's unused configurations);
+- "executed": with --inputs, FINN's execution of the HW graph: the outputs go to OUT_DIR/outputs.npz,
+  and every node FINN can run after specialization (the RTL variants, under exec_mode "cppsim") is
+  run on the generic graph's inputs and compared with the generic graph's outputs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import os
+import sys
+import time
+import traceback
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+ESTIMATE_STEPS = [
+    "step_qonnx_to_finn",
+    "step_tidy_up",
+    "step_streamline",
+    "step_convert_to_hw",
+    "step_create_dataflow_partition",
+    "step_specialize_layers",
+    "step_target_fps_parallelization",
+    "step_apply_folding_config",
+    "step_minimize_bit_width",
+    "step_generate_estimate_reports",
+]
+# Later steps that need no Xilinx tool: hw_codegen writes the HLS sources and fills the RTL templates.
+CODEGEN_STEPS = ["step_hw_codegen"]
+REPORTS = ("estimate_layer_cycles", "estimate_layer_resources", "estimate_network_performance",
+           "op_and_param_counts")
+FOLDING_ATTRS = ("PE", "SIMD", "ram_style", "ram_style_thresholds", "resType", "mem_mode", "parallel_window",
+                 "runtime_writeable_weights", "depthwise", "noActivation", "binaryXnorMode", "inputDataType",
+                 "weightDataType", "outputDataType", "accDataType")
+SUMMARY = "summary.json"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run FINN's estimate flow on one partition directory; 0 on success, 1 if FINN failed."""
+    parser = argparse.ArgumentParser(prog="python -m splitter.finn.worker")
+    parser.add_argument("partition_dir", type=Path)
+    parser.add_argument("--output-dir", default="finn_estimates", help="relative to the partition directory")
+    parser.add_argument("--codegen", action="store_true", help="also run step_hw_codegen")
+    parser.add_argument("--inputs", type=Path, help="npz of integer NHWC inputs to execute with FINN")
+    args = parser.parse_args(argv)
+    part = args.partition_dir.resolve()
+    out = part / args.output_dir
+    out.mkdir(parents=True, exist_ok=True)
+    summary: dict[str, object] = {"partition_dir": str(part), "ok": False}
+    started = time.time()
+    try:
+        summary.update(_estimate(part, out, args.codegen))
+        if args.inputs is not None:
+            summary["executed"] = _execute(part, out, args.inputs, str(summary["steps"][-1]))
+        summary["ok"] = True
+    # FINN fails with anything from AssertionError to KeyError; all mean "FINN refused this partition".
+    except Exception as exc:
+        summary["error"] = f"{type(exc).__name__}: {exc}"
+        summary["traceback"] = traceback.format_exc()
+    summary["seconds"] = round(time.time() - started, 3)
+    summary["finn_version"] = _finn_version()
+    (out / SUMMARY).write_text(json.dumps(summary, indent=2) + "\n")
+    if not summary["ok"]:
+        print(f"FINN failed on {part.name}: {summary['error']}", file=sys.stderr)
+        print(summary["traceback"], file=sys.stderr)
+    return 0 if summary["ok"] else 1
+
+
+def _estimate(part: Path, out: Path, codegen: bool) -> dict[str, object]:
+    """FINN's flow on part/model.onnx with the partition's own config, steps up to the estimates."""
+    import finn.builder.build_dataflow as builder
+    from finn.builder.build_dataflow_config import DataflowBuildConfig
+
+    from splitter.finn.registry import prepare_board
+
+    config = json.loads((part / "dataflow_build_config.json").read_text())
+    steps = ESTIMATE_STEPS + (CODEGEN_STEPS if codegen else [])
+    config.update(output_dir=str(out), steps=steps, generate_outputs=["estimate_reports"],
+                  save_intermediate_models=True, enable_build_pdb_debug=False, verbose=False)
+    notes: list[str] = []
+    prepare_board(str(config["board"]), str(config["fpga_part"]), notes.append)
+    cfg = DataflowBuildConfig.from_dict(config) if hasattr(DataflowBuildConfig, "from_dict") else \
+        DataflowBuildConfig.from_json(json.dumps(config))
+    caught: list[str] = []
+    with _in_directory(part), _recording_warnings(caught), _process_state_restored():
+        code = builder.build_dataflow_cfg(str(part / "model.onnx"), cfg)
+    if code != 0:
+        raise RuntimeError(f"FINN's builder returned {code}; see {out / 'build_dataflow.log'}: "
+                           + " | ".join(_log_tail(out / "build_dataflow.log")))
+    final = out / "intermediate_models" / f"{steps[-1]}.onnx"
+    return {"steps": steps, "notes": notes, "warnings": caught, "nodes": _nodes(final),
+            "reports": {name: _read_json(out / "report" / f"{name}.json") for name in REPORTS}}
+
+
+def _nodes(model_path: Path) -> list[dict[str, object]]:
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.custom_op.registry import getCustomOp
+
+    model = ModelWrapper(str(model_path))
+    nodes = []
+    for node in model.graph.node:
+        entry: dict[str, object] = {"name": node.name, "op_type": node.op_type, "domain": node.domain}
+        if node.domain.startswith("finn.custom_op.fpgadataflow"):
+            inst = getCustomOp(node)
+            declared = inst.get_nodeattr_types()
+            entry["attrs"] = {k: _plain(inst.get_nodeattr(k)) for k in FOLDING_ATTRS if k in declared}
+        nodes.append(entry)
+    return nodes
+
+
+def _execute(part: Path, out: Path, inputs_path: Path, final_step: str) -> dict[str, object]:
+    """FINN's execution of the generic HW graph on each input, and of every node it can run specialized."""
+    import numpy as np
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.core.onnx_exec import execute_onnx
+    from qonnx.custom_op.registry import getCustomOp
+
+    # qonnx checks every output value against its datatype in a Python loop (minutes per MobileNet
+    # frame); the same check runs vectorized below, on FINN's unrounded outputs.
+    os.environ["SANITIZE_QUANT_TENSORS"] = "0"
+    generic = ModelWrapper(str(part / "model.onnx"))
+    # The last step's graph: specialized, folded and named (step_specialize_layers drops node names).
+    specialized = ModelWrapper(str(out / "intermediate_models" / f"{final_step}.onnx"))
+    inputs = np.load(inputs_path)
+    in_name, out_name = generic.graph.input[0].name, generic.graph.output[0].name
+    results, checked, range_errors = {}, {}, []
+    for key in sorted(inputs.files):
+        context = execute_onnx(generic, {in_name: inputs[key].astype(np.float32)}, return_full_exec_context=True)
+        range_errors += _range_errors(generic, context, key)
+        results[key] = context[out_name]
+        for name, ok in _run_specialized(specialized, generic, context, getCustomOp).items():
+            checked.setdefault(name, True)
+            checked[name] = checked[name] and ok
+    np.savez(out / "outputs.npz", **results)
+    return {"inputs": sorted(inputs.files), "outputs": "outputs.npz", "range_errors": range_errors,
+            "specialized_nodes_run": checked,
+            "specialized_nodes_skipped": [n.name for n in specialized.graph.node if n.name not in checked]}
+
+
+def _run_specialized(specialized, generic, context: dict, get_op) -> dict[str, bool]:
+    """Run each RTL node of the specialized graph on the generic graph's input of that layer."""
+    import numpy as np
+
+    out: dict[str, bool] = {}
+    if len(specialized.graph.node) != len(generic.graph.node):
+        raise RuntimeError(f"FINN's graph has {len(specialized.graph.node)} nodes, the partition's "
+                           f"{len(generic.graph.node)}: the flow added or removed layers")
+    for spec_node, gen_node in zip(specialized.graph.node, generic.graph.node, strict=True):
+        if not spec_node.domain.endswith(".rtl"):
+            continue  # HLS variants execute only as C++ compiled against Vitis HLS headers
+        inst = get_op(spec_node)
+        inst.set_nodeattr("exec_mode", "cppsim")
+        local = {spec_node.input[0]: context[gen_node.input[0]]}
+        for name in spec_node.input[1:]:
+            local[name] = specialized.get_initializer(name)
+        expected = context[gen_node.output[0]]
+        local[spec_node.output[0]] = np.zeros_like(expected)
+        inst.execute_node(local, specialized.graph)
+        if spec_node.op_type == "ConvolutionInputGenerator_rtl" and inst.get_nodeattr("depthwise"):
+            expected = _interleaved(inst, expected)
+        out[spec_node.name] = bool(np.array_equal(local[spec_node.output[0]], expected))
+    return out
+
+
+def _interleaved(swg, windows):
+    """A depthwise window stream as FINN's SWG_rtl emits it: channels interleaved by SIMD, as its VVAU reads."""
+    oh, ow = swg.get_nodeattr("OFMDim")
+    kh, kw = swg.get_nodeattr("ConvKernelDim")
+    channels, simd = swg.get_nodeattr("IFMChannels"), swg.get_nodeattr("SIMD")
+    out = windows.reshape(1, oh, ow, kh * kw, channels // simd, simd).transpose(0, 1, 2, 4, 3, 5)
+    return out.reshape(1, oh, ow, channels * kh * kw)
+
+
+def _range_errors(model, context: dict, key: str) -> list[str]:
+    """Tensors whose values are not integers of their annotated FINN datatype."""
+    import numpy as np
+
+    errors = []
+    for node in model.graph.node:
+        for name in node.output:
+            dtype = model.get_tensor_datatype(name)
+            values = context[name]
+            ok = np.all(values == np.round(values)) and np.all((values >= dtype.min()) & (values <= dtype.max()))
+            if not ok:
+                errors.append(f"{key}: {name} has values outside {dtype.name}")
+    return errors
+
+
+@contextlib.contextmanager
+def _in_directory(path: Path) -> Iterator[None]:
+    """Relative paths in the build config resolve in the partition directory, as build_dataflow_directory does."""
+    old = os.getcwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(old)
+
+
+@contextlib.contextmanager
+def _recording_warnings(caught: list[str]) -> Iterator[None]:
+    """Keep FINN's warnings for the summary and still let them reach FINN's log."""
+    original = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        caught.append(f"{category.__name__}: {' '.join(str(message).split())}")
+        original(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = original
+
+
+@contextlib.contextmanager
+def _process_state_restored() -> Iterator[None]:
+    """FINN's builder replaces sys.stdout/err on failure paths and configures the root logger."""
+    stdout, stderr = sys.stdout, sys.stderr
+    root = logging.getLogger()
+    handlers = list(root.handlers)
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = stdout, stderr
+        for handler in [h for h in root.handlers if h not in handlers]:
+            root.removeHandler(handler)
+            handler.close()
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _read_json(path: Path) -> object | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _log_tail(path: Path, lines: int = 4) -> list[str]:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return []
+    return [line.strip() for line in text.splitlines() if line.strip()][-lines:]
+
+
+def _finn_version() -> str | None:
+    from importlib import metadata
+
+    try:
+        return metadata.version("finn")
+    except metadata.PackageNotFoundError:
+        return None
+
+
+if __name__ == "__main__":
+    sys.exit(main())
