@@ -90,6 +90,8 @@ def _unavailable(*args, **kwargs):
 resize = center_crop = _unavailable
 EOF
 
+# FINN's setup.py takes no version (pip records 0.0.0): say which FINN this is where finnsplit looks.
+echo "0.10.1+39f0c9a" >"$src/finn/.finnsplit-version"
 check
 cat "$vendor/SHA256SUMS" >"$stamp"
 echo "setup-finn: done ($venv; FINN_ROOT=$src/finn)"

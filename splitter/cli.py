@@ -159,12 +159,48 @@ def build(model: str, boards: str, board: str, strategy: str, target_fps: float 
 @cli.command("finn-build")
 @click.argument("bundle", type=click.Path(file_okay=False))
 @click.option("--partition", "partitions", type=int, multiple=True, help="Only this partition (repeatable).")
-def finn_build(bundle: str, partitions: tuple[int, ...]) -> None:
-    """Build a bundle's partitions to bitstreams with FINN (inside FINN's docker)."""
-    from splitter.finn import run_builds
+@click.option("--estimates-only", is_flag=True,
+              help="FINN's flow up to its estimate reports, in FINN's own Python (no Vivado needed).")
+@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+              help="With --estimates-only: partitions built at once.")
+@click.option("--codegen", is_flag=True, help="With --estimates-only: also run step_hw_codegen.")
+@click.option("--verify", type=click.IntRange(min=0), default=0, show_default=True,
+              help="With --estimates-only: run FINN's execution of each partition on N seeded frames and "
+                   "compare with finnsplit's executor at every boundary.")
+def finn_build(bundle: str, partitions: tuple[int, ...], estimates_only: bool, jobs: int, codegen: bool,
+               verify: int) -> None:
+    """Build a bundle's partitions with FINN: bitstreams (FINN's docker) or FINN's estimates (anywhere)."""
+    if not estimates_only:
+        if jobs != 1 or codegen or verify:
+            raise click.UsageError("--jobs, --codegen and --verify go with --estimates-only")
+        from splitter.finn import run_builds
 
-    for bitfile in run_builds(Path(bundle), list(partitions) or None, _progress()):
-        click.echo(f"bitstream: {bitfile}")
+        for bitfile in run_builds(Path(bundle), list(partitions) or None, _progress()):
+            click.echo(f"bitstream: {bitfile}")
+        return
+    from splitter.report import format_finn_estimates
+
+    results, problems = finn_estimates(Path(bundle), list(partitions) or None, jobs, codegen, verify, _progress())
+    click.echo(format_finn_estimates(results, verify))
+    if problems:
+        raise FinnsplitError("FINN and the plan disagree:\n  " + "\n  ".join(problems))
+
+
+def finn_estimates(bundle: Path, partitions: list[int] | None, jobs: int, codegen: bool, verify: int,
+                   progress: Callable[[str], None]) -> tuple[list, list[str]]:
+    """FINN's estimate flow on a bundle (and with `verify`, FINN's execution); results and every disagreement."""
+    from splitter.finn.estimates import run_estimates
+    from splitter.finn_check import boundary_frames, check_finn_outputs
+
+    frames = None
+    if verify:
+        progress(f"executor: {verify} seeded frame(s) through every partition (FINN's inputs and expected outputs)")
+        frames = boundary_frames(bundle, verify)
+    results = run_estimates(bundle, partitions, jobs, codegen, frames.inputs if frames else None, progress)
+    problems = [f"partition {r.index}: {m}" for r in results for m in r.comparison.get("mismatches", [])]
+    if frames is not None:
+        problems += check_finn_outputs(bundle, results, frames)
+    return results, problems
 
 
 def _progress() -> Callable[[str], None]:

@@ -23,6 +23,7 @@ from splitter import program
 from splitter.bundle.finn_graph import finn_hw_model
 from splitter.bundle.manifest import FORMAT, VERSION, BundleError, file_entry, write_manifest
 from splitter.bundle.submodel import sub_models
+from splitter.cost import LayerCost, Resources
 from splitter.finn.config import CONFIG_FILE, FOLDING_FILE, MODEL_FILE, write_build_config
 from splitter.folding import apply_folding, finn_folding_config
 from splitter.graph import DataflowGraph, TensorSpec
@@ -142,7 +143,7 @@ def _write_partition(root: Path, graph: DataflowGraph, p: Partition, sub: onnx.M
         "output": tensor_entry(piece.output, _io_shape(sub.graph.output[0])),
         "files": {key: file_entry(root, path) for key, path in paths.items()},
         "finn_io": _finn_io(p, piece),
-        "predicted": _predicted(p),
+        "predicted": _predicted(p, list(folding)[1:]),
     }
 
 
@@ -161,7 +162,7 @@ def _io_shape(info: onnx.ValueInfoProto) -> list[int]:
     return [d.dim_value for d in info.type.tensor_type.shape.dim]
 
 
-def _predicted(p: Partition) -> dict[str, Any]:
+def _predicted(p: Partition, node_names: list[str]) -> dict[str, Any]:
     util = p.utilization
     return {
         "fps": round(p.fps, 3),
@@ -176,6 +177,27 @@ def _predicted(p: Partition) -> dict[str, Any]:
         "power_w": round(p.power_w, 3),
         "bytes_in": p.bytes_in,
         "bytes_out": p.bytes_out,
+        "finn_terms": finn_resources(sum((c.finn for c in p.costs), Resources())),
+        "layers": [_layer_entry(node, layer, c) for node, layer, c in zip(node_names, p.layer_names, p.costs,
+                                                                         strict=True)],
+    }
+
+
+def finn_resources(res: Resources) -> dict[str, float]:
+    """Resources under the keys of FINN's estimate_layer_resources.json."""
+    return {"LUT": res.lut, "BRAM_18K": res.bram18, "URAM": res.uram, "DSP": res.dsp}
+
+
+def _layer_entry(node: str, layer: str, cost: LayerCost) -> dict[str, Any]:
+    """One layer's prediction: FINN's node name, cycles, FINN's term and each correction apart."""
+    return {
+        "node": node,
+        "layer": layer,
+        "impl": cost.impl,
+        "cycles": cost.cycles,
+        "finn": finn_resources(cost.finn),
+        "corrections": {name: {k: round(v, 3) for k, v in res.as_dict().items() if v}
+                        for name, res in cost.corrections},
     }
 
 

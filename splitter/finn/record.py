@@ -37,12 +37,12 @@ def finn_entry(root: Path, bitfile: Path, result: dict[str, Any]) -> dict[str, A
 
 def record_finn_build(root: Path, index: int, entry: dict[str, Any]) -> None:
     """Set partitions[index]["finn"] = `entry` in root/manifest.json, replacing the file atomically."""
-    _update_partition(root, index, lambda part: part.__setitem__("finn", entry))
+    update_partition(root, index, lambda part: part.__setitem__("finn", entry))
 
 
 def clear_finn_build(root: Path, index: int) -> None:
     """Remove partitions[index]["finn"], so a rebuild that fails leaves no claim to the old files."""
-    _update_partition(root, index, lambda part: part.pop("finn", None))
+    update_partition(root, index, lambda part: part.pop("finn", None))
 
 
 def read_manifest(root: Path) -> Any:
@@ -54,7 +54,8 @@ def read_manifest(root: Path) -> Any:
         raise BundleLayoutError(path, f"cannot read the bundle manifest: {exc}") from None
 
 
-def _update_partition(root: Path, index: int, change: Callable[[dict[str, Any]], object]) -> None:
+def update_partition(root: Path, index: int, change: Callable[[dict[str, Any]], object]) -> None:
+    """Apply `change` to partitions[index] of root/manifest.json under the manifest lock, atomically."""
     path = Path(root) / MANIFEST
     with _locked(Path(root) / LOCK):
         manifest = read_manifest(root)

@@ -266,11 +266,15 @@ def _log_tail(path: Path, lines: int = 4) -> list[str]:
 
 
 def _finn_version() -> str | None:
+    """The version setup-finn.sh records beside FINN's source, else the package's (FINN's own says 0.0.0)."""
     from importlib import metadata
 
     try:
-        return metadata.version("finn")
-    except metadata.PackageNotFoundError:
+        import finn.builder.build_dataflow as builder
+
+        tag = Path(builder.__file__).resolve().parents[3] / ".finnsplit-version"
+        return tag.read_text().strip() if tag.is_file() else metadata.version("finn")
+    except (ImportError, OSError, metadata.PackageNotFoundError):
         return None
 
 
