@@ -20,7 +20,7 @@ from splitter.graph import DataflowGraph
 from splitter.partition import Plan, plan
 
 Progress = Callable[[str], None]
-FINN_MODES = ("auto", "yes", "no")
+FINN_MODES = ("auto", "yes", "no", "estimates")
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,8 @@ class BuildConfig:
     link_gbps: float | None = None  # override the boards' link rate
     replicate: bool = True  # balanced: spare boards may replicate the bottleneck stage
     input_spec: object = None  # splitter.lowering.InputSpec, or None for the model's own / the zoo's
-    finn: str = "auto"  # run FINN builds: "auto" when installed, "yes" (required), "no"
+    finn: str = "auto"  # FINN: bitstreams "auto" when installed, "yes" (required), "no", or "estimates" only
+    finn_jobs: int = 1  # --finn estimates: partitions run at once
 
 
 @dataclass
@@ -48,6 +49,7 @@ class BuildState:
     plan: Plan | None = None
     manifest: Path | None = None
     bitfiles: list[Path] = field(default_factory=list)
+    finn_estimates: list = field(default_factory=list)  # splitter.finn.estimates.EstimateResult per partition
     notes: list[str] = field(default_factory=list)  # for the user, printed after the table
 
 
@@ -90,18 +92,27 @@ def step_export(state: BuildState, cfg: BuildConfig, progress: Progress) -> Buil
 
 
 def step_finn(state: BuildState, cfg: BuildConfig, progress: Progress) -> BuildState:
-    """Run FINN to bitstreams where FINN and Vivado are installed."""
+    """Run FINN: to bitstreams where FINN and Vivado are installed, or only to its estimates."""
     from splitter.finn import finn_status, run_builds
 
     if cfg.finn == "no":
+        return state
+    if cfg.finn == "estimates":
+        from splitter.finn.estimates import run_estimates
+
+        state.finn_estimates = run_estimates(state.manifest.parent, None, cfg.finn_jobs, log=progress)
+        mismatches = [f"partition {r.index}: {m}" for r in state.finn_estimates for m in r.comparison["mismatches"]]
+        if mismatches:
+            raise FinnsplitError("FINN's estimates disagree with the plan:\n  " + "\n  ".join(mismatches))
         return state
     status = finn_status()
     if not status.available:
         if cfg.finn == "yes":
             raise FinnsplitError(f"--finn yes: FINN is not usable here: {status.why}")
         why = status.why.split(";")[0]
-        state.notes.append(f"FINN not found ({why}): bitstreams not built; inside FINN's docker run "
-                           f"`finnsplit finn-build {cfg.output}` (docs/finn.md)")
+        state.notes.append(f"FINN with Vivado not found ({why}): bitstreams not built; inside FINN's docker run "
+                           f"`finnsplit finn-build {cfg.output}`; FINN's estimates without Vivado: "
+                           f"`finnsplit finn-build {cfg.output} --estimates-only` (docs/finn.md)")
         return state
     state.bitfiles = run_builds(state.manifest.parent, None, progress)
     return state

@@ -134,14 +134,17 @@ def inspect(model: str, input_dtype: str | None, input_scale: str | None, mean: 
 @click.option("--target-fps", type=float, help="greedy only: FINN SetFolding target (default PE=SIMD=1).")
 @click.option("--link-gbps", type=float, help="Override the boards' link rate (Gbit/s).")
 @click.option("--no-replicate", is_flag=True, help="Never run a stage on several boards.")
-@click.option("--finn", type=click.Choice(["auto", "yes", "no"]), default="auto", show_default=True,
-              help="Build bitstreams with FINN: when installed (auto), required (yes), or not (no).")
+@click.option("--finn", type=click.Choice(["auto", "yes", "no", "estimates"]), default="auto", show_default=True,
+              help="Build bitstreams with FINN: when installed (auto), required (yes), or not (no); or run FINN "
+                   "only to its estimate reports (estimates: FINN's Python, no Vivado).")
+@click.option("--finn-jobs", type=click.IntRange(min=1), default=1, show_default=True,
+              help="With --finn estimates: partitions run at once.")
 @click.option("-o", "--output", default="build", show_default=True, type=click.Path(file_okay=False),
               help="Bundle directory (an older bundle there is replaced).")
 @input_options
 def build(model: str, boards: str, board: str, strategy: str, target_fps: float | None, link_gbps: float | None,
-          no_replicate: bool, finn: str, output: str, input_dtype: str | None, input_scale: str | None,
-          mean: str | None, std: str | None) -> None:
+          no_replicate: bool, finn: str, finn_jobs: int, output: str, input_dtype: str | None,
+          input_scale: str | None, mean: str | None, std: str | None) -> None:
     """Split MODEL over boards and write a deployment bundle."""
     from splitter.build import BuildConfig
     from splitter.build import build as run_build
@@ -149,9 +152,15 @@ def build(model: str, boards: str, board: str, strategy: str, target_fps: float 
 
     cfg = BuildConfig(model=model, output=output, boards=boards, board=board, strategy=strategy,
                       target_fps=target_fps, link_gbps=link_gbps, replicate=not no_replicate,
-                      input_spec=resolve_input_spec(input_dtype, input_scale, mean, std), finn=finn)
+                      input_spec=resolve_input_spec(input_dtype, input_scale, mean, std), finn=finn,
+                      finn_jobs=finn_jobs)
     state = run_build(cfg, _progress())
     click.echo(format_plan(state.plan))
+    if state.finn_estimates:
+        from splitter.report import format_finn_estimates
+
+        click.echo("FINN's estimates (FINN / the plan's FINN term):")
+        click.echo(format_finn_estimates(state.finn_estimates))
     for note in state.notes:
         click.echo(f"note: {note}")
 

@@ -220,7 +220,7 @@ def finn_folding_config(
         index = counters.get(impl, 0)
         counters[impl] = index + 1
         entry = _attr_values(layer, f)
-        if entry.get("ram_style") == "ultra":
+        if entry.get("ram_style") == "ultra" and layer.op_type in ("MVAU", "VVAU"):
             entry["runtime_writeable_weights"] = 1  # FINN needs it for URAM weights off Versal
         config[f"{impl}_{index}"] = entry
     return config

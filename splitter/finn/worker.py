@@ -96,11 +96,13 @@ def _estimate(part: Path, out: Path, codegen: bool) -> dict[str, object]:
     cfg = DataflowBuildConfig.from_dict(config) if hasattr(DataflowBuildConfig, "from_dict") else \
         DataflowBuildConfig.from_json(json.dumps(config))
     caught: list[str] = []
+    failure = _Tee(sys.stderr)
     with _in_directory(part), _recording_warnings(caught), _process_state_restored():
+        sys.stderr = failure  # FINN prints a failed step's traceback to stderr and returns -1
         code = builder.build_dataflow_cfg(str(part / "model.onnx"), cfg)
     if code != 0:
-        raise RuntimeError(f"FINN's builder returned {code}; see {out / 'build_dataflow.log'}: "
-                           + " | ".join(_log_tail(out / "build_dataflow.log")))
+        step = ([line for line in _log_tail(out / "build_dataflow.log", 50) if "Running step" in line] or ["?"])[-1]
+        raise RuntimeError(f"{failure.exception() or f'FINN returned {code}'} (in {step.split('Running step: ')[-1]})")
     final = out / "intermediate_models" / f"{steps[-1]}.onnx"
     return {"steps": steps, "notes": notes, "warnings": caught, "nodes": _nodes(final),
             "reports": {name: _read_json(out / "report" / f"{name}.json") for name in REPORTS}}
@@ -198,6 +200,26 @@ def _range_errors(model, context: dict, key: str) -> list[str]:
             if not ok:
                 errors.append(f"{key}: {name} has values outside {dtype.name}")
     return errors
+
+
+class _Tee:
+    """A stderr that also keeps what was written, to name the exception of a failed FINN step."""
+
+    def __init__(self, stream) -> None:
+        self.stream, self.text = stream, []
+
+    def write(self, data: str) -> int:
+        self.text.append(data)
+        return self.stream.write(data)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def exception(self) -> str:
+        """The last 'SomeError: message' line written, or ""."""
+        lines = [line.strip() for line in "".join(self.text).splitlines()]
+        errors = [line for line in lines if line.split(":")[0].endswith(("Error", "Exception")) and ":" in line]
+        return errors[-1] if errors else ""
 
 
 @contextlib.contextmanager
