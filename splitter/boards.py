@@ -2,6 +2,7 @@
 
 Boards are YAML files (format: docs/cost-model.md#board-files), one per board, found in the
 built-in boards/ directory, in directories listed in $FINNSPLIT_BOARD_PATH, or given as a path.
+A `<board-file-stem>.calibration.json` beside a board file is loaded with it (docs/calibration.md).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import yaml
 
+from splitter.cost.calibration import Calibration, CalibrationFileError, calibration_path, read_calibration
 from splitter.cost.resources import RESOURCE_NAMES, Resources
 from splitter.errors import FinnsplitError
 
@@ -80,6 +82,7 @@ class Board:
     power: PowerModel
     finn_board: str | None = None  # FINN's name for the board (pynq_part_map key); None: not known to FINN
     path: str = ""
+    calibration: Calibration | None = None  # fitted factors from <stem>.calibration.json beside `path`
 
     @property
     def usable(self) -> Resources:
@@ -181,7 +184,20 @@ def _parse(path: Path, expected_name: str | None) -> Board:
         ),
         finn_board=fields.optional_text("finn_board"),
         path=str(path),
+        calibration=_calibration(path, name),
     )
+
+
+def _calibration(board_file: Path, name: str) -> Calibration | None:
+    """The calibration stored beside `board_file`, if any; it must be of the board called `name`."""
+    path = calibration_path(board_file)
+    if not path.is_file():
+        return None
+    calibration = read_calibration(path)
+    if calibration.board != name:
+        raise CalibrationFileError(path, "board", f"{name!r} (the board file {board_file.name} beside it)",
+                                   calibration.board)
+    return calibration
 
 
 class _Fields:

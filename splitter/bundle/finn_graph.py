@@ -82,6 +82,10 @@ def finn_hw_model(piece: DataflowGraph, impls: Sequence[str]) -> onnx.ModelProto
     for tensor, dtype in annotations.items():
         ann = onnx.TensorAnnotation(tensor_name=tensor)
         ann.quant_parameter_tensor_names.append(onnx.StringStringEntryProto(key="finn_datatype", value=dtype))
+        if tensor == piece.input.name:
+            # qonnx's InferDataLayouts otherwise assumes a 4D graph input is NCHW; FINN's HW layers are NHWC
+            ann.quant_parameter_tensor_names.append(
+                onnx.StringStringEntryProto(key="tensor_layout", value=str(list("NHWC"))))
         model.graph.quantization_annotation.append(ann)
     return model
 

@@ -1,15 +1,18 @@
 """Resource and cycle cost model of FINN dataflow layers (formulas and sources: docs/cost-model.md).
 
-Public surface: Folding, Resources, LayerCost, CostConfig, layer_cost, boundary_cost,
-partition_resources, the op tables COSTED_OPS / ZERO_COST_OPS / UNSUPPORTED_OPS and the errors.
+Public surface: Folding, Resources, LayerCost, CostConfig, layer_cost (with the board's calibration,
+docs/calibration.md), calibrated, boundary_cost, partition_resources, the op tables COSTED_OPS /
+ZERO_COST_OPS / UNSUPPORTED_OPS and the errors.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from splitter.cost import compute, stream
+from splitter.cost.calibration import Calibration
 from splitter.cost.errors import CostError, IllegalFoldingError, UnsupportedLayerError
 from splitter.cost.memory import dwc, fifo
 from splitter.cost.model import CostConfig, Folding, LayerCost, LayerIO, folding_from_attrs, layer_io
@@ -34,6 +37,7 @@ __all__ = [
     "Resources",
     "UnsupportedLayerError",
     "boundary_cost",
+    "calibrated",
     "folding_from_attrs",
     "layer_cost",
     "layer_io",
@@ -82,7 +86,17 @@ def layer_cost(
     fn = COSTED_OPS.get(layer.op_type)
     if fn is None:
         raise UnsupportedLayerError(layer.name, layer.op_type, f"no cost model; known: {', '.join(COSTED_OPS)}")
-    return fn(layer, folding, board, layer_io(layer, tensors), cfg)
+    return calibrated(fn(layer, folding, board, layer_io(layer, tensors), cfg), board.calibration)
+
+
+def calibrated(cost: LayerCost, calibration: Calibration | None) -> LayerCost:
+    """`cost` plus the "calibration" correction of its impl (unchanged without factors for it)."""
+    if calibration is None:
+        return cost
+    term = calibration.correction_for(cost.impl, cost.resources, cost.finn)
+    if not any(term.as_tuple()):
+        return cost
+    return dataclasses.replace(cost, corrections=(*cost.corrections, ("calibration", term)))
 
 
 def boundary_cost(prev_out_width: int | None, in_width: int, cfg: CostConfig | None = None) -> Resources:

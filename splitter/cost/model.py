@@ -46,6 +46,8 @@ CORRECTIONS = {
     "rtl_fabric": "MVAU_rtl adder tree and accumulators outside the DSPs (FINN: 0 LUT)",
     "control": "counters, muxes and datapath of layers FINN estimates at 0 LUT",
     "threshold_bram": "Thresholding_rtl BRAM18s, which FINN's estimate drops (key 'BRAM' vs 'BRAM18')",
+    "calibration": "the board's fitted post-synthesis / predicted factor per impl and resource, applied to the "
+                   "cost so far (docs/calibration.md); none without a <board>.calibration.json",
 }
 
 

@@ -20,7 +20,7 @@ def compare_with_plan(part: dict[str, Any], summary: dict[str, Any], folding: di
     reports = summary.get("reports", {})
     cycles = reports.get("estimate_layer_cycles") or {}
     resources = reports.get("estimate_layer_resources") or {}
-    mismatches = _layer_set(planned, nodes) + _folding(folding, nodes)
+    mismatches = list(summary.get("attribute_errors", [])) + _layer_set(planned, nodes) + _folding(folding, nodes)
     by_name = {n["name"]: n for n in nodes}
     layers = []
     for entry in planned:

@@ -142,9 +142,11 @@ def inputs_hash(bundle_dir: Path, part: dict[str, Any], python: FinnPython, code
     digest = hashlib.sha256()
     files = part.get("files", {})
     for key in HASHED_INPUTS:
-        if key not in files:
-            raise BundleLayoutError(bundle_dir / part["dir"], f"the manifest lists no {key!r} file for FINN")
-        digest.update(f"{key}={files[key]['sha256']}\n".encode())
+        path = bundle_dir / files[key]["path"] if key in files else None
+        if path is None or not path.is_file():
+            raise BundleLayoutError(bundle_dir / part["dir"], f"no {key!r} file for FINN (the manifest lists "
+                                    f"{files.get(key, {}).get('path', 'none')})")
+        digest.update(f"{key}={hashlib.sha256(path.read_bytes()).hexdigest()}\n".encode())
     here = Path(__file__).parent
     for name in WORKER_FILES:
         digest.update(hashlib.sha256((here / name).read_bytes()).hexdigest().encode())

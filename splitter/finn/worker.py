@@ -105,6 +105,7 @@ def _estimate(part: Path, out: Path, codegen: bool) -> dict[str, object]:
         raise RuntimeError(f"{failure.exception() or f'FINN returned {code}'} (in {step.split('Running step: ')[-1]})")
     final = out / "intermediate_models" / f"{steps[-1]}.onnx"
     return {"steps": steps, "notes": notes, "warnings": caught, "nodes": _nodes(final),
+            "attribute_errors": attribute_errors(part / "model.onnx"),
             "reports": {name: _read_json(out / "report" / f"{name}.json") for name in REPORTS}}
 
 
@@ -122,6 +123,26 @@ def _nodes(model_path: Path) -> list[dict[str, object]]:
             entry["attrs"] = {k: _plain(inst.get_nodeattr(k)) for k in FOLDING_ATTRS if k in declared}
         nodes.append(entry)
     return nodes
+
+
+def attribute_errors(model_path: Path) -> list[str]:
+    """Attributes of the partition's HW graph that FINN's op does not declare, or declares of another kind."""
+    from onnx import AttributeProto
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.custom_op.registry import getCustomOp
+
+    kinds = {AttributeProto.INT: "i", AttributeProto.INTS: "ints", AttributeProto.STRING: "s",
+             AttributeProto.FLOAT: "f", AttributeProto.FLOATS: "floats", AttributeProto.STRINGS: "strings"}
+    errors = []
+    for node in ModelWrapper(str(model_path)).graph.node:
+        declared = getCustomOp(node).get_nodeattr_types()
+        for attr in node.attribute:
+            if attr.name not in declared:
+                errors.append(f"{node.name} ({node.op_type}): FINN declares no attribute {attr.name}")
+            elif kinds.get(attr.type) != declared[attr.name][0]:
+                errors.append(f"{node.name}: attribute {attr.name} is {kinds.get(attr.type)}, FINN expects "
+                              f"{declared[attr.name][0]}")
+    return errors
 
 
 def _execute(part: Path, out: Path, inputs_path: Path, final_step: str) -> dict[str, object]:
