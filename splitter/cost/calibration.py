@@ -8,6 +8,7 @@ the named correction "calibration" (`correction_for`).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
@@ -44,6 +45,11 @@ class CalibrationFileError(CalibrationError):
         self.path, self.field, self.expected, self.found = str(path), field, expected, found
 
 
+def now() -> str:
+    """The current UTC time as the `created` field writes it."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
 @dataclass(frozen=True)
 class Sample:
     """One node: its impl, what was predicted for it and what synthesis measured (CALIBRATED keys)."""
@@ -75,7 +81,7 @@ class Calibration:
     basis: str  # one of BASES
     factors: tuple[Factor, ...]
     sources: tuple[str, ...] = ()  # post_synth_resources.json files fitted from
-    created: str = ""  # UTC, ISO 8601
+    created: str = dataclasses.field(default_factory=now)  # UTC, ISO 8601
 
     def factor(self, impl: str, resource: str) -> float | None:
         """The factor of `resource` for nodes of `impl`, or None when none was fitted."""
@@ -99,31 +105,25 @@ class Calibration:
 
 def fit(samples: Iterable[Sample]) -> tuple[Factor, ...]:
     """Factors per (impl, resource): ratio of sums over the samples predicting a non-zero amount."""
-    sums: dict[tuple[str, str], list[float]] = {}
+    pairs: dict[tuple[str, str], list[tuple[float, float]]] = {}
     for s in samples:
         for name, measured in s.measured.items():
             predicted = getattr(s.predicted, name)
-            if predicted <= 0:
-                continue
-            acc = sums.setdefault((s.impl, name), [0, 0.0, 0.0])
-            acc[0] += 1
-            acc[1] += predicted
-            acc[2] += float(measured)
+            if predicted > 0:  # a zero prediction has no ratio; its measured amount would skew the others'
+                pairs.setdefault((s.impl, name), []).append((predicted, float(measured)))
     order = {name: i for i, name in enumerate(CALIBRATED)}
-    keys = sorted(sums, key=lambda k: (k[0], order[k[1]]))
-    return tuple(Factor(impl, name, sums[impl, name][2] / sums[impl, name][1], int(sums[impl, name][0]),
-                        sums[impl, name][1], sums[impl, name][2]) for impl, name in keys)
+    factors = []
+    for impl, name in sorted(pairs, key=lambda k: (k[0], order[k[1]])):
+        predicted = sum(p for p, _ in pairs[impl, name])
+        measured = sum(m for _, m in pairs[impl, name])
+        factors.append(Factor(impl, name, measured / predicted, len(pairs[impl, name]), predicted, measured))
+    return tuple(factors)
 
 
 def calibration_path(board_file: str | Path) -> Path:
     """Where the calibration of the board defined in `board_file` is stored: beside it."""
     path = Path(board_file)
     return path.with_name(path.stem + SUFFIX)
-
-
-def now() -> str:
-    """The current UTC time as the `created` field writes it."""
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 def to_json(cal: Calibration) -> dict[str, Any]:
