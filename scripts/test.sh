@@ -3,5 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+# FINN v0.10.1 in its own venv: tests/test_finn_flow.py runs FINN's flow on real bundles (docs/finn.md)
+bash scripts/setup-finn.sh
 .venv/bin/ruff check .
 .venv/bin/python -m pytest -q "$@"

@@ -220,10 +220,11 @@ def _progress() -> Callable[[str], None]:
 
 
 def _register_runtime_commands() -> None:
-    """`virtual`, `run`, `daemon`: the deployment side, composed into the one `finnsplit` command."""
+    """`virtual`, `run`, `daemon`: the deployment side, and `calibrate`, composed into one `finnsplit` command."""
     from orchestrator.commands import COMMANDS
+    from splitter.calibration_cli import calibrate
 
-    for command in COMMANDS:
+    for command in (*COMMANDS, calibrate):
         cli.add_command(command)
 
 

@@ -9,6 +9,7 @@ against the executor. The only stand-ins are the kernel's fpga_manager (a sysfs 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -330,11 +331,13 @@ def test_finn_zynq_command_line_comes_from_the_manifest(bundle: Path, tmp_path: 
     command = server_command(cfg, Path("/usr/bin/finnsplit-server"), run, 7000)
     flags = dict(zip(command[2::2], command[3::2], strict=True))
     assert command[:2] == ["/usr/bin/finnsplit-server", "serve"]
+    finn_io = json.loads((bundle / "manifest.json").read_text())["partitions"][0]["finn_io"]
     assert flags == {
         "--listen": "0.0.0.0:7000", "--next": "10.0.0.2:7000", "--name": "zed0", "--backend": "finn-zynq",
         "--stats": "stdout", "--stats-interval-ms": "1000",
         "--spec-in": "INT2:1,1,1,784", "--spec-out": "INT7:1,1,1,10",
-        "--in-word-elems": "196", "--out-word-elems": "1", "--idma": "/dev/mem@0x40000000",
+        "--in-word-elems": str(finn_io["in_word_elems"]), "--out-word-elems": str(finn_io["out_word_elems"]),
+        "--idma": "/dev/mem@0x40000000",
         "--odma": "/dev/mem@0x40001000", "--dmabuf-in": "/dev/udmabuf0", "--dmabuf-out": "/dev/udmabuf1",
         "--done-timeout-ms": "2000",
     }
