@@ -6,7 +6,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
-vendor=${FINNSPLIT_VENDOR:-$root/../shared/vendor}
+# The vendored sources: $FINNSPLIT_VENDOR, else shared/vendor beside this checkout or beside any of
+# its parent folders, else the workplace's /work/shared/vendor (a CI clone may live elsewhere).
+vendor=${FINNSPLIT_VENDOR:-}
+if [ -z "$vendor" ]; then
+  dir=$root
+  while [ "$dir" != "/" ]; do
+    if [ -f "$dir/../shared/vendor/SHA256SUMS" ]; then vendor=$(cd "$dir/../shared/vendor" && pwd); break; fi
+    dir=$(dirname "$dir")
+  done
+  [ -n "$vendor" ] || vendor=/work/shared/vendor
+fi
 venv=$root/.venv-finn
 src=$venv/src
 stamp=$venv/.finnsplit-ready
