@@ -22,6 +22,7 @@ from cpp_fixtures import run_program, server_bin  # noqa: F401 - fixture
 
 from splitter import program
 from splitter.build import BuildConfig, build
+from splitter.bundle.manifest import file_entry, write_manifest
 from splitter.cli import finn_estimates
 from splitter.finn.env import FinnNotFoundError, FinnPython, find_finn_python
 from splitter.finn.estimates import run_estimates
@@ -97,20 +98,28 @@ def test_mobilenet_on_six_zedboards_through_finn(zoo_dir: Path, finn_python: Fin
     assert "exact" in done.stdout and "mismatch" not in done.stdout
 
 
-@pytest.mark.parametrize(("model", "boards"), [
-    ("cnv-w2a2", "zedboard:2"),
-    ("cnv-w2a2", "pynq-z2:2"),
-    ("cnv-w2a2", "zcu104:1"),
-    ("tfc-w2a2", "pynq-z2:1"),
-    ("mobilenet-v1-w4a4", "zcu104:2"),
-    ("mobilenet-v1-w4a4", "kv260:3"),
+@pytest.mark.parametrize(("model", "boards", "frames"), [
+    ("cnv-w2a2", "zedboard:2", 8),
+    ("cnv-w2a2", "pynq-z2:2", 2),
+    ("cnv-w2a2", "zcu104:1", 2),
+    ("tfc-w2a2", "pynq-z2:1", 8),
+    ("mobilenet-v1-w4a4", "zcu104:2", 2),
+    ("mobilenet-v1-w4a4", "kv260:3", 2),
 ])
 def test_zynq7000_and_ultrascale_partitions_go_through_finn(
-    model: str, boards: str, zoo_dir: Path, finn_python: FinnPython, tmp_path: Path,
+    model: str, boards: str, frames: int, zoo_dir: Path, finn_python: FinnPython, server_bin: Path,  # noqa: F811
+    tmp_path: Path,
 ) -> None:
     bundle = _bundle(zoo_dir / f"{model}.onnx", boards, tmp_path / "b")
-    results, problems = finn_estimates(bundle, None, 2, False, 2, lambda _: None)
-    assert problems == []
+    results, problems = finn_estimates(bundle, None, 2, False, frames, lambda _: None)
+    assert problems == []  # FINN's execution equals the executor on every frame at every boundary
+    expected = boundary_frames(bundle, frames).expected
+    for part in _manifest(bundle)["partitions"]:
+        graph = program.read(bundle / part["files"]["program"]["path"])
+        inputs = dict(np.load(bundle / part["dir"] / "finn_estimates" / "verify_inputs.npz"))
+        emulated = _emulate(server_bin, graph, inputs, tmp_path / f"emulate{part['index']}")
+        for key, want in expected[part["index"]].items():
+            np.testing.assert_array_equal(emulated[key], want)
     assert {r.status for r in results} == {"ran"}
     parts = {p["index"]: p for p in _manifest(bundle)["partitions"]}
     for r in results:
@@ -197,3 +206,24 @@ def test_finn_python_from_the_environment_variable(finn_python: FinnPython, tmp_
     assert found.python == str(link) and found.source == "FINNSPLIT_FINN_PYTHON"
     assert found.finn_version == finn_python.finn_version
     assert shutil.which(found.python)
+
+
+def test_a_partition_that_computes_differently_in_finn_is_caught(zoo_dir: Path, finn_python: FinnPython,
+                                                                 tmp_path: Path) -> None:
+    """The bit-exact check can fail: one weight changed in FINN's graph, not in finnsplit's program."""
+    import onnx
+    from onnx import numpy_helper
+
+    bundle = _bundle(zoo_dir / "tfc-w2a2.onnx", "pynq-z2:1", tmp_path / "b")
+    path = bundle / "partition-0" / "model.onnx"
+    model = onnx.load(str(path))
+    init = next(i for i in model.graph.initializer if i.name.endswith("_weights"))
+    weights = numpy_helper.to_array(init).copy()
+    weights[:, 0] = -weights[:, 0]
+    init.CopyFrom(numpy_helper.from_array(weights, init.name))
+    onnx.save(model, str(path))
+    manifest = _manifest(bundle)
+    manifest["partitions"][0]["files"]["model"] = file_entry(bundle, path)  # a consistent, wrong bundle
+    write_manifest(bundle, manifest)
+    _, problems = finn_estimates(bundle, None, 1, False, 4, lambda _: None)
+    assert any("FINN's output differs from the executor's" in p for p in problems), problems
