@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from splitter.bundle.manifest import BundleError, check_file, load_manifest, partition_files
+from splitter.bundle.manifest import BundleError, check_file, contained_path, load_manifest, partition_files
 from splitter.errors import FinnsplitError
 
 BACKENDS = ("emulate", "delay", "finn-zynq")
@@ -44,6 +44,7 @@ class PreparedRun:
     bundle_dir: Path
     partition: dict[str, Any]  # the manifest's partitions[k]
     bitbin: Path | None  # the .bit.bin to load (finn-zynq only)
+    program: Path | None = None  # the partition's program file (checked to lie inside the bundle)
 
 
 def parse_run(cmd: dict[str, Any]) -> RunRequest:
@@ -84,14 +85,19 @@ def prepare_run(remote_root: str | Path, request: RunRequest) -> PreparedRun:
     except BundleError as exc:
         raise RunError(str(exc)) from None
     part = next(p for p in manifest["partitions"] if p.get("index") == request.partition)
-    bitbin = None
-    if request.backend == "finn-zynq":
-        finn = part.get("finn")
-        if not finn or "bitbin" not in finn.get("files", {}) or "iodma" not in finn:
-            raise RunError(f"bundle {bundle_id}: partition {request.partition} has no FINN build "
-                           "(run `finnsplit finn-build` and deploy again)")
-        bitbin = bundle_dir / finn["files"]["bitbin"]["path"]
-    return PreparedRun(request, bundle_id, bundle_dir, part, bitbin)
+    bitbin = program = None
+    try:
+        if request.backend == "emulate":
+            program = contained_path(bundle_dir, part.get("files", {}).get("program", {}).get("path"))
+        if request.backend == "finn-zynq":
+            finn = part.get("finn")
+            if not finn or "bitbin" not in finn.get("files", {}) or "iodma" not in finn:
+                raise RunError(f"bundle {bundle_id}: partition {request.partition} has no FINN build "
+                               "(run `finnsplit finn-build` and deploy again)")
+            bitbin = contained_path(bundle_dir, finn["files"]["bitbin"]["path"])
+    except BundleError as exc:
+        raise RunError(str(exc)) from None
+    return PreparedRun(request, bundle_id, bundle_dir, part, bitbin, program)
 
 
 def resolve_bundle(remote_root: Path, bundle: str | None) -> tuple[str, Path]:
@@ -100,10 +106,11 @@ def resolve_bundle(remote_root: Path, bundle: str | None) -> tuple[str, Path]:
         current = remote_root / "current"
         if not current.exists():
             raise RunError(f"run: no bundle given and {current} does not exist (nothing deployed)")
-        bundle = current.resolve().name
-        if not BUNDLE_ID.match(bundle):
-            raise RunError(f"run: {current} points to {current.resolve()}, not a bundle directory")
+        target = current.resolve()
+        bundle = target.name
+        if not BUNDLE_ID.match(bundle) or target.parent != (remote_root / "bundles").resolve():
+            raise RunError(f"run: {current} points to {target}, not a bundle directory under {remote_root}/bundles")
     directory = remote_root / "bundles" / bundle
-    if not directory.is_dir():
-        raise RunError(f"bundle {bundle} is not on this board (no {directory})")
+    if not directory.is_dir() or directory.is_symlink():
+        raise RunError(f"bundle {bundle} is not on this board (no directory {directory})")
     return bundle, directory

@@ -38,7 +38,8 @@ def server_command(cfg: AgentConfig, binary: Path, run: PreparedRun, port: int) 
                "--name", cfg.name, "--backend", run.request.backend, "--stats", "stdout",
                "--stats-interval-ms", str(cfg.server.stats_interval_ms)]
     if run.request.backend == "emulate":
-        command += ["--program", str(run.bundle_dir / part["files"]["program"]["path"])]
+        assert run.program is not None  # prepare_run checked it lies inside the bundle
+        command += ["--program", str(run.program)]
     else:
         command += ["--spec-in", part["input"]["wire"], "--spec-out", part["output"]["wire"]]
     if run.request.backend == "finn-zynq":

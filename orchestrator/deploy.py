@@ -15,6 +15,7 @@ import json
 import posixpath
 import re
 import secrets
+import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,13 +26,24 @@ import paramiko
 from orchestrator import ssh
 from orchestrator.fleet import BoardEntry
 from orchestrator.ssh import DeployError, RemoteCommandError
-from splitter.bundle.manifest import bundle_files, check_file, load_manifest, partition_files
+from splitter.bundle.manifest import (
+    BundleError,
+    bundle_files,
+    check_file,
+    check_relpath,
+    load_manifest,
+    partition_files,
+)
 
 BUNDLE_ID = re.compile(r"[0-9a-f]{16}")
 
 
 class CorruptUploadError(DeployError):
     """A file whose SHA-256 on the board differs from the manifest's after transfer (nothing was renamed)."""
+
+
+class UnsafePathError(DeployError):
+    """An upload whose final path would lie outside bundles/<bundle_id>/ on the board (nothing was written)."""
 
 
 class ActivationError(DeployError):
@@ -103,9 +115,9 @@ class BoardSession:
         bid = bundle_id(bundle_dir)
         report = UploadReport(self.board.name, bid, index)
         target = posixpath.join(self.root, "bundles", bid)
+        finals = [self.final_path(target, entry["path"]) for entry in entries]  # all checked before any write
         reusable: dict[str, list[str]] | None = None
-        for entry in entries:
-            final = posixpath.join(target, entry["path"])
+        for entry, final in zip(entries, finals, strict=True):
             if self._holds(final, entry["bytes"], entry["sha256"]):
                 self._skip(report, entry["path"], entry["bytes"], progress)
                 continue
@@ -129,6 +141,17 @@ class BoardSession:
         else:
             self._send(local, posixpath.join(target, "manifest.json"), entry, report, progress)
         return report
+
+    def final_path(self, target: str, relative: str) -> str:
+        """target/relative, refused (UnsafePathError) unless it lies under `target` (bundles/<id>/)."""
+        try:
+            check_relpath(relative, f"upload to {target}")
+        except BundleError as exc:
+            raise UnsafePathError(self.board, str(exc)) from None
+        final = posixpath.normpath(posixpath.join(target, relative))
+        if not final.startswith(posixpath.normpath(target) + "/"):
+            raise UnsafePathError(self.board, f"{relative!r} would be written to {final}, outside {target}")
+        return final
 
     def activate(self, bid: str) -> None:
         """Point `current` at bundles/<bid> (atomic rename of a new symlink), keeping `previous` at the old one."""
@@ -193,8 +216,9 @@ class BoardSession:
                     manifest: dict[str, Any] = json.loads(f.read())
                 for entry in bundle_files(manifest):
                     # a manifest lists every partition; the board holds only its own, so keep all candidates
-                    found.setdefault(entry["sha256"], []).append(posixpath.join(bundles, other, entry["path"]))
-            except (OSError, ValueError, KeyError, TypeError, AttributeError):
+                    source = self.final_path(posixpath.join(bundles, other), entry["path"])
+                    found.setdefault(entry["sha256"], []).append(source)
+            except (OSError, ValueError, KeyError, TypeError, AttributeError, BundleError, UnsafePathError):
                 continue  # an unreadable older bundle is only a missed shortcut
         return found
 
@@ -231,11 +255,15 @@ class BoardSession:
                     self.sftp.remove(tmp)
 
     def _makedirs(self, path: str) -> None:
+        bundles = posixpath.join(self.root, "bundles")
         parts = [p for p in path.split("/") if p]
         for depth in range(1, len(parts) + 1):
             directory = "/" + "/".join(parts[:depth])
             try:
-                self.sftp.stat(directory)
+                mode = self.sftp.lstat(directory).st_mode
+                # below bundles/, a symbolic link could send the upload elsewhere on the board
+                if directory.startswith(bundles + "/") and stat.S_ISLNK(mode or 0):
+                    raise UnsafePathError(self.board, f"{directory} is a symbolic link; refusing to upload through it")
             except OSError:
                 with self._sftp(f"creating directory {directory}"):
                     self.sftp.mkdir(directory)
