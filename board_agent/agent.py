@@ -2,6 +2,9 @@
 
 aiomqtt 2 has no automatic reconnect, so `BoardAgent.run` loops over connections with backoff. The
 server keeps running while the broker is away; the retained status is republished on reconnect.
+No message can stop the agent: each is checked by the inbox (board_agent/inbox.py) and any failure
+in handling one is logged and answered. A session that fails anyway publishes what the broker's
+will would say ("lost") before it reconnects, so the orchestrator learns of it at once.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import aiomqtt
 
 from board_agent.config import AgentConfig
 from board_agent.fpga import FpgaManager, firmware_name
+from board_agent.inbox import CommandInbox, CommandRefused
 from board_agent.run import PreparedRun, parse_run, prepare_run
 from board_agent.server import ServerSupervisor, server_command
 from splitter.errors import FinnsplitError
@@ -52,6 +56,7 @@ class BoardAgent:
         self._outbox: asyncio.Queue[tuple[str, dict[str, Any], int, bool]] = asyncio.Queue()
         self._heartbeats = 0
         self._shut_down = False
+        self._inbox = CommandInbox(cfg.commands)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Serve until `stop` is set, reconnecting to the broker; then stop the server and go offline."""
@@ -60,7 +65,14 @@ class BoardAgent:
             try:
                 async with self._new_client() as client:
                     delay = 0.5
-                    await self._session(client, stop)
+                    try:
+                        await self._session(client, stop)
+                    except aiomqtt.MqttError:
+                        raise
+                    except Exception:  # a bug: the agent must not die of it; say what the will would say
+                        log.exception("session failed; publishing 'lost' and reconnecting")
+                        with contextlib.suppress(Exception):
+                            await client.publish(self.cfg.topic("status"), json.dumps(LOST), qos=1, retain=True)
             except aiomqtt.MqttError as exc:
                 log.warning("broker %s:%d: %s; reconnecting in %.1f s", self.cfg.broker.host,
                             self.cfg.broker.port, exc, delay)
@@ -106,7 +118,10 @@ class BoardAgent:
 
     async def _consume(self, client: aiomqtt.Client) -> None:
         async for message in client.messages:
-            self._dispatch(message.payload)
+            try:
+                self._dispatch(message.payload, bool(message.retain))
+            except Exception:  # a bug in handling one message must not end the others
+                log.exception("handling a command failed")
 
     async def _heartbeat(self) -> None:
         while True:
@@ -114,29 +129,24 @@ class BoardAgent:
             self._emit("heartbeat", {"seq": self._heartbeats, "ts": time.time()}, qos=0)
             await asyncio.sleep(self.cfg.heartbeat_s)
 
-    def _dispatch(self, payload: object) -> None:
-        """Decode one command and reply to it; a malformed one gets an error reply, never a crash."""
+    def _dispatch(self, payload: object, retained: bool = False) -> None:
+        """Check one command and start or answer it; a refused one gets an error reply, never a crash."""
         try:
-            if not isinstance(payload, bytes | bytearray | str):
-                raise ValueError(f"payload of type {type(payload).__name__}")
-            cmd = json.loads(payload)
-            if not isinstance(cmd, dict):
-                raise ValueError(f"a JSON {type(cmd).__name__}, not an object")
-        except (ValueError, UnicodeDecodeError) as exc:
-            log.warning("malformed command: %s", exc)
-            self._reply(None, error=f"malformed command: {exc}")
+            cmd = self._inbox.accept(payload, retained)
+        except CommandRefused as exc:
+            log.warning("refused: %s", exc)
+            if exc.reply:
+                self._reply(exc.cid, error=str(exc))
             return
-        cid, op = cmd.get("id"), cmd.get("op")
-        if not isinstance(cid, str):
-            self._reply(None, error=f"command without a string 'id': {json.dumps(cmd)[:200]}")
-        elif op == "ping":
+        cid, op = cmd["id"], cmd["op"]
+        if op == "ping":
             self._reply(cid, result={"pong": time.time()})
         elif op in ("run", "stop"):
             task = asyncio.create_task(self._execute(cid, op, cmd))
             self._ops_running.add(task)  # the loop keeps only weak references to tasks
             task.add_done_callback(self._ops_running.discard)
         else:
-            self._reply(cid, error=f"unknown op {op!r} (run, stop, ping)")
+            self._reply(cid, error=f"unknown op {op[:40]!r} (run, stop, ping)")
 
     async def _execute(self, cid: str, op: str, cmd: dict[str, Any]) -> None:
         async with self._ops:

@@ -82,6 +82,20 @@ class ServerPolicy:
 
 
 @dataclass(frozen=True)
+class CommandPolicy:
+    """What the agent accepts on its cmd topic (board_agent/inbox.py)."""
+
+    max_bytes: int = 65536  # larger messages are refused before parsing (the broker caps them too)
+    max_age_s: float = 60.0  # a command sent this long before the newest accepted one is stale
+    remember: int = 1024  # recent command ids kept to refuse replays
+
+    def __post_init__(self) -> None:
+        _check(1024 <= self.max_bytes <= 1 << 20, "commands.max_bytes", "must be 1024..1048576")
+        _check(self.max_age_s > 0, "commands.max_age_s", "must be positive")
+        _check(self.remember >= 16, "commands.remember", "must be at least 16")
+
+
+@dataclass(frozen=True)
 class AgentConfig:
     """One board's agent."""
 
@@ -97,6 +111,7 @@ class AgentConfig:
     fpga: FpgaConfig = field(default_factory=FpgaConfig)
     finn_zynq: FinnZynqConfig = field(default_factory=FinnZynqConfig)
     server: ServerPolicy = field(default_factory=ServerPolicy)
+    commands: CommandPolicy = field(default_factory=CommandPolicy)
 
     def __post_init__(self) -> None:
         _check(bool(NAME.match(self.name)), "name", f"must match [a-z0-9-]+, got {self.name!r}")

@@ -63,7 +63,8 @@ class Orchestrator:
         self.bundle = bundle_id(self.bundle_dir)
         stages = tuple(StagePlan(p["index"], p["board"]) for p in self.manifest["partitions"])
         self.target = Target(self.bundle, stages, f"{result_address[0]}:{result_address[1]}")
-        self.link = FleetLink(fleet.broker.host, fleet.broker.port, fleet.chain, on_change=lambda _: self._wake())
+        self.link = FleetLink(fleet.broker.host, fleet.broker.port, fleet.chain, on_change=lambda _: self._wake(),
+                              boards=[b.name for b in fleet.boards])
         # The fleet must hold the plan (AssignmentError otherwise, before anything is uploaded); its
         # placement is the planner's starting point (a replica's extra boards serve as spares for now).
         self.assignment: dict[int, str] = {}
@@ -138,10 +139,11 @@ class Orchestrator:
     async def _execute(self, step: Step) -> None:
         try:
             await self.executors[type(step)](step)
-        except (DeployError, CommandError) as exc:
+        except Exception as exc:  # DeployError, CommandError, or a bug: count it against the board, go on
             name = getattr(step, "board", "?")
             self.failures[name] = self.failures.get(name, 0) + 1
-            self.log(f"{type(step).__name__} on {name} failed ({self.failures[name]}/{self.cfg.max_failures}): {exc}")
+            what = exc if isinstance(exc, DeployError | CommandError) else repr(exc)
+            self.log(f"{type(step).__name__} on {name} failed ({self.failures[name]}/{self.cfg.max_failures}): {what}")
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Reconcile until `stop` is set."""
@@ -152,7 +154,10 @@ class Orchestrator:
             await asyncio.sleep(self.cfg.heartbeat_timeout_s / 2)  # let retained statuses arrive
             while not stop.is_set():
                 self._changed.clear()
-                await self.step_once()
+                try:
+                    await self.step_once()
+                except Exception as exc:  # the loop must outlive any one failed step; the next one re-plans
+                    self.log(f"reconcile step failed: {exc!r}")
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._changed.wait(), self.cfg.tick_s)
         finally:

@@ -3,22 +3,40 @@
 One aiomqtt connection subscribed to every board's status, heartbeat, reply, stats and event
 topics of one chain. Status and heartbeats feed `observed`; commands are correlated with replies
 by id. aiomqtt has no automatic reconnect: `FleetLink.run` reconnects with backoff.
+Every message is size-capped, depth-limited and shape-checked before it changes anything
+(splitter.safe_json); a refused or failing message is logged and counted, and the link goes on.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import collections
 import json
+import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiomqtt
 
 from splitter.errors import FinnsplitError
+from splitter.safe_json import MessageError, check_fields, loads_object
+
+log = logging.getLogger("orchestrator.fleet_link")
+MAX_MESSAGE_BYTES = 65536  # the broker refuses larger packets too (orchestrator/broker.py)
+STATES = ("idle", "starting", "running", "stopping", "error", "lost")
+# The shape of each board topic's payload ("!": required); docs/control-plane.md#mqtt-topics
+SHAPES: dict[str, dict[str, Any]] = {
+    "status": {"!online": bool, "state": str, "bundle": (str, None), "partition": (int, None),
+               "listen": (str, None), "error": (str, None), "agent": str, "ts": (int, float)},
+    "heartbeat": {"!seq": int, "ts": (int, float)},
+    "reply": {"!id": (str, None), "!ok": bool, "error": (str, None), "result": (dict, None)},
+    "stats": {"frames": dict, "errors": dict, "board": str},
+    "event": {"!event": str, "board": str},
+}
+PIPELINE_SHAPE = {"bundle": str, "state": str, "first": (str, None), "result": str, "stages": list}
 
 
 class CommandError(FinnsplitError):
@@ -43,11 +61,13 @@ class FleetLink:
     """Subscriptions and commands for one chain's boards over one MQTT connection."""
 
     def __init__(self, host: str, port: int, chain: str, client_id: str = "finnsplit-orchestrator",
-                 on_change: Callable[[str], None] | None = None) -> None:
-        """Nothing connects until `run` is awaited (as a task)."""
+                 on_change: Callable[[str], None] | None = None, boards: Collection[str] | None = None) -> None:
+        """Nothing connects until `run` is awaited (as a task); `boards`: the only names listened to."""
         self.host, self.port, self.chain, self.client_id = host, port, chain, client_id
         self.prefix = f"finnsplit/{chain}/board"
+        self.boards = None if boards is None else frozenset(boards)
         self.observed: dict[str, Observed] = {}
+        self.refused: collections.deque[str] = collections.deque(maxlen=100)  # why recent messages were refused
         self.pipeline: dict[str, Any] = {}  # the retained finnsplit/<chain>/pipeline message
         self.on_change = on_change or (lambda _name: None)
         self._client: aiomqtt.Client | None = None
@@ -70,28 +90,51 @@ class FleetLink:
                     self.connected.set()
                     delay = 0.5
                     async for message in client.messages:
-                        self._dispatch(str(message.topic), message.payload)
-            except aiomqtt.MqttError:
-                self.connected.clear()
-                self._client = None
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
+                        self.handle(str(message.topic), message.payload)
+            except aiomqtt.MqttError as exc:
+                log.warning("broker %s:%d: %s; reconnecting in %.1f s", self.host, self.port, exc, delay)
+            except Exception:  # a bug must not end the orchestrator's link for good
+                log.exception("MQTT link failed; reconnecting in %.1f s", delay)
+            self.connected.clear()
+            self._client = None
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
 
-    def _dispatch(self, topic: str, payload: bytes | bytearray | Any) -> None:
+    def handle(self, topic: str, payload: object) -> None:
+        """Apply one message; a malformed one, or a failure handling it, is logged and counted, never raised."""
+        try:
+            self._dispatch(topic, payload)
+        except MessageError as exc:
+            self._refuse(f"{topic}: {exc}")
+        except Exception as exc:  # a bug: keep the link alive
+            log.exception("handling %s failed", topic)
+            self._refuse(f"{topic}: {exc!r}")
+
+    def _refuse(self, why: str) -> None:
+        log.warning("refused a message: %s", why)
+        self.refused.append(why)
+
+    def _dispatch(self, topic: str, payload: object) -> None:
         parts = topic.split("/")
         if len(parts) == 3 and parts[2] == "pipeline":
-            with contextlib.suppress(json.JSONDecodeError, UnicodeDecodeError, TypeError):
-                self.pipeline = json.loads(payload)
+            if payload:  # an empty retained message clears the topic
+                pipeline = loads_object(payload, MAX_MESSAGE_BYTES)
+                check_fields(pipeline, PIPELINE_SHAPE, "pipeline")
+                self.pipeline = pipeline
             return
-        if len(parts) != 5:
+        if len(parts) != 5 or parts[4] not in SHAPES:
             return
         name, kind = parts[3], parts[4]
-        try:
-            data = json.loads(payload) if payload else {}
-        except (json.JSONDecodeError, UnicodeDecodeError, TypeError):
-            return  # a malformed message from a board must not stop the orchestrator
+        if self.boards is not None and name not in self.boards:
+            return
+        if not payload:
+            return  # a cleared retained status
+        data = loads_object(payload, MAX_MESSAGE_BYTES)
+        check_fields(data, SHAPES[kind], f"{kind} of {name}")
         board = self.board(name)
         if kind == "status":
+            if data.get("state", "idle") not in STATES:
+                raise MessageError(f"status of {name}: unknown state {str(data['state'])[:40]!r}")
             board.status, board.last_seen = data, time.monotonic()
             self.on_change(name)
         elif kind == "heartbeat":
@@ -109,14 +152,22 @@ class FleetLink:
 
     async def command(self, name: str, op: str, timeout_s: float = 30.0, **args: Any) -> dict[str, Any]:
         """Send `op` to board `name` and wait for its reply; CommandError if refused or unanswered."""
-        await asyncio.wait_for(self.connected.wait(), timeout_s)
-        assert self._client is not None
+        try:
+            await asyncio.wait_for(self.connected.wait(), timeout_s)
+        except TimeoutError:
+            raise CommandError(f"no broker connection to send {op!r} to board {name}") from None
         ident = uuid.uuid4().hex
         future: asyncio.Future = asyncio.get_running_loop().create_future()
         self._pending[ident] = future
-        await self._client.publish(f"{self.prefix}/{name}/cmd", json.dumps({"id": ident, "op": op, **args}), qos=1)
+        command = {"id": ident, "op": op, "ts": time.time(), **args}  # ts: agents refuse stale commands
         try:
+            client = self._client
+            if client is None:
+                raise aiomqtt.MqttError("disconnected")
+            await client.publish(f"{self.prefix}/{name}/cmd", json.dumps(command), qos=1)
             reply = await asyncio.wait_for(future, timeout_s)
+        except aiomqtt.MqttError as exc:
+            raise CommandError(f"sending {op!r} to board {name} failed: {exc}") from None
         except TimeoutError:
             raise CommandError(f"board {name} did not answer {op!r} within {timeout_s:g} s") from None
         finally:

@@ -263,6 +263,11 @@ def test_malformed_commands_get_error_replies_and_the_agent_keeps_serving(board:
         probe.publish("cmd", raw)
         reply = probe.wait("reply", since=mark).payload
         assert reply["id"] is None and not reply["ok"] and reply["error"].startswith("malformed command")
+    for raw in (b'{"op": "ping"}', b'{"id": 7, "op": "ping", "ts": 1}', b'{"id": "x", "op": "ping"}'):
+        mark = probe.mark()
+        probe.publish("cmd", raw)
+        reply = probe.wait("reply", since=mark).payload
+        assert not reply["ok"] and reply["error"].startswith("malformed command: command: "), reply
     cases = [
         ({"op": "dance"}, "unknown op 'dance'"),
         ({"op": "run", "partition": "zero", "next": "127.0.0.1:9"}, "'partition'"),
