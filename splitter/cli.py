@@ -59,10 +59,14 @@ def resolve_input_spec(
 def load_and_lower(
     model_path: str, spec: InputSpec | None, name: str | None = None
 ) -> tuple[onnx.ModelProto, DataflowGraph]:
-    """Read a QONNX file and lower it, with the zoo's declared input when the file came from the zoo."""
+    """Read a QONNX file, import it as FINN does and lower it (the zoo's declared input when it came from the zoo).
+
+    Returns the imported model (qonnx's cleanup applied, every shape inferred: what the graph's
+    reference names) and the dataflow graph.
+    """
     import onnx
 
-    from splitter.lowering import lower
+    from splitter.lowering import lower_model
 
     path = Path(model_path)
     if not path.is_file():
@@ -73,7 +77,7 @@ def load_and_lower(
         raise FinnsplitError(f"{model_path}: not a readable ONNX model ({exc})") from None
     if spec is None:
         spec = _declared_in_metadata(model)
-    return model, lower(model, name or path.stem.replace(" ", "_"), spec)
+    return lower_model(model, name or path.stem.replace(" ", "_"), spec)
 
 
 def _declared_in_metadata(model):
@@ -100,8 +104,11 @@ def cli() -> None:
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Where to write the QONNX model.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the random weights.")
 @click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False), help="Load real weights (state_dict).")
-@click.option("--torchscript", is_flag=True, help="Use brevitas' TorchScript exporter instead of dynamo.")
-def zoo(name: str | None, output: str | None, seed: int, checkpoint: str | None, torchscript: bool) -> None:
+@click.option("--torchscript", is_flag=True, help="brevitas 0.13: its TorchScript exporter instead of dynamo.")
+@click.option("--exporter", type=click.Choice(["brevitas-0.13", "brevitas-0.10"]), default="brevitas-0.13",
+              show_default=True, help="brevitas-0.10: FINN's pinned brevitas, run in FINN's venv (.venv-finn).")
+def zoo(name: str | None, output: str | None, seed: int, checkpoint: str | None, torchscript: bool,
+        exporter: str) -> None:
     """Export a test model (list them without NAME)."""
     from splitter import zoo as zoo_models
 
@@ -109,7 +116,10 @@ def zoo(name: str | None, output: str | None, seed: int, checkpoint: str | None,
         for entry in zoo_models.MODELS.values():
             click.echo(f"{entry.name:<20} {entry.description}")
         return
-    path = zoo_models.export(name, output or f"{name}.onnx", seed=seed, checkpoint=checkpoint, dynamo=not torchscript)
+    if torchscript and exporter != "brevitas-0.13":
+        raise click.UsageError("--torchscript selects brevitas 0.13's TorchScript exporter; brevitas 0.10 has only it")
+    path = zoo_models.export(name, output or f"{name}.onnx", seed=seed, checkpoint=checkpoint,
+                             dynamo=not torchscript, exporter=exporter)
     click.echo(f"wrote {path}")
 
 

@@ -58,7 +58,19 @@ def _swg(layer: Layer, x: np.ndarray) -> np.ndarray:
 def _mvau(layer: Layer, x: np.ndarray) -> np.ndarray:
     if x.shape[-1] != int(layer.attr("MW")):
         x = x.reshape(x.shape[0], 1, 1, -1)  # a flattened (1, H, W, C) input: one vector, NHWC order
-    return _activate(layer, _matmul(x, layer.params["weights"]))
+    weights = layer.params["weights"]
+    if int(layer.attrs.get("binaryXnorMode", 0)):
+        return _activate(layer, xnor_popcount(x, weights))
+    return _activate(layer, _matmul(x, weights))
+
+
+def xnor_popcount(x: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """#{i : x[..., i] == weights[i, j]} for BINARY x and weights (FINN's binaryXnorMode accumulator).
+
+    Equal bits contribute x * w + (1 - x) * (1 - w) = x * (2w - 1) + (1 - w): one matrix product.
+    """
+    w = weights.astype(np.int64)
+    return _matmul(x, 2 * w - 1) + (1 - w).sum(axis=0)
 
 
 def _vvau(layer: Layer, x: np.ndarray) -> np.ndarray:

@@ -94,7 +94,8 @@ class InputQuant:
     kind "declared": the user's input already is integer `dtype` (e.g. UINT8 pixels) whose real value
     is (x * scale - mean[c]) / std; the integer tensor goes to the first board unchanged.
     kind "onnx": the model quantizes its float input itself; `model` is the ONNX sub-graph from the
-    graph input to that Quant node, which the host runs, dividing its output by `scale`.
+    graph input to that Quant node, which the host runs, dividing its output by `scale`; `ops` are
+    its op types (float preprocessing and the quantizer, run with onnxruntime / qonnx).
     """
 
     kind: str
@@ -103,6 +104,21 @@ class InputQuant:
     mean: tuple[float, ...] = ()
     std: float = 1.0
     model: bytes = b""
+    ops: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class HostStage:
+    """Float ONNX ops the host runs with onnxruntime after the last board (docs/lowering.md#host-stages).
+
+    `model` is the ONNX sub-graph from tensor `input` (the last board's output as the original model
+    holds it, ONNX layout `input_shape`, float = integer x scale + bias) to the model's output.
+    """
+
+    model: bytes
+    input: str
+    input_shape: tuple[int, ...]
+    ops: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -110,7 +126,8 @@ class RefTensor:
     """Where a dataflow tensor appears in the original QONNX model, for equivalence checks."""
 
     onnx_name: str
-    scale: np.ndarray  # broadcastable to the ONNX tensor; integer = onnx value / scale
+    scale: np.ndarray  # broadcastable to the ONNX tensor; integer = (onnx value - offset) / scale
+    offset: np.ndarray | None = None  # broadcastable like scale; None: 0 (only bipolar values have one)
 
 
 @dataclass
@@ -125,6 +142,8 @@ class DataflowGraph:
     output_affine: Affine | None = None  # integer output -> float output; None for LabelSelect outputs
     reference: dict[str, RefTensor] = field(default_factory=dict)
     onnx_output: str = ""  # name of the original model's output tensor
+    output_stage: HostStage | None = None  # float ops after the output affine, run by the host
+    notes: tuple[str, ...] = ()  # what the import and lowering did that the user should know
 
     @property
     def output(self) -> TensorSpec:
@@ -152,4 +171,5 @@ class DataflowGraph:
             output_affine=self.output_affine if stop >= len(self.layers) else None,
             reference={k: v for k, v in self.reference.items() if k in used},
             onnx_output=self.onnx_output if stop >= len(self.layers) else "",
+            output_stage=self.output_stage if stop >= len(self.layers) else None,
         )

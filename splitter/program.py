@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from splitter.datatypes import datatype
+from splitter.datatypes import datatype, smallest_datatype, smallest_storage
 from splitter.errors import ProgramFormatError
 from splitter.graph import DataflowGraph, Layer, TensorSpec
 
@@ -52,8 +52,7 @@ def to_bytes(graph: DataflowGraph) -> bytes:
     blob_lines: list[str] = []
     layer_lines: list[str] = []
     offset = 0
-    for layer in graph.layers:
-        out = graph.tensors[layer.output]
+    for layer, out in _format_layers(graph):
         tokens = [
             f"layer {layer.op_type}",
             f"name={_check_name(layer.name)}",
@@ -79,7 +78,7 @@ def to_bytes(graph: DataflowGraph) -> bytes:
         layer_lines.append(" ".join(tokens))
     header_lines = [
         f"{MAGIC} {VERSION}",
-        f"graph name={_check_name(graph.name)} layers={len(graph.layers)} blobs={len(blobs)}",
+        f"graph name={_check_name(graph.name)} layers={len(layer_lines)} blobs={len(blobs)}",
         _tensor_line("input", graph.input),
         _tensor_line("output", graph.output),
         *layer_lines,
@@ -89,6 +88,42 @@ def to_bytes(graph: DataflowGraph) -> bytes:
     header = ("\n".join(header_lines) + "\n").encode()
     header += b"\0" * (-len(header) % ALIGN)
     return header + b"".join(blobs)
+
+
+def _format_layers(graph: DataflowGraph) -> list[tuple[Layer, TensorSpec]]:
+    """The layers as format version 1 states them: each with its output tensor.
+
+    Version 1 has no XNOR mode. An MVAU with binaryXnorMode=1 (popcount p of BINARY inputs and
+    weights w) is written as the same MVAU over bipolar weights 2w - 1, whose sum is p - c with
+    c[j] = #{i : w[i, j] = 0}: thresholds shifted by -c, or, without activation, a ChannelwiseOp
+    adding c back. The emulate backend computes exactly FINN's popcount layer that way.
+    """
+    out = []
+    for layer in graph.layers:
+        spec = graph.tensors[layer.output]
+        if not int(layer.attrs.get("binaryXnorMode", 0)):
+            out.append((layer, spec))
+            continue
+        weights = layer.params["weights"].astype(np.int64)
+        zeros = (1 - weights).sum(axis=0)
+        plain = Layer(layer.op_type, layer.name, layer.input, layer.output,
+                      {**layer.attrs, "binaryXnorMode": 0, "weightDataType": "BIPOLAR"},
+                      {"weights": (2 * weights - 1).astype(np.int8)}, layer.source)
+        if not int(layer.attrs.get("noActivation", 0)):
+            thresholds = np.broadcast_to(layer.params["thresholds"], (weights.shape[1], -1)) - zeros[:, None]
+            plain.params["thresholds"] = thresholds.astype(smallest_storage(int(thresholds.min()),
+                                                                            int(thresholds.max())))
+            out.append((plain, spec))
+            continue
+        sums = smallest_datatype(int(-zeros.max()), int((weights.shape[0] - zeros).max()))
+        plain.output = f"{layer.output}_bipolar_sum"
+        plain.attrs.update(outputDataType=sums.name, accDataType=sums.name)
+        add = Layer("ChannelwiseOp", f"{layer.name}_popcount", plain.output, layer.output,
+                    {"Func": "add", "NumChannels": int(weights.shape[1]), "PE": 1, "inputDataType": sums.name,
+                     "paramDataType": smallest_datatype(0, int(zeros.max())).name, "outputDataType": spec.dtype.name},
+                    {"param": zeros.astype(smallest_storage(0, int(zeros.max())))}, layer.source)
+        out += [(plain, TensorSpec(plain.output, spec.shape, sums)), (add, spec)]
+    return out
 
 
 def write(graph: DataflowGraph, path: str | Path) -> int:

@@ -43,7 +43,8 @@ def reference_context(model: onnx.ModelProto, float_input: np.ndarray) -> dict[s
 def reference_integer(graph: DataflowGraph, context: dict[str, np.ndarray], tensor: str) -> np.ndarray:
     """The reference's value of dataflow tensor `tensor` as NHWC integers (ONNX value / scale)."""
     ref = graph.reference[tensor]
-    values = context[ref.onnx_name].astype(np.float64) / ref.scale
+    values = context[ref.onnx_name].astype(np.float64)
+    values = (values if ref.offset is None else values - ref.offset) / ref.scale
     ints = np.rint(values)
     if not np.allclose(values, ints, atol=1e-3):
         raise AssertionError(f"reference tensor {ref.onnx_name} is not an integer multiple of its scale")

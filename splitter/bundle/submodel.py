@@ -32,8 +32,9 @@ class Boundary:
 
     tensor: str  # dataflow tensor name; also the sub-models' input/output name
     onnx_name: str
-    scale: np.ndarray  # float64, broadcastable to the ONNX tensor: integer = value / scale
+    scale: np.ndarray  # float64, broadcastable to the ONNX tensor: integer = (value - offset) / scale
     dtype_name: str
+    offset: np.ndarray | None = None  # a bipolar activation's BINARY code: value = integer * scale + offset
 
 
 def boundary(graph: DataflowGraph, tensor: str) -> Boundary:
@@ -44,7 +45,7 @@ def boundary(graph: DataflowGraph, tensor: str) -> Boundary:
             f"cannot cut {graph.name} at {tensor}: the QONNX model has no tensor holding its values "
             "(e.g. an accumulator inside a fused layer); choose another cut"
         )
-    return Boundary(tensor, ref.onnx_name, ref.scale, graph.tensors[tensor].dtype.name)
+    return Boundary(tensor, ref.onnx_name, ref.scale, graph.tensors[tensor].dtype.name, ref.offset)
 
 
 def sub_models(model: onnx.ModelProto, graph: DataflowGraph, cuts: Sequence[int]) -> list[onnx.ModelProto]:
@@ -134,11 +135,18 @@ def _const(name: str, value: np.ndarray) -> TensorProto:
 
 
 def _scale_head(start: Boundary, shape: list[int]):
-    """Integer input -> Mul(scale) -> the original float tensor."""
+    """Integer input -> Mul(scale) [-> Add(offset)] -> the original float tensor."""
     scale = f"{start.tensor}_scale"
-    node = helper.make_node("Mul", [start.tensor, scale], [start.onnx_name], name=f"{start.tensor}_dequant")
+    if start.offset is None:
+        node = helper.make_node("Mul", [start.tensor, scale], [start.onnx_name], name=f"{start.tensor}_dequant")
+        info = helper.make_tensor_value_info(start.tensor, TensorProto.FLOAT, shape)
+        return [node], [_const(scale, start.scale)], info
+    # a bipolar code b: b * 2s - s is exactly -s or +s in float32
+    scaled, offset = f"{start.tensor}_scaled", f"{start.tensor}_offset"
+    nodes = [helper.make_node("Mul", [start.tensor, scale], [scaled], name=f"{start.tensor}_dequant"),
+             helper.make_node("Add", [scaled, offset], [start.onnx_name], name=f"{start.tensor}_shift")]
     info = helper.make_tensor_value_info(start.tensor, TensorProto.FLOAT, shape)
-    return [node], [_const(scale, start.scale)], info
+    return nodes, [_const(scale, start.scale), _const(offset, start.offset)], info
 
 
 def _declared_head(graph: DataflowGraph, model_input: onnx.ValueInfoProto, shape: list[int]):
@@ -166,12 +174,18 @@ def _scale_tail(stop: Boundary, shape: list[int]):
     """
     scale = f"{stop.tensor}_outscale"
     divided = f"{stop.tensor}_unrounded"
-    nodes = [
-        helper.make_node("Div", [stop.onnx_name, scale], [divided], name=f"{stop.tensor}_descale"),
+    source, nodes, inits = stop.onnx_name, [], [_const(scale, stop.scale)]
+    if stop.offset is not None:  # a bipolar value -s / +s: minus the offset -s gives 0 / 2s exactly
+        source = f"{stop.tensor}_unshifted"
+        nodes.append(helper.make_node("Sub", [stop.onnx_name, f"{stop.tensor}_outoffset"], [source],
+                                      name=f"{stop.tensor}_unshift"))
+        inits.append(_const(f"{stop.tensor}_outoffset", stop.offset))
+    nodes += [
+        helper.make_node("Div", [source, scale], [divided], name=f"{stop.tensor}_descale"),
         helper.make_node("Round", [divided], [stop.tensor], name=f"{stop.tensor}_round"),
     ]
     info = helper.make_tensor_value_info(stop.tensor, TensorProto.FLOAT, shape)
-    return nodes, [_const(scale, stop.scale)], info
+    return nodes, inits, info
 
 
 def _annotate(sub: onnx.ModelProto, graph: DataflowGraph, start: Boundary | None, stop: Boundary | None) -> None:

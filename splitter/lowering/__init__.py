@@ -1,5 +1,5 @@
 """Lowering of QONNX models to FINN-style dataflow layers (docs/lowering.md)."""
 
-from splitter.lowering.lower import InputSpec, lower
+from splitter.lowering.lower import InputSpec, lower, lower_model
 
-__all__ = ["InputSpec", "lower"]
+__all__ = ["InputSpec", "lower", "lower_model"]

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 def standalone_activation(lw: Lowering, node: onnx.NodeProto, cur: Cursor) -> Cursor:
     """Elementwise ops and a Quant directly on an integer tensor: a Thresholding layer."""
     chain, end = collect_chain(lw.view, cur.onnx)
-    if end is None or end.op_type != "Quant":
+    if end is None or end.op_type not in ("Quant", "BipolarQuant"):
         scale, bias = affine_of_chain(chain, cur.scale, cur.offset, node.name)
         if end is not None:
             raise UnsupportedNodeError(end.name, end.op_type, "follows float elementwise ops without a quantizer")
@@ -58,13 +58,8 @@ def standalone_activation(lw: Lowering, node: onnx.NodeProto, cur: Cursor) -> Cu
         {"thresholds": store(thresholds)},
         (node.name, end.name),
     )
-    nxt = replace(
-        cur,
-        onnx=end.output[0],
-        tensor=out,
-        scale=qscale.astype(np.float64),
-        offset=np.zeros(channels),
-        dtype=quant.dtype,
-    )
+    step, offset = quant.code(qscale)
+    nxt = replace(cur, onnx=end.output[0], tensor=out, scale=step, offset=offset, dtype=quant.dtype,
+                  bipolar=quant.bipolar)
     lw.record(nxt)
     return nxt

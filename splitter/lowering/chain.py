@@ -64,8 +64,11 @@ def apply_chain(ops: list[ChainOp], x: np.ndarray) -> np.ndarray:
 def quant_int(x: np.ndarray, quant: QuantParams, scale: np.ndarray) -> np.ndarray:
     """Integer output of a Quant node (before rescaling), mirroring qonnx's int_quant op by op.
 
-    `scale` is the Quant scale already broadcastable against `x`.
+    `scale` is the Quant scale already broadcastable against `x`. A BipolarQuant gives the BINARY
+    code of its output: 1 where x >= 0 (output +scale), else 0 (-scale), as qonnx's binary_quant.
     """
+    if quant.bipolar:
+        return np.where(x.astype(np.float32) >= 0, 1, 0).astype(np.int64)
     y = x.astype(np.float32) / scale.astype(np.float32) + quant.zeropt.reshape(()).astype(np.float32)
     low, high = quant.int_range
     y = np.clip(y, np.float32(low), np.float32(high))

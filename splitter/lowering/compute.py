@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 import onnx
 
-from splitter.datatypes import DataType, smallest_datatype
+from splitter.datatypes import DataType, datatype, smallest_datatype
 from splitter.errors import UnsupportedNodeError
 from splitter.lowering.accumulator import finish_accumulator
+from splitter.lowering.binary import binary_form, flip_decreasing, popcount_range
 from splitter.lowering.chain import Activation, ChainOp, derive_thresholds
 from splitter.lowering.cursor import Cursor, store
 from splitter.lowering.host import collect_chain
@@ -25,6 +26,8 @@ from splitter.lowering.window import padding, sliding_window
 
 if TYPE_CHECKING:
     from splitter.lowering.lower import Lowering
+
+QUANTIZERS = ("Quant", "BipolarQuant")
 
 
 class ComputeLayer(NamedTuple):
@@ -37,22 +40,26 @@ class ComputeLayer(NamedTuple):
     beta: np.ndarray  # (C,) real value of accumulator 0
     bias: np.ndarray | None  # the node's real bias, applied before the chain
     source: tuple[str, ...]
+    xnor: bool = False  # FINN's XNOR-popcount MVAU (lowering/binary.py)
 
 
 def compute(lw: Lowering, node: onnx.NodeProto, cur: Cursor) -> Cursor:
     """Conv / MatMul / Gemm, the elementwise chain after it and its quantizer."""
     acc_cur, layer = conv(lw, node, cur) if node.op_type == "Conv" else matmul(lw, node, cur)
+    layer = binary_form(lw.view, node, cur, layer)
     chain, end = collect_chain(lw.view, node.output[0])
     if layer.bias is not None:
         chain = [ChainOp("Add", (layer.bias.astype(np.float32),)), *chain]
-    lo, hi = _acc_range(layer.weights, cur.dtype, layer.op_type)
-    acc_dtype = smallest_datatype(int(lo.min()), int(hi.max()))
-    layer.attrs.update(
-        inputDataType=cur.dtype.name,
-        weightDataType=smallest_datatype(int(layer.weights.min()), int(layer.weights.max())).name,
-        accDataType=acc_dtype.name,
-    )
-    if end is not None and end.op_type == "Quant":
+    if layer.xnor:
+        lo, hi = popcount_range(layer)
+        acc_dtype = smallest_datatype(0, int(hi.max()) + 1)  # holds the "never reached" threshold K + 1
+        weight_dtype = datatype("BINARY")
+    else:
+        lo, hi = _acc_range(layer.weights, cur.dtype, layer.op_type)
+        acc_dtype = smallest_datatype(int(lo.min()), int(hi.max()))
+        weight_dtype = smallest_datatype(int(layer.weights.min()), int(layer.weights.max()))
+    layer.attrs.update(inputDataType=cur.dtype.name, weightDataType=weight_dtype.name, accDataType=acc_dtype.name)
+    if end is not None and end.op_type in QUANTIZERS:
         return _with_thresholds(lw, node, cur, acc_cur, layer, chain, end, (lo, hi))
     return finish_accumulator(lw, node, acc_cur, layer, chain, end, acc_dtype)
 
@@ -64,20 +71,25 @@ def _with_thresholds(lw: Lowering, node, cur: Cursor, acc_cur: Cursor, layer: Co
     qscale = per_channel(quant.scale, channels, cur.rank, end.name).astype(np.float32)
     act = Activation(layer.alpha, layer.beta, chain, quant, qscale)
     thresholds, sign, act_val = derive_thresholds(act, *acc_range)
-    # A decreasing channel's weights are negated, as FINN's streamlining factors out negative scales.
-    weights = layer.weights * (sign[None, :] if layer.op_type == "MVAU" else sign[:, None])
+    if layer.xnor:
+        weights, thresholds = flip_decreasing(layer.weights, thresholds, sign)
+    else:
+        # A decreasing channel's weights are negated, as FINN's streamlining factors out negative scales.
+        weights = layer.weights * (sign[None, :] if layer.op_type == "MVAU" else sign[:, None])
     attrs = layer.attrs
     attrs.update(noActivation=0, ActVal=int(act_val), outputDataType=quant.dtype.name)
     params = {"weights": store(weights), "thresholds": store(thresholds)}
     out = lw.emit(layer.op_type, acc_cur, attrs, acc_cur.shape, quant.dtype, params, (*layer.source, end.name))
+    step, offset = quant.code(qscale)
     nxt = Cursor(
         end.output[0],
         out,
-        qscale.astype(np.float64),
-        np.zeros(channels),
+        step,
+        offset,
         quant.dtype,
         acc_cur.shape,
         rank=cur.rank if node.op_type == "Conv" else 2,
+        bipolar=quant.bipolar,
     )
     lw.record(nxt)
     return nxt

@@ -25,6 +25,7 @@ class Cursor:
     shape: tuple[int, ...]  # NHWC dataflow shape
     flattened_from: tuple[int, int, int] | None = None  # (C, H, W) when ONNX flattened an NCHW tensor
     rank: int = 4  # rank of the ONNX tensor (4: NCHW, 2: NC)
+    bipolar: bool = False  # BINARY code of a bipolar value: offset = -scale / 2 (lowering/binary.py)
 
     @property
     def channels(self) -> int:

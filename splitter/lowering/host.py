@@ -11,7 +11,7 @@ from splitter.graph import InputQuant
 from splitter.lowering.chain import ELEMENTWISE_OPS, ChainOp
 from splitter.lowering.onnx_view import OnnxView, QuantParams, attributes, per_channel, with_shapes
 
-_HOST_INPUT_OPS = ("Mul", "Div", "Add", "Sub", "Reshape", "Flatten", "Identity", "Dropout")
+_COMPUTE_OPS = ("Conv", "MatMul", "Gemm")
 
 
 def collect_chain(view: OnnxView, tensor: str) -> tuple[list[ChainOp], onnx.NodeProto | None]:
@@ -83,41 +83,50 @@ def affine_of_chain(
 
 
 def build_input_quant(view: OnnxView, input_name: str) -> tuple[InputQuant, str, QuantParams] | None:
-    """If the model quantizes its own float input (float ops, then Quant), the host part of it."""
+    """If the model quantizes its own float input (float ops, then a quantizer), the host part of it.
+
+    Any standard ONNX op before the first quantizer (float preprocessing) runs on the host with it;
+    a compute op (Conv, MatMul, Gemm) reached first means the input needs a declared quantization.
+    """
     nodes = []
     tensor = input_name
     while True:
         node = view.single_consumer(tensor)
-        if node is None or node.op_type not in (*_HOST_INPUT_OPS, "Quant"):
+        if node is None or node.op_type in _COMPUTE_OPS or not _runs_on_host(node):
             return None
         nodes.append(node)
-        if node.op_type == "Quant":
+        if node.op_type in ("Quant", "BipolarQuant"):
             break
         tensor = node.output[0]
     quant = view.quant_params(nodes[-1])
     if quant.scale.size != 1:
         raise LoweringError(f"input quantizer {nodes[-1].name!r} has a per-channel scale; only per-tensor is supported")
+    scale = float(quant.scale.reshape(-1)[0])
+    output, extra, extra_inits = nodes[-1].output[0], [], []
+    if quant.bipolar:  # the host sends the BINARY code: (value + s) / 2 is 0 or s, exactly in float32
+        output = f"{nodes[-1].output[0]}_binary_code"
+        extra = [helper.make_node("Add", [nodes[-1].output[0], "host_code_shift"], ["host_code_shifted"]),
+                 helper.make_node("Mul", ["host_code_shifted", "host_code_half"], [output])]
+        extra_inits = [numpy_helper.from_array(np.float32(scale), "host_code_shift"),
+                       numpy_helper.from_array(np.float32(0.5), "host_code_half")]
     used = {name for node in nodes for name in node.input}
     inits = [
         numpy_helper.from_array(np.asarray(view.initializers[n]), n) for n in sorted(used) if n in view.initializers
     ]
     graph = helper.make_graph(
-        nodes,
+        [*nodes, *extra],
         "host_input_quant",
         [info for info in view.graph.input if info.name == input_name],
-        [
-            helper.make_tensor_value_info(
-                nodes[-1].output[0], onnx.TensorProto.FLOAT, list(view.shape(nodes[-1].output[0]))
-            )
-        ],
-        inits,
+        [helper.make_tensor_value_info(output, onnx.TensorProto.FLOAT, list(view.shape(nodes[-1].output[0])))],
+        inits + extra_inits,
     )
     sub = helper.make_model(graph, opset_imports=list(view.model.opset_import))
     sub.ir_version = view.model.ir_version
     sub = with_shapes(sub)
-    return (
-        InputQuant("onnx", quant.dtype, float(quant.scale.reshape(-1)[0]), model=sub.SerializeToString()),
-        nodes[-1].output[0],
-        quant,
-    )
+    ops = tuple(node.op_type for node in nodes)
+    return InputQuant("onnx", quant.dtype, scale, model=sub.SerializeToString(), ops=ops), nodes[-1].output[0], quant
 
+
+def _runs_on_host(node: onnx.NodeProto) -> bool:
+    """A standard ONNX op (onnxruntime runs it) or a quantizer (qonnx's executor runs it)."""
+    return node.domain in ("", "ai.onnx") or node.op_type in ("Quant", "BipolarQuant")

@@ -32,13 +32,15 @@ from splitter.lowering.chain import ELEMENTWISE_OPS
 from splitter.lowering.compute import compute
 from splitter.lowering.cursor import Cursor
 from splitter.lowering.host import build_input_quant
+from splitter.lowering.importer import import_model
 from splitter.lowering.onnx_view import OnnxView, per_channel
 from splitter.lowering.pooling import avgpool, maxpool
+from splitter.lowering.survey import survey
 
 PASS_THROUGH = ("Identity", "Dropout")
 COMPUTE = ("Conv", "MatMul", "Gemm")
 
-__all__ = ["COMPUTE", "HANDLERS", "PASS_THROUGH", "Cursor", "InputSpec", "Lowering", "lower"]
+__all__ = ["COMPUTE", "HANDLERS", "PASS_THROUGH", "Cursor", "InputSpec", "Lowering", "lower", "lower_model"]
 
 
 @dataclass(frozen=True)
@@ -88,8 +90,9 @@ class Lowering:
 
     def record(self, cur: Cursor) -> None:
         """Remember where `cur`'s dataflow tensor appears in the ONNX model (for equivalence checks)."""
-        scale = cur.scale.reshape((1, -1, 1, 1) if cur.rank == 4 else (1, -1))
-        self.reference[cur.tensor] = RefTensor(cur.onnx, scale.astype(np.float64))
+        shape = (1, -1, 1, 1) if cur.rank == 4 else (1, -1)
+        offset = cur.offset.reshape(shape).astype(np.float64) if np.any(cur.offset) else None
+        self.reference[cur.tensor] = RefTensor(cur.onnx, cur.scale.reshape(shape).astype(np.float64), offset)
 
     def finish(self, scale: np.ndarray | None, bias: np.ndarray | None = None) -> None:
         """End the walk; the host computes the output as integer * scale + bias (None: the integers)."""
@@ -179,8 +182,8 @@ class Lowering:
         else:
             raise LoweringError(f"input tensor {onnx_name!r} has rank {len(shape)}; expected NCHW or NC")
         channels = nhwc[-1]
-        scale = per_channel(quant.scale, channels, len(shape), onnx_name).astype(np.float64)
-        return Cursor(onnx_name, "global_in", scale, np.zeros(channels), quant.dtype, nhwc, rank=len(shape))
+        step, offset = quant.code(per_channel(quant.scale, channels, len(shape), onnx_name))
+        return Cursor(onnx_name, "global_in", step, offset, quant.dtype, nhwc, rank=len(shape), bipolar=quant.bipolar)
 
     def finish_integer(self, cur: Cursor) -> Cursor:
         """The walk reached the model output on a quantized tensor."""
@@ -204,7 +207,7 @@ def flatten(lw: Lowering, node: onnx.NodeProto, cur: Cursor) -> Cursor:
             node.name, node.op_type, f"only flattening NCHW to (N, C*H*W) is supported (to {out_shape})"
         )
     _, height, width, channels = cur.shape
-    if not np.all(cur.scale == cur.scale[0]) or np.any(cur.offset):
+    if not np.all(cur.scale == cur.scale[0]) or not np.all(cur.offset == cur.offset[0]):
         raise UnsupportedNodeError(node.name, node.op_type, "flattening a per-channel scaled tensor")
     flat = height * width * channels
     return replace(
@@ -213,7 +216,7 @@ def flatten(lw: Lowering, node: onnx.NodeProto, cur: Cursor) -> Cursor:
         rank=2,
         flattened_from=(channels, height, width),
         scale=np.full(flat, cur.scale[0]),
-        offset=np.zeros(flat),
+        offset=np.full(flat, cur.offset[0]),
     )
 
 
@@ -225,12 +228,25 @@ HANDLERS: dict[str, Handler] = {
     "Reshape": flatten,
     "Flatten": flatten,
     **{op: compute for op in COMPUTE},
-    **{op: standalone_activation for op in (*ELEMENTWISE_OPS, "Quant")},
+    **{op: standalone_activation for op in (*ELEMENTWISE_OPS, "Quant", "BipolarQuant")},
     "MaxPool": maxpool,
     "AveragePool": avgpool,
 }
 
 
 def lower(model: onnx.ModelProto, name: str = "model", input_spec: InputSpec | None = None) -> DataflowGraph:
-    """Lower a QONNX model to a dataflow graph (see docs/lowering.md)."""
+    """Lower an imported QONNX model to a dataflow graph (see docs/lowering.md)."""
     return Lowering(model, name, input_spec).run()
+
+
+def lower_model(
+    model: onnx.ModelProto, name: str = "model", input_spec: InputSpec | None = None
+) -> tuple[onnx.ModelProto, DataflowGraph]:
+    """Import a model as FINN does, report every problem it has at once, and lower it.
+
+    Returns the imported model, which the graph's reference tensors and the sub-models refer to.
+    """
+    imported = import_model(model, name)
+    survey(imported.model, name, input_spec)
+    graph = lower(imported.model, name, input_spec)
+    return imported.model, replace(graph, notes=(*imported.notes, *graph.notes))

@@ -13,12 +13,17 @@ import onnx
 from onnx import helper, numpy_helper
 
 from splitter.datatypes import DataType, datatype
-from splitter.errors import UnsupportedNodeError
+from splitter.errors import LoweringError, UnsupportedNodeError
 
 
 @dataclass(frozen=True)
 class QuantParams:
-    """A QONNX Quant node's parameters: output integer = clip(round(x / scale + zeropt))."""
+    """A QONNX Quant node's parameters: output integer = clip(round(x / scale + zeropt)).
+
+    A BipolarQuant (`bipolar`) outputs scale * (+1 if x >= 0 else -1); its integer is the BINARY
+    code b of that value (+1 -> 1, -1 -> 0), as FINN carries bipolar activations into XNOR layers:
+    value = scale * (2b - 1) (docs/lowering.md#binarized-networks).
+    """
 
     scale: np.ndarray
     zeropt: np.ndarray
@@ -26,15 +31,27 @@ class QuantParams:
     signed: bool
     narrow: bool
     rounding_mode: str
+    bipolar: bool = False
 
     @property
     def dtype(self) -> DataType:
         """FINN datatype of the integer output."""
+        if self.bipolar:
+            return datatype("BINARY")
         return datatype(f"{'INT' if self.signed else 'UINT'}{self.bitwidth}")
+
+    def code(self, scale: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(step, offset) per channel of the integer output: value = integer * step + offset."""
+        scale = np.asarray(scale, dtype=np.float64)
+        if self.bipolar:
+            return 2 * scale, -scale
+        return scale, np.zeros_like(scale)
 
     @property
     def int_range(self) -> tuple[int, int]:
         """Smallest and largest integer the Quant node can output."""
+        if self.bipolar:
+            return 0, 1
         if self.signed:
             low = -(1 << (self.bitwidth - 1)) + (1 if self.narrow else 0)
             return low, (1 << (self.bitwidth - 1)) - 1
@@ -67,8 +84,12 @@ class OnnxView:
         return self.initializers.get(name)
 
     def shape(self, name: str) -> tuple[int, ...]:
-        """Static shape of tensor `name`."""
-        return self.shapes[name]
+        """Static shape of tensor `name` (LoweringError when shape inference could not fix it)."""
+        try:
+            return self.shapes[name]
+        except KeyError:
+            raise LoweringError(f"the shape of tensor {name!r} is unknown or not static after shape inference; "
+                                "export the model with a fixed input size") from None
 
     def single_consumer(self, tensor: str) -> onnx.NodeProto | None:
         """The one node reading `tensor`, None if none; raises if the graph branches there."""
@@ -84,7 +105,13 @@ class OnnxView:
         return users[0] if users else None
 
     def quant_params(self, node: onnx.NodeProto) -> QuantParams:
-        """Parameters of a Quant node whose scale, zero point and bit width are constants."""
+        """Parameters of a Quant or BipolarQuant node whose scale, zero point and bit width are constants."""
+        if node.op_type == "BipolarQuant":
+            scale = self.const(node.input[1]) if len(node.input) > 1 else None
+            if scale is None or np.any(scale <= 0):
+                raise UnsupportedNodeError(node.name, node.op_type, "the scale must be a positive constant")
+            scale = np.asarray(scale, dtype=np.float32)
+            return QuantParams(scale, np.zeros(1, np.float32), 1, True, False, "ROUND", bipolar=True)
         consts = [self.const(name) for name in node.input[1:4]]
         if any(c is None for c in consts):
             raise UnsupportedNodeError(node.name, node.op_type, "scale, zero point and bit width must be constants")
@@ -98,7 +125,8 @@ class OnnxView:
             raise UnsupportedNodeError(node.name, node.op_type, "scales must be positive")
         if int(bitwidth) == 1 and bool(attrs.get("signed", 1)):
             raise UnsupportedNodeError(
-                node.name, node.op_type, "1-bit signed (bipolar) quantizers are not supported yet"
+                node.name, node.op_type, "a 1-bit signed Quant (values -1 and 0) has no FINN datatype; brevitas "
+                "exports bipolar quantizers as BipolarQuant, which is supported"
             )
         return QuantParams(
             scale=np.asarray(scale, dtype=np.float32),

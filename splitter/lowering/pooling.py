@@ -24,8 +24,9 @@ def maxpool(lw: Lowering, node: onnx.NodeProto, cur: Cursor) -> Cursor:
     attrs = attributes(node)
     kernel = tuple(attrs["kernel_shape"])
     strides = tuple(attrs.get("strides", kernel))
-    if any(attrs.get("pads", [0, 0, 0, 0])) or int(attrs.get("ceil_mode", 0)) or np.any(cur.offset):
-        raise UnsupportedNodeError(node.name, "MaxPool", "padding, ceil_mode or an input offset")
+    # exact for any positive step and offset per channel (a bipolar code, a declared mean): max commutes
+    if any(attrs.get("pads", [0, 0, 0, 0])) or int(attrs.get("ceil_mode", 0)):
+        raise UnsupportedNodeError(node.name, "MaxPool", "padding or ceil_mode")
     _, height, width, channels = cur.shape
     oh, ow = (height - kernel[0]) // strides[0] + 1, (width - kernel[1]) // strides[1] + 1
     if kernel == strides:

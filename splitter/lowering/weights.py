@@ -14,6 +14,10 @@ def _quantized_const(view: OnnxView, node: onnx.NodeProto, index: int, what: str
     """(integer values, scale broadcastable to them) of a node input that is Quant(constant) or an integer constant."""
     name = node.input[index]
     producer = view.producer.get(name)
+    if producer is not None and producer.op_type == "BipolarQuant" and view.const(producer.input[0]) is not None:
+        quant = view.quant_params(producer)  # weights take the values -1 and +1 themselves (not a code)
+        values = view.const(producer.input[0]).astype(np.float32)
+        return np.where(values >= 0, 1, -1).astype(np.int64), quant.scale.astype(np.float64)
     if producer is not None and producer.op_type == "Quant" and view.const(producer.input[0]) is not None:
         quant = view.quant_params(producer)
         values = view.const(producer.input[0]).astype(np.float32)
@@ -40,6 +44,12 @@ def _scale_along(scale: np.ndarray, axis: int, ndim: int, size: int, node: onnx.
             node.name, node.op_type, f"weight scale of shape {scale.shape} is not per output channel"
         )
     return full.reshape(-1).astype(np.float64)
+
+
+def bipolar_weights(view: OnnxView, node: onnx.NodeProto) -> bool:
+    """True when the node's weights come from a BipolarQuant (values -1 and +1 times a scale)."""
+    producer = view.producer.get(node.input[1])
+    return producer is not None and producer.op_type == "BipolarQuant"
 
 
 def conv_weights(view: OnnxView, node: onnx.NodeProto) -> tuple[np.ndarray, np.ndarray]:
