@@ -16,6 +16,7 @@ from splitter.cost.errors import IllegalFoldingError
 from splitter.cost.memory import lutram_luts, weight_memory
 from splitter.cost.model import CostConfig, Folding, LayerCost, LayerIO, costed
 from splitter.cost.resources import Resources
+from splitter.cost.xnor import finn_xnor_accumulator
 from splitter.graph import Layer, dtype_attr, pair
 
 if TYPE_CHECKING:
@@ -72,6 +73,8 @@ def mvau_cost(layer: Layer, f: Folding, board: Board, io: LayerIO, cfg: CostConf
     idt, wdt, odt = io.in_dtype, dtype_attr(layer, "weightDataType"), dtype_attr(layer, "outputDataType")
     a, w, b = idt.bitwidth, wdt.bitwidth, odt.bitwidth
     acc_dt = dtype_attr(layer, "accDataType") if "accDataType" in layer.attrs else odt
+    if int(layer.attrs.get("binaryXnorMode", 0)):  # FINN re-derives it (splitter/cost/xnor.py)
+        acc_dt = finn_xnor_accumulator(layer, f.ram_style == "ultra")
     omega = mw * mh // (p * q)
     cycles = (mh // p) * (mw // q) * io.in_vectors
     mem = weight_memory(p * q * w, omega, f.ram_style, "mvau")
