@@ -10,7 +10,7 @@ import numpy as np
 
 from splitter.errors import FinnsplitError
 from splitter.graph import Affine
-from splitter.host import integer_input
+from splitter.host import integer_input, run_output_stage, to_onnx_layout
 
 
 class HostInputError(FinnsplitError):
@@ -26,7 +26,8 @@ def prepare_input(manifest: dict[str, Any], root: str | Path, raw: np.ndarray) -
         path = Path(root) / manifest["host"]["files"]["input_quant"]["path"]
         model = _host_file(str(path), path.stat().st_mtime_ns)
     try:
-        values = integer_input(host["kind"], host.get("scale", 1.0), model, raw)
+        values = integer_input(host["kind"], host.get("scale", 1.0), model, raw, host.get("factor", 1),
+                               tuple(host.get("shift", ())))
     except ValueError:
         raise HostInputError(f"input must hold integers of {spec['dtype']} (raw pixels), "
                              "got fractional values") from None
@@ -41,10 +42,22 @@ def _host_file(path: str, mtime_ns: int) -> bytes:
     return Path(path).read_bytes()
 
 
-def finish_output(manifest: dict[str, Any], y: np.ndarray) -> np.ndarray:
-    """The model's output (float32 logits, or integer labels) for the last board's integer output."""
+def finish_output(manifest: dict[str, Any], y: np.ndarray, root: str | Path | None = None) -> np.ndarray:
+    """The model's output (float32 logits, or integer labels) for the last board's integer output.
+
+    A bundle with a host output stage (host.output.stage: Softmax, float post-processing) runs it
+    after the affine, with onnxruntime; its file is read from the bundle at `root`.
+    """
     host = manifest["host"]["output"]
     flat = np.asarray(y).reshape(1, -1)
     if host["kind"] != "affine":
         return flat
-    return Affine(np.asarray(host["scale"]), np.asarray(host["bias"])).apply(flat)
+    values = Affine(np.asarray(host["scale"]), np.asarray(host["bias"])).apply(flat)
+    stage = host.get("stage")
+    if stage is None:
+        return values
+    if root is None:
+        raise ValueError("this bundle has a host output stage: finish_output needs the bundle folder (root)")
+    path = Path(root) / manifest["host"]["files"]["output_stage"]["path"]
+    return run_output_stage(_host_file(str(path), path.stat().st_mtime_ns),
+                            to_onnx_layout(values.reshape(manifest["output"]["shape"]), stage["shape"]))

@@ -56,6 +56,18 @@ def resolve_input_spec(
     return InputSpec(datatype(input_dtype), _number(input_scale or "1"), means, _number(std) if std else 1.0)
 
 
+def input_spec_of_bundle(manifest: dict) -> InputSpec | None:
+    """The declared input quantization a bundle was built with (manifest host.input), None if not declared."""
+    from splitter.datatypes import datatype
+    from splitter.lowering import InputSpec
+
+    host = manifest["host"]["input"]
+    if host["kind"] != "declared":
+        return None  # the model quantizes its input itself, or takes integers
+    return InputSpec(datatype(host["dtype"]), float(host["scale"]), tuple(float(m) for m in host.get("mean", ())),
+                     float(host.get("std", 1.0)))
+
+
 def load_and_lower(
     model_path: str, spec: InputSpec | None, name: str | None = None
 ) -> tuple[onnx.ModelProto, DataflowGraph]:
@@ -171,7 +183,11 @@ def build(model: str, boards: str, board: str, strategy: str, target_fps: float 
 
         click.echo("FINN's estimates (FINN / the plan's FINN term):")
         click.echo(format_finn_estimates(state.finn_estimates))
-    for note in state.notes:
+    from splitter.inspect import host_lines
+
+    for line in host_lines(state.graph):
+        click.echo(f"host {line}")
+    for note in (*state.graph.notes, *state.notes):
         click.echo(f"note: {note}")
 
 

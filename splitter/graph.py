@@ -92,7 +92,8 @@ class InputQuant:
     """How the host turns the user's input into the first layer's integer tensor.
 
     kind "declared": the user's input already is integer `dtype` (e.g. UINT8 pixels) whose real value
-    is (x * scale - mean[c]) / std; the integer tensor goes to the first board unchanged.
+    is (x * scale - mean[c]) / std; the first board gets x * factor - shift[c] (unchanged x unless a
+    padded first convolution needs the real 0 at integer 0, lowering/shift.py).
     kind "onnx": the model quantizes its float input itself; `model` is the ONNX sub-graph from the
     graph input to that Quant node, which the host runs, dividing its output by `scale`; `ops` are
     its op types (float preprocessing and the quantizer, run with onnxruntime / qonnx).
@@ -105,6 +106,8 @@ class InputQuant:
     std: float = 1.0
     model: bytes = b""
     ops: tuple[str, ...] = ()
+    factor: int = 1
+    shift: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)

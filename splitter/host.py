@@ -31,17 +31,23 @@ def _input_quant_model(model: bytes):  # qonnx's ModelWrapper, imported lazily
     return ModelWrapper(onnx.load_from_string(model))
 
 
-def integer_input(kind: str, scale: float, model: bytes, raw: np.ndarray) -> np.ndarray:
+def integer_input(kind: str, scale: float, model: bytes, raw: np.ndarray, factor: int = 1,
+                  shift: tuple[int, ...] = ()) -> np.ndarray:
     """The first layer's integer NHWC input for user input `raw` (NCHW, batch first).
 
-    kind "declared" (or "integer"): `raw` already holds the integers; kind "onnx": `model` is the
-    host's input-quantization sub-model, whose output divided by `scale` and rounded is the input.
+    kind "declared" (or "integer"): `raw` already holds the integers x, sent as x * factor - shift[c]
+    (factor 1 and no shift unless a padded first convolution needs them, splitter/lowering/shift.py);
+    kind "onnx": `model` is the host's input-quantization sub-model, whose output divided by `scale`
+    and rounded is the input.
     """
     if kind != "onnx":
         x = np.asarray(raw)
         if not np.all(x == np.rint(x)):
             raise ValueError("declared integer input contains non-integer values")
-        return nchw_to_nhwc(x.astype(np.int64))
+        x = x.astype(np.int64) * int(factor)
+        if shift:
+            x = x - np.asarray(shift, dtype=np.int64).reshape((1, -1) + (1,) * (x.ndim - 2))
+        return nchw_to_nhwc(x)
     from qonnx.core.onnx_exec import execute_onnx
 
     sub = _input_quant_model(model)
@@ -52,7 +58,10 @@ def integer_input(kind: str, scale: float, model: bytes, raw: np.ndarray) -> np.
 def dataflow_input(graph: DataflowGraph, raw: np.ndarray) -> np.ndarray:
     """The first layer's integer NHWC input for user input `raw` (NCHW, batch first)."""
     iq = graph.input_quant
-    x = integer_input("integer", 1.0, b"", raw) if iq is None else integer_input(iq.kind, iq.scale, iq.model, raw)
+    if iq is None:
+        x = integer_input("integer", 1.0, b"", raw)
+    else:
+        x = integer_input(iq.kind, iq.scale, iq.model, raw, iq.factor, iq.shift)
     if not graph.input.dtype.allowed(x):
         raise ValueError(f"input values outside {graph.input.dtype.name}")
     return x
@@ -63,4 +72,27 @@ def final_output(graph: DataflowGraph, y: np.ndarray) -> np.ndarray:
     if graph.output_affine is None:
         return y.reshape(y.shape[0], -1)
     values = graph.output_affine.apply(y)
+    stage = graph.output_stage
+    if stage is not None:
+        return run_output_stage(stage.model, to_onnx_layout(values, stage.input_shape))
     return values.reshape(values.shape[0], -1) if values.shape[1:3] == (1, 1) else values.transpose(0, 3, 1, 2)
+
+
+def to_onnx_layout(values: np.ndarray, shape: tuple[int, ...] | list[int]) -> np.ndarray:
+    """NHWC dataflow values as the ONNX tensor of `shape` (NCHW, or (N, C) for one pixel)."""
+    if len(shape) == 4:
+        values = values.reshape(values.shape[0], int(shape[2]), int(shape[3]), int(shape[1])).transpose(0, 3, 1, 2)
+    return np.ascontiguousarray(values.reshape(values.shape[0], *(int(d) for d in shape[1:])), dtype=np.float32)
+
+
+@functools.lru_cache(maxsize=4)
+def _stage_session(model: bytes):  # an onnxruntime InferenceSession, made once per stage
+    import onnxruntime
+
+    return onnxruntime.InferenceSession(model, providers=["CPUExecutionProvider"])
+
+
+def run_output_stage(model: bytes, x: np.ndarray) -> np.ndarray:
+    """The host's output stage (float ONNX ops after the last board) on `x`, with onnxruntime."""
+    session = _stage_session(model)
+    return session.run(None, {session.get_inputs()[0].name: x})[0]

@@ -87,13 +87,27 @@ def format_table(graph: DataflowGraph) -> str:
     lines.append("-" * len(header))
     lines.append(f"{len(table)} layers: " + ", ".join(f"{n} {op}" for op, n in sorted(counts.items())))
     lines.append(f"total {total_macs:,} MACs per frame, {total_bits:,} weight bits ({total_bits / 8 / 1024:,.1f} KiB)")
+    lines += host_lines(graph)
+    lines += [f"note: {note}" for note in graph.notes]
+    return "\n".join(lines)
+
+
+def host_lines(graph: DataflowGraph) -> list[str]:
+    """What the host does before the first board and after the last (inspect and build print these)."""
+    lines = []
     iq = graph.input_quant
     if iq is not None:
         how = f"declared {iq.dtype.name} x {iq.scale:.6g}" + (f", mean {iq.mean}, std {iq.std}" if iq.mean else "")
+        if iq.factor != 1:
+            how += (f"; sent as x * {iq.factor} - {list(iq.shift)} ({graph.input.dtype.name}), so the padded first "
+                    "convolution is exact")
         if iq.kind == "onnx":
-            how = f"model's own input quantizer -> {iq.dtype.name} (scale {iq.scale:.6g}), run on the host"
+            how = (f"model's own input quantizer ({', '.join(iq.ops)}) -> {iq.dtype.name} (scale {iq.scale:.6g}), "
+                   "run on the host")
         lines.append(f"input: {how}")
     out = graph.output
     tail = "indices (LabelSelect)" if graph.output_affine is None else "float = integer x scale + bias on the host"
+    if graph.output_stage is not None:
+        tail += f", then {', '.join(graph.output_stage.ops)} on the host (onnxruntime, float32)"
     lines.append(f"output: {out.dtype.name} {_dims(out.shape[1:])}, {tail}")
-    return "\n".join(lines)
+    return lines

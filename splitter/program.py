@@ -110,7 +110,8 @@ def _format_layers(graph: DataflowGraph) -> list[tuple[Layer, TensorSpec]]:
                       {**layer.attrs, "binaryXnorMode": 0, "weightDataType": "BIPOLAR"},
                       {"weights": (2 * weights - 1).astype(np.int8)}, layer.source)
         if not int(layer.attrs.get("noActivation", 0)):
-            thresholds = np.broadcast_to(layer.params["thresholds"], (weights.shape[1], -1)) - zeros[:, None]
+            given = layer.params["thresholds"].astype(np.int64)
+            thresholds = np.broadcast_to(given, (weights.shape[1], given.shape[1])) - zeros[:, None]
             plain.params["thresholds"] = thresholds.astype(smallest_storage(int(thresholds.min()),
                                                                             int(thresholds.max())))
             out.append((plain, spec))

@@ -127,12 +127,30 @@ def test_float_input_without_quantizer_asks_for_input_options() -> None:
         lower(model, "t")
 
 
-def test_mean_with_padded_first_conv_is_refused() -> None:
+def test_mean_with_padded_first_conv_is_exact() -> None:
+    """ImageNet's means at 1/255: the host sends 200 x - K[c] (INT16), so FMPadding's 0 is the model's 0.0."""
+    b = GraphBuilder((1, 3, 9, 9), seed=3)
+    x = b.node("Conv", ["x", b.qweight((5, 3, 3, 3), 8)], kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+    model = b.model(b.quant(b.node("Relu", [b.batchnorm(x, 5)]), 0.2, 4, signed=False))
+    spec = InputSpec(datatype("UINT8"), 1 / 255, (0.485, 0.456, 0.406), 0.226)
+    graph = lower(model, "t", spec)
+    assert ops(graph)[:3] == ["FMPadding", "ConvolutionInputGenerator", "MVAU"]
+    iq = graph.input_quant
+    assert (iq.factor, iq.shift) == (200, (24735, 23256, 20706))  # 200 * mean / (1/255)
+    assert graph.input.dtype.name == "INT16" and graph.layers[0].attrs["inputDataType"] == "INT16"
+    raw = np.random.default_rng(1).integers(0, 256, size=(1, 3, 9, 9))
+    sent = dataflow_input(graph, raw)
+    np.testing.assert_array_equal(sent, (raw * 200 - np.array(iq.shift)[None, :, None, None]).transpose(0, 2, 3, 1))
+    # real 0.0 at an integer: pixel 123.675 does not exist, but 200 * 123.675 - 24735 = 0 does
+    assert_equivalent(model, graph, (1, 3, 9, 9), integer_input=True)
+
+
+def test_mean_that_is_no_small_fraction_of_the_scale_is_refused() -> None:
     b = GraphBuilder((1, 3, 9, 9))
     x = b.node("Conv", ["x", b.qweight((5, 3, 3, 3), 8)], kernel_shape=[3, 3], pads=[1, 1, 1, 1])
     model = b.model(b.quant(x, 0.2, 4, signed=False))
-    with pytest.raises(UnsupportedNodeError, match="padding after an input mean"):
-        lower(model, "t", InputSpec(datatype("UINT8"), 1 / 255, (0.5,), 0.25))
+    with pytest.raises(UnsupportedNodeError, match="padding after an input mean subtraction"):
+        lower(model, "t", InputSpec(datatype("UINT8"), 1 / 255, (0.123456789,), 0.25))
 
 
 def test_residual_add_names_the_node() -> None:
@@ -148,8 +166,8 @@ def test_residual_add_names_the_node() -> None:
 
 def test_unknown_operation_names_node_and_op_type() -> None:
     b = GraphBuilder((1, 4, 6, 6))
-    x = b.quant("x", 0.1, 4, signed=False)
-    model = b.model(b.node("Sigmoid", [x]))
+    x = b.quant(b.node("Sigmoid", [b.quant("x", 0.1, 4, signed=False)]), 0.1, 4, signed=False)
+    model = b.model(b.node("Conv", [x, b.qweight((3, 4, 1, 1), 4)], kernel_shape=[1, 1]))
     with pytest.raises(UnsupportedNodeError, match=r"'Sigmoid_\d+' \(op type Sigmoid\)"):
         lower(model, "t")
 

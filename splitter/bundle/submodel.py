@@ -154,7 +154,11 @@ def _declared_head(graph: DataflowGraph, model_input: onnx.ValueInfoProto, shape
     iq = graph.input_quant
     name = graph.input.name
     nodes, inits, current = [], [], name
-    steps = [("Mul", "scale", np.float32(iq.scale))]
+    steps = []
+    if iq.shift:  # the first board's x * factor - shift back to the pixels x, exactly (integers below 2**24)
+        steps += [("Add", "shift", np.asarray(iq.shift, dtype=np.float32).reshape(1, -1, 1, 1)),
+                  ("Div", "factor", np.float32(iq.factor))]
+    steps.append(("Mul", "scale", np.float32(iq.scale)))
     if iq.mean:
         steps.append(("Sub", "mean", np.asarray(iq.mean, dtype=np.float32).reshape(1, -1, 1, 1)))
     steps.append(("Div", "std", np.float32(iq.std)))

@@ -25,8 +25,8 @@ if TYPE_CHECKING:
 
 
 def finish_accumulator(lw: Lowering, node, acc_cur: Cursor, layer: ComputeLayer, chain, end, acc_dtype) -> Cursor:
-    """A compute layer with no quantizer after it: output, optional bias and top-K."""
-    if end is not None and end.op_type != "TopK":
+    """A compute layer with no quantizer after it: output, optional bias and top-K (else the host's stage)."""
+    if end is not None and end.op_type != "TopK" and end.name not in lw.tail:
         raise UnsupportedNodeError(
             end.name,
             end.op_type,
@@ -44,10 +44,20 @@ def finish_accumulator(lw: Lowering, node, acc_cur: Cursor, layer: ComputeLayer,
         # An integer bias (brevitas Int32Bias: scale = input scale * weight scale) stays exact.
         cur = _integer_bias(lw, node, cur, np.rint(steps).astype(np.int64))
         bias = np.zeros_like(bias)
+    if end is not None and (end.op_type != "TopK" or labelselect_refusal(lw, end, scale, bias)):
+        if end.name not in lw.tail:
+            raise UnsupportedNodeError(end.name, "TopK", labelselect_refusal(lw, end, scale, bias))
+        lw.finish_on_host(float_input(lw, end), scale, bias)  # Softmax, a float head, TopK of float scores
+        return cur
     if end is not None:
         return topk(lw, end, cur, scale, bias)
     lw.finish(scale, bias)
     return cur
+
+
+def float_input(lw: Lowering, node: onnx.NodeProto) -> str:
+    """The computed (non-constant) input of `node`: where the host's output stage starts."""
+    return next(name for name in node.input if name and lw.view.const(name) is None)
 
 
 def _integer_bias(lw: Lowering, node: onnx.NodeProto, cur: Cursor, param: np.ndarray) -> Cursor:
@@ -73,21 +83,22 @@ def _integer_bias(lw: Lowering, node: onnx.NodeProto, cur: Cursor, param: np.nda
     return replace(cur, tensor=out, dtype=dtype)
 
 
-def topk(lw: Lowering, node: onnx.NodeProto, cur: Cursor, scale: np.ndarray, bias: np.ndarray) -> Cursor:
-    """TopK on the logits: LabelSelect when the integer order equals the float order."""
-    if np.any(bias) or not np.all(scale == scale[0]) or scale[0] <= 0:
-        raise UnsupportedNodeError(
-            node.name,
-            "TopK",
-            "the scores are not a positive per-tensor multiple of integers, so top-K cannot run on integers",
-        )
-    k = lw.view.const(node.input[1])
+def labelselect_refusal(lw: Lowering, node: onnx.NodeProto, scale: np.ndarray, bias: np.ndarray) -> str:
+    """Why TopK `node` on integer * scale + bias cannot be FINN's LabelSelect ("" when it can)."""
     attrs = attributes(node)
-    if k is None or int(attrs.get("largest", 1)) != 1 or int(attrs.get("axis", -1)) not in (-1, 1):
-        raise UnsupportedNodeError(node.name, "TopK", "needs a constant K, largest=1, axis=-1")
+    if np.any(bias) or not np.all(scale == scale[0]) or scale[0] <= 0:
+        return "the scores are not a positive per-tensor multiple of integers, so top-K cannot run on integers"
+    if lw.view.const(node.input[1]) is None or int(attrs.get("largest", 1)) != 1 \
+            or int(attrs.get("axis", -1)) not in (-1, 1):
+        return "needs a constant K, largest=1, axis=-1"
     if node.output[0] in lw.view.outputs:
-        raise UnsupportedNodeError(node.name, "TopK", "the values output is a model output; only indices are")
-    k = int(np.asarray(k).reshape(-1)[0])
+        return "the values output is a model output; only indices are"
+    return ""
+
+
+def topk(lw: Lowering, node: onnx.NodeProto, cur: Cursor, scale: np.ndarray, bias: np.ndarray) -> Cursor:
+    """TopK on the logits: LabelSelect (the integer order equals the float order; see labelselect_refusal)."""
+    k = int(np.asarray(lw.view.const(node.input[1])).reshape(-1)[0])
     labels = cur.channels
     out_dtype = datatype(f"UINT{max(1, (labels - 1).bit_length())}")
     out = lw.emit(

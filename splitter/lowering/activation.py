@@ -26,9 +26,12 @@ def standalone_activation(lw: Lowering, node: onnx.NodeProto, cur: Cursor) -> Cu
     chain, end = collect_chain(lw.view, cur.onnx)
     if end is None or end.op_type not in ("Quant", "BipolarQuant"):
         scale, bias = affine_of_chain(chain, cur.scale, cur.offset, node.name)
-        if end is not None:
+        if end is not None and end.name not in lw.tail:
             raise UnsupportedNodeError(end.name, end.op_type, "follows float elementwise ops without a quantizer")
-        lw.finish(scale, bias)
+        if end is not None:  # after the last quantized layer: the host runs the rest (Softmax, ...)
+            lw.finish_on_host(next(i for i in end.input if i and lw.view.const(i) is None), scale, bias)
+        else:
+            lw.finish(scale, bias)
         return cur
     quant = lw.view.quant_params(end)
     channels = cur.channels

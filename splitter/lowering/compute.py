@@ -45,6 +45,8 @@ class ComputeLayer(NamedTuple):
 
 def compute(lw: Lowering, node: onnx.NodeProto, cur: Cursor) -> Cursor:
     """Conv / MatMul / Gemm, the elementwise chain after it and its quantizer."""
+    if node.op_type == "Conv" and any(attributes(node).get("pads", ())) and np.any(cur.offset):
+        cur = lw.shift_input(cur, node)  # FMPadding's 0 must be the model's 0.0 (lowering/shift.py)
     acc_cur, layer = conv(lw, node, cur) if node.op_type == "Conv" else matmul(lw, node, cur)
     layer = binary_form(lw.view, node, cur, layer)
     chain, end = collect_chain(lw.view, node.output[0])
@@ -103,7 +105,7 @@ def conv(lw: Lowering, node: onnx.NodeProto, cur: Cursor) -> tuple[Cursor, Compu
     pads = list(attrs.get("pads", [0, 0, 0, 0]))
     strides = list(attrs.get("strides", [1, 1]))
     dilations = list(attrs.get("dilations", [1, 1]))
-    depthwise = _check_conv(node, cur, w_int.shape, int(attrs.get("group", 1)), pads)
+    depthwise = _check_conv(node, cur, w_int.shape, int(attrs.get("group", 1)))
     source = (node.name,)
     x = padding(lw, cur, pads, source)
     _, ph, pw, _ = x.shape
@@ -127,7 +129,7 @@ def conv(lw: Lowering, node: onnx.NodeProto, cur: Cursor) -> tuple[Cursor, Compu
     return acc_cur, ComputeLayer("MVAU", attrs, weights, alpha, beta, bias, source)
 
 
-def _check_conv(node: onnx.NodeProto, cur: Cursor, w_shape, group: int, pads) -> bool:
+def _check_conv(node: onnx.NodeProto, cur: Cursor, w_shape, group: int) -> bool:
     """Reject convolutions without an integer-exact dataflow form; returns whether it is depthwise."""
     out_ch, in_per_group = w_shape[0], w_shape[1]
     depthwise = group > 1
@@ -141,13 +143,6 @@ def _check_conv(node: onnx.NodeProto, cur: Cursor, w_shape, group: int, pads) ->
         raise UnsupportedNodeError(node.name, "Conv", "input is not an NCHW tensor")
     if not depthwise and not np.all(cur.scale == cur.scale[0]):
         raise UnsupportedNodeError(node.name, "Conv", "per-channel scaled input to a dense convolution")
-    if any(pads) and np.any(cur.offset):
-        raise UnsupportedNodeError(
-            node.name,
-            "Conv",
-            "padding after an input mean subtraction cannot be "
-            "integer-exact; drop --mean or use an unpadded first convolution",
-        )
     return depthwise
 
 

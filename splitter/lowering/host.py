@@ -7,7 +7,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from splitter.errors import LoweringError, UnsupportedNodeError
-from splitter.graph import InputQuant
+from splitter.graph import HostStage, InputQuant
 from splitter.lowering.chain import ELEMENTWISE_OPS, ChainOp
 from splitter.lowering.onnx_view import OnnxView, QuantParams, attributes, per_channel, with_shapes
 
@@ -130,3 +130,35 @@ def build_input_quant(view: OnnxView, input_name: str) -> tuple[InputQuant, str,
 def _runs_on_host(node: onnx.NodeProto) -> bool:
     """A standard ONNX op (onnxruntime runs it) or a quantizer (qonnx's executor runs it)."""
     return node.domain in ("", "ai.onnx") or node.op_type in ("Quant", "BipolarQuant")
+
+
+def build_output_stage(view: OnnxView, tensor: str) -> HostStage:
+    """The host's output stage: the model's nodes from float tensor `tensor` to its output, as an ONNX model."""
+    g = view.graph
+    output = g.output[0]
+    producer = {out: node for node in g.node for out in node.output}
+    needed: set[int] = set()
+    position = {id(node): i for i, node in enumerate(g.node)}
+    stack, seen = [output.name], {tensor}
+    while stack:
+        name = stack.pop()
+        if name in seen or not name or view.const(name) is not None:
+            continue
+        seen.add(name)
+        node = producer.get(name)
+        if node is None:
+            raise LoweringError(f"the model output {output.name!r} depends on {name!r} besides the last board's "
+                                f"output {tensor!r}; the host can only run a chain after the last quantized layer")
+        needed.add(position[id(node)])
+        stack.extend(node.input)
+    nodes = [g.node[i] for i in sorted(needed)]
+    used = {name for node in nodes for name in node.input}
+    inits = [init for init in g.initializer if init.name in used]
+    consts = [node for node in g.node if node.op_type == "Constant" and node.output[0] in used]
+    shape = view.shape(tensor)
+    graph = helper.make_graph([*consts, *nodes], "host_output_stage",
+                              [helper.make_tensor_value_info(tensor, onnx.TensorProto.FLOAT, list(shape))],
+                              [output], inits)
+    sub = helper.make_model(graph, opset_imports=list(view.model.opset_import))
+    sub.ir_version = view.model.ir_version
+    return HostStage(sub.SerializeToString(), tensor, tuple(shape), tuple(node.op_type for node in nodes))

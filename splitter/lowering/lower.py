@@ -26,16 +26,17 @@ import onnx
 
 from splitter.datatypes import DataType
 from splitter.errors import InputQuantizationRequired, LoweringError, UnsupportedNodeError
-from splitter.graph import Affine, DataflowGraph, InputQuant, Layer, RefTensor, TensorSpec
+from splitter.graph import Affine, DataflowGraph, HostStage, InputQuant, Layer, RefTensor, TensorSpec
 from splitter.lowering.activation import standalone_activation
 from splitter.lowering.chain import ELEMENTWISE_OPS
 from splitter.lowering.compute import compute
 from splitter.lowering.cursor import Cursor
-from splitter.lowering.host import build_input_quant
+from splitter.lowering.host import build_input_quant, build_output_stage
 from splitter.lowering.importer import import_model
 from splitter.lowering.onnx_view import OnnxView, per_channel
 from splitter.lowering.pooling import avgpool, maxpool
-from splitter.lowering.survey import survey
+from splitter.lowering.shift import shift_declared_input
+from splitter.lowering.survey import regions, survey
 
 PASS_THROUGH = ("Identity", "Dropout")
 COMPUTE = ("Conv", "MatMul", "Gemm")
@@ -66,6 +67,8 @@ class Lowering:
         self.counters: dict[str, int] = {}
         self.output_affine = None
         self.input_quant: InputQuant | None = None
+        self.output_stage: HostStage | None = None
+        self.tail = regions(model).tail  # nodes after the last quantized layer: the host may run them
         self.done = False
 
     # -- emitting ---------------------------------------------------------------------------
@@ -99,6 +102,11 @@ class Lowering:
         self.output_affine = None if scale is None else Affine(scale.astype(np.float32), bias.astype(np.float32))
         self.done = True
 
+    def finish_on_host(self, tensor: str, scale: np.ndarray, bias: np.ndarray) -> None:
+        """End the walk at ONNX tensor `tensor` (= integer * scale + bias); the host runs the rest of the model."""
+        self.finish(scale, bias)
+        self.output_stage = build_output_stage(self.view, tensor)
+
     # -- the walk ----------------------------------------------------------------------------
     def run(self) -> DataflowGraph:
         """Walk the whole model; returns the dataflow graph."""
@@ -116,18 +124,23 @@ class Lowering:
             raise LoweringError(f"model {self.name!r} has no layers to run on the FPGA")
         return DataflowGraph(
             name=self.name,
-            input=first,
+            input=self.tensors[first.name],
             layers=self.layers,
             tensors=self.tensors,
             input_quant=self.input_quant,
             output_affine=self.output_affine,
             reference=self.reference,
             onnx_output=self.view.outputs[0],
+            output_stage=self.output_stage,
         )
 
     def step(self, node: onnx.NodeProto, cur: Cursor) -> Cursor:
         """Lower the pattern starting at `node`; returns the cursor after it."""
         handler = HANDLERS.get(node.op_type)
+        if node.name in self.tail and (handler is None or node.op_type in COMPUTE):
+            # after the last quantized layer: what no layer maps (Softmax, a float head) runs on the host
+            self.finish_on_host(cur.onnx, cur.scale, cur.offset)
+            return cur
         if handler is None:
             raise UnsupportedNodeError(node.name, node.op_type, "no dataflow layer implements this operation")
         return handler(self, node, cur)
@@ -171,6 +184,18 @@ class Lowering:
             dtype=spec.dtype,
             shape=(1, shape[2], shape[3], channels),
         )
+
+    def shift_input(self, cur: Cursor, node: onnx.NodeProto) -> Cursor:
+        """The declared input re-based so that padding it with integer 0 pads with 0.0 (lowering/shift.py)."""
+        iq = self.input_quant
+        if cur.tensor != "global_in" or iq is None or iq.kind != "declared":
+            raise UnsupportedNodeError(
+                node.name, node.op_type, "padding a tensor whose integer 0 is not the real 0 (a bipolar activation): "
+                "FINN's FMPadding pads with integer 0")
+        self.input_quant, cur = shift_declared_input(iq, cur, node.name)
+        self.tensors[cur.tensor] = TensorSpec(cur.tensor, cur.shape, cur.dtype)
+        self.record(cur)
+        return cur
 
     def cursor_after_quant(self, onnx_name: str, quant) -> Cursor:
         """Cursor for the integer output of a Quant node reached from the model input."""
