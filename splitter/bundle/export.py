@@ -21,6 +21,7 @@ import onnx
 
 from splitter import program
 from splitter.bundle.finn_graph import finn_hw_model
+from splitter.bundle.host_stages import add_host_stages
 from splitter.bundle.manifest import FORMAT, VERSION, BundleError, file_entry, write_manifest
 from splitter.bundle.submodel import sub_models
 from splitter.cost import LayerCost, Resources
@@ -233,6 +234,7 @@ def _host_entry(graph: DataflowGraph, root: Path, model: onnx.ModelProto) -> dic
     else:
         entry["output"] = {"kind": "affine", "scale": affine.scale.astype(float).reshape(-1).tolist(),
                            "bias": affine.bias.astype(float).reshape(-1).tolist()}
+    add_host_stages(graph, root, entry)  # input ops and shift, the output stage
     entry["onnx_output"] = graph.onnx_output
     return entry
 
