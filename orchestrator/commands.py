@@ -63,7 +63,7 @@ def virtual(bundle: str, images: int, inputs: str | None, seed: int, check_model
     click.echo(f"{len(raws)} frames through {len(manifest['partitions'])} virtual boards in {seconds:.2f} s: "
                f"{len(raws) / seconds:.1f} fps (emulated on this machine's CPU; predicted on boards "
                f"{manifest['plan']['fps']:.1f} fps)")
-    results = [finish_output(manifest, y) for y in outputs]
+    results = [finish_output(manifest, y, bundle) for y in outputs]
     click.echo(f"top-1 of the first inputs: {[int(np.argmax(r)) for r in results[:8]]}")
     if check_model:
         _check_against_model(check_model, manifest, bundle, raws, outputs, results, progress)
@@ -124,7 +124,7 @@ def run(bundle: str, fleet_path: str | None, spares: int | None, link_mbit: floa
     click.echo(f"{len(tensors)} frames in {report.seconds:.2f} s: {len(tensors) / report.seconds:.1f} fps; "
                f"{report.resent} frames resent" + (f"; {report.killed} died, stages now "
                + ", ".join(f"{k}:{b}" for k, b in sorted(report.stages.items())) if report.killed else ""))
-    results = [finish_output(manifest, y) for y in report.outputs]
+    results = [finish_output(manifest, y, bundle) for y in report.outputs]
     click.echo(f"top-1 of the first inputs: {[int(np.argmax(r)) for r in results[:8]]}")
     if check_model:
         _check_against_model(check_model, manifest, bundle, raws, report.outputs, results, progress)
@@ -166,11 +166,12 @@ def _check_against_model(model_path: str, manifest: dict, bundle: str, raws: lis
     import numpy as np
 
     from orchestrator.host import prepare_input
-    from splitter.cli import load_and_lower
+    from splitter.cli import input_spec_of_bundle, load_and_lower
     from splitter.executor import execute
     from splitter.host import model_float_input
 
-    model, graph = load_and_lower(model_path, None)
+    # the bundle's own input quantization; the imported model has every shape qonnx's executor needs
+    model, graph = load_and_lower(model_path, input_spec_of_bundle(manifest))
     progress("checking against the Python executor")
     exact = sum(np.array_equal(execute(graph, prepare_input(manifest, bundle, raw)), y)
                 for raw, y in zip(raws, outputs, strict=True))
@@ -183,7 +184,8 @@ def _check_against_model(model_path: str, manifest: dict, bundle: str, raws: lis
     count, same, top1, worst = min(3, len(raws)), 0, 0, 0.0
     progress(f"checking {count} inputs against the original model (qonnx execute_onnx)")
     for raw, result in zip(raws[:count], results[:count], strict=True):
-        x = model_float_input(graph.input_quant, raw) if graph.input_quant.kind == "declared" else raw
+        iq = graph.input_quant
+        x = model_float_input(iq, raw) if iq is not None and iq.kind == "declared" else raw
         ref = np.asarray(execute_onnx(wrapper, {name: x})[wrapper.graph.output[0].name]).reshape(1, -1)
         same += int(np.array_equal(ref, result))
         top1 += int(np.argmax(ref) == np.argmax(result))
