@@ -24,6 +24,7 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
         cfg = load_config(args.config)
+        cfg.broker.client_options()  # the password file and CA certificate are readable, or exit 2 now
     except ConfigError as exc:
         print(f"finnsplit-agent: {exc}", file=sys.stderr)
         return EXIT_CONFIG

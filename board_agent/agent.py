@@ -24,7 +24,8 @@ import aiomqtt
 from board_agent.config import AgentConfig
 from board_agent.fpga import FpgaManager, firmware_name
 from board_agent.inbox import CommandInbox, CommandRefused
-from board_agent.run import PreparedRun, parse_run, prepare_run
+from board_agent.mqtt import client_id
+from board_agent.run import PreparedRun, parse_run, prepare_run, write_link_key
 from board_agent.server import ServerSupervisor, server_command
 from splitter.errors import FinnsplitError
 
@@ -73,7 +74,7 @@ class BoardAgent:
                         log.exception("session failed; publishing 'lost' and reconnecting")
                         with contextlib.suppress(Exception):
                             await client.publish(self.cfg.topic("status"), json.dumps(LOST), qos=1, retain=True)
-            except aiomqtt.MqttError as exc:
+            except (aiomqtt.MqttError, FinnsplitError) as exc:  # FinnsplitError: the password file went away
                 log.warning("broker %s:%d: %s; reconnecting in %.1f s", self.cfg.broker.host,
                             self.cfg.broker.port, exc, delay)
                 with contextlib.suppress(asyncio.TimeoutError):
@@ -83,7 +84,8 @@ class BoardAgent:
 
     def _new_client(self) -> aiomqtt.Client:
         broker = self.cfg.broker
-        return aiomqtt.Client(broker.host, broker.port, identifier=f"finnsplit-{self.cfg.chain}-{self.cfg.name}",
+        return aiomqtt.Client(**broker.client_options(),
+                              identifier=client_id(f"finnsplit-{self.cfg.chain}-{self.cfg.name}"),
                               keepalive=broker.keepalive_s, clean_session=True,
                               will=aiomqtt.Will(self.cfg.topic("status"), json.dumps(LOST), qos=1, retain=True))
 
@@ -150,7 +152,8 @@ class BoardAgent:
 
     async def _execute(self, cid: str, op: str, cmd: dict[str, Any]) -> None:
         async with self._ops:
-            log.info("%s %s: %s", op, cid, json.dumps(cmd))
+            shown = {k: "<secret>" if k == "link_key" else v for k, v in cmd.items()}
+            log.info("%s %s: %s", op, cid, json.dumps(shown))
             try:
                 result = await (self._run(cmd) if op == "run" else self._stop())
             except FinnsplitError as exc:
@@ -167,7 +170,9 @@ class BoardAgent:
         request = parse_run(cmd)  # a malformed request changes nothing
         try:
             prepared = await asyncio.to_thread(prepare_run, self.cfg.remote_root, request)
-            command = functools.partial(server_command, self.cfg, self.cfg.resolve_server_binary(), prepared)
+            key_file = write_link_key(self.cfg.remote_root, request.link_key)
+            command = functools.partial(server_command, self.cfg, self.cfg.resolve_server_binary(), prepared,
+                                        key_file=key_file)
             command(self.cfg.data_port)  # checks `args` before the running server is replaced
         except FinnsplitError as exc:
             await self._stop_server()

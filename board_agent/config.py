@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from board_agent.mqtt import BrokerAuthError, client_options
 from splitter.errors import FinnsplitError
 
 NAME = re.compile(r"[a-z0-9-]+\Z")
@@ -30,15 +31,31 @@ class ConfigError(FinnsplitError):
 
 @dataclass(frozen=True)
 class BrokerConfig:
-    """Where the MQTT broker is."""
+    """Where the MQTT broker is and how this board logs in (docs/security.md)."""
 
     host: str
-    port: int = 1883
+    port: int = 8883
     keepalive_s: int = 10  # the broker declares the agent lost after 1.5 x keepalive of silence
+    username: str | None = None  # this board's MQTT user (`finnsplit fleet init`: <chain>-board-<name>)
+    password_file: str | None = None  # its password, in a file only the agent's user can read
+    ca_file: str | None = None  # the fleet's CA certificate: TLS, and only a broker it signed is trusted
+    insecure: bool = False  # true: allow an anonymous plaintext broker (a lab without `fleet init`)
 
     def __post_init__(self) -> None:
         _check(0 < self.port < 65536, "broker.port", "must be 1..65535")
         _check(self.keepalive_s > 0, "broker.keepalive_s", "must be positive")
+        missing = [k for k in ("username", "password_file", "ca_file") if not getattr(self, k)]
+        _check(self.insecure or not missing, f"broker.{missing[0] if missing else ''}",
+               "is required: the broker needs credentials and TLS (made by `finnsplit fleet init`), "
+               "or set broker.insecure: true")
+
+    def client_options(self) -> dict[str, Any]:
+        """aiomqtt.Client keyword arguments: host, port, credentials, TLS (reads the password file)."""
+        try:
+            return client_options(self.host, self.port, self.username, self.password_file, self.ca_file,
+                                  self.insecure, "agent config")
+        except BrokerAuthError as exc:
+            raise ConfigError(str(exc)) from None
 
 
 @dataclass(frozen=True)
@@ -75,6 +92,8 @@ class ServerPolicy:
     backoff_max_s: float = 10.0
     max_failures: int = 5  # failures within failure_window_s before giving up (status "error")
     failure_window_s: float = 60.0
+    user: str | None = "nobody"  # the server gives up root for this user once its devices are mapped
+    max_buffer_mb: float = 64.0  # frame buffers a run's --queue-depth may allocate (board memory)
 
     def __post_init__(self) -> None:
         _check(self.max_failures >= 1, "server.max_failures", "must be at least 1")

@@ -7,6 +7,7 @@ manifest reader (splitter.bundle.manifest, standard library only) before anythin
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ from splitter.errors import FinnsplitError
 
 BACKENDS = ("emulate", "delay", "finn-zynq")
 BUNDLE_ID = re.compile(r"[0-9a-f]{16}\Z")
+LINK_KEY = re.compile(r"[0-9a-f]{64}\Z")
 
 
 class RunError(FinnsplitError):
@@ -31,8 +33,9 @@ class RunRequest:
     partition: int
     next: str  # host:port of the next hop
     backend: str
-    args: tuple[str, ...] = ()  # extra finnsplit-server flags (e.g. --delay-us 500)
+    args: tuple[str, ...] = ()  # extra finnsplit-server flags (e.g. --delay-us 500; board_agent/server_args.py)
     drain_s: float | None = None  # how long a replaced server may drain (None: the policy's stop timeout)
+    link_key: str = ""  # the deployment's data-plane key, 64 hex digits (never logged)
 
 
 @dataclass(frozen=True)
@@ -67,7 +70,23 @@ def parse_run(cmd: dict[str, Any]) -> RunRequest:
     drain = cmd.get("drain_s")
     if drain is not None and (isinstance(drain, bool) or not isinstance(drain, int | float) or drain < 0):
         raise RunError(f"run: 'drain_s' must be a non-negative number of seconds, got {drain!r}")
-    return RunRequest(bundle, partition, next_hop, backend, tuple(args), None if drain is None else float(drain))
+    key = cmd.get("link_key")
+    if not isinstance(key, str) or not LINK_KEY.match(key):
+        raise RunError("run: 'link_key' must be the deployment's link key, 64 hex digits (docs/protocol.md)")
+    return RunRequest(bundle, partition, next_hop, backend, tuple(args), None if drain is None else float(drain), key)
+
+
+def write_link_key(remote_root: str | Path, key: str) -> Path:
+    """The server's --auth-key-file: `key` in remote_root/run/link.key, readable by root alone."""
+    directory = Path(remote_root) / "run"
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(directory, 0o700)
+    path = directory / "link.key"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        os.fchmod(f.fileno(), 0o600)
+        f.write(key + "\n")
+    return path
 
 
 def prepare_run(remote_root: str | Path, request: RunRequest) -> PreparedRun:

@@ -21,6 +21,7 @@ from typing import Any
 
 from board_agent.config import AgentConfig, ServerPolicy
 from board_agent.run import PreparedRun, RunError
+from board_agent.server_args import check_args
 from splitter.errors import FinnsplitError
 
 log = logging.getLogger("board_agent.server")
@@ -31,12 +32,20 @@ class ServerStartError(FinnsplitError):
     """finnsplit-server exited or stayed silent before its "listening" event."""
 
 
-def server_command(cfg: AgentConfig, binary: Path, run: PreparedRun, port: int) -> list[str]:
-    """The `finnsplit-server serve` command line for `run`, listening on cfg.data_host:port."""
+def server_command(cfg: AgentConfig, binary: Path, run: PreparedRun, port: int,
+                   key_file: Path | None = None) -> list[str]:
+    """The `finnsplit-server serve` command line for `run`, listening on cfg.data_host:port.
+
+    `key_file`: the link key (--auth-key-file). As root, the server drops to `server.user` once its
+    devices are mapped. The request's `args` are checked against board_agent/server_args.py.
+    """
     part = run.partition
     command = [str(binary), "serve", "--listen", f"{cfg.data_host}:{port}", "--next", run.request.next,
-               "--name", cfg.name, "--backend", run.request.backend, "--stats", "stdout",
-               "--stats-interval-ms", str(cfg.server.stats_interval_ms)]
+               "--name", cfg.name, "--backend", run.request.backend, "--stats", "stdout"]
+    if key_file is not None:
+        command += ["--auth-key-file", str(key_file)]
+    if cfg.server.user and os.geteuid() == 0:
+        command += ["--user", cfg.server.user]
     if run.request.backend == "emulate":
         assert run.program is not None  # prepare_run checked it lies inside the bundle
         command += ["--program", str(run.program)]
@@ -44,11 +53,14 @@ def server_command(cfg: AgentConfig, binary: Path, run: PreparedRun, port: int) 
         command += ["--spec-in", part["input"]["wire"], "--spec-out", part["output"]["wire"]]
     if run.request.backend == "finn-zynq":
         command += finn_zynq_flags(cfg, part)
-    owned = {arg for arg in command if arg.startswith("--")} - {"--stats-interval-ms"}
+    owned = {arg for arg in command if arg.startswith("--")}
     for arg in run.request.args:
         if arg.split("=", 1)[0] in owned:
             raise RunError(f"run: 'args' may not set {arg.split('=', 1)[0]} (the agent sets it)")
-    return command + list(run.request.args)
+    frame_bytes = int(part["input"].get("packed_bytes", 0)) + int(part["output"].get("packed_bytes", 0))
+    extra = check_args(run.request.args, run.request.backend, frame_bytes, cfg.server.max_buffer_mb)
+    extra.setdefault("--stats-interval-ms", str(cfg.server.stats_interval_ms))
+    return command + [word for flag, value in extra.items() for word in (flag, value)]
 
 
 def finn_zynq_flags(cfg: AgentConfig, part: dict[str, Any]) -> list[str]:

@@ -1,108 +1,98 @@
 """Client side of a chain of finnsplit servers: send tensors to the first, receive results from the last.
 
 The last server connects to the client's result port (`ResultReceiver`); the client connects to the
-first server (`TensorSender`). `ChainClient` combines both. Protocol: docs/protocol.md.
+first server (`TensorSender`). `ChainClient` combines both. Protocol: docs/protocol.md. With the
+deployment's link key every link is authenticated (orchestrator/link_auth.py) and the result port
+accepts only the node it is told is the chain's last stage. Wire sequence numbers start from a
+random base, so a new run never reuses the numbers of one still in flight.
 """
 
 from __future__ import annotations
 
 import contextlib
 import itertools
+import secrets
 import socket
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from types import TracebackType
 
 import numpy as np
 
+from orchestrator.link_auth import receiver_handshake, sender_handshake
 from orchestrator.protocol import (
     ConnectionClosed,
     Frame,
     FrameType,
-    HandshakeError,
-    Hello,
     PeerError,
     ProtocolError,
     WireSpec,
     decode_tensor,
     encode_frame,
     encode_tensor,
-    expect_hello,
-    mismatch,
     read_frame,
 )
 from splitter.graph import TensorSpec
 
 Address = tuple[str, int]
+NodeFilter = Callable[[str], bool]
+
+
+def random_seq_base() -> int:
+    """A random first wire sequence number (62 bits: a run can count up for ever without wrapping)."""
+    return secrets.randbits(62) + 1
 
 
 class TensorSender:
     """A connection to a server's listening port that sends TENSOR frames of one spec."""
 
-    def __init__(self, address: Address, spec: TensorSpec | WireSpec, node: str = "client", timeout: float = 10.0):
-        """Connect and handshake; raises HandshakeError if the server expects a different spec."""
+    def __init__(self, address: Address, spec: TensorSpec | WireSpec, node: str = "client", timeout: float = 10.0,
+                 key: bytes | None = None):
+        """Connect and handshake (authenticated with `key`); HandshakeError if refused or the spec differs."""
         self.spec = WireSpec.of(spec)
-        self._seq = itertools.count(1)
+        self._seq = itertools.count(random_seq_base())
         self._sock = socket.create_connection(address, timeout=timeout)
         self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
-            self._sock.sendall(encode_frame(FrameType.HELLO, 0, Hello("sender", node, self.spec).encode()))
-            reply = expect_hello(read_frame(self._sock, 0))
-        except PeerError as exc:
-            self._sock.close()
-            raise HandshakeError(f"server at {address[0]}:{address[1]} refused: {exc}") from None
+            reply, self._session = sender_handshake(self._sock, self.spec, node, key,
+                                                    f"server at {address[0]}:{address[1]}")
         except BaseException:
             self._sock.close()
             raise
-        if reply.spec != self.spec:
-            self._sock.close()
-            raise HandshakeError(f"this client sends {self.spec} but server '{reply.node}' expects {reply.spec}")
         self.peer = reply.node
 
     def send(self, values: np.ndarray, seq: int | None = None) -> int:
-        """Send one tensor; returns its sequence number (1, 2, ... unless given)."""
+        """Send one tensor; returns its sequence number (counting up from a random base unless given)."""
         return self.send_packed(encode_tensor(values, self.spec), seq)
 
     def send_packed(self, payload: bytes, seq: int | None = None) -> int:
         """Send one already densely packed tensor; returns its sequence number."""
         number = next(self._seq) if seq is None else seq
-        self._sock.sendall(encode_frame(FrameType.TENSOR, number, payload))
+        self._sock.sendall(encode_frame(FrameType.TENSOR, number, payload, session=self._session))
         return number
 
     def close(self) -> None:
         """Say BYE and close."""
         with contextlib.suppress(OSError):
-            self._sock.sendall(encode_frame(FrameType.BYE, 0))
+            self._sock.sendall(encode_frame(FrameType.BYE, 0, session=self._session))
         self._sock.close()
-
-
-def answer_hello(conn: socket.socket, spec: WireSpec, node: str) -> Hello:
-    """The result port's side of the handshake: the peer must be a sender of `spec`.
-
-    Answers HELLO and returns the peer's; on a mismatch sends ERROR and raises HandshakeError.
-    """
-    hello = expect_hello(read_frame(conn, 0))
-    problem = "peer is not a sender" if hello.role != "sender" else mismatch(hello, spec, "client")
-    if problem:
-        message = f"mis-wired chain: {problem} (peer '{hello.node}')"
-        conn.sendall(encode_frame(FrameType.ERROR, 0, message.encode()))
-        raise HandshakeError(message)
-    conn.sendall(encode_frame(FrameType.HELLO, 0, Hello("receiver", node, spec).encode()))
-    return hello
 
 
 class ResultReceiver:
     """The client's result port: the last server of the chain connects here and sends results."""
 
     def __init__(self, spec: TensorSpec | WireSpec, host: str = "127.0.0.1", port: int = 0, node: str = "client",
-                 timeout: float = 10.0):
-        """Listen on host:port (0: an ephemeral port, see `address`)."""
+                 timeout: float = 10.0, key: bytes | None = None, accept_node: NodeFilter | None = None):
+        """Listen on host:port (0: an ephemeral port, see `address`); with `key`, only authenticated
+        senders, and only nodes `accept_node` admits (the chain's last stage), are accepted."""
         self.spec = WireSpec.of(spec)
         self.node = node
         self.timeout = timeout
+        self.key, self.accept_node = key, accept_node or (lambda _node: True)
         self._listener = socket.create_server((host, port))
         self._conn: socket.socket | None = None
+        self._session = None
         self.peer = ""
 
     @property
@@ -120,7 +110,7 @@ class ResultReceiver:
             raise ProtocolError(f"no server connected to result port {self.address[1]}") from None
         conn.settimeout(self.timeout)
         try:
-            hello = answer_hello(conn, self.spec, self.node)
+            hello, self._session = receiver_handshake(conn, self.spec, self.node, self.key, self.accept_node)
         except BaseException:
             conn.close()
             raise
@@ -149,7 +139,7 @@ class ResultReceiver:
             assert self._conn is not None
             self._conn.settimeout(left)
             try:
-                frame = read_frame(self._conn, self.spec.packed_size)
+                frame = read_frame(self._conn, self.spec.packed_size, self._session)
             except ConnectionClosed:
                 frame = Frame(FrameType.BYE, 0, b"")
             if frame.type == FrameType.TENSOR:
@@ -172,10 +162,16 @@ class ChainClient:
     """Send tensors into a chain of servers and receive its results, in order."""
 
     def __init__(self, input_spec: TensorSpec | WireSpec, output_spec: TensorSpec | WireSpec,
-                 result_host: str = "127.0.0.1", result_port: int = 0, node: str = "client", timeout: float = 30.0):
-        """Open the result port; start the chain with its last --next = `result_address`, then `connect`."""
+                 result_host: str = "127.0.0.1", result_port: int = 0, node: str = "client", timeout: float = 30.0,
+                 key: bytes | None = None, last_stage: str | None = None):
+        """Open the result port; start the chain with its last --next = `result_address`, then `connect`.
+
+        With `key` both ends are authenticated; `last_stage`: the only node the result port accepts.
+        """
         self.input_spec = WireSpec.of(input_spec)
-        self.receiver = ResultReceiver(output_spec, result_host, result_port, node=node, timeout=timeout)
+        self.key = key
+        self.receiver = ResultReceiver(output_spec, result_host, result_port, node=node, timeout=timeout, key=key,
+                                       accept_node=None if last_stage is None else (lambda n: n == last_stage))
         self.node = node
         self.timeout = timeout
         self.sender: TensorSender | None = None
@@ -187,7 +183,7 @@ class ChainClient:
 
     def connect(self, first_hop: Address) -> None:
         """Connect to the first server (handshake both ends)."""
-        self.sender = TensorSender(first_hop, self.input_spec, node=self.node, timeout=self.timeout)
+        self.sender = TensorSender(first_hop, self.input_spec, node=self.node, timeout=self.timeout, key=self.key)
         if self.receiver._conn is None:
             self.receiver.accept()
 

@@ -210,7 +210,7 @@ def status(fleet_path: str, wait: float) -> None:
     fleet = load_fleet(fleet_path)
 
     async def collect() -> FleetLink:
-        link = FleetLink(fleet.broker.host, fleet.broker.port, fleet.chain, client_id=f"finnsplit-status-{id(fleet)}")
+        link = FleetLink(fleet.broker, fleet.chain, client_id="finnsplit-status", boards=[b.name for b in fleet.boards])
         task = asyncio.create_task(link.run())
         await asyncio.sleep(wait)
         task.cancel()
@@ -240,4 +240,10 @@ def status(fleet_path: str, wait: float) -> None:
         click.echo("pipeline: no orchestrator has published one")
 
 
-COMMANDS = (virtual, run, daemon, status)
+def _fleet_group() -> click.Group:
+    from orchestrator.fleet_cli import fleet
+
+    return fleet
+
+
+COMMANDS = (virtual, run, daemon, status, _fleet_group())

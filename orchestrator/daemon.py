@@ -21,6 +21,7 @@ from typing import Any
 from orchestrator.deploy import UploadReport, bundle_id, deploy
 from orchestrator.fleet import Fleet, assign
 from orchestrator.fleet_link import CommandError, FleetLink
+from orchestrator.link_auth import new_key
 from orchestrator.reconcile import (
     BoardView,
     Decision,
@@ -56,14 +57,21 @@ class Orchestrator:
     """Reconciles one bundle onto one fleet; `run()` forever, or `until_running()` once."""
 
     def __init__(self, fleet: Fleet, bundle_dir: str | Path, result_address: tuple[str, int],
-                 cfg: DaemonConfig | None = None, log: Log = print, manifest: dict[str, Any] | None = None) -> None:
-        """Prepare the target from the bundle's manifest (`manifest` if the caller verified it, else read here)."""
+                 cfg: DaemonConfig | None = None, log: Log = print, manifest: dict[str, Any] | None = None,
+                 link_key: bytes | None = None) -> None:
+        """Prepare the target from the bundle's manifest (`manifest` if the caller verified it, else read here).
+
+        `link_key`: the deployment's data-plane key, handed to every board with its run command (a
+        new one if not given); the client's result port must use the same.
+        """
         self.fleet, self.bundle_dir, self.cfg, self.log = fleet, Path(bundle_dir), cfg or DaemonConfig(), log
+        self.link_key = link_key or new_key()
         self.manifest = manifest if manifest is not None else load_manifest(self.bundle_dir)
         self.bundle = bundle_id(self.bundle_dir)
         stages = tuple(StagePlan(p["index"], p["board"]) for p in self.manifest["partitions"])
         self.target = Target(self.bundle, stages, f"{result_address[0]}:{result_address[1]}")
-        self.link = FleetLink(fleet.broker.host, fleet.broker.port, fleet.chain, on_change=lambda _: self._wake(),
+        fleet.broker.client_options()  # credentials and TLS are set and readable (BrokerAuthError), or say so now
+        self.link = FleetLink(fleet.broker, fleet.chain, on_change=lambda _: self._wake(),
                               boards=[b.name for b in fleet.boards])
         # The fleet must hold the plan (AssignmentError otherwise, before anything is uploaded); its
         # placement is the planner's starting point (a replica's extra boards serve as spares for now).
@@ -103,6 +111,11 @@ class Orchestrator:
                 deployed=frozenset(self.deployed[entry.name]),
                 failed=self.failures.get(entry.name, 0) >= self.cfg.max_failures)
         return views
+
+    def last_stage(self) -> str | None:
+        """The board running the chain's last stage now (the only sender the result port accepts)."""
+        last = self.target.stages[-1].partition
+        return self.assignment.get(last)
 
     def first_hop(self) -> tuple[str, int] | None:
         """Where the pipeline starts now, or None while it is not running end to end."""
@@ -186,7 +199,7 @@ class Orchestrator:
         # A server re-pointed away from a dead next hop cannot drain into it; the client resends what it held.
         await self.link.command(step.board, "run", timeout_s=self.cfg.command_timeout_s, bundle=step.bundle,
                                 partition=step.partition, next=step.next_hop, backend=self.cfg.backend,
-                                drain_s=self.cfg.replace_drain_s)
+                                drain_s=self.cfg.replace_drain_s, link_key=self.link_key.hex())
         self.next_hops[step.board] = (step.bundle, step.partition, step.next_hop)
         self.generation += 1
 

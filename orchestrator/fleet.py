@@ -15,12 +15,13 @@ from typing import Any
 
 import yaml
 
+from board_agent.mqtt import client_options
 from splitter.boards import BoardError, UnknownBoardError, load_board
 from splitter.errors import FinnsplitError
 
 NAME = re.compile(r"[a-z0-9-]+")
 DEFAULT_REMOTE_ROOT = "/opt/finnsplit"
-DEFAULT_BROKER_PORT = 1883
+DEFAULT_BROKER_PORT = 8883  # TLS (finnsplit fleet init); an insecure broker defaults to 1883
 DEFAULT_DATA_PORT = 7000
 DEFAULT_SSH_USER, DEFAULT_SSH_PORT = "root", 22
 DEFAULT_SSH_KEY, DEFAULT_KNOWN_HOSTS = "~/.ssh/id_ed25519", "~/.ssh/known_hosts"
@@ -61,11 +62,20 @@ class BoardEntry:
 
 
 @dataclass(frozen=True)
-class Endpoint:
-    """A host and a TCP port."""
+class BrokerSettings:
+    """Where the MQTT broker is and how the orchestrator logs in (docs/security.md)."""
 
     host: str
-    port: int
+    port: int = DEFAULT_BROKER_PORT
+    username: str | None = None  # `finnsplit fleet init`: <chain>-orchestrator
+    password_file: Path | None = None  # readable by its owner only
+    ca_file: Path | None = None  # the fleet's CA certificate: TLS, trusting only brokers it signed
+    insecure: bool = False  # allow an anonymous plaintext broker (explicitly)
+
+    def client_options(self) -> dict[str, Any]:
+        """aiomqtt.Client keyword arguments; BrokerAuthError unless credentials and TLS are set (or insecure)."""
+        return client_options(self.host, self.port, self.username, self.password_file, self.ca_file,
+                              self.insecure, "fleet file")
 
 
 @dataclass(frozen=True)
@@ -73,7 +83,7 @@ class Fleet:
     """A validated fleet.yaml."""
 
     chain: str  # MQTT namespace of the pipeline
-    broker: Endpoint
+    broker: BrokerSettings
     client_host: str  # the laptop's data-plane address
     boards: tuple[BoardEntry, ...]
     path: str = ""  # the file it was read from
@@ -142,7 +152,8 @@ def load_fleet(path: str | Path) -> Fleet:
         raise FleetError(path, f"cannot read YAML: {exc}") from None
     top = _Fields(path, data, "", ("chain", "broker", "client", "remote_root", "boards"))
     chain = top.text("chain", pattern=NAME)
-    broker = top.section("broker", ("host", "port"), required=True)
+    broker = top.section("broker", ("host", "port", "username", "password_file", "ca_file", "insecure"),
+                         required=True)
     client = top.section("client", ("host",), required=True)
     root = _remote_root(top, DEFAULT_REMOTE_ROOT)
     items = top.data.get("boards")
@@ -155,8 +166,26 @@ def load_fleet(path: str | Path) -> Fleet:
             raise FleetError(path, f"field 'boards[{i}].name': board name {entry.name!r} is used twice")
         seen.add(entry.name)
     return Fleet(chain=chain,
-                 broker=Endpoint(broker.text("host"), broker.port("port", DEFAULT_BROKER_PORT)),
+                 broker=_broker(broker),
                  client_host=client.text("host"), boards=boards, path=str(path))
+
+
+def _broker(fields: _Fields) -> BrokerSettings:
+    insecure = fields.data.get("insecure", False)
+    if not isinstance(insecure, bool):
+        raise fields.fail("insecure", "must be true or false")
+    secure = {key: fields.text(key) if key in fields.data else None for key in ("username", "password_file", "ca_file")}
+    return BrokerSettings(
+        host=fields.text("host"), port=fields.port("port", 1883 if insecure else DEFAULT_BROKER_PORT),
+        username=secure["username"], insecure=insecure,
+        password_file=None if secure["password_file"] is None else _relative_to(fields.path, secure["password_file"]),
+        ca_file=None if secure["ca_file"] is None else _relative_to(fields.path, secure["ca_file"]))
+
+
+def _relative_to(fleet_path: Path | str, value: str) -> Path:
+    """A file named in fleet.yaml: `~` expanded, relative to the fleet file's directory."""
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else Path(fleet_path).parent / path
 
 
 def _remote_root(fields: _Fields, default: str) -> str:

@@ -21,6 +21,9 @@ from typing import Any
 
 import aiomqtt
 
+from board_agent.mqtt import BrokerAuthError
+from board_agent.mqtt import client_id as unpredictable_id
+from orchestrator.fleet import BrokerSettings
 from splitter.errors import FinnsplitError
 from splitter.safe_json import MessageError, check_fields, loads_object
 
@@ -60,10 +63,14 @@ class Observed:
 class FleetLink:
     """Subscriptions and commands for one chain's boards over one MQTT connection."""
 
-    def __init__(self, host: str, port: int, chain: str, client_id: str = "finnsplit-orchestrator",
+    def __init__(self, broker: BrokerSettings, chain: str, client_id: str = "finnsplit-orchestrator",
                  on_change: Callable[[str], None] | None = None, boards: Collection[str] | None = None) -> None:
-        """Nothing connects until `run` is awaited (as a task); `boards`: the only names listened to."""
-        self.host, self.port, self.chain, self.client_id = host, port, chain, client_id
+        """Nothing connects until `run` is awaited (as a task); `boards`: the only names listened to.
+
+        The client id gets a random suffix: nobody can predict it to take the session over.
+        """
+        self.broker, self.chain = broker, chain
+        self.host, self.port, self.client_id = broker.host, broker.port, unpredictable_id(client_id)
         self.prefix = f"finnsplit/{chain}/board"
         self.boards = None if boards is None else frozenset(boards)
         self.observed: dict[str, Observed] = {}
@@ -83,7 +90,7 @@ class FleetLink:
         delay = 0.5
         while True:
             try:
-                async with aiomqtt.Client(self.host, self.port, identifier=self.client_id) as client:
+                async with aiomqtt.Client(**self.broker.client_options(), identifier=self.client_id) as client:
                     self._client = client
                     await client.subscribe(f"{self.prefix}/+/+", qos=1)
                     await client.subscribe(f"finnsplit/{self.chain}/pipeline", qos=1)
@@ -91,7 +98,7 @@ class FleetLink:
                     delay = 0.5
                     async for message in client.messages:
                         self.handle(str(message.topic), message.payload)
-            except aiomqtt.MqttError as exc:
+            except (aiomqtt.MqttError, BrokerAuthError) as exc:
                 log.warning("broker %s:%d: %s; reconnecting in %.1f s", self.host, self.port, exc, delay)
             except Exception:  # a bug must not end the orchestrator's link for good
                 log.exception("MQTT link failed; reconnecting in %.1f s", delay)

@@ -4,8 +4,10 @@ Frames are numbered by the client; each transmission gets a fresh wire sequence 
 increasing, as docs/protocol.md requires per connection), so a frame lost inside a dead board is
 simply sent again under a new number when its deadline passes, or at once when the orchestrator
 re-wires the chain or the client has to connect to the first stage anew. The
-result port accepts a new upstream whenever the last stage moves to another board. Results are
-delivered once per frame, in frame order.
+result port accepts a new upstream whenever the last stage moves to another board, and only the
+board that is the last stage now, authenticated with the deployment's link key
+(orchestrator/link_auth.py). Wire numbers start from a random base. Results are delivered once per
+frame, in frame order.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 
-from orchestrator.client import Address, TensorSender, answer_hello
+from orchestrator.client import Address, NodeFilter, TensorSender, random_seq_base
+from orchestrator.link_auth import receiver_handshake
 from orchestrator.protocol import (
     ConnectionClosed,
     FrameType,
@@ -35,9 +38,11 @@ class ResultPort:
     """Listens for the last stage; every accepted upstream's results go to `deliver(wire_seq, payload)`."""
 
     def __init__(self, spec: WireSpec, deliver: Callable[[int, bytes], None], host: str = "127.0.0.1",
-                 port: int = 0) -> None:
-        """Start accepting in a background thread."""
+                 port: int = 0, key: bytes | None = None, accept_node: NodeFilter | None = None) -> None:
+        """Start accepting in a background thread; `key` and `accept_node` as ResultReceiver's."""
         self.spec, self.deliver = spec, deliver
+        self.key, self.accept_node = key, accept_node or (lambda _node: True)
+        self.refused: list[str] = []  # why upstreams were refused, for the abuse tests and the log
         self._listener = socket.create_server((host, port))
         self._closed = threading.Event()
         threading.Thread(target=self._accept_loop, daemon=True).start()
@@ -59,11 +64,16 @@ class ResultPort:
     def _serve(self, conn: socket.socket) -> None:
         with conn:
             try:
-                conn.settimeout(10.0)
-                answer_hello(conn, self.spec, "client")
+                conn.settimeout(5.0)  # the whole handshake
+                _, session = receiver_handshake(conn, self.spec, "client", self.key, self.accept_node)
                 conn.settimeout(None)
+            except (ProtocolError, OSError) as exc:
+                self.refused.append(str(exc))
+                del self.refused[:-100]
+                return
+            try:
                 while not self._closed.is_set():
-                    frame = read_frame(conn, self.spec.packed_size)
+                    frame = read_frame(conn, self.spec.packed_size, session)
                     if frame.type == FrameType.TENSOR:
                         self.deliver(frame.seq, frame.payload)
                     elif frame.type == FrameType.BYE:
@@ -83,21 +93,26 @@ class ResilientClient:
 
     def __init__(self, input_spec: WireSpec, output_spec: WireSpec, first_hop: Callable[[], Address | None],
                  result_host: str = "127.0.0.1", result_port: int = 0, deadline_s: float = 3.0,
-                 window: int = 8, rewired: Callable[[], int] | None = None) -> None:
+                 window: int = 8, rewired: Callable[[], int] | None = None, key: bytes | None = None,
+                 last_stage: Callable[[], str | None] | None = None) -> None:
         """`first_hop()` answers where the pipeline starts now (None while it is being re-wired);
-        `rewired()`, if given, counts the orchestrator's re-wirings: a change resends what was in flight."""
+        `rewired()`, if given, counts the orchestrator's re-wirings: a change resends what was in flight.
+        `key`: the deployment's link key; `last_stage()`: the node the result port accepts now."""
         self.rewired = rewired or (lambda: 0)
         self.input_spec, self.output_spec = input_spec, output_spec
         self.first_hop, self.deadline_s, self.window = first_hop, deadline_s, window
-        self._wire = itertools.count(1)
+        self.key = key
+        self._wire = itertools.count(random_seq_base())
         self._lock = threading.Condition()
         self._wire_to_frame: dict[int, int] = {}
         self._results: dict[int, bytes] = {}
         self.resent = 0
-        self.port = ResultPort(output_spec, self._on_result, result_host, result_port)
+        accept = None if last_stage is None else (lambda node: node == last_stage())
+        self.port = ResultPort(output_spec, self._on_result, result_host, result_port, key, accept)
         self._sender: TensorSender | None = None
         self._sender_hop: Address | None = None
-        self._connections = 0  # first-hop connections made; a new one means the chain was re-wired
+        self._connections = 0  # first-hop connections made after the first: each means the chain was re-wired
+        self._connected_once = False
 
     @property
     def result_address(self) -> Address:
@@ -125,8 +140,9 @@ class ResilientClient:
         try:
             if self._sender is None or self._sender_hop != hop:
                 self._drop_sender()
-                self._sender, self._sender_hop = TensorSender(hop, self.input_spec, timeout=5.0), hop
-                self._connections += 1
+                self._sender, self._sender_hop = TensorSender(hop, self.input_spec, timeout=5.0, key=self.key), hop
+                self._connections += self._connected_once  # the very first connection is not a re-wiring
+                self._connected_once = True
             wire = next(self._wire)
             with self._lock:
                 self._wire_to_frame[wire] = frame

@@ -1,7 +1,9 @@
-"""The finnsplit wire protocol (docs/protocol.md): frames, the handshake, tensor payloads.
+"""The finnsplit wire protocol (docs/protocol.md, version 2): frames, the handshake, tensor payloads.
 
 The C++ server (cpp_server/src/Frame.h, Hello.h) implements the same format. Tensor payloads are
-packed by splitter.packing, the one Python implementation of the dense wire packing.
+packed by splitter.packing, the one Python implementation of the dense wire packing. Link
+authentication (the AUTH exchange and the per-frame tags) is orchestrator/link_auth.py; the frame
+functions here take its session to tag and verify frames.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import struct
 import zlib
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import Protocol
 
 import numpy as np
 
@@ -20,7 +23,9 @@ from splitter.graph import TensorSpec
 from splitter.packing import pack, packed_size, unpack
 
 MAGIC = b"FSPL"
-VERSION = 1
+VERSION = 2
+FLAG_TAGGED = 0x0001  # a 16-byte authentication tag follows the payload
+TAG_BYTES = 16
 HEADER = struct.Struct("<4sBBHQII")  # magic, version, type, flags, seq, payload length, checksum
 CHECKSUMMED_HEADER_BYTES = 20
 MAX_CONTROL_PAYLOAD = 4096
@@ -34,6 +39,17 @@ class FrameType(IntEnum):
     TENSOR = 2
     ERROR = 3
     BYE = 4
+    AUTH = 5
+
+
+class Tagger(Protocol):
+    """What tags and verifies the frames of an authenticated link (link_auth.LinkSession)."""
+
+    def tag_outgoing(self, header: bytes, payload: bytes) -> bytes:
+        """The tag of the next frame this end sends."""
+
+    def verify_incoming(self, header: bytes, payload: bytes, tag: bytes) -> bool:
+        """Whether `tag` is the peer's tag of its next frame."""
 
 
 class ProtocolError(FinnsplitError):
@@ -105,13 +121,16 @@ class Hello:
     node: str
     spec: WireSpec
     packing: str = PACKING
+    auth: str = ""  # "hmac-sha256": the sender authenticates the link
+    nonce: str = ""  # the sender's nonce, 32 hex digits (with auth)
 
     def encode(self) -> bytes:
         """The HELLO payload."""
         node = "".join(ch if ch.isprintable() and not ch.isspace() and ch != "=" else "_" for ch in self.node)[:64]
         dims = ",".join(map(str, self.spec.shape))
+        auth = f" auth={self.auth} nonce={self.nonce}" if self.auth else ""
         return (f"FSPL-HELLO role={self.role} node={node or '-'} dtype={self.spec.dtype.name} "
-                f"shape={dims} packing={self.packing}").encode()
+                f"shape={dims} packing={self.packing}{auth}").encode()
 
     @classmethod
     def parse(cls, payload: bytes) -> Hello:
@@ -125,18 +144,24 @@ class Hello:
         fields = dict(token.partition("=")[::2] for token in tokens[1:])
         try:
             spec = WireSpec(datatype(fields["dtype"]), tuple(int(d) for d in fields["shape"].split(",")))
-            return cls(fields["role"], fields.get("node", "-"), spec, fields["packing"])
+            return cls(fields["role"], fields.get("node", "-"), spec, fields["packing"], fields.get("auth", ""),
+                       fields.get("nonce", ""))
         except (KeyError, ValueError, FinnsplitError) as exc:
             raise ProtocolError(f"malformed HELLO {payload[:200]!r}: {exc}") from None
 
 
-def encode_frame(ftype: int, seq: int, payload: bytes = b"", *, magic: bytes = MAGIC, version: int = VERSION,
-                 flags: int = 0, length: int | None = None, checksum: int | None = None) -> bytes:
-    """One frame as bytes; the keyword overrides exist to build malformed frames in tests."""
+def encode_frame(ftype: int, seq: int, payload: bytes = b"", *, session: Tagger | None = None, magic: bytes = MAGIC,
+                 version: int = VERSION, flags: int | None = None, length: int | None = None,
+                 checksum: int | None = None) -> bytes:
+    """One frame as bytes, tagged when `session` is given; the other overrides build malformed frames in tests."""
     size = len(payload) if length is None else length
+    flags = (FLAG_TAGGED if session is not None else 0) if flags is None else flags
     head = HEADER.pack(magic, version, int(ftype), flags, seq, size, 0)[:CHECKSUMMED_HEADER_BYTES]
     crc = zlib.crc32(payload, zlib.crc32(head)) if checksum is None else checksum
-    return head + struct.pack("<I", crc) + payload
+    header = head + struct.pack("<I", crc)
+    if session is None:
+        return header + payload
+    return header + payload + session.tag_outgoing(header, payload)
 
 
 def _recv_exact(sock: socket.socket, size: int, what: str) -> bytes:
@@ -156,24 +181,30 @@ def _recv_exact(sock: socket.socket, size: int, what: str) -> bytes:
     return bytes(chunks)
 
 
-def read_frame(sock: socket.socket, tensor_bytes: int) -> Frame:
-    """Read and validate one frame (a TENSOR must carry exactly `tensor_bytes`)."""
+def read_frame(sock: socket.socket, tensor_bytes: int, session: Tagger | None = None) -> Frame:
+    """Read and validate one frame (a TENSOR must carry exactly `tensor_bytes`); with `session`, its tag too."""
     raw = _recv_exact(sock, HEADER.size, "frame header")
     magic, version, ftype, flags, seq, length, checksum = HEADER.unpack(raw)
     if magic != MAGIC:
         raise ProtocolError(f"bad magic {magic!r} (not a finnsplit frame)")
     if version != VERSION:
         raise ProtocolError(f"protocol version {version} is not supported (this client speaks {VERSION})")
-    if ftype not in FrameType._value2member_map_ or flags:
+    if ftype not in FrameType._value2member_map_ or flags & ~FLAG_TAGGED:
         raise ProtocolError(f"unknown frame type {ftype} or flags {flags:#x}")
+    if bool(flags & FLAG_TAGGED) != (session is not None):
+        raise ProtocolError("a tagged frame on a link that is not authenticated" if session is None
+                            else "an untagged frame on an authenticated link")
     ftype = FrameType(ftype)
     if ftype == FrameType.TENSOR and length != tensor_bytes:
         raise ProtocolError(f"TENSOR frame of {length} bytes, the agreed spec packs to {tensor_bytes}")
     if ftype != FrameType.TENSOR and length > MAX_CONTROL_PAYLOAD:
         raise ProtocolError(f"{ftype.name} frame of {length} bytes (limit {MAX_CONTROL_PAYLOAD})")
     payload = _recv_exact(sock, length, f"{ftype.name} payload")
+    tag = _recv_exact(sock, TAG_BYTES, f"{ftype.name} tag") if session is not None else b""
     if zlib.crc32(payload, zlib.crc32(raw[:CHECKSUMMED_HEADER_BYTES])) != checksum:
         raise ProtocolError(f"checksum mismatch in {ftype.name} frame seq {seq}")
+    if session is not None and not session.verify_incoming(raw, payload, tag):
+        raise ProtocolError(f"authentication tag mismatch in {ftype.name} frame seq {seq} (not from the peer)")
     return Frame(ftype, seq, payload)
 
 

@@ -18,6 +18,7 @@ import numpy as np
 
 from orchestrator.daemon import DaemonConfig, Orchestrator
 from orchestrator.fleet import Fleet
+from orchestrator.link_auth import new_key
 from orchestrator.pipeline_client import ResilientClient
 from orchestrator.protocol import WireSpec
 from splitter.bundle.manifest import load_manifest
@@ -45,11 +46,13 @@ class FleetSession:
         """Start the result port and the orchestrator; `wait_running` before streaming."""
         manifest = manifest if manifest is not None else load_manifest(bundle)
         self.log = log
+        key = new_key()  # this deployment's data-plane key: the boards get it with their run commands
         self.client = ResilientClient(WireSpec.parse(manifest["input"]["wire"]),
                                       WireSpec.parse(manifest["output"]["wire"]), self._first_hop,
                                       result_host=fleet.client_host, deadline_s=3.0, window=8,
-                                      rewired=lambda: self.orch.generation)
-        self.orch = Orchestrator(fleet, bundle, self.client.result_address, cfg, log, manifest)
+                                      rewired=lambda: self.orch.generation, key=key,
+                                      last_stage=lambda: self.orch.last_stage())
+        self.orch = Orchestrator(fleet, bundle, self.client.result_address, cfg, log, manifest, link_key=key)
         self._loop = asyncio.new_event_loop()
         self._stop: asyncio.Event | None = None
         self.error: Exception | None = None

@@ -1,10 +1,13 @@
 """A virtual fleet: boards as network namespaces, each with a real sshd and a real board agent.
 
 Everything a real fleet has except the FPGA: the laptop side gets a Mosquitto broker on the
-bridge address, every board an OpenSSH server on its own address (own host key, pinned in the
-fleet's known_hosts), its own remote_root, and `python -m board_agent` in its namespace (the
-agent starts finnsplit-server with the emulate backend). `fleet.yaml` describes it like any other
-fleet (docs/control-plane.md). Needs root. Used by `finnsplit run --virtual-fleet` and the tests.
+bridge address, configured as `finnsplit fleet init` configures a real one (TLS with the fleet's
+own CA, a password per board and for the orchestrator, ACLs, no anonymous access; orchestrator/
+broker.py), every board an OpenSSH server on its own address (own host key, pinned in the fleet's
+known_hosts), its own remote_root, and `python -m board_agent` in its namespace logging in with its
+own credentials (the agent starts finnsplit-server with the emulate backend). `fleet.yaml`
+describes it like any other fleet (docs/control-plane.md). Needs root. Used by `finnsplit run
+--virtual-fleet` and the tests.
 """
 
 from __future__ import annotations
@@ -20,12 +23,13 @@ from pathlib import Path
 
 import yaml
 
+from orchestrator.broker import TLS_PORT, FleetSecrets, init_secrets
 from orchestrator.netns import NetworkConfig, VirtualNetwork
 from splitter.errors import FinnsplitError
 
 MOSQUITTO = "/usr/sbin/mosquitto"
 SSHD = "/usr/sbin/sshd"
-BROKER_PORT = 1883
+BROKER_PORT = TLS_PORT
 
 
 class VirtualFleetError(FinnsplitError):
@@ -59,6 +63,7 @@ class VirtualFleet:
         self.boards, self.chain, self.heartbeat_s = boards, chain, heartbeat_s
         self.procs: dict[str, list[subprocess.Popen]] = {}
         self.network = VirtualNetwork(NetworkConfig(len(boards), rate_mbit=rate_mbit))
+        self.secrets: FleetSecrets | None = None
         try:
             self._start()
         except BaseException:
@@ -88,7 +93,9 @@ class VirtualFleet:
 
     def _start_broker(self, host: str) -> None:
         conf, log = self.work / "mosquitto.conf", self.work / "mosquitto.log"
-        conf.write_text(f"listener {BROKER_PORT} {host}\nallow_anonymous true\npersistence false\n")
+        self.secrets = init_secrets(self.work / "secrets", self.chain, [n for n, _ in self.boards], [host])
+        # as root, mosquitto would switch to its own user, which cannot read the work directory's 0600 files
+        conf.write_text(self.secrets.mosquitto_conf(host, BROKER_PORT, "persistence false\nuser root\n"))
         proc = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdout=log.open("ab"), stderr=subprocess.STDOUT)
         self.procs["broker"] = [proc]
         _wait_port(host, BROKER_PORT, "mosquitto", proc, log)
@@ -119,8 +126,12 @@ class VirtualFleet:
         """Start (or start again) board `name`'s agent in its namespace."""
         index = [n for n, _ in self.boards].index(name)
         base = self.work / "boards" / name
+        assert self.secrets is not None
+        ident = self.secrets.board(name)
         config = {"name": name, "chain": self.chain,
-                  "broker": {"host": self.network.host_address, "port": BROKER_PORT, "keepalive_s": 2},
+                  "broker": {"host": self.network.host_address, "port": BROKER_PORT, "keepalive_s": 2,
+                             "username": ident.username, "password_file": str(ident.password_file),
+                             "ca_file": str(self.secrets.ca_file)},
                   "remote_root": str(self.remote_root(name)), "data_host": self.network.address(index),
                   "data_port": 7000, "heartbeat_s": self.heartbeat_s,
                   "server": {"stats_interval_ms": 500, "stop_timeout_s": 5.0}}
@@ -136,7 +147,11 @@ class VirtualFleet:
                    "remote_root": str(self.remote_root(name)),
                    "ssh": {"user": "root", "port": 22, "key": str(key), "known_hosts": str(self.work / "known_hosts")}}
                   for i, (name, kind) in enumerate(self.boards)]
-        fleet = {"chain": self.chain, "broker": {"host": self.network.host_address, "port": BROKER_PORT},
+        assert self.secrets is not None
+        me = self.secrets.orchestrator()
+        broker = {"host": self.network.host_address, "port": BROKER_PORT, "username": me.username,
+                  "password_file": str(me.password_file), "ca_file": str(self.secrets.ca_file)}
+        fleet = {"chain": self.chain, "broker": broker,
                  "client": {"host": self.network.host_address}, "boards": boards}
         self.fleet_path.write_text(yaml.safe_dump(fleet, sort_keys=False))
 

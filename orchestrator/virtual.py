@@ -1,7 +1,8 @@
 """Virtual boards: a bundle's partitions as local finnsplit-server processes with the emulate backend.
 
 Each partition runs the same server binary a board runs, on loopback or in a network namespace of
-its own (orchestrator/netns.py), chained partition k -> k+1 -> the client's result port. Reads only
+its own (orchestrator/netns.py), chained partition k -> k+1 -> the client's result port, every link
+authenticated with a key made for the run (orchestrator/link_auth.py) as on real boards. Reads only
 the bundle's manifest and files (docs/bundle.md).
 """
 
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from board_agent.config import find_server_binary
+from orchestrator.link_auth import new_key, write_key
 from orchestrator.netns import VirtualNetwork
 from orchestrator.protocol import WireSpec
 from splitter.bundle.manifest import load_manifest
@@ -92,10 +94,11 @@ class VirtualChain:
 
     def __init__(self, bundle: str | Path, result_address: tuple[str, int], log_dir: str | Path,
                  binary: Path | None = None, network: VirtualNetwork | None = None,
-                 manifest: dict[str, Any] | None = None) -> None:
+                 manifest: dict[str, Any] | None = None, key: bytes | None = None) -> None:
         """Start one emulate server per partition, last first, the last sending to `result_address`.
 
         With `network`, partition k runs in board k's namespace on its own address; else on loopback.
+        `key`: the link key (a new one if not given; `self.key`).
         """
         self.root = Path(bundle)
         self.network = network
@@ -103,6 +106,8 @@ class VirtualChain:
         self.binary = binary or server_binary()
         self.log_dir = Path(log_dir)
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.key = key or new_key()
+        self.key_file = write_key(self.log_dir / "link.key", self.key)
         self.boards: list[VirtualBoard] = []
         next_hop = result_address
         try:
@@ -123,10 +128,15 @@ class VirtualChain:
         command = [str(self.binary), "serve", "--listen", f"{self._host(index)}:0",
                    "--next", f"{next_hop[0]}:{next_hop[1]}", "--name", name, "--backend", "emulate",
                    "--program", str((self.root / part["files"]["program"]["path"]).resolve()),
-                   "--stats-interval-ms", "500"]
+                   "--stats-interval-ms", "500", "--auth-key-file", str(self.key_file.resolve())]
         if self.network:
             command = self.network.command(index, command)
         return VirtualBoard(name, command, self.log_dir / f"{name}.log")
+
+    @property
+    def last_stage(self) -> str:
+        """The node name of the last board (the only one the result port accepts)."""
+        return f"vboard{self.manifest['partitions'][-1]['index']}"
 
     @property
     def first_hop(self) -> tuple[str, int]:
@@ -183,8 +193,10 @@ def infer_on_virtual_boards(bundle: str | Path, inputs: list, log_dir: str | Pat
     input_spec = WireSpec.parse(manifest["input"]["wire"])
     output_spec = WireSpec.parse(manifest["output"]["wire"])
     host = network.host_address if network else "127.0.0.1"
-    with (ChainClient(input_spec, output_spec, result_host=host) as client,
-          VirtualChain(bundle, client.result_address, log_dir, network=network, manifest=manifest) as chain):
+    key = new_key()
+    last = f"vboard{manifest['partitions'][-1]['index']}"
+    with (ChainClient(input_spec, output_spec, result_host=host, key=key, last_stage=last) as client,
+          VirtualChain(bundle, client.result_address, log_dir, network=network, manifest=manifest, key=key) as chain):
         client.connect(chain.first_hop)
         client.infer(tensors[0])  # warm-up: connections and buffers
         start = time.perf_counter()

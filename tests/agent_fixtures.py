@@ -29,7 +29,11 @@ import numpy as np
 import yaml
 from cpp_fixtures import random_input
 
+from board_agent.mqtt import tls_context
+from orchestrator.broker import Identity, init_secrets
 from orchestrator.client import ResultReceiver, TensorSender
+from orchestrator.fleet import BrokerSettings
+from orchestrator.link_auth import new_key
 from orchestrator.protocol import WireSpec
 from splitter import program
 from splitter.bundle.manifest import file_entry, load_manifest, write_manifest
@@ -52,16 +56,44 @@ def free_port() -> int:
 
 
 class Broker:
-    """A mosquitto on a free loopback port, anonymous, without persistence (a restart forgets retained messages)."""
+    """A mosquitto on a free loopback port configured as `finnsplit fleet init` configures one: TLS with a
+    fleet CA, a password per board (zed0, zed1) and for the orchestrator, ACLs, no anonymous access;
+    without persistence (a restart forgets retained messages)."""
 
-    def __init__(self, work: Path) -> None:
-        """Write the config and start the broker."""
+    def __init__(self, work: Path, chain: str = "test", boards: tuple[str, ...] = ("zed0", "zed1")) -> None:
+        """Make the secrets, write the config and start the broker."""
         self.port = free_port()
-        self.work = work
+        self.work, self.chain = work, chain
+        self.secrets = init_secrets(work / "secrets", chain, list(boards), ["127.0.0.1", "localhost"])
         self.conf = work / "mosquitto.conf"
-        self.conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+        # as root, mosquitto switches to its own user, which cannot read tmp_path's files
+        self.conf.write_text(self.secrets.mosquitto_conf("127.0.0.1", self.port, "persistence false\nuser root\n"))
         self.proc: subprocess.Popen[bytes] | None = None
         self.start()
+
+    def identity(self, who: str) -> Identity:
+        """The MQTT identity of board `who`, or of the orchestrator for "orchestrator"."""
+        return self.secrets.orchestrator() if who == "orchestrator" else self.secrets.board(who)
+
+    def client_options(self, who: str | None = "orchestrator", password: str | None = None) -> dict[str, Any]:
+        """aiomqtt.Client arguments logging in as `who` (None: anonymous, over TLS); `password` overrides."""
+        options: dict[str, Any] = {"hostname": "127.0.0.1", "port": self.port,
+                                   "tls_context": tls_context(self.secrets.ca_file)}
+        if who is not None:
+            ident = self.identity(who)
+            options.update(username=ident.username, password=password or ident.password_file.read_text().strip())
+        return options
+
+    def agent_broker(self, name: str) -> dict[str, Any]:
+        """The `broker` section of board `name`'s agent config."""
+        ident = self.identity(name)
+        return {"host": "127.0.0.1", "port": self.port, "username": ident.username,
+                "password_file": str(ident.password_file), "ca_file": str(self.secrets.ca_file)}
+
+    def settings(self) -> BrokerSettings:
+        """The orchestrator's fleet.yaml broker settings."""
+        ident = self.identity("orchestrator")
+        return BrokerSettings("127.0.0.1", self.port, ident.username, ident.password_file, self.secrets.ca_file)
 
     def start(self) -> None:
         """Start mosquitto and wait until it accepts connections."""
@@ -179,25 +211,29 @@ class Message:
 
 
 class Probe:
-    """An MQTT client on its own thread: records every message of one board, sends commands."""
+    """An MQTT client on its own thread: records every message of one board, sends commands.
 
-    def __init__(self, port: int, prefix: str) -> None:
+    It logs in as the orchestrator unless told otherwise (`who`: a board's name).
+    """
+
+    def __init__(self, broker: Broker, prefix: str, who: str = "orchestrator") -> None:
         """Connect and subscribe to prefix/#."""
         self.prefix = prefix
+        self._options = broker.client_options(who)
         self.messages: list[Message] = []
         self._changed = threading.Condition()
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._stop: asyncio.Event | None = None
         self._client: aiomqtt.Client | None = None
-        self._thread = threading.Thread(target=self._loop.run_until_complete, args=(self._main(port),), daemon=True)
+        self._thread = threading.Thread(target=self._loop.run_until_complete, args=(self._main(),), daemon=True)
         self._thread.start()
         assert self._ready.wait(5), "probe could not connect to the broker"
 
-    async def _main(self, port: int) -> None:
+    async def _main(self) -> None:
         self._stop = asyncio.Event()
         with contextlib.suppress(aiomqtt.MqttError):  # the broker went away: the probe is done
-            async with aiomqtt.Client("127.0.0.1", port) as client:
+            async with aiomqtt.Client(**self._options) as client:
                 await client.subscribe(f"{self.prefix}/#", qos=1)
                 self._client = client
                 self._ready.set()
@@ -265,7 +301,7 @@ class Board:
         self.root.mkdir()
         self.kernel = FakeFpgaKernel(tmp_path / "sys" / "fpga0", tmp_path / "firmware")
         self.config: dict[str, Any] = {
-            "name": "zed0", "chain": "test", "broker": {"host": "127.0.0.1", "port": broker.port},
+            "name": "zed0", "chain": "test", "broker": broker.agent_broker("zed0"),
             "remote_root": str(self.root), "data_host": "127.0.0.1", "data_port": 0, "server_binary": str(binary),
             "heartbeat_s": 0.2,
             "fpga": {"manager": str(self.kernel.root), "firmware_dir": str(self.kernel.firmware_dir), "timeout_s": 2.0},
@@ -275,10 +311,15 @@ class Board:
         self.proc: subprocess.Popen[bytes] | None = None
         self.probes: list[Probe] = []
         self.pids: set[int] = set()
+        self.link_key = new_key()  # the deployment's data-plane key the tests' run commands hand over
 
-    def probe(self) -> Probe:
-        """A new MQTT subscriber to this board's topics."""
-        probe = Probe(self.broker.port, "finnsplit/test/board/zed0")
+    def receiver(self, spec: WireSpec) -> ResultReceiver:
+        """A result port for this board's server: authenticated with the board's link key."""
+        return ResultReceiver(spec, key=self.link_key)
+
+    def probe(self, who: str = "orchestrator") -> Probe:
+        """A new MQTT subscriber to this board's topics, logged in as `who` (the orchestrator, or a board)."""
+        probe = Probe(self.broker, "finnsplit/test/board/zed0", who)
         self.probes.append(probe)
         return probe
 
@@ -296,15 +337,17 @@ class Board:
         return self.proc
 
     def run(self, probe: Probe, **fields: Any) -> dict[str, Any]:
-        """A run command; remembers the server's pid for teardown."""
+        """A run command (with this board's link key unless given); remembers the server's pid for teardown."""
+        fields.setdefault("link_key", self.link_key.hex())
         reply = probe.request("run", **fields)
         if reply["ok"]:
             self.pids.add(reply["result"]["pid"])
         return reply
 
     def log(self) -> str:
-        """The agent's stderr so far."""
-        return (self.tmp / "agent.log").read_text()
+        """The agent's stderr so far ("" before it started)."""
+        path = self.tmp / "agent.log"
+        return path.read_text() if path.exists() else ""
 
     def close(self) -> None:
         """Kill the agent and any server it left, close the probes and the fake kernel; no tracebacks logged."""
@@ -344,7 +387,7 @@ def serve_frames(address: tuple[str, int], receiver: ResultReceiver, graph: Any,
     """Send `count` random frames to `address`; the results must equal the executor's, bit for bit."""
     rng = np.random.default_rng(seed)
     frames = [random_input(graph, rng) for _ in range(count)]
-    sender = TensorSender(address, WireSpec.of(graph.input))
+    sender = TensorSender(address, WireSpec.of(graph.input), key=receiver.key)
     try:
         for frame in frames:
             sender.send(frame)

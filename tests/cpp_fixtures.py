@@ -179,11 +179,18 @@ class ServerFleet:
         self.env = env
         self.servers: list[ServerProcess] = []
 
-    def start(self, name: str, next_hop: tuple[str, int], *args: str, stats_ms: int = 100) -> ServerProcess:
-        """Start `finnsplit-server serve` listening on 127.0.0.1:0 with `args` (backend flags)."""
-        command = [*self.wrapper, str(self.binary), "serve", "--listen", "127.0.0.1:0",
+    def start(self, name: str, next_hop: tuple[str, int], *args: str, stats_ms: int = 100,
+              key: bytes | None = None, listen: str = "127.0.0.1:0") -> ServerProcess:
+        """Start `finnsplit-server serve` listening on `listen` with `args` (backend flags); with `key`
+        its links are authenticated (--auth-key-file)."""
+        auth: list[str] = []
+        if key is not None:
+            from orchestrator.link_auth import write_key
+
+            auth = ["--auth-key-file", str(write_key(self.log_dir / f"{name}.key", key))]
+        command = [*self.wrapper, str(self.binary), "serve", "--listen", listen,
                    "--next", f"{next_hop[0]}:{next_hop[1]}", "--name", name,
-                   "--stats-interval-ms", str(stats_ms), "--connect-timeout-ms", "500", *args]
+                   "--stats-interval-ms", str(stats_ms), "--connect-timeout-ms", "500", *auth, *args]
         server = ServerProcess(command, name, self.log_dir, self.env)
         self.servers.append(server)
         return server

@@ -46,7 +46,7 @@ from board_agent.config import AgentConfig, ConfigError, config_from_dict, load_
 from board_agent.fpga import FpgaError, FpgaManager, firmware_name
 from board_agent.run import parse_run, prepare_run
 from board_agent.server import server_command
-from orchestrator.client import ResultReceiver, TensorSender
+from orchestrator.client import TensorSender
 from splitter.bundle.manifest import load_manifest
 
 
@@ -95,7 +95,7 @@ def test_run_serves_tensors_bit_exact_publishes_stats_and_stop_drains(board: Boa
     _, spec_out, graph = partition_specs(bundle)
     probe = board.probe()
     board.start(probe)
-    with contextlib.closing(ResultReceiver(spec_out)) as receiver:
+    with contextlib.closing(board.receiver(spec_out)) as receiver:
         reply = board.run(probe, bundle=bundle_id, partition=0, next=hop(receiver), backend="emulate")
         assert reply["ok"], reply
         address = listen_address(reply)
@@ -122,7 +122,7 @@ def test_a_second_run_replaces_the_first_and_no_bundle_means_current(board: Boar
     spec_in, spec_out, _ = partition_specs(bundle)
     probe = board.probe()
     board.start(probe)
-    with contextlib.closing(ResultReceiver(spec_out)) as receiver:
+    with contextlib.closing(board.receiver(spec_out)) as receiver:
         first = board.run(probe, bundle=bundle_id, partition=0, next=hop(receiver), backend="emulate")
         assert first["ok"], first
         mark = probe.mark()
@@ -135,7 +135,7 @@ def test_a_second_run_replaces_the_first_and_no_bundle_means_current(board: Boar
         assert exited["pid"] == first["result"]["pid"] and exited["expected"] is True
         states = [m.payload["state"] for m in probe.messages[mark:] if m.leaf == "status"]
         assert states[:3] == ["stopping", "starting", "running"]
-        sender = TensorSender(listen_address(second), spec_in)  # the delay backend: zeros of the output spec
+        sender = TensorSender(listen_address(second), spec_in, key=board.link_key)  # delay: zeros of the output
         sender.send(np.zeros(spec_in.shape, dtype=np.int64))
         assert receiver.receive(timeout=10)[1].shape == spec_out.shape
         sender.close()
@@ -165,7 +165,7 @@ def test_killed_server_is_restarted_and_serves_again(board: Board, bundle: Path)
     _, spec_out, graph = partition_specs(bundle)
     probe = board.probe()
     board.start(probe)
-    with contextlib.closing(ResultReceiver(spec_out)) as receiver:
+    with contextlib.closing(board.receiver(spec_out)) as receiver:
         reply = board.run(probe, bundle=bundle_id, partition=0, next=hop(receiver), backend="emulate")
         assert reply["ok"], reply
         serve_frames(listen_address(reply), receiver, graph, count=3, seed=2)
@@ -278,23 +278,46 @@ def test_malformed_commands_get_error_replies_and_the_agent_keeps_serving(board:
         ({"op": "run", "bundle": "0123456789abcdef", "partition": 0, "next": "127.0.0.1:9"}, "not on this board"),
         ({"op": "run", "bundle": bundle_id, "partition": 0, "next": "127.0.0.1:9", "args": ["--listen", "0.0.0.0:1"]},
          "may not set --listen"),
+        ({"op": "run", "bundle": bundle_id, "partition": 0, "next": "127.0.0.1:9", "args": ["--queue-depth", "1024"]},
+         "--queue-depth must be an integer in 1..32, got '1024'"),
+        ({"op": "run", "bundle": bundle_id, "partition": 0, "next": "127.0.0.1:9", "args": ["--delay-us", "5"]},
+         "may not set '--delay-us' for the emulate backend"),
+        ({"op": "run", "bundle": bundle_id, "partition": 0, "next": "127.0.0.1:9", "args": ["--program=/etc/x"]},
+         "may not set --program"),
+        ({"op": "run", "bundle": bundle_id, "partition": 0, "next": "127.0.0.1:9", "args": ["--log-level", "x"]},
+         "--log-level must be one of debug, info, warn, error"),
+        ({"op": "run", "bundle": bundle_id, "partition": 0, "next": "127.0.0.1:9", "link_key": "00" * 31},
+         "'link_key' must be the deployment's link key"),
     ]
     for fields, expected in cases:
-        reply = probe.request(**fields)
+        reply = probe.request(**{"link_key": board.link_key.hex(), **fields})
         assert not reply["ok"] and expected in reply["error"], (fields, reply)
     assert probe.request("ping")["ok"] and agent.poll() is None
 
 
 def test_a_server_that_fails_to_start_fails_the_run_with_its_stderr(board: Board, bundle: Path) -> None:
     bundle_id = deploy(bundle, board.root)
+    taken = socket.create_server(("127.0.0.1", 0))  # the server's data port is in use
+    board.config["data_port"] = taken.getsockname()[1]
+    probe = board.probe()
+    board.start(probe)
+    with taken:
+        reply = board.run(probe, bundle=bundle_id, partition=0, next="127.0.0.1:9", backend="emulate")
+    assert not reply["ok"] and "finnsplit-server exited with code" in reply["error"]
+    assert "Address already in use" in reply["error"]  # the server's own stderr
+    assert probe.wait("status", lambda s: s["state"] == "error").payload["error"] == reply["error"]
+    assert probe.request("ping")["ok"]
+
+
+def test_a_run_whose_buffers_exceed_the_boards_budget_is_refused(board: Board, bundle: Path) -> None:
+    bundle_id = deploy(bundle, board.root)
+    board.config["server"]["max_buffer_mb"] = 0.002
     probe = board.probe()
     board.start(probe)
     reply = board.run(probe, bundle=bundle_id, partition=0, next="127.0.0.1:9", backend="emulate",
-                      args=["--queue-depth", "0"])
-    assert not reply["ok"] and "finnsplit-server exited with code" in reply["error"]
-    assert "--queue-depth must be 1..1024" in reply["error"]  # the server's own stderr
-    assert probe.wait("status", lambda s: s["state"] == "error").payload["error"] == reply["error"]
-    assert probe.request("ping")["ok"]
+                      args=["--queue-depth", "32"])
+    assert not reply["ok"] and "--queue-depth 32 needs" in reply["error"] and "server.max_buffer_mb" in reply["error"]
+    assert not [m for m in probe.messages if m.leaf == "event"]
 
 
 # ---- FPGA manager and finn-zynq -----------------------------------------------------------------
@@ -329,14 +352,16 @@ def test_fpga_manager_loads_a_bitstream_through_sysfs(tmp_path: Path) -> None:
 def test_finn_zynq_command_line_comes_from_the_manifest(bundle: Path, tmp_path: Path) -> None:
     root = tmp_path / "remote"
     bundle_id = deploy(with_finn_build(bundle, tmp_path), root)
-    cfg = config_from_dict({"name": "zed0", "chain": "lab", "broker": {"host": "b"}, "remote_root": str(root)})
+    cfg = config_from_dict({"name": "zed0", "chain": "lab", "remote_root": str(root),
+                            "broker": {"host": "b", "username": "u", "password_file": "/p", "ca_file": "/c"}})
     run = prepare_run(root, parse_run({"bundle": bundle_id, "partition": 0, "next": "10.0.0.2:7000",
-                                       "backend": "finn-zynq"}))
+                                       "backend": "finn-zynq", "link_key": "ab" * 32}))
     assert run.bitbin == root / "bundles" / bundle_id / "partition-0/finn_output/bitfile/finn-accel.bit.bin"
     command = server_command(cfg, Path("/usr/bin/finnsplit-server"), run, 7000)
     flags = dict(zip(command[2::2], command[3::2], strict=True))
     assert command[:2] == ["/usr/bin/finnsplit-server", "serve"]
     finn_io = json.loads((bundle / "manifest.json").read_text())["partitions"][0]["finn_io"]
+    assert flags.pop("--user") == "nobody"  # the tests run as root: the server drops to nobody
     assert flags == {
         "--listen": "0.0.0.0:7000", "--next": "10.0.0.2:7000", "--name": "zed0", "--backend": "finn-zynq",
         "--stats": "stdout", "--stats-interval-ms": "1000",
@@ -363,7 +388,7 @@ def test_finn_zynq_run_loads_the_bitstream_and_drives_the_iodmas(board: Board, b
     board.start(probe)
     sim.start()
     try:
-        with contextlib.closing(ResultReceiver(spec_out)) as receiver:
+        with contextlib.closing(board.receiver(spec_out)) as receiver:
             reply = board.run(probe, bundle=bundle_id, partition=0, next=hop(receiver),
                               backend="finn-zynq")
             assert reply["ok"], (reply, board.log())
@@ -404,6 +429,9 @@ def test_the_example_config_loads_with_board_defaults() -> None:
     (lambda c: c.update(name="Zed 0"), "field 'name' must match [a-z0-9-]+"),
     (lambda c: c.update(fpga={"manger": "/sys"}), "unknown field 'fpga.manger'"),
     (lambda c: c.update(server=[]), "field 'server' must be a mapping"),
+    (lambda c: c["broker"].pop("username"), "field 'broker.username' is required: the broker needs credentials"),
+    (lambda c: c["broker"].pop("ca_file"), "field 'broker.ca_file' is required"),
+    (lambda c: c.update(commands={"max_bytes": 10}), "field 'commands.max_bytes' must be 1024..1048576"),
 ])
 def test_config_errors_name_the_field(tmp_path: Path, change: Callable[[dict[str, Any]], Any], message: str) -> None:
     data = yaml.safe_load(EXAMPLE.read_text())

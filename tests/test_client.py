@@ -1,4 +1,4 @@
-"""The Python side of the wire protocol (orchestrator/protocol.py, client.py) over real sockets."""
+"""The Python side of the wire protocol (orchestrator/protocol.py, client.py, link_auth.py) over real sockets."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from orchestrator.client import ResultReceiver, TensorSender
+from orchestrator.link_auth import LinkSession, Proofs, new_key
 from orchestrator.protocol import (
     HEADER,
     ConnectionClosed,
@@ -34,7 +35,7 @@ SPEC = WireSpec.parse("INT3:1,2,2,5")
 def test_header_layout_is_the_documented_one() -> None:
     frame = encode_frame(FrameType.TENSOR, 0x0102030405060708, b"\x01\x02\x03")
     assert len(frame) == 24 + 3 and HEADER.size == 24
-    assert frame[:4] == b"FSPL" and frame[4] == 1 and frame[5] == 2 and frame[6:8] == b"\0\0"
+    assert frame[:4] == b"FSPL" and frame[4] == 2 and frame[5] == 2 and frame[6:8] == b"\0\0"
     assert frame[8:16] == bytes([8, 7, 6, 5, 4, 3, 2, 1])  # little-endian sequence number
     assert frame[16:20] == (3).to_bytes(4, "little")
     assert int.from_bytes(frame[20:24], "little") == zlib.crc32(frame[:20] + frame[24:])
@@ -134,6 +135,108 @@ def test_receiver_refuses_a_sender_of_another_spec() -> None:
     with pytest.raises(HandshakeError, match="peer sends INT3 1x2x2x6 but this client expects INT3 1x2x2x5"):
         receiver.accept()
     thread.join()
-    assert isinstance(errors[0], HandshakeError)
-    assert "peer sends INT3 1x2x2x6 but this client expects INT3 1x2x2x5" in str(errors[0])
+    assert isinstance(errors[0], HandshakeError)  # unauthenticated: told only what it sent itself
+    assert "peer 'board2' sends INT3 1x2x2x6, which this client does not accept" in str(errors[0])
+    assert "1x2x2x5" not in str(errors[0])
     receiver.close()
+
+
+def _handshake(receiver_key: bytes | None, sender_key: bytes | None, node: str = "last",
+               spec: WireSpec = SPEC, accept: str | None = None) -> tuple[list[str], list[str]]:
+    """A TensorSender with `sender_key` against a ResultReceiver with `receiver_key`: each end's errors."""
+    receiver = ResultReceiver(SPEC, timeout=5, key=receiver_key,
+                              accept_node=None if accept is None else (lambda n: n == accept))
+    sender_errors: list[str] = []
+    receiver_errors: list[str] = []
+
+    def send() -> None:
+        try:
+            sender = TensorSender(receiver.address, spec, node=node, key=sender_key)
+            sender.send(np.zeros(SPEC.shape, dtype=np.int64))
+            sender.close()
+        except BaseException as exc:  # reported below
+            sender_errors.append(str(exc))
+
+    thread = threading.Thread(target=send)
+    thread.start()
+    try:
+        receiver.receive(timeout=5)
+    except BaseException as exc:
+        receiver_errors.append(str(exc))
+    thread.join()
+    receiver.close()
+    return sender_errors, receiver_errors
+
+
+def test_authenticated_links_refuse_strangers_without_telling_them_the_spec() -> None:
+    key, other = new_key(), new_key()
+    assert _handshake(key, key) == ([], [])  # the control: the deployment's own
+    cases = {
+        "no key": (key, None, "requires authentication", "did not authenticate"),
+        "wrong key": (key, other, "failed to authenticate", "peer closed"),  # the sender notices first
+        "keyed sender, keyless port": (None, key, "does not authenticate", "does not authenticate"),
+    }
+    for name, (receiver_key, sender_key, sender_says, receiver_says) in cases.items():
+        sent, received = _handshake(receiver_key, sender_key)
+        assert len(sent) == len(received) == 1, (name, sent, received)
+        assert sender_says in sent[0] and receiver_says in received[0], (name, sent, received)
+        assert "1x2x2x5" not in sent[0], (name, sent)
+    # a stranger that does not check the port's proof and answers with a made-up one
+    receiver = ResultReceiver(SPEC, timeout=5, key=key)
+    refused: list[str] = []
+
+    def accept() -> None:
+        try:
+            receiver.accept()
+        except HandshakeError as exc:
+            refused.append(str(exc))
+
+    thread = threading.Thread(target=accept)
+    thread.start()
+    stranger = socket.create_connection(receiver.address, timeout=5)
+    stranger.sendall(encode_frame(FrameType.HELLO, 0, Hello("sender", "x", SPEC, auth="hmac-sha256",
+                                                             nonce="00" * 16).encode()))
+    assert read_frame(stranger, 0).type == FrameType.AUTH
+    stranger.sendall(encode_frame(FrameType.AUTH, 0, b"FSPL-AUTH mac=" + b"ab" * 32))
+    assert read_frame(stranger, 0).payload == b"handshake: authentication failed"
+    thread.join()
+    assert refused and "failed to authenticate" in refused[0]
+    stranger.close()
+    receiver.close()
+    sent, _ = _handshake(key, key, spec=WireSpec.parse("INT3:1,2,2,6"))
+    assert "this client expects INT3 1x2x2x5" in sent[0]  # authenticated: the full mis-wiring text
+    sent, received = _handshake(key, key, node="zed0", accept="zed2")
+    assert "peer 'zed0' is not the chain's last stage" in received[0] and len(sent) == 1
+
+
+def test_tagged_frames_cannot_be_altered_replayed_or_forged() -> None:
+    key = new_key()
+    ns, nr = bytes(16), bytes(range(16))
+    proofs = Proofs.compute(key, ns, nr, b"FSPL-HELLO role=sender")
+    payload = bytes(range(8))
+
+    def one(raw: bytes) -> None:
+        a, b = _pair()
+        a.sendall(raw)
+        read_frame(b, 8, LinkSession(proofs.session, is_sender=False))
+
+    good = encode_frame(FrameType.TENSOR, 5, payload, session=LinkSession(proofs.session, is_sender=True))
+    one(good)
+    altered = bytearray(good)
+    altered[24] ^= 1
+    altered[20:24] = zlib.crc32(bytes(altered[24:32]), zlib.crc32(bytes(altered[:20]))).to_bytes(4, "little")
+    with pytest.raises(ProtocolError, match="authentication tag mismatch"):
+        one(bytes(altered))  # a valid checksum is not enough
+    sender = LinkSession(proofs.session, is_sender=True)
+    first = encode_frame(FrameType.TENSOR, 5, payload, session=sender)
+    a, b = _pair()
+    receiver = LinkSession(proofs.session, is_sender=False)
+    a.sendall(first + first)  # the same frame again: its counter is used up
+    read_frame(b, 8, receiver)
+    with pytest.raises(ProtocolError, match="authentication tag mismatch"):
+        read_frame(b, 8, receiver)
+    stranger = LinkSession(Proofs.compute(new_key(), ns, nr, b"x").session, is_sender=True)
+    with pytest.raises(ProtocolError, match="authentication tag mismatch"):
+        one(encode_frame(FrameType.TENSOR, 6, payload, session=stranger))
+    with pytest.raises(ProtocolError, match="untagged frame on an authenticated link"):
+        one(encode_frame(FrameType.TENSOR, 7, payload))

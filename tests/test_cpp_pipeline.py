@@ -127,13 +127,13 @@ def test_sigterm_drains_frames_in_flight(fleet: ServerFleet) -> None:  # noqa: F
         client.connect(server.address)
         frames = [rng.integers(0, 16, size=SPEC.shape) for _ in range(10)]
         assert client.sender is not None
-        for frame in frames:
-            client.sender.send(frame)
+        seqs = [client.sender.send(frame) for frame in frames]
+        assert seqs == list(range(seqs[0], seqs[0] + 10))  # counting up from the run's random base
         server.stats(lambda s: s["frames"]["in"] == 10)
         assert server.proc.poll() is None
         server.proc.send_signal(15)  # SIGTERM with most frames still queued (50 ms each)
         got = [client.receiver.receive(timeout=10) for _ in frames]
-        assert [seq for seq, _ in got] == list(range(1, 11))
+        assert [seq for seq, _ in got] == seqs
         assert all(np.array_equal(values, frame) for (_, values), frame in zip(got, frames, strict=True))
         assert server.terminate() == 0
         exit_event = server.wait_event(lambda e: e.get("event") == "exit")
@@ -167,9 +167,10 @@ def test_backpressure_keeps_memory_bounded(fleet: ServerFleet) -> None:  # noqa:
         watcher.start()
         sender = client.sender
         assert sender is not None
-        thread = threading.Thread(target=lambda: [sender.send_packed(payload) for _ in range(100)])
+        first = sender.send_packed(payload)
+        thread = threading.Thread(target=lambda: [sender.send_packed(payload) for _ in range(99)])
         thread.start()
-        for expected in range(1, 101):
+        for expected in range(first, first + 100):
             seq, _ = client.receiver.receive(timeout=30)
             assert seq == expected
         thread.join()

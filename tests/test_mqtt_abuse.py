@@ -10,15 +10,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import aiomqtt
 import pytest
+import yaml
 from agent_fixtures import (
     Board,
     Broker,
+    Probe,
     build_bundle,
     deploy,
     hop,
@@ -28,8 +33,9 @@ from agent_fixtures import (
 )
 from cpp_fixtures import server_bin  # noqa: F401  (fixture: builds cpp_server)
 
-from orchestrator.client import ResultReceiver
+from board_agent.mqtt import tls_context
 from orchestrator.fleet_link import FleetLink
+from orchestrator.pki import ensure_ca
 
 DEEP = [b"[" * 60_000, b'{"a":' * 10_000 + b"1" + b"}" * 10_000, b'{"id": "d", "op": "ping", "x": ' + b"[" * 5000]
 
@@ -69,7 +75,7 @@ def test_the_agent_refuses_every_malformed_command_and_its_server_keeps_computin
     _, spec_out, graph = partition_specs(bundle)
     probe = board.probe()
     agent = board.start(probe)
-    with contextlib.closing(ResultReceiver(spec_out)) as receiver:
+    with contextlib.closing(board.receiver(spec_out)) as receiver:
         reply = board.run(probe, bundle=bundle_id, partition=0, next=hop(receiver), backend="emulate")
         assert reply["ok"], reply
         serve_frames(listen_address(reply), receiver, graph, count=4, seed=1)
@@ -127,9 +133,9 @@ def test_replayed_stale_and_retained_commands_are_refused(board: Board, bundle: 
 class LinkThread:
     """A FleetLink running on its own event loop thread, as the orchestrator runs it."""
 
-    def __init__(self, port: int, chain: str, boards: list[str]) -> None:
-        """Start the link and wait until it is connected."""
-        self.link = FleetLink("127.0.0.1", port, chain, client_id="abuse-orchestrator", boards=boards)
+    def __init__(self, broker: Broker, boards: list[str]) -> None:
+        """Start the link (logged in as the orchestrator) and wait until it is connected."""
+        self.link = FleetLink(broker.settings(), broker.chain, client_id="abuse-orchestrator", boards=boards)
         self.loop = asyncio.new_event_loop()
         self._task: asyncio.Task | None = None
         threading.Thread(target=self.loop.run_forever, daemon=True).start()
@@ -156,9 +162,9 @@ class LinkThread:
 
 
 def test_the_fleet_link_survives_malformed_board_messages(board: Board, broker: Broker) -> None:
-    probe = board.probe()
-    board.start(probe)
-    link = LinkThread(broker.port, "test", ["zed0"])
+    board.start(board.probe())
+    probe = board.probe("zed0")  # the board's own identity: the only one allowed to write its topics
+    link = LinkThread(broker, ["zed0"])
     try:
         link.call(link.link.command("zed0", "ping", timeout_s=10))
         cases = [("reply", b"[1]"), ("reply", b'{"id": [], "ok": true}'), ("reply", b'{"id": "x", "ok": "yes"}'),
@@ -180,3 +186,73 @@ def test_the_fleet_link_survives_malformed_board_messages(board: Board, broker: 
         assert time.monotonic() - seen.last_seen < 2  # heartbeats still arrive
     finally:
         link.close()
+
+
+async def _try_connect(**options: object) -> str:
+    """'connected', or why the broker (or TLS) refused."""
+    try:
+        async with aiomqtt.Client(**options, timeout=5):
+            return "connected"
+    except aiomqtt.MqttError as exc:
+        return str(exc)
+
+
+def test_anonymous_wrong_credential_and_untrusting_clients_are_refused(board: Board, broker: Broker,
+                                                                        tmp_path: Path) -> None:
+    probe = board.probe()
+    board.start(probe)
+    other_ca = ensure_ca(tmp_path / "other-ca", "someone else's CA")[0]
+    attempts = {
+        "anonymous": broker.client_options(None),
+        "wrong password": broker.client_options("zed0", password="guess"),
+        "orchestrator, wrong password": broker.client_options("orchestrator", password="guess"),
+        "unknown user": {**broker.client_options(None), "username": "test-board-zed9", "password": "x"},
+        "plaintext": {k: v for k, v in broker.client_options("zed0").items() if k != "tls_context"},
+        "another CA": {**broker.client_options("zed0"), "tls_context": tls_context(other_ca)},
+        "taking the agent's old client id": {**broker.client_options(None), "identifier": "finnsplit-test-zed0"},
+    }
+    results = {what: asyncio.run(_try_connect(**options)) for what, options in attempts.items()}
+    for what in ("anonymous", "wrong password", "orchestrator, wrong password", "unknown user",
+                 "taking the agent's old client id"):
+        assert "Not authorized" in results[what], (what, results[what])
+    assert results["plaintext"] != "connected" and "CERTIFICATE_VERIFY_FAILED" in results["another CA"], results
+    assert asyncio.run(_try_connect(**broker.client_options("zed1"))) == "connected"  # the control: it can fail
+    assert probe.request("ping")["ok"]
+    assert not [m for m in probe.messages if m.leaf == "status" and not m.payload["online"]]  # no flap
+
+
+def test_acls_keep_each_board_to_its_own_topics(board: Board, broker: Broker, bundle: Path) -> None:
+    bundle_id = deploy(bundle, board.root)
+    probe = board.probe()
+    board.start(probe)
+    intruder = Probe(broker, "finnsplit/test", who="zed1")  # a real board's credentials, another board's topics
+    mark = probe.mark()
+    run = {"id": "i1", "op": "run", "bundle": bundle_id, "partition": 0, "next": "127.0.0.1:9", "ts": time.time()}
+    intruder.publish("board/zed0/cmd", json.dumps(run).encode())
+    intruder.publish("board/zed0/status", json.dumps({"online": False, "state": "lost"}).encode(), retain=True)
+    intruder.publish("pipeline", b'{"state": "running", "first": "10.6.6.6:7000"}', retain=True)
+    intruder.publish("board/zed1/status", b'{"online": true, "state": "idle"}', retain=True)  # its own: allowed
+    time.sleep(1.5)
+    assert not [m for m in probe.messages[mark:] if m.leaf in ("reply", "event")]  # zed0 never saw the run
+    assert not [m for m in probe.messages[mark:] if m.leaf == "status" and not m.payload.get("online")]
+    late = board.probe()
+    assert late.wait("status").payload["online"] is True  # the retained status is the agent's own
+    others = Probe(broker, "finnsplit/test/board/zed1")
+    assert others.wait("status").payload == {"online": True, "state": "idle"}  # the control: it can fail
+    seen = [m.leaf for m in intruder.messages if not m.leaf.startswith("board/zed1")]
+    assert seen == [], seen  # zed1 reads nothing of zed0 (heartbeats flowed meanwhile), nor the pipeline
+    assert probe.request("ping")["ok"]
+    for extra in (intruder, others):
+        extra.close()
+
+
+def test_a_password_file_others_can_read_stops_the_agent(board: Board, tmp_path: Path) -> None:
+    loose = tmp_path / "loose.password"
+    loose.write_text(Path(board.config["broker"]["password_file"]).read_text())
+    loose.chmod(0o644)
+    board.config["broker"]["password_file"] = str(loose)
+    path = tmp_path / "agent.yaml"
+    path.write_text(yaml.safe_dump(board.config))
+    done = subprocess.run([sys.executable, "-m", "board_agent", "--config", str(path)], capture_output=True,
+                          text=True, timeout=30, check=False)
+    assert done.returncode == 2 and f"chmod 600 {loose}" in done.stderr, done.stderr

@@ -15,6 +15,7 @@ from cpp_fixtures import server_bin  # noqa: F401  (fixture)
 
 from orchestrator.daemon import DaemonConfig, Orchestrator
 from orchestrator.fleet import load_fleet
+from orchestrator.link_auth import new_key
 from orchestrator.netns import netns_available
 from orchestrator.pipeline_client import ResilientClient
 from orchestrator.protocol import WireSpec
@@ -59,8 +60,10 @@ def test_deploy_run_and_fail_over_without_losing_frames(cnv_bundle: Path, tmp_pa
         in_spec, out_spec = WireSpec.parse(manifest["input"]["wire"]), WireSpec.parse(manifest["output"]["wire"])
         log: list[str] = []
         holder: dict[str, Orchestrator] = {}
+        key = new_key()  # the deployment's data-plane key: every link is authenticated
         client = ResilientClient(in_spec, out_spec, lambda: holder["o"].first_hop() if "o" in holder else None,
-                                 result_host=fleet.client_host, deadline_s=2.0, window=4)
+                                 result_host=fleet.client_host, deadline_s=2.0, window=4, key=key,
+                                 last_stage=lambda: holder["o"].last_stage() if "o" in holder else None)
         rng = np.random.default_rng(4)
         frames = [rng.integers(in_spec.dtype.min, in_spec.dtype.max, size=in_spec.shape, endpoint=True)
                   for _ in range(1500)]
@@ -78,7 +81,7 @@ def test_deploy_run_and_fail_over_without_losing_frames(cnv_bundle: Path, tmp_pa
 
         async def scenario() -> list[np.ndarray]:
             orch = Orchestrator(fleet, cnv_bundle, client.result_address,
-                                DaemonConfig(heartbeat_timeout_s=2.0, tick_s=0.2), log=log.append)
+                                DaemonConfig(heartbeat_timeout_s=2.0, tick_s=0.2), log=log.append, link_key=key)
             holder["o"] = orch
             stop = asyncio.Event()
             task = asyncio.create_task(orch.run(stop))

@@ -37,15 +37,17 @@ const char* Frame::typeName(FrameType type) {
     case FrameType::kTensor: return "TENSOR";
     case FrameType::kError: return "ERROR";
     case FrameType::kBye: return "BYE";
+    case FrameType::kAuth: return "AUTH";
   }
   return "UNKNOWN";
 }
 
-void Frame::encode(FrameType type, uint64_t seq, const uint8_t* payload, uint32_t length, uint8_t out[kHeaderSize]) {
+void Frame::encode(FrameType type, uint64_t seq, const uint8_t* payload, uint32_t length, uint8_t out[kHeaderSize],
+                   uint16_t flags) {
   put32(out, kMagic);
   out[4] = kVersion;
   out[5] = static_cast<uint8_t>(type);
-  put16(out + 6, 0);
+  put16(out + 6, flags);
   put64(out + 8, seq);
   put32(out + 16, length);
   put32(out + 20, checksum(out, payload, length));
@@ -63,11 +65,11 @@ Status Frame::decodeHeader(const uint8_t in[kHeaderSize], FrameHeader* out) {
                          std::to_string(kVersion) + ")");
   }
   uint8_t type = in[5];
-  if (type < static_cast<uint8_t>(FrameType::kHello) || type > static_cast<uint8_t>(FrameType::kBye)) {
+  if (type < static_cast<uint8_t>(FrameType::kHello) || type > static_cast<uint8_t>(FrameType::kAuth)) {
     return Status::error("unknown frame type " + std::to_string(type));
   }
   uint16_t flags = get16(in + 6);
-  if (flags != 0) return Status::error("reserved flags 0x" + std::to_string(flags) + " set");
+  if (flags & ~kTagged) return Status::error("reserved flags 0x" + std::to_string(flags) + " set");
   out->version = in[4];
   out->type = static_cast<FrameType>(type);
   out->flags = flags;

@@ -19,8 +19,47 @@ std::string sanitize(const std::string& text) {
 }  // namespace
 
 std::string Hello::encode() const {
-  return std::string(kMagicWord) + " role=" + sanitize(role) + " node=" + sanitize(node) + " dtype=" +
-         spec.dtype().name() + " shape=" + spec.dimsText() + " packing=" + sanitize(packing);
+  std::string text = std::string(kMagicWord) + " role=" + sanitize(role) + " node=" + sanitize(node) + " dtype=" +
+                     spec.dtype().name() + " shape=" + spec.dimsText() + " packing=" + sanitize(packing);
+  if (!auth.empty()) text += " auth=" + sanitize(auth) + " nonce=" + sanitize(nonce);
+  return text;
+}
+
+std::string AuthMessage::encode() const {
+  return std::string("FSPL-AUTH") + (nonce.empty() ? "" : " nonce=" + nonce) + " mac=" + mac;
+}
+
+Status AuthMessage::parse(const char* data, size_t length, bool withNonce, AuthMessage* out) {
+  std::string text(data, length);
+  AuthMessage message;
+  size_t pos = 0;
+  bool first = true;
+  while (pos < text.size()) {
+    size_t end = text.find(' ', pos);
+    if (end == std::string::npos) end = text.size();
+    std::string token = text.substr(pos, end - pos);
+    pos = end + 1;
+    if (first) {
+      if (token != "FSPL-AUTH") return Status::error("AUTH payload does not start with FSPL-AUTH");
+      first = false;
+    } else if (token.compare(0, 6, "nonce=") == 0) {
+      message.nonce = token.substr(6);
+    } else if (token.compare(0, 4, "mac=") == 0) {
+      message.mac = token.substr(4);
+    }
+  }
+  auto hex = [](const std::string& value, size_t digits) {
+    if (value.size() != digits) return false;
+    for (char ch : value) {
+      if (!std::isxdigit(static_cast<unsigned char>(ch))) return false;
+    }
+    return true;
+  };
+  if (first || !hex(message.mac, 64) || (withNonce && !hex(message.nonce, 32))) {
+    return Status::error("malformed AUTH payload");
+  }
+  *out = message;
+  return Status::ok();
 }
 
 Status Hello::parse(const char* data, size_t length, Hello* out) {
@@ -57,6 +96,10 @@ Status Hello::parse(const char* data, size_t length, Hello* out) {
     else if (key == "packing") {
       hello.packing = value;
       sawPacking = true;
+    } else if (key == "auth") {
+      hello.auth = value.substr(0, 32);
+    } else if (key == "nonce") {
+      hello.nonce = value.substr(0, 64);
     }
     // Unknown keys are ignored so a later minor revision can add fields.
   }

@@ -16,6 +16,23 @@ const char* const kLevelNames[] = {"DEBUG", "INFO", "WARN", "ERROR"};
 
 }  // namespace
 
+std::string printable(const std::string& text, size_t limit) {
+  static const char kDigits[] = "0123456789abcdef";
+  std::string out;
+  for (size_t i = 0; i < text.size() && out.size() < limit; ++i) {
+    unsigned char c = static_cast<unsigned char>(text[i]);
+    if (c >= 0x20 && c < 0x7f && c != '\\') {
+      out.push_back(static_cast<char>(c));
+    } else {
+      out += "\\x";
+      out.push_back(kDigits[c >> 4]);
+      out.push_back(kDigits[c & 15]);
+    }
+  }
+  if (out.size() >= limit && text.size() > limit) out += "...";
+  return out;
+}
+
 void logConfigure(const char* node, LogLevel minLevel) {
   std::snprintf(gNode, sizeof(gNode), "%s", node);
   gMinLevel = minLevel;

@@ -2,6 +2,9 @@
 // Thread safety: every function is thread safe; each line is written with one write(2).
 #pragma once
 
+#include <cstddef>
+#include <string>
+
 namespace finnsplit {
 
 enum class LogLevel { kDebug = 0, kInfo = 1, kWarn = 2, kError = 3 };
@@ -9,6 +12,9 @@ enum class LogLevel { kDebug = 0, kInfo = 1, kWarn = 2, kError = 3 };
 // Sets the node name printed on every line and the minimum level; call before starting threads.
 void logConfigure(const char* node, LogLevel minLevel);
 void logMessage(LogLevel level, const char* format, ...) __attribute__((format(printf, 2, 3)));
+// Text a peer sent, safe to log: printable ASCII kept, every other byte (and the backslash) as \xNN,
+// cut to `limit` bytes; so a peer cannot forge log lines or send terminal escapes.
+std::string printable(const std::string& text, size_t limit = 300);
 
 }  // namespace finnsplit
 

@@ -30,6 +30,8 @@ const char* Options::usage() {
          "  common:    --name NODE  --queue-depth N(4)  --io-timeout-ms MS(10000)  --connect-timeout-ms MS(2000)\n"
          "             --drain-timeout-ms MS(10000)  --max-upstreams N(4)  --stats stdout|none|unix:PATH\n"
          "             --stats-interval-ms MS(1000)  --log-level debug|info|warn|error\n"
+         "             --auth-key-file FILE (64 hex digits, mode 0600: authenticated links)  --user NAME (drop root)\n"
+         "             --handshake-timeout-ms MS(3000)  --max-handshakes N(16)  --dead-peer-ms MS(10000)\n"
          "  emulate:   --program FILE.fsprog\n"
          "  delay:     --spec-in DT:d0,d1,.. --spec-out DT:d0,d1,..  --delay-us US(1000)\n"
          "  finn-zynq: (--program FILE | --spec-in/--spec-out)  --in-word-elems N --out-word-elems N\n"
@@ -91,6 +93,11 @@ Status Options::parse(int argc, char** argv, Options* out) {
       {"connect-timeout-ms", integer(&o.connectTimeoutMs)},
       {"drain-timeout-ms", integer(&o.drainTimeoutMs)},
       {"max-upstreams", integer(&o.maxUpstreams)},
+      {"max-handshakes", integer(&o.maxHandshakes)},
+      {"handshake-timeout-ms", integer(&o.handshakeTimeoutMs)},
+      {"dead-peer-ms", integer(&o.deadPeerMs)},
+      {"auth-key-file", text(&o.authKeyFile)},
+      {"user", text(&o.user)},
       {"stats", text(&o.stats)},
       {"stats-interval-ms", integer(&o.statsIntervalMs)},
       {"log-level", text(&o.logLevel)},
@@ -129,6 +136,14 @@ Status Options::parse(int argc, char** argv, Options* out) {
   }
   if (o.queueDepth < 1 || o.queueDepth > 1024) return Status::error("--queue-depth must be 1..1024");
   if (o.maxUpstreams < 1 || o.maxUpstreams > 64) return Status::error("--max-upstreams must be 1..64");
+  if (o.maxHandshakes < 1 || o.maxHandshakes > 256) return Status::error("--max-handshakes must be 1..256");
+  if (o.ioTimeoutMs < 10 || o.ioTimeoutMs > 600000) return Status::error("--io-timeout-ms must be 10..600000");
+  if (o.handshakeTimeoutMs < 10 || o.handshakeTimeoutMs > 60000) {
+    return Status::error("--handshake-timeout-ms must be 10..60000");
+  }
+  if (o.deadPeerMs != 0 && (o.deadPeerMs < 1000 || o.deadPeerMs > 600000)) {
+    return Status::error("--dead-peer-ms must be 0 (off) or 1000..600000");
+  }
   if (o.repeat < 1) return Status::error("--repeat must be positive");
   *out = o;
   return Status::ok();

@@ -38,6 +38,11 @@ struct Options {
   int64_t connectTimeoutMs = 2000;
   int64_t drainTimeoutMs = 10000;
   int64_t maxUpstreams = 4;
+  int64_t maxHandshakes = 16;
+  int64_t handshakeTimeoutMs = 3000;
+  int64_t deadPeerMs = 10000;
+  std::string authKeyFile;
+  std::string user;
   std::string stats = "stdout";
   int64_t statsIntervalMs = 1000;
   std::string logLevel = "info";

@@ -16,9 +16,12 @@
 #include "FinnPacking.h"
 #include "Frame.h"
 #include "Hello.h"
+#include "LinkAuth.h"
 #include "Log.h"
+#include "Poly1305.h"
 #include "Program.h"
 #include "Server.h"
+#include "Sha256.h"
 
 namespace finnsplit {
 namespace {
@@ -250,21 +253,26 @@ std::string loopbackPipeline() {
   config.node = "selftest";
   config.statsTarget = "none";
   config.queueDepth = 2;
+  uint8_t keyBytes[LinkKey::kBytes];
+  for (size_t i = 0; i < sizeof(keyBytes); ++i) keyBytes[i] = static_cast<uint8_t>(i * 13 + 1);
+  const LinkKey key = LinkKey::fromBytes(keyBytes);
+  config.key = &key;  // the whole chain authenticated, as a board runs it
   Server server(config, std::make_unique<DelayBackend>(spec, spec, 0));
   if (!(st = server.start())) return st.message();
   TcpSocket upstreamSocket;
   IoResult io = TcpSocket::connectTo("127.0.0.1", server.port(), 2000, nullptr, &upstreamSocket);
   if (!io.ok()) return io.message;
-  Connection upstream(std::move(upstreamSocket), 5000);
+  Connection upstream(std::move(upstreamSocket), 5000, &key);
   bool rejected;
   if (!(st = upstream.connectHandshake(spec, "selftest-client", nullptr, &rejected))) return st.message();
   TcpSocket downSocket;
   io = results.acceptOne(5000, nullptr, &downSocket);
   if (!io.ok()) return "no connection from the server: " + io.message;
-  Connection down(std::move(downSocket), 5000);
+  Connection down(std::move(downSocket), 5000, &key);
   Hello peer;
   Connection::HandshakeFailure failure;
-  if (!(st = down.acceptHandshake(spec, "selftest-results", "client", &peer, &failure))) return st.message();
+  if (!(st = down.acceptHandshake(spec, "selftest-results", "client", &peer, &failure, 5000))) return st.message();
+  if (!upstream.authenticated() || !down.authenticated()) return "links not authenticated";
   const size_t bytes = spec.packedBytes();
   for (uint64_t seq = 1; seq <= 20; ++seq) {
     std::vector<uint8_t> frame(bytes, static_cast<uint8_t>(seq * 7));
@@ -283,6 +291,30 @@ std::string loopbackPipeline() {
   return "";
 }
 
+std::string crypto() {
+  // RFC 4231 test case 2, the FIPS 180-2 "abc" vector and RFC 8439 section 2.5.2
+  const char* jefe = "Jefe";
+  const char* what = "what do ya want for nothing?";
+  ByteSpan part{reinterpret_cast<const uint8_t*>(what), std::strlen(what)};
+  uint8_t digest[Sha256::kDigestBytes];
+  hmacSha256(reinterpret_cast<const uint8_t*>(jefe), 4, &part, 1, digest);
+  if (toHex(digest, 32) != "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843") return "HMAC-SHA256";
+  Sha256 sha;
+  sha.update(reinterpret_cast<const uint8_t*>("abc"), 3);
+  sha.finish(digest);
+  if (toHex(digest, 32) != "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad") return "SHA-256";
+  uint8_t key[32];
+  fromHex("85d6be7857556d337f4452fe42d506a80103808afb0db2fd4abff6af4149f51b", key, 32);
+  const char* text = "Cryptographic Forum Research Group";
+  Poly1305 mac(key);
+  mac.update(reinterpret_cast<const uint8_t*>(text), 10);  // in two pieces: the buffering path too
+  mac.update(reinterpret_cast<const uint8_t*>(text) + 10, std::strlen(text) - 10);
+  uint8_t tag[16];
+  mac.finish(tag);
+  if (toHex(tag, 16) != "a8061dc1305136c6c22b8baf0c0127a9") return "Poly1305";
+  return "";
+}
+
 }  // namespace
 
 int SelfTest::run() {
@@ -290,7 +322,7 @@ int SelfTest::run() {
   const Check checks[] = {
       {"crc32", crc},         {"dense-packing", densePacking}, {"finn-packing", finnPacking},
       {"framing", framing},   {"hello", hello},                {"emulator", emulator},
-      {"loopback-pipeline", loopbackPipeline},
+      {"crypto", crypto},     {"loopback-pipeline", loopbackPipeline},
   };
   int failed = 0;
   for (const Check& check : checks) {

@@ -39,7 +39,7 @@ bool Sender::ensureConnected() {
     std::string payload;
     ReadOutcome said = conn_->readControl(&header, &payload, nullptr, 100);
     if (said.ok() && header.type == FrameType::kError) {
-      LOG_WARN("next hop %s reports: %s", conn_->peer().c_str(), payload.c_str());
+      LOG_WARN("next hop %s reports: %s", conn_->peer().c_str(), printable(payload).c_str());
     }
     LOG_WARN("next hop %s closed the connection; reconnecting", conn_->peer().c_str());
     conn_.reset();
@@ -51,7 +51,8 @@ bool Sender::ensureConnected() {
   Status st;
   bool rejected = false;
   if (io.ok()) {
-    auto conn = std::make_unique<Connection>(std::move(socket), config_.ioTimeoutMs);
+    socket.enableKeepalive(config_.deadPeerMs);
+    auto conn = std::make_unique<Connection>(std::move(socket), config_.ioTimeoutMs, config_.key);
     st = conn->connectHandshake(config_.spec, config_.node, &abort_, &rejected);
     if (st) conn_ = std::move(conn);
   } else {
@@ -64,9 +65,9 @@ bool Sender::ensureConnected() {
     // not up yet) are logged when they change, and at most every 5 s.
     int64_t nowMs = monotonicMs();
     if (rejected) {
-      LOG_ERROR("%s", st.message().c_str());
+      LOG_ERROR("%s", printable(st.message(), 600).c_str());
     } else if (st.message() != lastFailure_ || nowMs - lastFailureLogMs_ > 5000) {
-      LOG_WARN("%s (retrying)", st.message().c_str());
+      LOG_WARN("%s (retrying)", printable(st.message(), 600).c_str());
       lastFailureLogMs_ = nowMs;
     }
     lastFailure_ = st.message();
@@ -75,15 +76,25 @@ bool Sender::ensureConnected() {
   }
   if (everConnected_) stats_->reconnects++;
   everConnected_ = true;
+  haveSent_ = false;  // a new connection: any sequence number may come first
   retryMs_ = config_.retryMinMs;
   lastFailure_.clear();
   stats_->downstreamConnected = true;
-  LOG_INFO("connected to next hop %s (sending %s)", conn_->peer().c_str(), config_.spec.toString().c_str());
+  LOG_INFO("connected to next hop %s (sending %s%s)", conn_->peer().c_str(), config_.spec.toString().c_str(),
+           conn_->authenticated() ? ", authenticated" : "");
   return true;
 }
 
 void Sender::deliver(const FrameSlot& frame) {
   const uint32_t length = static_cast<uint32_t>(config_.spec.packedBytes());
+  if (conn_ && haveSent_ && frame.seq <= lastSentSeq_) {
+    // A new client run numbers its frames afresh: start a new connection (after BYE on this one).
+    LOG_INFO("sequence number %llu after %llu (a new run upstream): new connection to the next hop",
+             static_cast<unsigned long long>(frame.seq), static_cast<unsigned long long>(lastSentSeq_));
+    conn_->writeFrame(FrameType::kBye, 0, nullptr, 0, &abort_);
+    conn_.reset();
+    stats_->downstreamConnected = false;
+  }
   while (!abort_.triggered()) {
     if (!ensureConnected()) continue;
     int64_t start = monotonicNs();
@@ -91,6 +102,8 @@ void Sender::deliver(const FrameSlot& frame) {
     if (io.ok()) {
       stats_->send.add(monotonicNs() - start);
       stats_->framesOut++;
+      haveSent_ = true;
+      lastSentSeq_ = frame.seq;
       return;
     }
     if (io.code == IoCode::kStopped) break;

@@ -2,7 +2,9 @@
 // result port), running the sending side of the handshake, and writes result frames in order.
 // It connects at start-up (so a mis-wired chain is reported before any frame flows), notices a
 // closed next hop while idle, and reconnects with capped exponential backoff; the frame being
-// written when a connection fails is written again on the next connection.
+// written when a connection fails is written again on the next connection. A frame whose sequence
+// number does not exceed the last one sent (a new client run) goes out on a new connection, so the
+// next hop sees increasing numbers on every connection.
 // Thread safety: start/abort/join may be called from any one owning thread.
 #pragma once
 
@@ -14,6 +16,7 @@
 #include "BufferPool.h"
 #include "Connection.h"
 #include "FrameSlot.h"
+#include "LinkAuth.h"
 #include "Stats.h"
 #include "StopLatch.h"
 #include "TensorSpec.h"
@@ -29,6 +32,8 @@ struct SenderConfig {
   int connectTimeoutMs = 2000;
   int retryMinMs = 50;
   int retryMaxMs = 2000;
+  int deadPeerMs = 10000;        // keepalive: a vanished next hop is noticed after about this
+  const LinkKey* key = nullptr;  // null: the link is not authenticated
 };
 
 class Sender {
@@ -58,6 +63,8 @@ class Sender {
   std::atomic<bool> finished_{false};
   std::unique_ptr<Connection> conn_;
   bool everConnected_ = false;
+  bool haveSent_ = false;
+  uint64_t lastSentSeq_ = 0;
   int retryMs_ = 0;
   int64_t lastFailureLogMs_ = -1000000;
   std::string lastFailure_;

@@ -33,6 +33,10 @@ Server::Server(ServerConfig config, std::unique_ptr<Accelerator> accelerator)
   rc.expected = accelerator_->inputSpec();
   rc.ioTimeoutMs = config_.ioTimeoutMs;
   rc.maxUpstreams = config_.maxUpstreams;
+  rc.maxHandshakes = config_.maxHandshakes;
+  rc.handshakeTimeoutMs = config_.handshakeTimeoutMs;
+  rc.deadPeerMs = config_.deadPeerMs;
+  rc.key = config_.key;
   receiver_ = std::make_unique<Receiver>(rc, &inPool_, &inQueue_, &stats_);
   compute_ = std::make_unique<ComputeStage>(accelerator_.get(), &inQueue_, &inPool_, &outQueue_, &outPool_, &stats_);
   SenderConfig sc;
@@ -42,6 +46,8 @@ Server::Server(ServerConfig config, std::unique_ptr<Accelerator> accelerator)
   sc.spec = accelerator_->outputSpec();
   sc.ioTimeoutMs = config_.ioTimeoutMs;
   sc.connectTimeoutMs = config_.connectTimeoutMs;
+  sc.deadPeerMs = config_.deadPeerMs;
+  sc.key = config_.key;
   sender_ = std::make_unique<Sender>(sc, &outQueue_, &outPool_, &stats_);
   reporter_ = std::make_unique<StatsReporter>(config_.statsTarget, config_.statsIntervalMs, config_.node, &stats_,
                                               [this] { return gauges(); });
@@ -71,11 +77,20 @@ Gauges Server::gauges() const {
   return g;
 }
 
-Status Server::start() {
+Status Server::bind() {
   Status st = receiver_->listen();
   if (!st) return st;
   st = reporter_->start();
   if (!st) return st;
+  bound_ = true;
+  return Status::ok();
+}
+
+Status Server::start() {
+  if (!bound_) {
+    Status st = bind();
+    if (!st) return st;
+  }
   compute_->start();
   sender_->start();
   receiver_->start();
@@ -83,10 +98,12 @@ Status Server::start() {
                            ",\"port\":" + std::to_string(port()) + ",\"backend\":" + jsonString(accelerator_->name()) +
                            ",\"in\":" + jsonString(accelerator_->inputSpec().toString()) +
                            ",\"out\":" + jsonString(accelerator_->outputSpec().toString()) +
-                           ",\"next\":" + jsonString(config_.nextHost + ":" + std::to_string(config_.nextPort)) + "}");
-  LOG_INFO("listening on %s:%d, %s backend, %s -> %s, next hop %s:%d", config_.listenHost.c_str(), port(),
+                           ",\"next\":" + jsonString(config_.nextHost + ":" + std::to_string(config_.nextPort)) +
+                           ",\"authenticated\":" + (config_.key ? "true" : "false") + "}");
+  LOG_INFO("listening on %s:%d, %s backend, %s -> %s, next hop %s:%d, links %s", config_.listenHost.c_str(), port(),
            accelerator_->name(), accelerator_->inputSpec().toString().c_str(),
-           accelerator_->outputSpec().toString().c_str(), config_.nextHost.c_str(), config_.nextPort);
+           accelerator_->outputSpec().toString().c_str(), config_.nextHost.c_str(), config_.nextPort,
+           config_.key ? "authenticated" : "NOT authenticated (no --auth-key-file)");
   return Status::ok();
 }
 

@@ -15,6 +15,7 @@
 #include "BufferPool.h"
 #include "ComputeStage.h"
 #include "FrameSlot.h"
+#include "LinkAuth.h"
 #include "Receiver.h"
 #include "Sender.h"
 #include "Stats.h"
@@ -33,6 +34,10 @@ struct ServerConfig {
   int connectTimeoutMs = 2000;
   int drainTimeoutMs = 10000;     // on SIGTERM, frames not delivered by then are dropped
   int maxUpstreams = 4;
+  int maxHandshakes = 16;         // connections in their handshake at once; a new one evicts the oldest
+  int handshakeTimeoutMs = 3000;  // the whole handshake of an upstream
+  int deadPeerMs = 10000;         // TCP keepalive + TCP_USER_TIMEOUT on every link
+  const LinkKey* key = nullptr;   // the deployment's link key (--auth-key-file); null: unauthenticated
   std::string statsTarget = "stdout";
   int statsIntervalMs = 1000;
 };
@@ -42,7 +47,9 @@ class Server {
   Server(ServerConfig config, std::unique_ptr<Accelerator> accelerator);
   ~Server();
 
-  // Binds, prints the "listening" JSON line on stdout, starts every stage.
+  // Binds the listening socket and the stats target (before privileges are dropped).
+  Status bind();
+  // Binds (unless bind() ran), prints the "listening" JSON line on stdout, starts every stage.
   Status start();
   int port() const { return receiver_->port(); }
   void drain();
@@ -64,6 +71,7 @@ class Server {
   std::unique_ptr<StatsReporter> reporter_;
   std::atomic<bool> draining_{false};
   bool drained_ = false;
+  bool bound_ = false;
 };
 
 }  // namespace finnsplit

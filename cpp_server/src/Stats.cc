@@ -37,7 +37,8 @@ std::string Stats::toJson(const std::string& node, double uptimeSeconds, const G
          ",\"dropped\":" + num(framesDropped) + "}" +
          ",\"errors\":{\"bad_frame\":" + num(badFrames) + ",\"spec_mismatch\":" + num(specMismatches) +
          ",\"disconnect\":" + num(disconnects) + ",\"accelerator\":" + num(acceleratorErrors) +
-         ",\"send\":" + num(sendErrors) + ",\"busy\":" + num(busyRejects) + "}" +
+         ",\"send\":" + num(sendErrors) + ",\"busy\":" + num(busyRejects) + ",\"auth\":" + num(authFailures) +
+         ",\"evicted\":" + num(evictions) + "}" +
          ",\"queues\":{\"in\":" + num(static_cast<int64_t>(g.inQueue)) + ",\"in_capacity\":" +
          num(static_cast<int64_t>(g.inCapacity)) + ",\"out\":" + num(static_cast<int64_t>(g.outQueue)) +
          ",\"out_capacity\":" + num(static_cast<int64_t>(g.outCapacity)) + ",\"free_in_buffers\":" +

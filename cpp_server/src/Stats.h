@@ -38,8 +38,10 @@ class Stats {
   std::atomic<int64_t> acceleratorErrors{0};
   std::atomic<int64_t> sendErrors{0};      // downstream writes or handshakes that failed
   std::atomic<int64_t> busyRejects{0};     // connections refused over --max-upstreams
+  std::atomic<int64_t> authFailures{0};    // handshakes of peers without this deployment's link key
+  std::atomic<int64_t> evictions{0};       // connections closed to make room (oldest handshake, stale upstream)
   std::atomic<int64_t> reconnects{0};      // downstream connections made after the first
-  std::atomic<int64_t> upstreams{0};       // open upstream connections
+  std::atomic<int64_t> upstreams{0};       // upstream connections past the handshake
   std::atomic<bool> downstreamConnected{false};
   StageTime recv;      // header read to payload verified (excludes idle gaps between frames)
   StageTime recvWait;  // waiting for a free input buffer (backpressure from compute)

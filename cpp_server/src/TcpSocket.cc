@@ -12,6 +12,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "Clock.h"
+
 namespace finnsplit {
 namespace {
 
@@ -41,6 +43,13 @@ IoResult waitFor(int fd, short events, int timeoutMs, const StopLatch* stop) {
     waited += slice;
     if (timeoutMs >= 0 && waited >= timeoutMs) return {IoCode::kTimeout, "timed out"};
   }
+}
+
+// Milliseconds left until `deadline` (-1: none), at least 0.
+int remaining(int64_t deadline) {
+  if (deadline < 0) return -1;
+  int64_t left = deadline - monotonicMs();
+  return left > 0 ? static_cast<int>(left) : 0;
 }
 
 Status resolve(const std::string& host, int port, int flags, addrinfo** out) {
@@ -88,7 +97,7 @@ Status TcpSocket::listenOn(const std::string& host, int port, TcpSocket* out) {
       lastError = errnoText("bind", errno);
       continue;
     }
-    if (::listen(fd.get(), 16) != 0) {
+    if (::listen(fd.get(), SOMAXCONN) != 0) {
       lastError = errnoText("listen", errno);
       continue;
     }
@@ -157,9 +166,10 @@ IoResult TcpSocket::acceptOne(int timeoutMs, const StopLatch* stop, TcpSocket* o
   }
 }
 
-IoResult TcpSocket::readFull(void* data, size_t length, int idleTimeoutMs, const StopLatch* stop) {
+IoResult TcpSocket::readFull(void* data, size_t length, int timeoutMs, const StopLatch* stop) {
   char* p = static_cast<char*>(data);
   size_t done = 0;
+  const int64_t deadline = timeoutMs < 0 ? -1 : monotonicMs() + timeoutMs;
   while (done < length) {
     ssize_t n = ::recv(fd_.get(), p + done, length - done, 0);
     if (n > 0) {
@@ -173,11 +183,11 @@ IoResult TcpSocket::readFull(void* data, size_t length, int idleTimeoutMs, const
     }
     if (errno == EINTR) continue;
     if (errno != EAGAIN && errno != EWOULDBLOCK) return {IoCode::kError, errnoText("recv", errno)};
-    IoResult waited = waitFor(fd_.get(), POLLIN, idleTimeoutMs, stop);
+    IoResult waited = waitFor(fd_.get(), POLLIN, remaining(deadline), stop);
     if (!waited.ok()) {
       if (waited.code == IoCode::kTimeout) {
-        waited.message = "no data for " + std::to_string(idleTimeoutMs) + " ms after " + std::to_string(done) +
-                         " of " + std::to_string(length) + " bytes";
+        waited.message = "not complete within " + std::to_string(timeoutMs) + " ms (" + std::to_string(done) +
+                         " of " + std::to_string(length) + " bytes)";
       }
       return waited;
     }
@@ -185,7 +195,8 @@ IoResult TcpSocket::readFull(void* data, size_t length, int idleTimeoutMs, const
   return {};
 }
 
-IoResult TcpSocket::writeAll(const iovec* iov, int count, int idleTimeoutMs, const StopLatch* stop) {
+IoResult TcpSocket::writeAll(const iovec* iov, int count, int timeoutMs, const StopLatch* stop) {
+  const int64_t deadline = timeoutMs < 0 ? -1 : monotonicMs() + timeoutMs;
   iovec parts[4];
   int n = count < 4 ? count : 4;
   for (int i = 0; i < n; ++i) parts[i] = iov[i];
@@ -212,10 +223,23 @@ IoResult TcpSocket::writeAll(const iovec* iov, int count, int idleTimeoutMs, con
     }
     if (errno == EINTR) continue;
     if (errno != EAGAIN && errno != EWOULDBLOCK) return {IoCode::kError, errnoText("send", errno)};
-    IoResult waited = waitFor(fd_.get(), POLLOUT, idleTimeoutMs, stop);
+    IoResult waited = waitFor(fd_.get(), POLLOUT, remaining(deadline), stop);
     if (!waited.ok()) return waited;
   }
   return {};
+}
+
+void TcpSocket::enableKeepalive(int deadPeerMs) {
+  if (deadPeerMs <= 0 || !fd_.valid()) return;
+  // Probes after an idle third of the budget, then every second; TCP_USER_TIMEOUT also bounds
+  // unacknowledged data, so a peer that lost power is noticed while sending or while idle.
+  int one = 1, idle = deadPeerMs / 3000 > 0 ? deadPeerMs / 3000 : 1, interval = 1, count = 3;
+  unsigned int userTimeout = static_cast<unsigned int>(deadPeerMs);
+  ::setsockopt(fd_.get(), SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+  ::setsockopt(fd_.get(), IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+  ::setsockopt(fd_.get(), IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof(interval));
+  ::setsockopt(fd_.get(), IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof(count));
+  ::setsockopt(fd_.get(), IPPROTO_TCP, TCP_USER_TIMEOUT, &userTimeout, sizeof(userTimeout));
 }
 
 bool TcpSocket::peerClosed() {

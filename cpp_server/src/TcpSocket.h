@@ -34,18 +34,21 @@ class TcpSocket {
   TcpSocket() = default;
   explicit TcpSocket(Fd fd) : fd_(std::move(fd)) {}
 
-  // Listens on host:port (port 0 picks an ephemeral port; see localPort()).
+  // Listens on host:port (port 0 picks an ephemeral port; see localPort()), backlog SOMAXCONN.
   static Status listenOn(const std::string& host, int port, TcpSocket* out);
   // Connects within timeoutMs; kStopped if `stop` triggers first.
   static IoResult connectTo(const std::string& host, int port, int timeoutMs, const StopLatch* stop, TcpSocket* out);
   // Waits up to timeoutMs (-1: forever) for a connection; kTimeout if none arrived.
   IoResult acceptOne(int timeoutMs, const StopLatch* stop, TcpSocket* out);
 
-  // Reads exactly `length` bytes. idleTimeoutMs bounds each wait without progress (-1: none);
-  // `stop` may be null (then only the timeout or the peer ends the wait).
-  IoResult readFull(void* data, size_t length, int idleTimeoutMs, const StopLatch* stop);
-  // Writes all of iov[0..count) (count <= 4), never raising SIGPIPE.
-  IoResult writeAll(const iovec* iov, int count, int idleTimeoutMs, const StopLatch* stop);
+  // Reads exactly `length` bytes within timeoutMs in total (-1: no limit), however the bytes trickle
+  // in; `stop` may be null (then only the timeout or the peer ends the wait).
+  IoResult readFull(void* data, size_t length, int timeoutMs, const StopLatch* stop);
+  // Writes all of iov[0..count) (count <= 4) within timeoutMs in total (-1: no limit), never raising SIGPIPE.
+  IoResult writeAll(const iovec* iov, int count, int timeoutMs, const StopLatch* stop);
+  // TCP keepalive and TCP_USER_TIMEOUT: a peer that vanished (power loss, cable) is an error after
+  // about deadPeerMs, whether the connection is idle or has data in flight (0: off).
+  void enableKeepalive(int deadPeerMs);
   // True if the peer has closed or reset the connection or sent data, checked without blocking or
   // consuming: a next hop sends nothing after the handshake except an ERROR before it closes.
   bool peerClosed();

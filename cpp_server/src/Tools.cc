@@ -1,6 +1,7 @@
 #include "Tools.h"
 
 #include <signal.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
@@ -15,7 +16,9 @@
 #include "Emulator.h"
 #include "FinnPacking.h"
 #include "FinnZynqBackend.h"
+#include "LinkAuth.h"
 #include "Log.h"
+#include "Privileges.h"
 #include "Program.h"
 #include "Server.h"
 #include "StatsReporter.h"
@@ -129,10 +132,28 @@ int Tools::serve(const Options& o) {
   config.maxUpstreams = static_cast<int>(o.maxUpstreams);
   config.statsTarget = o.stats;
   config.statsIntervalMs = static_cast<int>(o.statsIntervalMs);
+  config.maxHandshakes = static_cast<int>(o.maxHandshakes);
+  config.handshakeTimeoutMs = static_cast<int>(o.handshakeTimeoutMs);
+  config.deadPeerMs = static_cast<int>(o.deadPeerMs);
+  LinkKey key;
+  if (!o.authKeyFile.empty()) {
+    st = LinkKey::loadFile(o.authKeyFile, &key);
+    if (!st) return fail(st.withContext("--auth-key-file"));
+    config.key = &key;
+  } else {
+    LOG_WARN("no --auth-key-file: this server's links are not authenticated (anyone can connect)");
+  }
   std::unique_ptr<Accelerator> accelerator;
-  st = makeAccelerator(o, &accelerator);
+  st = makeAccelerator(o, &accelerator);  // maps the IODMAs and buffers while still privileged
   if (!st) return fail(st);
   Server server(config, std::move(accelerator));
+  st = server.bind();
+  if (!st) return fail(st);
+  if (!o.user.empty()) {
+    st = Privileges::dropTo(o.user);
+    if (!st) return fail(st);
+    LOG_INFO("running as user %s (uid %d)", o.user.c_str(), static_cast<int>(getuid()));
+  }
   st = server.start();
   if (!st) return fail(st);
   int signal = 0;
