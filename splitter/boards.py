@@ -135,10 +135,10 @@ def load_board(name_or_path: str | Path) -> Board:
 def parse_board_list(spec: str | int, default_board: str = "zedboard") -> list[Board]:
     """Boards of a chain from "6" (six of `default_board`) or "zedboard:4,pynq-z2:2"."""
     text = str(spec).strip()
-    if text.isdigit():
+    if text.lstrip("+-").isdigit():  # a count, also a negative one (not a board named "-1")
         count = int(text)
         if count < 1:
-            raise BoardError(f"--boards {text}: need at least one board")
+            raise BoardError(f"--boards {text}: need at least one board (a count >= 1, or NAME[:COUNT],...)")
         return [load_board(default_board)] * count
     boards: list[Board] = []
     for item in filter(None, (part.strip() for part in text.split(","))):

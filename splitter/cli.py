@@ -168,9 +168,12 @@ def build(model: str, boards: str, board: str, strategy: str, target_fps: float 
           no_replicate: bool, finn: str, finn_jobs: int, output: str, input_dtype: str | None,
           input_scale: str | None, mean: str | None, std: str | None) -> None:
     """Split MODEL over boards and write a deployment bundle."""
+    from splitter.boards import parse_board_list
     from splitter.build import BuildConfig
     from splitter.build import build as run_build
     from splitter.report import format_plan
+
+    parse_board_list(boards, board)  # a bad --boards is reported before the model is read
 
     cfg = BuildConfig(model=model, output=output, boards=boards, board=board, strategy=strategy,
                       target_fps=target_fps, link_gbps=link_gbps, replicate=not no_replicate,
