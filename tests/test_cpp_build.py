@@ -21,11 +21,13 @@ from cpp_fixtures import (
 from test_cpp_emulate import GRAPHS
 
 from orchestrator.client import ChainClient
+from orchestrator.link_auth import LinkSession
 from orchestrator.protocol import FrameType, Hello, WireSpec, encode_frame
 from splitter import program
 from splitter.executor import execute
 
-FUZZ_SECONDS = int(os.environ.get("FINNSPLIT_FUZZ_SECONDS", "20"))  # CI bound: at most 60
+FUZZ_SECONDS = int(os.environ.get("FINNSPLIT_FUZZ_SECONDS", "20"))  # the program parser's run; at most 60
+FUZZ_RUNS = int(os.environ.get("FINNSPLIT_FUZZ_RUNS", "1000000"))  # the frame parser's: >= 1M inputs in CI
 
 
 def _elf_machine(path: Path) -> int:
@@ -92,14 +94,36 @@ def test_frame_parser_survives_a_bounded_fuzz_run(sanitizer_build: Path, tmp_pat
         "error": encode_frame(FrameType.ERROR, 0, b"mis-wired chain: peer sends X but this server expects Y"),
         "bye": encode_frame(FrameType.BYE, 0),
     }
+    tagged = LinkSession(bytes([7]) + bytes(31), is_sender=True)  # the fuzz target's session: a correct tag
+    seeds["tagged-tensor"] = encode_frame(FrameType.TENSOR, 8, bytes(spec.packed_size), session=tagged)
+    seeds["auth"] = encode_frame(FrameType.AUTH, 0, f"FSPL-AUTH nonce={'ab' * 16} mac={'cd' * 32}".encode())
     for name, data in seeds.items():
         (corpus / name).write_bytes(data + seeds["tensor"])
-    done = subprocess.run(
-        [str(sanitizer_build / "frame_fuzzer"), f"-max_total_time={min(FUZZ_SECONDS, 60)}", "-max_len=8192",
-         "-print_final_stats=1", str(corpus)],
-        capture_output=True, text=True, timeout=min(FUZZ_SECONDS, 60) + 120, check=False,
-    )
+    # a fixed number of inputs (not seconds): CI proves the same depth on a slow or a busy machine
+    executed = _fuzz(sanitizer_build / "frame_fuzzer", corpus, [f"-runs={FUZZ_RUNS}", "-max_len=2048",
+                                                                 "-max_total_time=600"], timeout=660)
+    assert executed >= FUZZ_RUNS
+
+
+def _fuzz(binary: Path, corpus: Path, flags: list[str], timeout: float) -> int:
+    """Run a libFuzzer target on `corpus`; the number of inputs it executed (fails on a crash or a leak)."""
+    done = subprocess.run([str(binary), *flags, "-print_final_stats=1", str(corpus)], capture_output=True, text=True,
+                          timeout=timeout, check=False)
     assert done.returncode == 0, done.stderr[-4000:]
     assert "Done" in done.stderr and "stat::number_of_executed_units" in done.stderr
-    executed = int(done.stderr.split("stat::number_of_executed_units:")[1].split()[0])
-    assert executed > 1000
+    return int(done.stderr.split("stat::number_of_executed_units:")[1].split()[0])
+
+
+def test_program_parser_survives_a_bounded_fuzz_run(sanitizer_build: Path, tmp_path: Path) -> None:  # noqa: F811
+    """Program files come from bundles and are parsed as root before the server drops privileges."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for name, make in GRAPHS.items():
+        path = corpus / f"{name}.fsprog"
+        program.write(make(np.random.default_rng(1)), path)
+        if path.stat().st_size > 16384:
+            path.unlink()  # small seeds: more inputs per second
+    seconds = min(FUZZ_SECONDS, 60)
+    executed = _fuzz(sanitizer_build / "program_fuzzer", corpus, [f"-max_total_time={seconds}", "-max_len=16384"],
+                     timeout=seconds + 120)
+    assert executed > 10000

@@ -1,12 +1,14 @@
 // libFuzzer target for the frame parser: everything a peer can send before and after the
-// handshake — a byte stream cut into headers and payloads, HELLO payloads, and program headers are
-// not reachable from the network so are not fuzzed here. Run: frame_fuzzer -max_total_time=60
+// handshake — a byte stream cut into headers and payloads, HELLO and AUTH payloads, and tagged
+// frames checked against a link session (program files: ProgramParserFuzz.cc).
+// Run: frame_fuzzer -max_total_time=60
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
 
 #include "Frame.h"
 #include "Hello.h"
+#include "LinkAuth.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace finnsplit;
@@ -23,6 +25,26 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     pos += header.length;
     // Checksums are verified, but a fuzzer rarely forges a CRC: parse HELLOs regardless.
     (void)Frame::verifyChecksum(raw, header, payload);
+    if (header.flags & Frame::kTagged) {
+      // A tag that does not follow is a truncated frame; one that does is verified (and, from a
+      // fuzzer, refused) like any frame of an authenticated link.
+      if (LinkSession::kTagBytes > size - pos) break;
+      static const uint8_t kSession[Sha256::kDigestBytes] = {7};
+      LinkSession session(kSession, false);
+      (void)session.verifyIncoming(raw, Frame::kHeaderSize, payload, header.length, data + pos);
+      pos += LinkSession::kTagBytes;
+    }
+    if (header.type == FrameType::kAuth) {
+      AuthMessage message;
+      for (bool withNonce : {true, false}) {
+        if (AuthMessage::parse(reinterpret_cast<const char*>(payload), header.length, withNonce, &message)) {
+          Nonce nonce;
+          uint8_t mac[Sha256::kDigestBytes];
+          (void)Nonce::parseHex(message.nonce, &nonce);
+          (void)fromHex(message.mac, mac, sizeof(mac));
+        }
+      }
+    }
     if (header.type == FrameType::kHello) {
       Hello hello;
       if (Hello::parse(reinterpret_cast<const char*>(payload), header.length, &hello)) {
