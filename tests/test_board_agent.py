@@ -100,6 +100,9 @@ def test_run_serves_tensors_bit_exact_publishes_stats_and_stop_drains(board: Boa
         assert reply["ok"], reply
         address = listen_address(reply)
         assert address[0] == "127.0.0.1" and address[1] > 0 and reply["result"]["bundle"] == bundle_id
+        uids = next(line for line in Path(f"/proc/{reply['result']['pid']}/status").read_text().splitlines()
+                    if line.startswith("Uid:"))
+        assert uids.split()[1:] == ["65534"] * 4  # the agent's server runs as nobody, not as root
         status = probe.wait("status", lambda s: s["state"] == "running").payload
         assert (status["bundle"], status["partition"], status["listen"]) == (bundle_id, 0, reply["result"]["listen"])
         started = probe.wait("event", lambda e: e["event"] == "server-started").payload
