@@ -157,7 +157,8 @@ def encode_frame(ftype: int, seq: int, payload: bytes = b"", *, session: Tagger 
     size = len(payload) if length is None else length
     flags = (FLAG_TAGGED if session is not None else 0) if flags is None else flags
     head = HEADER.pack(magic, version, int(ftype), flags, seq, size, 0)[:CHECKSUMMED_HEADER_BYTES]
-    crc = zlib.crc32(payload, zlib.crc32(head)) if checksum is None else checksum
+    covered = b"" if flags & FLAG_TAGGED else payload  # a tagged frame's payload is protected by its tag
+    crc = zlib.crc32(covered, zlib.crc32(head)) if checksum is None else checksum
     header = head + struct.pack("<I", crc)
     if session is None:
         return header + payload
@@ -201,7 +202,7 @@ def read_frame(sock: socket.socket, tensor_bytes: int, session: Tagger | None = 
         raise ProtocolError(f"{ftype.name} frame of {length} bytes (limit {MAX_CONTROL_PAYLOAD})")
     payload = _recv_exact(sock, length, f"{ftype.name} payload")
     tag = _recv_exact(sock, TAG_BYTES, f"{ftype.name} tag") if session is not None else b""
-    if zlib.crc32(payload, zlib.crc32(raw[:CHECKSUMMED_HEADER_BYTES])) != checksum:
+    if zlib.crc32(b"" if flags & FLAG_TAGGED else payload, zlib.crc32(raw[:CHECKSUMMED_HEADER_BYTES])) != checksum:
         raise ProtocolError(f"checksum mismatch in {ftype.name} frame seq {seq}")
     if session is not None and not session.verify_incoming(raw, payload, tag):
         raise ProtocolError(f"authentication tag mismatch in {ftype.name} frame seq {seq} (not from the peer)")

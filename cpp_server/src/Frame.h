@@ -1,7 +1,8 @@
 // Frame: the framed message of the finnsplit wire protocol (docs/protocol.md, version 2): a 24-byte
 // little-endian header (magic, version, type, flags, sequence number, payload length, checksum)
 // followed by the payload, then, with flag kTagged, a 16-byte authentication tag (LinkAuth.h).
-// The checksum is the CRC-32 of header bytes [0, 20) then the payload.
+// The checksum is the CRC-32 of header bytes [0, 20) then the payload (the header bytes alone on a
+// tagged frame, whose tag covers the payload).
 // Thread safety: pure functions.
 #pragma once
 
