@@ -96,22 +96,24 @@ def _randomize(model, seed: int, input_shape: tuple[int, ...]) -> None:
 
 def export(
     name: str, path: str | Path, seed: int = 0, checkpoint: str | Path | None = None, dynamo: bool = True,
-    exporter: str = "brevitas-0.13",
+    exporter: str = "brevitas-0.13", save_state: str | Path | None = None,
 ) -> Path:
     """Export zoo model `name` to QONNX at `path`; random weights unless `checkpoint` is given.
 
     exporter "brevitas-0.10" exports with FINN's brevitas in its own interpreter, from the same
-    weights brevitas 0.13 exports.
+    weights brevitas 0.13 exports. `save_state`: also write the weights exported (a state_dict).
     """
     if exporter not in EXPORTERS:
         raise FinnsplitError(f"unknown exporter {exporter!r}; known: {', '.join(EXPORTERS)}")
     entry = _entry(name)
     if exporter == "brevitas-0.10":
-        return export_legacy([(name, Path(path))], seed, checkpoint)[0]
+        return export_legacy([(name, Path(path))], seed, {name: Path(checkpoint)} if checkpoint else None)[0]
     import torch
     from brevitas.export import export_qonnx
 
     model = _weighted(entry, seed, checkpoint)
+    if save_state is not None:
+        torch.save(model.state_dict(), save_state)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     example = torch.rand(entry.input_shape, generator=torch.Generator().manual_seed(seed))
@@ -121,22 +123,23 @@ def export(
 
 
 def export_legacy(
-    jobs: list[tuple[str, Path]], seed: int = 0, checkpoint: str | Path | None = None, opset: int = 13
+    jobs: list[tuple[str, Path]], seed: int = 0, checkpoints: dict[str, Path] | None = None, opset: int = 13
 ) -> list[Path]:
     """Export zoo models with brevitas 0.10 (TorchScript, `onnx.brevitas` domain), one subprocess for all.
 
-    Without `checkpoint` each model gets the seeded random weights `export` gives it, made here with
-    brevitas 0.13 and loaded by brevitas 0.10 (their state_dicts agree), so both exports hold the
-    same network.
+    A model without a checkpoint (a state_dict, by model name) gets the seeded random weights `export`
+    gives it, made here with brevitas 0.13 and loaded by brevitas 0.10 (their state_dicts agree), so
+    both exports hold the same network.
     """
     import tempfile
 
+    checkpoints = checkpoints or {}
     with tempfile.TemporaryDirectory(prefix="finnsplit-zoo-") as scratch:
         specs = []
         for name, path in jobs:
             entry = _entry(name)
-            state = Path(checkpoint) if checkpoint else Path(scratch) / f"{name}.pth"
-            if checkpoint is None:
+            state = Path(checkpoints.get(name) or Path(scratch) / f"{name}.pth")
+            if name not in checkpoints:
                 import torch
 
                 torch.save(_weighted(entry, seed, None).state_dict(), state)

@@ -12,12 +12,23 @@ ZOO = ("tfc-w2a2", "cnv-w2a2", "mobilenet-v1-w4a4", "cnv-w1a1", "lfc-w1a1")
 
 @pytest.fixture(scope="session")
 def zoo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A directory holding every zoo model, exported with seed 0."""
+    """A directory holding every zoo model, exported with seed 0 by brevitas 0.13, and its weights (NAME.pth)."""
     from splitter.zoo import export
 
     directory = tmp_path_factory.mktemp("zoo")
     for name in ZOO:
-        export(name, directory / f"{name}.onnx", seed=0)
+        export(name, directory / f"{name}.onnx", seed=0, save_state=directory / f"{name}.pth")
+    return directory
+
+
+@pytest.fixture(scope="session")
+def zoo_legacy_dir(zoo_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Every zoo model exported by brevitas 0.10 (FINN's venv, TorchScript) from zoo_dir's weights."""
+    from splitter.zoo import export_legacy
+
+    directory = tmp_path_factory.mktemp("zoo_brevitas010")
+    export_legacy([(name, directory / f"{name}.onnx") for name in ZOO], seed=0,
+                  checkpoints={name: zoo_dir / f"{name}.pth" for name in ZOO})
     return directory
 
 

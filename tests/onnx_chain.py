@@ -33,7 +33,8 @@ def raw_inputs(model: onnx.ModelProto, graph: DataflowGraph, count: int, seed: i
 
 def first_sub_model_input(graph: DataflowGraph, first: onnx.ModelProto, raw: np.ndarray) -> np.ndarray:
     """What the laptop sends the first board, in the first sub-model's ONNX layout."""
-    if graph.input_quant.kind == "declared":
+    iq = graph.input_quant
+    if iq.kind == "declared" and not iq.shift:
         return raw
     nhwc = dataflow_input(graph, raw)
     shape = onnx_shape(first.graph.input[0])

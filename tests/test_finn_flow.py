@@ -105,6 +105,8 @@ def test_mobilenet_on_six_zedboards_through_finn(zoo_dir: Path, finn_python: Fin
     ("tfc-w2a2", "pynq-z2:1", 8),
     ("mobilenet-v1-w4a4", "zcu104:2", 2),
     ("mobilenet-v1-w4a4", "kv260:3", 2),
+    ("cnv-w1a1", "zedboard:2", 4),  # XNOR-popcount MVAUs (binaryXnorMode), a first layer of 8-bit x bipolar
+    ("lfc-w1a1", "pynq-z2:1", 4),  # a bipolar graph input (BINARY from the host) and an XNOR layer without activation
 ])
 def test_zynq7000_and_ultrascale_partitions_go_through_finn(
     model: str, boards: str, frames: int, zoo_dir: Path, finn_python: FinnPython, server_bin: Path,  # noqa: F811
