@@ -6,10 +6,9 @@ with qonnx's own transformations: shape inference, constant folding (quantizers 
 tensors and of initializers listed as graph inputs. Two of cleanup's passes are replaced so the
 result stays the user's model: tensor and node names are kept (errors, the reference and the
 sub-models name what the user exported; qonnx's `GiveReadableTensorNames` would rename them all),
-and parameters shared by several nodes are copied under deterministic names (qonnx's
-`GiveUniqueParameterTensors` draws random ones, so two builds would differ). Nodes without a name
-get one. A symbolic batch dimension is bound to 1 with a note: the pipeline streams one frame at
-a time.
+and parameters shared by several nodes are copied under names derived from the node (qonnx's
+`GiveUniqueParameterTensors` draws random ones). Nodes without a name get one. A symbolic batch
+dimension is bound to 1 with a note: the pipeline streams one frame at a time.
 """
 
 from __future__ import annotations
@@ -53,8 +52,6 @@ def import_model(model: onnx.ModelProto, name: str = "model") -> ImportedModel:
                      FoldConstants(exclude_op_types=list(QUANT_OPS)), FoldTransposeIntoQuantInit(),
                      RemoveUnusedTensors(), RemoveStaticGraphInputs(), InferShapes()):
             wrapper = wrapper.transform(step)
-    except LoweringError:
-        raise
     except Exception as exc:  # qonnx and onnxruntime raise many unrelated types for a broken graph
         raise LoweringError(f"model {name!r}: qonnx's cleanup failed ({type(exc).__name__}: {exc})") from None
     return ImportedModel(wrapper.model, tuple(notes))

@@ -25,7 +25,7 @@ class NameUnnamedNodes(Transformation):
 
 
 class UniqueParameterTensors(Transformation):
-    """Give each node its own copy of an initializer several nodes read, under a deterministic name.
+    """Give each node its own copy of an initializer several nodes read, named after the node.
 
     qonnx's GiveUniqueParameterTensors does the same with random names; the copies exist so that
     FoldTransposeIntoQuantInit, which transposes a quantizer's initializers in place, cannot change
