@@ -52,3 +52,27 @@ def test_build_and_virtual_check(name: str, exporter: str, boards: str, zoo_dir:
     if not name.startswith("mobilenet"):  # MobileNetV1 has float32 near-ties (docs/lowering.md); these none
         assert float(compared.group(3)) < 1e-4  # float32 rounding of the host's affine
         assert compared.group(2) == compared.group(1)
+
+
+@pytest.mark.usefixtures("server_bin")
+def test_check_uses_the_bundles_declared_input(tmp_path: Path) -> None:
+    """A model without finnsplit's metadata, built with --input-dtype ... --mean ...: `virtual --check` needs no
+    options (the manifest has them), here with the padded first convolution's shifted input (x * 200 - K)."""
+    import onnx
+    from qonnx_builder import GraphBuilder
+
+    b = GraphBuilder((1, 3, 8, 8), seed=2)
+    x = b.node("Conv", ["x", b.qweight((6, 3, 3, 3), 8)], kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+    x = b.quant(b.node("Relu", [b.batchnorm(x, 6)]), 0.25, 4, signed=False)
+    x = b.node("Conv", [x, b.qweight((4, 6, 8, 8), 4)], kernel_shape=[8, 8])
+    path = tmp_path / "padded.onnx"
+    onnx.save(b.model(x), str(path))
+    built = finnsplit("build", str(path), "--boards", "1", "--finn", "no", "-o", str(tmp_path / "b"),
+                      "--input-dtype", "UINT8", "--input-scale", "1/255", "--mean", "0.485,0.456,0.406",
+                      "--std", "0.226")
+    assert built.returncode == 0, built.stderr[-3000:]
+    assert "sent as x * 200 - [24735, 23256, 20706] (INT16)" in built.stdout
+    done = finnsplit("virtual", str(tmp_path / "b"), "--images", "4", "--check", str(path))
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "bit-exact vs the Python executor: 4/4 frames" in done.stdout
+    assert "same top-1 3/3" in done.stdout
