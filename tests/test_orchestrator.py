@@ -1,5 +1,7 @@
 """The orchestrator on a virtual fleet (namespaces, real sshd, real Mosquitto, real agents and servers):
-deploy a bundle, run it, lose a board mid-stream, fail over to a spare, and lose no frame."""
+deploy a bundle, run it, lose a board mid-stream, fail over to a spare, and lose no frame — all of it
+authenticated and encrypted, while a stranger's MQTT clients, data frames and results are refused
+and a board's malformed messages are shrugged off."""
 
 from __future__ import annotations
 
@@ -7,18 +9,22 @@ import asyncio
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
+import aiomqtt
 import numpy as np
 import pytest
 from cpp_fixtures import server_bin  # noqa: F401  (fixture)
 
+from board_agent.mqtt import tls_context
+from orchestrator.client import TensorSender
 from orchestrator.daemon import DaemonConfig, Orchestrator
 from orchestrator.fleet import load_fleet
 from orchestrator.link_auth import new_key
 from orchestrator.netns import netns_available
 from orchestrator.pipeline_client import ResilientClient
-from orchestrator.protocol import WireSpec
+from orchestrator.protocol import HandshakeError, WireSpec
 from orchestrator.vfleet import VirtualFleet
 from splitter import program
 from splitter.bundle.manifest import load_manifest
@@ -51,6 +57,44 @@ def _chain(pieces, x):
     return x
 
 
+async def _mqtt(**options: object) -> str:
+    try:
+        async with aiomqtt.Client(**options, timeout=5) as mqtt:
+            if "username" in options:  # a board's own identity: malformed messages where the orchestrator reads
+                prefix = f"finnsplit/vfleet/board/{options['username'].rsplit('-', 1)[1]}"
+                for leaf, payload in (("reply", b"[1]"), ("status", b"[" * 60_000), ("heartbeat", b"\xff"),
+                                      ("event", b'{"event": 5}'), ("status", b'{"online": "yes"}')):
+                    await mqtt.publish(f"{prefix}/{leaf}", payload, qos=1)
+            return "connected"
+    except aiomqtt.MqttError as exc:
+        return str(exc)
+
+
+def attack(vfleet: VirtualFleet, orch: Orchestrator, client: ResilientClient, in_spec: WireSpec,
+           out_spec: WireSpec) -> None:
+    """What a stranger on the network tries against the running pipeline: every attempt is refused."""
+    assert vfleet.secrets is not None
+    tls = {"hostname": vfleet.network.host_address, "port": 8883, "tls_context": tls_context(vfleet.secrets.ca_file)}
+    z0 = vfleet.secrets.board("z0")
+    assert "Not authorized" in asyncio.run(_mqtt(**tls))  # anonymous
+    assert "Not authorized" in asyncio.run(_mqtt(**tls, username=z0.username, password="guess"))
+    # a board's own (real) identity sending malformed messages: the orchestrator shrugs them off
+    assert asyncio.run(_mqtt(**tls, username=z0.username, password=z0.password_file.read_text().strip())) == "connected"
+    first = orch.first_hop()
+    assert first is not None
+    with pytest.raises(HandshakeError, match="requires authentication"):
+        TensorSender(first, in_spec, node="stranger")  # a stranger's data frames
+    with pytest.raises(HandshakeError, match="failed to authenticate"):
+        TensorSender(first, in_spec, node="stranger", key=new_key())
+    for key in (None, new_key()):  # a stranger's results
+        with pytest.raises(HandshakeError):
+            TensorSender(client.result_address, out_spec, node=str(orch.last_stage()), key=key)
+    deadline = time.monotonic() + 5
+    while len(client.port.refused) < 2 and time.monotonic() < deadline:  # the port's own thread records them
+        time.sleep(0.05)
+    assert len(client.port.refused) >= 2, client.port.refused
+
+
 @pytest.mark.usefixtures("server_bin")
 def test_deploy_run_and_fail_over_without_losing_frames(cnv_bundle: Path, tmp_path: Path) -> None:
     boards = [("z0", "zedboard"), ("z1", "zedboard"), ("z2", "zedboard"), ("z3", "zedboard")]
@@ -68,6 +112,7 @@ def test_deploy_run_and_fail_over_without_losing_frames(cnv_bundle: Path, tmp_pa
         frames = [rng.integers(in_spec.dtype.min, in_spec.dtype.max, size=in_spec.shape, endpoint=True)
                   for _ in range(1500)]
         killed: list[tuple[str, int]] = []
+        orch_refused: list[str] = []
 
         def stream() -> list[np.ndarray]:
             return client.infer_many(frames, timeout_s=120)
@@ -97,11 +142,13 @@ def test_deploy_run_and_fail_over_without_losing_frames(cnv_bundle: Path, tmp_pa
                         break
                     await asyncio.sleep(0.1)
                 assert (orch.bundle, 1) in orch.deployed["z3"], log
+                await asyncio.to_thread(attack, vfleet, orch, client, in_spec, out_spec)
                 killer = threading.Thread(target=kill_stage_one)
                 killer.start()
                 results = await asyncio.to_thread(stream)
                 killer.join()
                 assert orch.assignment[1] == "z3", log  # the spare took over stage 1
+                orch_refused.extend(orch.link.refused)
                 return results
             finally:
                 stop.set()
@@ -123,3 +170,4 @@ def test_deploy_run_and_fail_over_without_losing_frames(cnv_bundle: Path, tmp_pa
         assert killed and killed[0][1] < len(frames) - 300, "the board must die mid-stream"
         assert any("spare z3 holds partition 1's files" in line for line in log), log  # prestaged while healthy
         assert not any("deploying partition 1 to z3" in line for line in log), log  # so failover uploads nothing
+        assert len(orch_refused) >= 5, orch_refused  # the malformed board messages, refused and logged
