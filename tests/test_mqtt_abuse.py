@@ -98,6 +98,12 @@ def test_the_agent_refuses_every_malformed_command_and_its_server_keeps_computin
             probe.publish("cmd", raw)
             answer = probe.wait("reply", since=mark).payload
             assert not answer["ok"] and expected in answer["error"], (raw[:60], answer)
+        mark = probe.mark()
+        huge = json.dumps({"id": "huge", "op": "stop", "ts": time.time(), "pad": "x" * 300_000}).encode()
+        outcome = asyncio.run(_publish_once(board.broker, "finnsplit/test/board/zed0/cmd", huge))
+        assert outcome != "published", outcome  # over max_packet_size: the broker hangs up on the sender
+        time.sleep(0.5)
+        assert not [m for m in probe.messages[mark:] if m.leaf in ("cmd", "reply")]  # it never reached the board
         assert rss_kb(agent.pid) < memory + 20_000  # the 100 KB and the deep ones cost nothing lasting
         assert agent.poll() is None and probe.request("ping")["ok"]
         status = probe.wait("status", lambda s: s["state"] == "running").payload
@@ -128,6 +134,16 @@ def test_replayed_stale_and_retained_commands_are_refused(board: Board, bundle: 
     assert not [m for m in probe.messages if m.leaf == "reply" and m.payload.get("id") == "left-behind"]
     assert not [m for m in probe.messages if m.leaf == "event"]  # the retained run started nothing
     assert "a retained message on cmd" in board.log()
+
+
+async def _publish_once(broker: Broker, topic: str, payload: bytes) -> str:
+    """Publish as the orchestrator on a connection of its own: "published", or how it failed."""
+    try:
+        async with aiomqtt.Client(**broker.client_options("orchestrator"), timeout=5) as mqtt:
+            await mqtt.publish(topic, payload, qos=1, timeout=5)
+            return "published"
+    except aiomqtt.MqttError as exc:
+        return f"refused: {exc}"
 
 
 class LinkThread:
