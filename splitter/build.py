@@ -14,6 +14,7 @@ import onnx
 from splitter.boards import Board, parse_board_list
 from splitter.bundle.export import write_bundle
 from splitter.bundle.manifest import sha256_file
+from splitter.cost import CostConfig
 from splitter.errors import FinnsplitError
 from splitter.folding import finn_set_folding
 from splitter.graph import DataflowGraph
@@ -35,6 +36,7 @@ class BuildConfig:
     target_fps: float | None = None  # greedy only: FINN SetFolding target; None keeps PE=SIMD=1
     link_gbps: float | None = None  # override the boards' link rate
     replicate: bool = True  # balanced: spare boards may replicate the bottleneck stage
+    thresholds: str = "choose"  # MVAU/VVAU thresholds: chosen per layer, or all "embedded" / "standalone"
     input_spec: object = None  # splitter.lowering.InputSpec, or None for the model's own / the zoo's
     finn: str = "auto"  # FINN: bitstreams "auto" when installed, "yes" (required), "no", or "estimates" only
     finn_jobs: int = 1  # --finn estimates: partitions run at once
@@ -72,7 +74,10 @@ def step_plan(state: BuildState, cfg: BuildConfig, progress: Progress) -> BuildS
         folds = finn_set_folding(graph.layers, board, graph.tensors, board.clock_hz / cfg.target_fps)
     progress(f"planning ({cfg.strategy}) on {_describe(boards)}")
     state.plan = plan(graph.layers, graph.tensors, boards, cfg.strategy, link_gbps=cfg.link_gbps,
-                      greedy_foldings=folds, replicate=cfg.replicate)
+                      cfg=CostConfig(thresholds=cfg.thresholds), greedy_foldings=folds, replicate=cfg.replicate)
+    if state.plan.gap > 1e-9:
+        state.notes.append(f"the search's fronts were cut: no plan is faster than {state.plan.fps_bound:.1f} fps, "
+                           f"this one reaches {state.plan.fps:.1f} ({100 * state.plan.gap:.1f}% below that bound)")
     replicated = [p for p in state.plan.partitions if p.replicas > 1]
     if replicated:
         single = min(min(p.compute_fps / p.replicas, p.link_fps) for p in state.plan.partitions)

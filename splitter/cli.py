@@ -156,6 +156,9 @@ def inspect(model: str, input_dtype: str | None, input_scale: str | None, mean: 
 @click.option("--target-fps", type=float, help="greedy only: FINN SetFolding target (default PE=SIMD=1).")
 @click.option("--link-gbps", type=float, help="Override the boards' link rate (Gbit/s).")
 @click.option("--no-replicate", is_flag=True, help="Never run a stage on several boards.")
+@click.option("--thresholds", type=click.Choice(["choose", "embedded", "standalone"]), default="choose",
+              show_default=True, help="MVAU/VVAU thresholds: chosen per layer, in the layer (FINN's default) "
+                                      "or a Thresholding_rtl after each.")
 @click.option("--finn", type=click.Choice(["auto", "yes", "no", "estimates"]), default="auto", show_default=True,
               help="Build bitstreams with FINN: when installed (auto), required (yes), or not (no); or run FINN "
                    "only to its estimate reports (estimates: FINN's Python, no Vivado).")
@@ -165,7 +168,7 @@ def inspect(model: str, input_dtype: str | None, input_scale: str | None, mean: 
               help="Bundle directory (an older bundle there is replaced).")
 @input_options
 def build(model: str, boards: str, board: str, strategy: str, target_fps: float | None, link_gbps: float | None,
-          no_replicate: bool, finn: str, finn_jobs: int, output: str, input_dtype: str | None,
+          no_replicate: bool, thresholds: str, finn: str, finn_jobs: int, output: str, input_dtype: str | None,
           input_scale: str | None, mean: str | None, std: str | None) -> None:
     """Split MODEL over boards and write a deployment bundle."""
     from splitter.boards import parse_board_list
@@ -176,7 +179,7 @@ def build(model: str, boards: str, board: str, strategy: str, target_fps: float 
     parse_board_list(boards, board)  # a bad --boards is reported before the model is read
 
     cfg = BuildConfig(model=model, output=output, boards=boards, board=board, strategy=strategy,
-                      target_fps=target_fps, link_gbps=link_gbps, replicate=not no_replicate,
+                      target_fps=target_fps, link_gbps=link_gbps, replicate=not no_replicate, thresholds=thresholds,
                       input_spec=resolve_input_spec(input_dtype, input_scale, mean, std), finn=finn,
                       finn_jobs=finn_jobs)
     state = run_build(cfg, _progress())

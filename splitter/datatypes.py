@@ -70,3 +70,11 @@ def smallest_datatype(lo: int, hi: int) -> DataType:
         return datatype(f"UINT{max(1, int(hi).bit_length())}")
     bits = max((-lo - 1).bit_length(), hi.bit_length()) + 1
     return datatype(f"INT{bits}")
+
+
+def threshold_datatype(thresholds: np.ndarray, idt: DataType) -> DataType:
+    """Datatype of standalone thresholds on input `idt`: `idt` if it holds them (as FINN sets), else the smallest."""
+    lo, hi = int(np.min(thresholds)), int(np.max(thresholds))
+    if idt.min <= lo and hi <= idt.max:
+        return idt
+    return smallest_datatype(min(lo, idt.min), max(hi, idt.max))

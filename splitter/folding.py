@@ -22,7 +22,7 @@ from splitter.cost import (
     boundary_cost,
     layer_cost,
 )
-from splitter.cost.compute import mvau_rtl_possible
+from splitter.cost.compute import accumulator_layer, mvau_rtl_possible
 from splitter.cost.errors import UnsupportedLayerError
 from splitter.cost.model import folding_from_attrs
 from splitter.graph import Layer, TensorSpec, dtype_attr, pair
@@ -69,7 +69,8 @@ def _mem_styles(board: Board) -> list[str]:
 
 
 def legal_foldings(layer: Layer, board: Board, cfg: CostConfig | None = None) -> list[Folding]:
-    """Every folding FINN accepts for `layer` on `board` (divisor rules of SetFolding, memory styles)."""
+    """Every folding FINN accepts for `layer` on `board`: SetFolding's divisor rules, memory styles, and
+    for MVAU/VVAU the implementation: thresholds embedded or standalone, MVAU_hls or MVAU_rtl, LUT or DSP."""
     cfg = cfg or CostConfig()
     op, a = layer.op_type, layer.attrs
     if op in UNSUPPORTED_OPS or op not in COSTED_OPS:
@@ -79,13 +80,13 @@ def legal_foldings(layer: Layer, board: Board, cfg: CostConfig | None = None) ->
         simds = [s for s in divisors(mw) if s * 1024 >= mw]  # HLS MVAU needs SIMD >= MW/1024
         if cfg.mvau_wwidth_max:
             simds = [s for s in simds if s == 1 or s * w_bits <= cfg.mvau_wwidth_max]
-        res_types = ["dsp"] if mvau_rtl_possible(layer, board) else ["lut", "dsp"]
-        return [Folding(p, s, m, r) for s in simds for p in divisors(int(a["MH"]))
-                for m in _mem_styles(board) for r in res_types]
+        base = [Folding(p, s, m) for s in simds for p in divisors(int(a["MH"])) for m in _mem_styles(board)]
+        return [v for f in base for v in _implementations(layer, f, board, cfg)]
     if op == "VVAU":
         channels, (kh, kw) = int(a["Channels"]), pair(a["Kernel"])
         pe_simd = [(p, 1) for p in divisors(channels)] + ([(channels, kh * kw)] if kh * kw > 1 else [])
-        return [Folding(p, s, m, r) for p, s in pe_simd for m in _mem_styles(board) for r in ("lut", "dsp")]
+        base = [Folding(p, s, m) for p, s in pe_simd for m in _mem_styles(board)]
+        return [v for f in base for v in _implementations(layer, f, board, cfg)]
     if op == "ConvolutionInputGenerator":
         channels, kernel = int(a["IFMChannels"]), pair(a["ConvKernelDim"])
         out = []
@@ -102,6 +103,40 @@ def legal_foldings(layer: Layer, board: Board, cfg: CostConfig | None = None) ->
     if op == "ChannelwiseOp":
         return [Folding(pe=p, ram_style=m) for p in divisors(count) for m in ("distributed", "block")]
     return [Folding(pe=p) for p in divisors(count)]
+
+
+def _implementations(layer: Layer, f: Folding, board: Board, cfg: CostConfig) -> list[Folding]:
+    """`f` with every implementation FINN can build for an MVAU/VVAU (docs/cost-model.md#implementations)."""
+    activation = int(layer.attrs.get("noActivation", 0)) == 0 and "thresholds" in layer.params
+    xnor = int(layer.attrs.get("binaryXnorMode", 0)) == 1
+    out = []
+    if not activation or cfg.thresholds != "standalone" or xnor:
+        out += _node_styles(layer, f, board)  # thresholds embedded, or none
+    if activation and not xnor and cfg.thresholds != "embedded":
+        acc = accumulator_layer(layer)
+        pe = _threshold_pe(layer, f)
+        out += [dataclasses.replace(v, thresholds="standalone", thr_pe=pe) for v in _node_styles(acc, f, board)]
+    return out
+
+
+def _node_styles(layer: Layer, f: Folding, board: Board) -> list[Folding]:
+    """One MVAU/VVAU node: HLS with LUT or DSP multipliers; MVAU_rtl (DSP only) where FINN builds it."""
+    if layer.op_type == "MVAU" and int(layer.attrs.get("noActivation", 0)) == 1:
+        rtl = [dataclasses.replace(f, res_type="dsp", impl_style="rtl")] if mvau_rtl_possible(
+            layer, board, preferred=True) else []
+        return [*(dataclasses.replace(f, res_type=r, impl_style="hls") for r in ("lut", "dsp")), *rtl]
+    return [dataclasses.replace(f, res_type=r) for r in ("lut", "dsp")]
+
+
+def _threshold_pe(layer: Layer, f: Folding) -> int:
+    """The fewest PEs of a standalone Thresholding_rtl that keep it no slower than its MVAU/VVAU."""
+    if layer.op_type == "MVAU":
+        channels, fold = int(layer.attr("MH")), int(layer.attr("MW")) // f.simd  # cycles per output vector
+        per_pe = channels // f.pe * fold
+    else:
+        (kh, kw), channels = pair(layer.attr("Kernel")), int(layer.attr("Channels"))
+        per_pe = channels * kh * kw // (f.pe * f.simd)
+    return next(d for d in divisors(channels) if channels // d <= per_pe)
 
 
 def resource_score(res: Resources, board: Board) -> float:
@@ -216,14 +251,19 @@ def finn_folding_config(
     config: dict[str, dict[str, object]] = {"Defaults": {}}
     counters: dict[str, int] = {}
     for layer, f in zip(layers, foldings, strict=True):
-        impl = layer_cost(layer, f, board, tensors, cfg).impl
-        index = counters.get(impl, 0)
-        counters[impl] = index + 1
-        entry = _attr_values(layer, f)
-        if entry.get("ram_style") == "ultra" and layer.op_type in ("MVAU", "VVAU"):
-            entry["runtime_writeable_weights"] = 1  # FINN needs it for URAM weights off Versal
-        config[f"{impl}_{index}"] = entry
+        for node, entry in zip(layer_cost(layer, f, board, tensors, cfg).nodes, node_entries(layer, f), strict=True):
+            index = counters.get(node.impl, 0)
+            counters[node.impl] = index + 1
+            config[f"{node.impl}_{index}"] = entry
     return config
+
+
+def node_entries(layer: Layer, f: Folding) -> list[dict[str, object]]:
+    """The folding-config entry of each FINN node `layer` becomes (two with standalone thresholds)."""
+    entry = _attr_values(layer, f)
+    if entry.get("ram_style") == "ultra" and layer.op_type in ("MVAU", "VVAU"):
+        entry["runtime_writeable_weights"] = 1  # FINN needs it for URAM weights off Versal
+    return [entry, {"PE": f.thr_pe}] if f.standalone else [entry]
 
 
 def finn_set_folding(

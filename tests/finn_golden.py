@@ -1,8 +1,9 @@
 """Golden baselines: FINN v0.10.1's own per-layer estimates of zoo partitions (hls4ml style).
 
 Each file in tests/data/finn_golden/ holds, per partition of one zoo model split for one board list,
-the layer range, every node's folding, and FINN's estimate_layer_cycles / estimate_layer_resources
-for it, as FINN's estimate flow reported them. Made by running this tier:
+the layer range, every layer's folding (the cost model's Folding: PE, SIMD, memory, implementation)
+and, per FINN node the layer becomes, FINN's estimate_layer_cycles / estimate_layer_resources, as
+FINN's estimate flow reported them. Made by running this tier:
 
     .venv/bin/python tests/finn_golden.py            # rewrites tests/data/finn_golden/*.json
 
@@ -30,8 +31,6 @@ METRICS = ("cycles", "LUT", "BRAM_18K", "URAM", "DSP")
 # FINN's term of the cost model implements FINN's own formulas, so every tolerance is 0; a metric
 # that needs slack gets it here with the reason beside it.
 TOLERANCE = {"cycles": 0.0, "LUT": 0.0, "BRAM_18K": 0.0, "URAM": 0.0, "DSP": 0.0}
-FOLDING_KEYS = {"PE": "pe", "SIMD": "simd", "ram_style": "ram_style", "resType": "res_type",
-                "parallel_window": "parallel_window"}
 
 
 def golden_path(model: str, boards: str) -> Path:
@@ -40,10 +39,10 @@ def golden_path(model: str, boards: str) -> Path:
 
 
 def folding_of(entry: dict):
-    """The cost model's Folding for a folding-config entry."""
+    """The cost model's Folding recorded in a baseline."""
     from splitter.cost import Folding
 
-    return Folding(**{FOLDING_KEYS[k]: v for k, v in entry.items() if k in FOLDING_KEYS})
+    return Folding(**entry)
 
 
 def within(metric: str, got: float, want: float) -> bool:
@@ -51,24 +50,26 @@ def within(metric: str, got: float, want: float) -> bool:
     return abs(got - want) <= TOLERANCE[metric] * max(abs(want), 1.0) + 1e-9
 
 
-def from_bundle(bundle: Path, model: str, boards: str) -> dict:
-    """The baseline of a bundle whose partitions went through FINN's estimate flow."""
+def from_bundle(bundle: Path, plan, model: str, boards: str) -> dict:
+    """The baseline of a bundle (and its plan) whose partitions went through FINN's estimate flow."""
+    import dataclasses
+
     manifest = json.loads((bundle / "manifest.json").read_text())
     parts = []
-    start = 0
-    for part in manifest["partitions"]:
+    for part, planned in zip(manifest["partitions"], plan.partitions, strict=True):
         out = bundle / part["dir"] / "finn_estimates"
         cycles = json.loads((out / "report" / "estimate_layer_cycles.json").read_text())
         res = json.loads((out / "report" / "estimate_layer_resources.json").read_text())
-        folding = json.loads((bundle / part["files"]["folding"]["path"]).read_text())
-        nodes = []
-        for layer in part["predicted"]["layers"]:
-            node = layer["node"]
-            nodes.append({"node": node, "layer": layer["layer"], "folding": folding[node], "cycles": cycles[node],
-                          **{k: res[node][k] for k in METRICS[1:]}})
-        parts.append({"index": part["index"], "board": part["board"], "start": start, "stop": start + len(nodes),
-                      "nodes": nodes})
-        start += len(nodes)
+        nodes = iter(part["predicted"]["layers"])
+        layers = []
+        for name, folding, cost in zip(planned.layer_names, planned.foldings, planned.costs, strict=True):
+            entries = [next(nodes) for _ in cost.nodes]
+            assert all(e["layer"] == name for e in entries)
+            layers.append({"layer": name, "folding": dataclasses.asdict(folding), "nodes": [
+                {"node": e["node"], "cycles": cycles[e["node"]], **{k: res[e["node"]][k] for k in METRICS[1:]}}
+                for e in entries]})
+        parts.append({"index": part["index"], "board": part["board"], "start": planned.start, "stop": planned.stop,
+                      "layers": layers})
     finn = manifest["partitions"][0]["finn_estimates"]["finn_version"]
     return {"model": model, "seed": 0, "boards": boards, "finn_version": finn, "tolerance": TOLERANCE,
             "partitions": parts}
@@ -84,9 +85,9 @@ def make(model: str, boards: str, zoo_dir: Path, work: Path) -> dict:
     if not onnx_path.is_file():
         export(model, onnx_path, seed=0)
     bundle = work / f"{model}_{boards}"
-    build(BuildConfig(model=str(onnx_path), output=str(bundle), boards=boards, finn="no"))
+    state = build(BuildConfig(model=str(onnx_path), output=str(bundle), boards=boards, finn="no"))
     run_estimates(bundle, jobs=2, log=print)
-    return from_bundle(bundle, model, boards)
+    return from_bundle(bundle, state.plan, model, boards)
 
 
 def main() -> int:

@@ -114,7 +114,9 @@ def test_mobilenet_bundle_finn_configs(mobilenet_bundle: tuple[Path, str]) -> No
     for part in manifest["partitions"]:
         folding = json.loads((root / part["files"]["folding"]["path"]).read_text())
         names = [k for k in folding if k != "Defaults"]
-        assert len(names) == len(part["layers"])
+        # one entry per FINN node: a layer with standalone thresholds is two (an MVAU/VVAU and a Thresholding_rtl)
+        assert names == [x["node"] for x in part["predicted"]["layers"]]
+        assert {x["layer"] for x in part["predicted"]["layers"]} == set(part["layers"])
         assert all(n.rsplit("_", 2)[1] in ("hls", "rtl") for n in names), names
         config = json.loads((root / part["files"]["finn_build"]["path"]).read_text())
         assert config["fpga_part"] == "xc7z020clg484-1"

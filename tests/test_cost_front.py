@@ -38,10 +38,9 @@ def test_front_extension_is_exact_where_a_greedy_choice_fails() -> None:
         return 0.0
 
     full = Front.start(Resources()).extend(first, cap, no_dwc, 1.0, limit=8).extend(second, cap, no_dwc, 1.0, 8)
-    assert full.paths == ((0, 0),)
-    greedy = Front.start(Resources()).extend(first, cap, no_dwc, 1.0, limit=1)
-    assert greedy.paths == ((1,),)  # keeps B, the lower score
-    assert len(greedy.extend(second, cap, no_dwc, 1.0, 1)) == 0
+    assert full.paths == ((0, 0),) and not full.truncated
+    cut = Front.start(Resources()).extend(first, cap, no_dwc, 1.0, limit=1)
+    assert len(cut) == 1 and cut.truncated  # a cut front says so: the search then reports a gap
 
 
 def test_front_adds_width_converters_and_closes_with_a_tail() -> None:

@@ -19,7 +19,7 @@ from splitter.bundle.finn_graph import finn_hw_model
 from splitter.cost import layer_cost
 from splitter.finn.config import write_build_config
 from splitter.finn.env import FinnPython
-from splitter.folding import apply_folding
+from splitter.folding import apply_folding, node_entries
 
 
 def _golden(model: str, boards: str) -> dict:
@@ -34,16 +34,17 @@ def test_cost_model_reproduces_finns_estimates(model: str, boards: str, zoo_lowe
     compared = 0
     for part in golden["partitions"]:
         board = load_board(part["board"])
-        for layer, node in zip(graph.layers[part["start"]:part["stop"]], part["nodes"], strict=True):
-            assert layer.name == node["layer"]
-            cost = layer_cost(layer, folding_of(node["folding"]), board, graph.tensors)
-            assert node["node"].startswith(cost.impl + "_")
-            got = {"cycles": cost.cycles, "LUT": cost.finn.lut, "BRAM_18K": cost.finn.bram18,
-                   "URAM": cost.finn.uram, "DSP": cost.finn.dsp}
-            bad = {m: (got[m], node[m]) for m in METRICS if not within(m, got[m], node[m])}
-            assert not bad, f"{node['node']} ({layer.name}, {node['folding']}): cost model vs FINN {bad}"
-            compared += 1
-    assert compared == sum(len(p["nodes"]) for p in golden["partitions"])
+        for layer, entry in zip(graph.layers[part["start"]:part["stop"]], part["layers"], strict=True):
+            assert layer.name == entry["layer"]
+            cost = layer_cost(layer, folding_of(entry["folding"]), board, graph.tensors)
+            for node_cost, node in zip(cost.nodes, entry["nodes"], strict=True):
+                assert node["node"].startswith(node_cost.impl + "_")
+                got = {"cycles": node_cost.cycles, "LUT": node_cost.finn.lut, "BRAM_18K": node_cost.finn.bram18,
+                       "URAM": node_cost.finn.uram, "DSP": node_cost.finn.dsp}
+                bad = {m: (got[m], node[m]) for m in METRICS if not within(m, got[m], node[m])}
+                assert not bad, f"{node['node']} ({layer.name}, {entry['folding']}): cost model vs FINN {bad}"
+                compared += 1
+    assert compared == sum(len(x["nodes"]) for p in golden["partitions"] for x in p["layers"])
 
 
 @pytest.mark.parametrize(("model", "boards"), [("cnv-w2a2", "kv260:1"), ("tfc-w2a2", "pynq-z2:1")])
@@ -53,14 +54,16 @@ def test_finn_today_reproduces_the_baselines(model: str, boards: str, zoo_lowere
     _, graph = zoo_lowered[model]
     for part in golden["partitions"]:
         board = load_board(part["board"])
-        folds = [folding_of(n["folding"]) for n in part["nodes"]]
+        folds = [folding_of(x["folding"]) for x in part["layers"]]
         piece = graph.slice(part["start"], part["stop"], f"golden_p{part['index']}")
+        costs = [layer_cost(x, f, board, graph.tensors) for x, f in zip(piece.layers, folds, strict=True)]
         piece.layers = [apply_folding(x, f) for x, f in zip(piece.layers, folds, strict=True)]
-        impls = [layer_cost(x, f, board, graph.tensors).impl for x, f in zip(piece.layers, folds, strict=True)]
         directory = tmp_path / f"p{part['index']}"
         directory.mkdir()
-        (directory / "model.onnx").write_bytes(finn_hw_model(piece, impls).SerializeToString())
-        folding = {"Defaults": {}, **{n["node"]: n["folding"] for n in part["nodes"]}}
+        (directory / "model.onnx").write_bytes(finn_hw_model(piece, folds, costs).SerializeToString())
+        folding = {"Defaults": {}}
+        for layer, f, entry in zip(piece.layers, folds, part["layers"], strict=True):
+            folding.update({n["node"]: e for n, e in zip(entry["nodes"], node_entries(layer, f), strict=True)})
         (directory / "folding_config.json").write_text(json.dumps(folding))
         write_build_config(directory, board)
         done = subprocess.run([finn_python.python, "-m", "splitter.finn.worker", str(directory)],
@@ -69,7 +72,7 @@ def test_finn_today_reproduces_the_baselines(model: str, boards: str, zoo_lowere
         summary = json.loads((directory / "finn_estimates" / "summary.json").read_text())
         cycles = summary["reports"]["estimate_layer_cycles"]
         resources = summary["reports"]["estimate_layer_resources"]
-        for node in part["nodes"]:
+        for node in (n for x in part["layers"] for n in x["nodes"]):
             got = {"cycles": cycles[node["node"]], **{m: resources[node["node"]][m] for m in METRICS[1:]}}
             bad = {m: (got[m], node[m]) for m in METRICS if not within(m, got[m], node[m])}
             assert not bad, f"{node['node']}: FINN today vs baseline {bad}"

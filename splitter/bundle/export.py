@@ -128,7 +128,7 @@ def _write_partition(root: Path, graph: DataflowGraph, p: Partition, sub: onnx.M
     paths = {key: part_dir / name for key, name in PARTITION_FILES.items()}
     onnx.save(sub, str(paths["qonnx"]))
     piece = graph.slice(p.start, p.stop, f"{graph.name}_p{p.index}")
-    onnx.save(finn_hw_model(piece, [c.impl for c in p.costs]), str(paths["model"]))
+    onnx.save(finn_hw_model(piece, p.foldings, p.costs), str(paths["model"]))
     program.write(piece, paths["program"])
     folding = finn_folding_config(piece.layers, p.foldings, p.board, graph.tensors)
     paths["folding"].write_text(json.dumps(folding, indent=2) + "\n")
@@ -179,9 +179,22 @@ def _predicted(p: Partition, node_names: list[str]) -> dict[str, Any]:
         "bytes_in": p.bytes_in,
         "bytes_out": p.bytes_out,
         "finn_terms": finn_resources(sum((c.finn for c in p.costs), Resources())),
-        "layers": [_layer_entry(node, layer, c) for node, layer, c in zip(node_names, p.layer_names, p.costs,
-                                                                         strict=True)],
+        "layers": [_layer_entry(node, layer, c) for node, (layer, c) in zip(node_names, _nodes(p), strict=True)],
     }
+
+
+def _nodes(p: Partition) -> list[tuple[str, LayerCost]]:
+    """(layer name, cost) per FINN node, in graph order; a standalone threshold's link counts with it."""
+    out = []
+    for name, cost in zip(p.layer_names, p.costs, strict=True):
+        if not cost.parts:
+            out.append((name, cost))
+            continue
+        *first, last = cost.parts
+        link = cost.correction("inner_link")
+        out += [(name, part) for part in first]
+        out.append((name, dataclasses.replace(last, corrections=(*last.corrections, ("inner_link", link)))))
+    return out
 
 
 def finn_resources(res: Resources) -> dict[str, float]:

@@ -9,13 +9,16 @@ the plan costed. Why each choice is made: docs/finn.md#the-hw-layer-graph.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from splitter.datatypes import DataType, smallest_datatype
+from splitter.cost import Folding, LayerCost
+from splitter.cost.compute import accumulator_layer, threshold_layer
+from splitter.datatypes import threshold_datatype
 from splitter.errors import FinnsplitError
 from splitter.graph import DataflowGraph, Layer, TensorSpec, dtype_attr, pair
 
@@ -64,18 +67,24 @@ class FinnExportError(FinnsplitError):
         self.layer_name = layer.name
 
 
-def finn_hw_model(piece: DataflowGraph, impls: Sequence[str]) -> onnx.ModelProto:
-    """FINN's HW-layer graph of one partition; `impls[i]` is the plan's FINN op type (MVAU_rtl, ...) of layer i."""
+def finn_hw_model(piece: DataflowGraph, foldings: Sequence[Folding], costs: Sequence[LayerCost]) -> onnx.ModelProto:
+    """FINN's HW-layer graph of one partition, each layer built as the plan costed it (`foldings`, `costs`)."""
     nodes, inits, annotations = [], [], {piece.input.name: piece.input.dtype.name}
-    for layer, impl in zip(piece.layers, impls, strict=True):
-        node, params = _node(layer, impl, piece.tensors)
+    tensors = dict(piece.tensors)
+    expanded = [x for layer, f in zip(piece.layers, foldings, strict=True) for x in _finn_layers(layer, f, tensors)]
+    impls = [node.impl for cost in costs for node in cost.nodes]
+    if len(impls) != len(expanded):
+        raise FinnExportError(piece.layers[0], f"the plan costs {len(impls)} FINN nodes, its layers make "
+                              f"{len(expanded)}")
+    for layer, impl in zip(expanded, impls, strict=True):
+        node, params = _node(layer, impl, tensors)
         nodes.append(node)
         for name, (array, dtype) in params.items():
             inits.append(numpy_helper.from_array(array.astype(np.float32), name))
             annotations[name] = dtype
-        annotations[layer.output] = piece.tensors[layer.output].dtype.name
+        annotations[layer.output] = tensors[layer.output].dtype.name
     output = piece.output
-    inner = [_info(piece.tensors[x.output]) for x in piece.layers[:-1]]
+    inner = [_info(tensors[x.output]) for x in expanded[:-1]]
     graph = helper.make_graph(nodes, piece.name, [_info(piece.input)], [_info(output)], inits, value_info=inner)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="finnsplit")
     model.ir_version = IR_VERSION
@@ -88,6 +97,17 @@ def finn_hw_model(piece: DataflowGraph, impls: Sequence[str]) -> onnx.ModelProto
                 onnx.StringStringEntryProto(key="tensor_layout", value=str(list("NHWC"))))
         model.graph.quantization_annotation.append(ann)
     return model
+
+
+def _finn_layers(layer: Layer, f: Folding, tensors: dict[str, TensorSpec]) -> list[Layer]:
+    """The FINN nodes of one layer: itself, or its accumulator layer and a Thresholding (standalone thresholds)."""
+    if not f.standalone:
+        return [layer]
+    out = tensors[layer.output]
+    acc = accumulator_layer(layer)
+    acc = dataclasses.replace(acc, output=f"{layer.output}_acc")
+    tensors[acc.output] = TensorSpec(acc.output, out.shape, dtype_attr(layer, "accDataType"))
+    return [acc, threshold_layer(layer, f, out.shape)]
 
 
 def _info(spec: TensorSpec) -> onnx.ValueInfoProto:
@@ -147,14 +167,6 @@ def _derived(layer: Layer, src: TensorSpec, dst: TensorSpec) -> dict[str, object
     if op == "Pool":
         return _pool(layer, src, dst)
     return {}
-
-
-def threshold_datatype(thresholds: np.ndarray, idt: DataType) -> DataType:
-    """Datatype of standalone thresholds: the input's if it holds them (as FINN sets), else the smallest that does."""
-    lo, hi = int(np.min(thresholds)), int(np.max(thresholds))
-    if idt.min <= lo and hi <= idt.max:
-        return idt
-    return smallest_datatype(min(lo, idt.min), max(hi, idt.max))
 
 
 def _pool(layer: Layer, src: TensorSpec, dst: TensorSpec) -> dict[str, object]:

@@ -15,7 +15,7 @@ from splitter.cost import compute, stream
 from splitter.cost.calibration import Calibration
 from splitter.cost.errors import CostError, IllegalFoldingError, UnsupportedLayerError
 from splitter.cost.memory import dwc, fifo
-from splitter.cost.model import CostConfig, Folding, LayerCost, LayerIO, folding_from_attrs, layer_io
+from splitter.cost.model import CostConfig, Folding, LayerCost, LayerIO, composite, folding_from_attrs, layer_io
 from splitter.cost.resources import RESOURCE_NAMES, Overflow, Resources
 from splitter.graph import Layer, TensorSpec
 
@@ -93,6 +93,8 @@ def calibrated(cost: LayerCost, calibration: Calibration | None) -> LayerCost:
     """`cost` plus the "calibration" correction of its impl (unchanged without factors for it)."""
     if calibration is None:
         return cost
+    if cost.parts:  # each FINN node by its own factors
+        return composite(tuple(calibrated(p, calibration) for p in cost.parts), cost.correction("inner_link"))
     term = calibration.correction_for(cost.impl, cost.resources, cost.finn)
     if not any(term.as_tuple()):
         return cost

@@ -12,6 +12,8 @@ from splitter.graph import Layer, TensorSpec
 
 RAM_STYLES = ("auto", "block", "distributed", "ultra")
 RES_TYPES = ("auto", "lut", "dsp")
+THRESHOLD_STYLES = ("embedded", "standalone")
+IMPL_STYLES = ("", "hls", "rtl")
 
 
 @dataclass(frozen=True)
@@ -23,15 +25,28 @@ class Folding:
     ram_style: str = "auto"  # weight / buffer memory: auto (FINN's default), block, distributed, ultra
     res_type: str = "auto"  # MVAU/VVAU multipliers: auto (LUTs in FINN's estimate), lut, dsp
     parallel_window: int = 0  # ConvolutionInputGenerator only: emit a whole window per cycle
+    # MVAU/VVAU with an activation: thresholds in the node (FINN's default) or a Thresholding_rtl after it
+    thresholds: str = "embedded"
+    thr_pe: int = 1  # PE of that standalone Thresholding_rtl
+    impl_style: str = ""  # FINN's preferred_impl_style: "" (FINN's default variant), "hls" or "rtl"
 
     def __post_init__(self) -> None:
-        if self.pe < 1 or self.simd < 1:
-            raise ValueError(f"PE and SIMD must be >= 1, got PE={self.pe} SIMD={self.simd}")
+        if self.pe < 1 or self.simd < 1 or self.thr_pe < 1:
+            raise ValueError(f"PE and SIMD must be >= 1, got PE={self.pe} SIMD={self.simd} thr_pe={self.thr_pe}")
         if self.ram_style not in RAM_STYLES or self.res_type not in RES_TYPES:
             raise ValueError(f"ram_style {self.ram_style!r} / res_type {self.res_type!r} unknown")
+        if self.thresholds not in THRESHOLD_STYLES or self.impl_style not in IMPL_STYLES:
+            raise ValueError(f"thresholds {self.thresholds!r} / impl_style {self.impl_style!r} unknown")
+
+    @property
+    def standalone(self) -> bool:
+        """True when the thresholds are a Thresholding_rtl node of their own."""
+        return self.thresholds == "standalone"
 
     def __str__(self) -> str:
         extra = " parallel_window" if self.parallel_window else ""
+        extra += f" +Thresholding PE={self.thr_pe}" if self.standalone else ""
+        extra += f" {self.impl_style}" if self.impl_style else ""
         return f"PE={self.pe} SIMD={self.simd} {self.ram_style}/{self.res_type}{extra}"
 
 
@@ -45,7 +60,10 @@ CORRECTIONS = {
     "simd_dsp": "VVAU_hls with SIMD > 1 and resType dsp: a DSP per SIMD lane, which FINN's estimate leaves out",
     "rtl_fabric": "MVAU_rtl adder tree and accumulators outside the DSPs (FINN: 0 LUT)",
     "control": "counters, muxes and datapath of layers FINN estimates at 0 LUT",
-    "threshold_bram": "Thresholding_rtl BRAM18s, which FINN's estimate drops (key 'BRAM' vs 'BRAM18')",
+    "threshold_memory": "Thresholding_rtl memory on this part minus FINN's count: FINN drops the BRAM18s (key "
+                        "'BRAM' vs 'BRAM18') and ranks URAM also on parts that have none",
+    "inner_link": "the FIFO (and width converter) FINN inserts between an MVAU/VVAU and its standalone "
+                  "Thresholding_rtl",
     "calibration": "the board's fitted post-synthesis / predicted factor per impl and resource, applied to the "
                    "cost so far (docs/calibration.md); none without a <board>.calibration.json",
 }
@@ -66,6 +84,14 @@ class LayerCost:
     in_width: int  # input stream width in bits
     out_width: int  # output stream width in bits
     corrections: tuple[tuple[str, Resources], ...] = ()
+    # FINN nodes of a layer that FINN builds as several (an MVAU and its standalone Thresholding_rtl),
+    # in graph order; the fields above are then their sums (cycles: the slowest) plus the link between.
+    parts: tuple[LayerCost, ...] = ()
+
+    @property
+    def nodes(self) -> tuple[LayerCost, ...]:
+        """The FINN nodes this layer becomes, in graph order (itself when it is one node)."""
+        return self.parts or (self,)
 
     @property
     def resources(self) -> Resources:
@@ -94,6 +120,19 @@ def costed(
     return LayerCost(finn, int(cycles), impl, in_width, out_width, tuple(terms))
 
 
+def composite(parts: tuple[LayerCost, ...], link: Resources) -> LayerCost:
+    """One layer built as several FINN nodes in a row; `link` is the FIFO (and converter) between them."""
+    finn = sum((p.finn for p in parts), Resources())
+    terms: dict[str, Resources] = {}
+    for part in parts:
+        for name, res in part.corrections:
+            terms[name] = terms.get(name, Resources()) + res
+    if any(link.as_tuple()):
+        terms["inner_link"] = link
+    cycles = max(p.cycles for p in parts)
+    return LayerCost(finn, cycles, parts[0].impl, parts[0].in_width, parts[-1].out_width, tuple(terms.items()), parts)
+
+
 @dataclass(frozen=True)
 class CostConfig:
     """Terms FINN's estimates leave out or that calibration sets; docs/cost-model.md explains each."""
@@ -103,6 +142,9 @@ class CostConfig:
     mvau_wwidth_max: int = 0  # cap on MVAU SIMD * weight bits (FINN SetFolding uses 36; 0: no cap)
     rtl_mvau_base_lut: int = 300  # correction: FINN estimates 0 LUT for MVAU_rtl
     small_layer_base_lut: int = 100  # correction: control logic of layers FINN estimates at 0 LUT
+    # MVAU/VVAU thresholds the search may use: "choose" per layer, always "embedded" (FINN's default
+    # on 7-series) or always "standalone" (a Thresholding_rtl after each, as FINN's MobileNet build)
+    thresholds: str = "choose"
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from splitter.cost.compute import _check
 from splitter.cost.memory import least_waste_memory, lutram_luts, swg_bram, uram_blocks
 from splitter.cost.model import CostConfig, Folding, LayerCost, LayerIO, costed
 from splitter.cost.resources import Resources
+from splitter.datatypes import threshold_datatype
 from splitter.graph import Layer, pair
 
 if TYPE_CHECKING:
@@ -84,14 +85,17 @@ def thresholding_cost(layer: Layer, f: Folding, board: Board, io: LayerIO, cfg: 
     channels = int(layer.attr("NumChannels"))
     _divides(layer, f, f.pe, channels, "PE")
     a, b = io.in_dtype.bitwidth, io.out_dtype.bitwidth
-    mem = Resources()
+    thresholds = layer.params.get("thresholds")
+    t = threshold_datatype(thresholds, io.in_dtype).bitwidth if thresholds is not None else a
+    finn_mem, mem = Resources(), Resources()
     for stage in range(b):
-        mem = mem + least_waste_memory(a, channels // f.pe * 2**stage, board.resources.uram > 0).scale(f.pe)
+        depth = channels // f.pe * 2**stage
+        finn_mem = finn_mem + least_waste_memory(t, depth, True).scale(f.pe)  # FINN ranks URAM on every part
+        mem = mem + least_waste_memory(t, depth, board.resources.uram > 0).scale(f.pe)
     # FINN reports BRAM under a key it never reads (0) and no comparator LUTs
-    finn = Resources(lut=mem.lut, uram=mem.uram, lutram=mem.lutram)
+    finn = Resources(lut=finn_mem.lut, uram=finn_mem.uram, lutram=finn_mem.lutram)
     return costed(finn, io.out_vectors * channels // f.pe, "Thresholding_rtl", f.pe * a, f.pe * b, cfg,
-                  threshold_bram=Resources(bram18=mem.bram18),
-                  control=Resources(lut=cfg.small_layer_base_lut + f.pe * b * a))
+                  threshold_memory=mem - finn, control=Resources(lut=cfg.small_layer_base_lut + f.pe * b * a))
 
 
 def channelwise_cost(layer: Layer, f: Folding, board: Board, io: LayerIO, cfg: CostConfig) -> LayerCost:

@@ -6,7 +6,9 @@ per target, for the fewest boards reaching the end of the chain (docs/cost-model
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -43,9 +45,11 @@ class Chain:
 
     def __init__(
         self, layers: Sequence[Layer], tensors: Mapping[str, TensorSpec], boards: Sequence[Board],
-        cfg: CostConfig, link_gbps: float | None, limit: int,
+        cfg: CostConfig, link_gbps: float | None, limit: int | None,
+        options: dict[tuple[int, int], list[GroupOption]] | None = None,
     ) -> None:
         self.layers, self.tensors, self.cfg, self.limit = list(layers), tensors, cfg, limit
+        self.truncated = False  # a front was cut to `limit`: the plan may be below the optimum
         self.boards = list(boards)
         self.types = list({b.name: b for b in boards}.values())
         self.avail = [sum(b.name == t.name for b in boards) for t in self.types]
@@ -53,7 +57,7 @@ class Chain:
         ends = [self.layers[0].input] + [self.layers[stop - 1].output for _, stop in self.groups]
         self.bytes = [packed_size(tensors[n].num_elements, tensors[n].dtype) for n in ends]
         self.rates = [_link_rate(t, link_gbps) for t in self.types]
-        self._options: dict[tuple[int, int], list[GroupOption]] = {}
+        self._options: dict[tuple[int, int], list[GroupOption]] = options if options is not None else {}
         self._arrays: dict[tuple[int, int], Options] = {}
         self._within: dict[tuple[int, int, float], Options] = {}
         self._dwc: dict[tuple[int, int], float] = {}
@@ -64,6 +68,10 @@ class Chain:
             start, stop = self.groups[g]
             self._options[(g, t)] = group_options(self.layers[start:stop], self.types[t], self.tensors, self.cfg)
         return self._options[(g, t)]
+
+    def shared_options(self) -> dict[tuple[int, int], list[GroupOption]]:
+        """The group options computed so far, for another search of the same problem."""
+        return self._options
 
     def option_arrays(self, g: int, t: int) -> Options:
         """The non-dominated options of group g on board type t, as arrays."""
@@ -88,44 +96,114 @@ class Chain:
     def tail(self, width: int) -> Resources:
         return output_fifo_cost(width, self.cfg)
 
-    def reach(self, pos: int, t: int, r: int, fps: float) -> tuple[int, tuple[int, ...]]:
-        """Farthest group boundary a segment from `pos` on r boards of type t can end at for `fps`."""
+    def ends(self, pos: int, t: int, r: int, fps: float) -> dict[int, tuple[int, ...]]:
+        """Every group boundary a segment from `pos` on r boards of type t can end at for `fps`, with its options.
+
+        All of them, not only the farthest: a nearer end may carry fewer bytes to the next board.
+        """
         board, rate = self.types[t], self.rates[t]
-        best: tuple[int, tuple[int, ...]] = (pos, ())
+        out: dict[int, tuple[int, ...]] = {}
         if self.bytes[pos] * fps > self._link_share(pos, r) * rate * (1 + 1e-12):
-            return best
+            return out
         budget = r * board.clock_hz / fps
         cap = np.array(board.usable.as_tuple())
         front = Front.start(board.shell)
         for g in range(pos, len(self.groups)):
-            front = front.extend(self.within(g, t, budget), cap, self.dwc_lut, self.cfg.ff_per_lut, self.limit)
+            nxt = self.within(g + 1, t, budget).in_w if g + 1 < len(self.groups) else None
+            front = front.extend(self.within(g, t, budget), cap, self.dwc_lut, self.cfg.ff_per_lut, self.limit,
+                                 self.tail, nxt)
+            self.truncated = self.truncated or front.truncated
             if not len(front):
                 break
             if self.bytes[g + 1] * fps <= self._link_share(g + 1, r) * rate * (1 + 1e-12):
                 k = front.best_closed(cap, self.tail)
                 if k is not None:
-                    best = (g + 1, front.paths[k])
-        return best
+                    out[g + 1] = front.paths[k]
+        return out
+
+    def reach(self, pos: int, t: int, r: int, fps: float) -> tuple[int, tuple[int, ...]]:
+        """The farthest end of a segment from `pos` (`pos` itself if none) and its options."""
+        ends = self.ends(pos, t, r, fps)
+        return max(ends.items()) if ends else (pos, ())
 
     def _link_share(self, boundary: int, replicas: int) -> int:
         """How many NICs carry the frames crossing a group boundary: the client has one."""
         return 1 if boundary in (0, len(self.groups)) else replicas
 
-    def feasible(self, fps: float, avail: Sequence[int], replicate: bool) -> list[Segment] | None:
-        """Segments reaching the end of the chain at `fps` with the boards in `avail`, fewest boards first."""
-        reach = functools.cache(self.reach)
-        best: dict[tuple[int, ...], tuple[int, tuple | None]] = {(0,) * len(avail): (0, None)}
+    def _undominated(self, positions: list[int], replicate: bool) -> list[int]:
+        """The reached boundaries worth going on from: `q` is dropped when some `p > q` was reached too
+        and carries no more bytes than any boundary between them (the board that took over at one
+        of them can start at `p` instead). Without replication every board's link check is the
+        same, so the farthest boundary alone is enough."""
+        if not replicate:
+            return positions[-1:]
+        keep = []
+        for i, q in enumerate(positions):
+            low = self.bytes[q]
+            dominated = False
+            for p in range(q + 1, positions[-1] + 1):
+                low = min(low, self.bytes[p])
+                if p in positions[i + 1:] and self.bytes[p] <= low:
+                    dominated = True
+                    break
+            if not dominated:
+                keep.append(q)
+        return keep
+
+    def relaxed_ends(self, pos: int, t: int, r: int, fps: float) -> dict[int, tuple[int, ...]]:
+        """The ends a segment could have by a Lagrangian relaxation: a superset of `ends`.
+
+        For weights w >= 0 over the resources, any segment that fits needs w . (shell + sum over groups of
+        its option + width converters + output FIFO) <= w . cap, and so at least w . shell + sum over
+        groups of the least w . option of any option meeting the budget (converters left out, the
+        cheapest output FIFO). A segment failing this for one of WEIGHTS cannot fit; a plan over
+        these ends bounds the best plan from above (Chain.upper_bound).
+        """
+        board, rate = self.types[t], self.rates[t]
+        out: dict[int, tuple[int, ...]] = {}
+        if self.bytes[pos] * fps > self._link_share(pos, r) * rate * (1 + 1e-12):
+            return out
+        budget = r * board.clock_hz / fps
+        cap = np.array(board.usable.as_tuple())
+        weights = _weights(cap)  # (W, R)
+        limit = weights @ cap + 1e-6
+        low = weights @ np.array(board.shell.as_tuple())
+        for g in range(pos, len(self.groups)):
+            opts = self.within(g, t, budget)
+            if not len(opts.ids):
+                break
+            low = low + (opts.res @ weights.T).min(axis=0)
+            if np.any(low > limit):
+                break
+            tails = np.array([self.tail(int(w)).as_tuple() for w in np.unique(opts.out_w)]) @ weights.T
+            link_ok = self.bytes[g + 1] * fps <= self._link_share(g + 1, r) * rate * (1 + 1e-12)
+            if link_ok and np.all(low + tails.min(axis=0) <= limit):
+                out[g + 1] = ()
+        return out
+
+    def feasible(
+        self, fps: float, avail: Sequence[int], replicate: bool, relaxed: bool = False,
+    ) -> list[Segment] | None:
+        """Segments reaching the end of the chain at `fps` with the boards in `avail`, fewest boards first.
+
+        A dynamic program over (boards of each type used, group boundary reached): every reachable
+        boundary is kept, so the answer is exact whenever the fronts are. `relaxed`: over
+        relaxed_ends (no options chosen), for the upper bound.
+        """
+        ends = functools.cache(self.relaxed_ends if relaxed else self.ends)
+        # counts -> {boundary reached: back pointer (previous counts, previous boundary, segment)}
+        best: dict[tuple[int, ...], dict[int, tuple | None]] = {(0,) * len(avail): {0: None}}
         for total in range(sum(avail) + 1):
             for counts in sorted(c for c in best if sum(c) == total):
-                pos = best[counts][0]
-                if pos == len(self.groups):
-                    return _unwind(best, counts)
-                for t, limit in enumerate(avail):
-                    for r in range(1, (limit - counts[t] if replicate else min(1, limit - counts[t])) + 1):
-                        end, path = reach(pos, t, r, fps)
-                        nxt = tuple(c + r * (i == t) for i, c in enumerate(counts))
-                        if end > pos and end > best.get(nxt, (-1, None))[0]:
-                            best[nxt] = (end, (counts, Segment(pos, end, t, r, path)))
+                reached = best[counts]
+                if len(self.groups) in reached:
+                    return _unwind(best, counts, len(self.groups))
+                for pos in self._undominated(sorted(reached), replicate):
+                    for t, limit in enumerate(avail):
+                        for r in range(1, (limit - counts[t] if replicate else min(1, limit - counts[t])) + 1):
+                            nxt = tuple(c + r * (i == t) for i, c in enumerate(counts))
+                            for end, path in ends(pos, t, r, fps).items():
+                                best.setdefault(nxt, {}).setdefault(end, (counts, pos, Segment(pos, end, t, r, path)))
         return None
 
     def candidates(self, replicate: bool) -> np.ndarray:
@@ -159,7 +237,23 @@ class Chain:
             lo, hi = (mid, hi) if feasible(mid) else (lo, mid - 1)
         segments = feasible(lo)
         assert segments is not None
-        return self.build("balanced", [self._folds(s) for s in segments], segments)
+        result = self.build("balanced", [self._folds(s) for s in segments], segments)
+        bound = self.upper_bound(cand, lo, replicate)
+        return dataclasses.replace(result, fps_bound=max(bound, result.fps))
+
+    def upper_bound(self, cand: np.ndarray, found: int, replicate: bool) -> float:
+        """The largest candidate throughput the relaxation cannot rule out: no plan is faster.
+
+        With exact fronts (nothing truncated) the plan is the best one and this is its throughput;
+        otherwise the largest candidate the per-resource relaxation cannot rule out.
+        """
+        if not self.truncated:
+            return float(cand[found])
+        lo, hi = found, len(cand) - 1
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            lo, hi = (mid, hi) if self.feasible(cand[mid], self.avail, replicate, relaxed=True) else (lo, mid - 1)
+        return float(cand[lo])
 
     def _folds(self, seg: Segment) -> list[Folding]:
         folds: list[Folding] = []
@@ -242,7 +336,7 @@ class Chain:
         why = "compute" if worst.compute_fps <= worst.link_fps else "link"
         detail = f" in {worst.bottleneck}" if why == "compute" else ""
         limited = f"partition {worst.index} ({worst.board.name}) {why}{detail}"
-        return Plan(strategy, tuple(parts), worst.fps, limited, tuple(unused))
+        return Plan(strategy, tuple(parts), worst.fps, limited, tuple(unused), self.truncated)
 
     def _partition(self, index: int, seg: Segment, folds: list[Folding]) -> Partition:
         board, rate = self.types[seg.board], self.rates[seg.board]
@@ -263,16 +357,27 @@ class Chain:
         )
 
 
+def _weights(cap: np.ndarray) -> np.ndarray:
+    """Weight vectors of the relaxation: each capped resource alone, and every pair and all of them
+    as fractions of their caps."""
+    capped = np.nonzero(cap > 0)[0]
+    frac = np.where(cap > 0, 1.0 / np.where(cap > 0, cap, 1.0), 0.0)
+    rows = [np.eye(len(cap))[i] for i in capped]
+    rows += [frac * np.isin(np.arange(len(cap)), pair) for pair in itertools.combinations(capped, 2)]
+    rows.append(frac)
+    return np.array(rows)
+
+
 def _link_rate(board: Board, link_gbps: float | None) -> float:
     """Bytes per second one board moves per direction: NIC goodput (or the override), capped by its IODMA."""
     nic = link_gbps * 1e9 / 8 if link_gbps is not None else board.link_bytes_per_s
     return min(nic, board.iodma_width / 8 * board.clock_hz)
 
 
-def _unwind(best: dict, counts: tuple[int, ...]) -> list[Segment]:
-    """Follow back-pointers from the final board counts to the first segment."""
+def _unwind(best: dict, counts: tuple[int, ...], pos: int) -> list[Segment]:
+    """Follow back-pointers from the final (board counts, boundary) to the first segment."""
     out = []
-    while best[counts][1] is not None:
-        counts, seg = best[counts][1]
+    while best[counts][pos] is not None:
+        counts, pos, seg = best[counts][pos]
         out.append(seg)
     return out[::-1]

@@ -81,6 +81,13 @@ class Plan:
     fps: float
     limited_by: str
     unused_boards: tuple[str, ...]
+    front_truncated: bool = False  # a Pareto front hit the search's size limit: may be below the optimum
+    fps_bound: float = 0.0  # no plan on these boards is faster (balanced; 0: not computed)
+
+    @property
+    def gap(self) -> float:
+        """How far the plan may be below the best one, as a fraction (0: optimal or unknown)."""
+        return max(0.0, self.fps_bound / self.fps - 1.0) if self.fps_bound and self.fps else 0.0
 
     @property
     def boards_used(self) -> int:
