@@ -60,4 +60,6 @@ def test_dataflow_tensors_carry_integer_datatypes(zoo_lowered: dict) -> None:
     for name in ZOO:
         _, graph = zoo_lowered[name]
         for spec in graph.tensors.values():
-            assert spec.dtype.name.startswith(("UINT", "INT")), (name, spec)
+            assert spec.dtype.name.startswith(("UINT", "INT")) or spec.dtype.name == "BINARY", (name, spec)
+    binary = {s.dtype.name for s in zoo_lowered["cnv-w1a1"][1].tensors.values()}
+    assert "BINARY" in binary and "INT8" in binary  # bipolar codes after the 8-bit input layer
