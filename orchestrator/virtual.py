@@ -9,8 +9,10 @@ the bundle's manifest and files (docs/bundle.md).
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -107,7 +109,8 @@ class VirtualChain:
         self.log_dir = Path(log_dir)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.key = key or new_key()
-        self.key_file = write_key(self.log_dir / "link.key", self.key)
+        self._key_dir = Path(tempfile.mkdtemp(prefix="finnsplit-link-"))  # 0700, removed by close()
+        self.key_file = write_key(self._key_dir / "link.key", self.key)
         self.boards: list[VirtualBoard] = []
         next_hop = result_address
         try:
@@ -154,9 +157,10 @@ class VirtualChain:
         return WireSpec.parse(self.manifest["output"]["wire"])
 
     def close(self) -> None:
-        """Stop every board, first to last, so each drains into a live downstream."""
+        """Stop every board, first to last, so each drains into a live downstream; forget the key."""
         for board in self.boards:
             board.stop()
+        shutil.rmtree(self._key_dir, ignore_errors=True)
 
     def __enter__(self) -> VirtualChain:
         return self
