@@ -181,6 +181,9 @@ def test_slowloris_and_idle_connections_lose_their_slots_within_the_deadline(
 def test_a_connect_flood_neither_locks_out_nor_disturbs_the_real_upstream(
         chain: tuple[ServerProcess, ResilientClient]) -> None:
     server, client = chain
+    listening = subprocess.run(["ss", "-Hltn", f"sport = :{server.port}"], capture_output=True, text=True,
+                               check=True).stdout.split()
+    assert int(listening[2]) == int(Path("/proc/sys/net/core/somaxconn").read_text())  # the backlog is SOMAXCONN
     stream = Stream(client, 600, seed=3)
     flood: list[socket.socket] = []
     for _ in range(400):
