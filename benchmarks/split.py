@@ -17,6 +17,7 @@ from pathlib import Path
 from splitter.boards import load_board, parse_board_list
 from splitter.cost.synthetic import mobilenet_v1_w4a4
 from splitter.folding import finn_set_folding
+from splitter.packing import packed_size
 from splitter.partition import PartitionError, Plan, TooFewBoardsError, plan
 from splitter.report import format_plan
 
@@ -62,6 +63,22 @@ def greedy_on(layers, tensors, count: int, board: str, folds) -> tuple[Plan | No
         return None, exc.needed[board]
 
 
+def set_folding_per_board(layers, tensors, balanced: Plan) -> list[tuple[int, float, bool, str]]:
+    """FINN's SetFolding on each of the balanced plan's partitions at the plan's rate: (index, fps, fits, why)."""
+    from splitter.cost import layer_cost, partition_resources
+
+    rows = []
+    for p in balanced.partitions:
+        part = layers[p.start:p.stop]
+        folds = finn_set_folding(part, p.board, tensors, int(p.board.clock_hz / balanced.fps * p.replicas))
+        costs = [layer_cost(x, f, p.board, tensors) for x, f in zip(part, folds, strict=True)]
+        res = partition_resources(costs, p.board)
+        over = res.overflows(p.board.usable)
+        fps = p.replicas * p.board.clock_hz / max(c.cycles for c in costs)
+        rows.append((p.index, fps, not over, "; ".join(str(o) for o in over)))
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=default_model(), help="zoo, synthetic, or a QONNX file")
@@ -77,7 +94,8 @@ def main() -> None:
           f"{board.link_bytes_per_s * 8 / 1e6:.0f} Mbit/s link)\n")
 
     balanced, balanced_s = timed(plan, layers, tensors, boards, "balanced")
-    print(f"balanced on {args.boards}: {balanced.fps:.1f} fps (split in {balanced_s:.2f} s wall time)")
+    print(f"balanced on {args.boards}: {balanced.fps:.1f} fps, no plan faster than {balanced.fps_bound:.1f} fps "
+          f"(gap {100 * balanced.gap:.1f}%; split in {balanced_s:.1f} s wall time)")
     print(format_plan(balanced))
 
     print("\ngreedy = the paper's method: fixed folding, fill boards in order until a resource overflows")
@@ -86,7 +104,8 @@ def main() -> None:
         print("  FINN default folding (PE=SIMD=1): fits")
     except PartitionError as exc:
         print(f"  FINN default folding (PE=SIMD=1): {exc}")
-    folds = finn_set_folding(layers, board, tensors, board.clock_hz / PAPER_FPS)
+    # finn_set_folding equals FINN v0.10.1's own SetFolding node for node (tests/test_finn_flow.py)
+    folds = finn_set_folding(layers, board, tensors, int(board.clock_hz / PAPER_FPS))
     (greedy, needed), greedy_s = timed(greedy_on, layers, tensors, args.boards, args.board, folds)
     print(f"  FINN SetFolding(target {PAPER_FPS} fps, two-pass) + fill in order: ", end="")
     if greedy is None:
@@ -97,8 +116,14 @@ def main() -> None:
     assert greedy is not None
     print(format_plan(greedy))
 
+    print(f"\nFINN's SetFolding per board: each balanced partition folded by SetFolding at {balanced.fps:.1f} fps")
+    for index, fps, fits, why in set_folding_per_board(layers, tensors, balanced):
+        print(f"  partition {index}: {fps:8.1f} fps, {'fits' if fits else 'does not fit: ' + why}")
+
     same, same_s = timed(plan, layers, tensors, parse_board_list(str(needed), args.board), "balanced")
-    print(f"\nbalanced on {needed} (greedy's board count): {same.fps:.1f} fps (split in {same_s:.2f} s)")
+    print(f"\nbalanced on {needed} (greedy's board count): {same.fps:.1f} fps (split in {same_s:.1f} s)")
+    first = tensors[layers[0].input]
+    ceiling = board.link_bytes_per_s / packed_size(first.num_elements, first.dtype)
     print("\nsummary (predicted fps; the paper measured 118.3 fps on 6 Zedboards):")
     print(f"  greedy   on {needed}: {greedy.fps:8.1f} fps")
     ratio = balanced.fps / greedy.fps
@@ -106,7 +131,9 @@ def main() -> None:
           f" (with {needed - args.boards} fewer boards)")
     if needed != args.boards:
         print(f"  balanced on {needed}: {same.fps:8.1f} fps   ratio at equal board count = {same.fps / greedy.fps:.2f}")
-    print(f"  balanced split wall time on {args.boards} boards: {balanced_s:.2f} s")
+    print(f"  physical ceiling: the client's one NIC carries {first.num_elements:,} {first.dtype} input values "
+          f"per frame at {ceiling:.0f} fps; balanced reaches {balanced.fps / ceiling:.2f} of it")
+    print(f"  balanced split wall time on {args.boards} boards: {balanced_s:.1f} s")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from splitter.cost import CostConfig
 from splitter.errors import FinnsplitError
 from splitter.folding import finn_set_folding
 from splitter.graph import DataflowGraph
-from splitter.partition import Plan, plan
+from splitter.partition import Plan, plan, plan_for
 
 Progress = Callable[[str], None]
 FINN_MODES = ("auto", "yes", "no", "estimates")
@@ -33,7 +33,9 @@ class BuildConfig:
     boards: str = "6"  # a count of `board`, or "zedboard:4,pynq-z2:2"
     board: str = "zedboard"  # board type when `boards` is a count
     strategy: str = "balanced"  # "balanced" (fastest pipeline) or "greedy" (the reference paper's)
-    target_fps: float | None = None  # greedy only: FINN SetFolding target; None keeps PE=SIMD=1
+    target_fps: float | None = None  # balanced: the fewest boards reaching it; greedy: FINN SetFolding's target
+    power_cap_w: float | None = None  # balanced: the best plan whose predicted power stays within it
+    objective: str = "fps"  # balanced: "fps" (fastest) or "fps-per-watt" (most frames per joule)
     link_gbps: float | None = None  # override the boards' link rate
     replicate: bool = True  # balanced: spare boards may replicate the bottleneck stage
     thresholds: str = "choose"  # MVAU/VVAU thresholds: chosen per layer, or all "embedded" / "standalone"
@@ -73,8 +75,15 @@ def step_plan(state: BuildState, cfg: BuildConfig, progress: Progress) -> BuildS
         board = boards[0]
         folds = finn_set_folding(graph.layers, board, graph.tensors, board.clock_hz / cfg.target_fps)
     progress(f"planning ({cfg.strategy}) on {_describe(boards)}")
-    state.plan = plan(graph.layers, graph.tensors, boards, cfg.strategy, link_gbps=cfg.link_gbps,
-                      cfg=CostConfig(thresholds=cfg.thresholds), greedy_foldings=folds, replicate=cfg.replicate)
+    common = {"link_gbps": cfg.link_gbps, "cfg": CostConfig(thresholds=cfg.thresholds), "replicate": cfg.replicate}
+    if cfg.strategy == "greedy":
+        state.plan = plan(graph.layers, graph.tensors, boards, "greedy", greedy_foldings=folds, **common)
+    elif cfg.target_fps is not None:
+        state.plan = plan(graph.layers, graph.tensors, boards, "balanced", target_fps=cfg.target_fps, **common)
+    elif cfg.power_cap_w is not None or cfg.objective != "fps":
+        state.plan = plan_for(graph.layers, graph.tensors, boards, cfg.objective, cfg.power_cap_w, **common)
+    else:
+        state.plan = plan(graph.layers, graph.tensors, boards, "balanced", **common)
     if state.plan.gap > 1e-9:
         state.notes.append(f"the search's fronts were cut: no plan is faster than {state.plan.fps_bound:.1f} fps, "
                            f"this one reaches {state.plan.fps:.1f} ({100 * state.plan.gap:.1f}% below that bound)")

@@ -153,7 +153,12 @@ def inspect(model: str, input_dtype: str | None, input_scale: str | None, mean: 
 @click.option("--board", default="zedboard", show_default=True, help="Board type when --boards is a number.")
 @click.option("--strategy", type=click.Choice(["balanced", "greedy"]), default="balanced", show_default=True,
               help="balanced: fastest pipeline; greedy: the reference paper's fixed folding, boards filled in order.")
-@click.option("--target-fps", type=float, help="greedy only: FINN SetFolding target (default PE=SIMD=1).")
+@click.option("--target-fps", type=float,
+              help="balanced: the fewest boards that reach this rate; greedy: FINN SetFolding's target "
+                   "(default PE=SIMD=1).")
+@click.option("--power-cap", "power_cap", type=float, help="balanced: the best plan predicted to draw at most W watts.")
+@click.option("--objective", type=click.Choice(["fps", "fps-per-watt"]), default="fps", show_default=True,
+              help="balanced: the fastest plan, or the one with the most frames per joule.")
 @click.option("--link-gbps", type=float, help="Override the boards' link rate (Gbit/s).")
 @click.option("--no-replicate", is_flag=True, help="Never run a stage on several boards.")
 @click.option("--thresholds", type=click.Choice(["choose", "embedded", "standalone"]), default="choose",
@@ -167,7 +172,8 @@ def inspect(model: str, input_dtype: str | None, input_scale: str | None, mean: 
 @click.option("-o", "--output", default="build", show_default=True, type=click.Path(file_okay=False),
               help="Bundle directory (an older bundle there is replaced).")
 @input_options
-def build(model: str, boards: str, board: str, strategy: str, target_fps: float | None, link_gbps: float | None,
+def build(model: str, boards: str, board: str, strategy: str, target_fps: float | None, power_cap: float | None,
+          objective: str, link_gbps: float | None,
           no_replicate: bool, thresholds: str, finn: str, finn_jobs: int, output: str, input_dtype: str | None,
           input_scale: str | None, mean: str | None, std: str | None) -> None:
     """Split MODEL over boards and write a deployment bundle."""
@@ -179,7 +185,8 @@ def build(model: str, boards: str, board: str, strategy: str, target_fps: float 
     parse_board_list(boards, board)  # a bad --boards is reported before the model is read
 
     cfg = BuildConfig(model=model, output=output, boards=boards, board=board, strategy=strategy,
-                      target_fps=target_fps, link_gbps=link_gbps, replicate=not no_replicate, thresholds=thresholds,
+                      target_fps=target_fps, power_cap_w=power_cap, objective=objective, link_gbps=link_gbps,
+                      replicate=not no_replicate, thresholds=thresholds,
                       input_spec=resolve_input_spec(input_dtype, input_scale, mean, std), finn=finn,
                       finn_jobs=finn_jobs)
     state = run_build(cfg, _progress())

@@ -11,6 +11,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from splitter.cost import (
     COSTED_OPS,
     UNSUPPORTED_OPS,
@@ -24,6 +26,7 @@ from splitter.cost import (
 )
 from splitter.cost.compute import accumulator_layer, mvau_rtl_possible
 from splitter.cost.errors import UnsupportedLayerError
+from splitter.cost.front import pareto_mask
 from splitter.cost.model import folding_from_attrs
 from splitter.graph import Layer, TensorSpec, dtype_attr, pair
 
@@ -199,35 +202,65 @@ class GroupOption:
 
 def group_options(
     layers: Sequence[Layer], board: Board, tensors: Mapping[str, TensorSpec], cfg: CostConfig | None = None,
-    fixed: Sequence[Folding] | None = None,
+    fixed: Sequence[Folding] | None = None, prune: bool = True,
 ) -> list[GroupOption]:
-    """Every coupled legal folding of `layers` (one group) on `board`, or only `fixed` if given."""
+    """Every coupled legal folding of `layers` (one group) on `board`, or only `fixed` if given.
+
+    With `prune`, a combination another one beats in every resource and in cycles, with the same
+    input and output widths, is left out: it can never be the better choice.
+    """
     cfg = cfg or CostConfig()
     choices = [[f] for f in fixed] if fixed is not None else [legal_foldings(x, board, cfg) for x in layers]
-    cache: dict[tuple[int, Folding], LayerCost] = {}
+    costs = [[layer_cost(x, f, board, tensors, cfg) for f in fs] for x, fs in zip(layers, choices, strict=True)]
+    res = [np.array([c.resources.as_tuple() for c in cs]) for cs in costs]
+    in_w = [np.array([c.in_width for c in cs]) for cs in costs]
+    out_w = [np.array([c.out_width for c in cs]) for cs in costs]
+    cyc = [np.array([c.cycles for c in cs]) for cs in costs]
+    link = _LinkCosts(cfg)
+    picks = np.arange(len(choices[0]))[:, None]
+    total = res[0] + link.table(np.array([-1]), in_w[0])[0]
+    cycles, last_out = cyc[0].copy(), out_w[0].copy()
+    for i in range(1, len(layers)):
+        ok = np.array([[fixed is not None or _coupled(layers[i - 1], a, layers[i], b) for b in choices[i]]
+                       for a in choices[i - 1]])
+        state, option = np.nonzero(ok[picks[:, -1]])
+        total = total[state] + res[i][option] + link.pairs(last_out[state], in_w[i][option])
+        cycles = np.maximum(cycles[state], cyc[i][option])
+        picks = np.concatenate([picks[state], option[:, None]], axis=1)
+        last_out = out_w[i][option]
+    first_in = in_w[0][picks[:, 0]]
+    keep = np.arange(len(picks))
+    if prune and fixed is None and len(picks) > 1:
+        keys = first_in * (1 << 32) + last_out
+        table = np.concatenate([total, cycles[:, None].astype(float)], axis=1)
+        keep = np.nonzero(pareto_mask(table, keys, total.sum(axis=1) + cycles))[0]
+    return [GroupOption(tuple(choices[i][j] for i, j in enumerate(picks[k])),
+                        tuple(costs[i][j] for i, j in enumerate(picks[k])),
+                        Resources(*(float(v) for v in total[k])), int(cycles[k]), int(first_in[k]), int(last_out[k]))
+            for k in keep]
 
-    def cost(i: int, f: Folding) -> LayerCost:
-        if (i, f) not in cache:
-            cache[(i, f)] = layer_cost(layers[i], f, board, tensors, cfg)
-        return cache[(i, f)]
 
-    out: list[GroupOption] = []
+class _LinkCosts:
+    """FIFO + width converter resources at a layer input, by (producer width, input width); -1: the IODMA."""
 
-    def walk(i: int, picked: list[Folding]) -> None:
-        if i == len(layers):
-            costs = [cost(k, f) for k, f in enumerate(picked)]
-            res, prev = Resources(), None
-            for c in costs:
-                res, prev = res + c.resources + boundary_cost(prev, c.in_width, cfg), c.out_width
-            cycles = max(c.cycles for c in costs)
-            out.append(GroupOption(tuple(picked), tuple(costs), res, cycles, costs[0].in_width, costs[-1].out_width))
-            return
-        for f in choices[i]:
-            if i == 0 or fixed is not None or _coupled(layers[i - 1], picked[-1], layers[i], f):
-                walk(i + 1, [*picked, f])
+    def __init__(self, cfg: CostConfig) -> None:
+        self.cfg = cfg
+        self.memo: dict[tuple[int, int], np.ndarray] = {}
 
-    walk(0, [])
-    return out
+    def one(self, prev: int, width: int) -> np.ndarray:
+        if (prev, width) not in self.memo:
+            self.memo[(prev, width)] = np.array(boundary_cost(None if prev < 0 else prev, width, self.cfg).as_tuple())
+        return self.memo[(prev, width)]
+
+    def table(self, prevs: np.ndarray, widths: np.ndarray) -> np.ndarray:
+        """(len(prevs), len(widths), R) resources."""
+        return np.array([[self.one(int(p), int(w)) for w in widths] for p in prevs])
+
+    def pairs(self, prevs: np.ndarray, widths: np.ndarray) -> np.ndarray:
+        """(n, R) resources of each (prevs[k], widths[k])."""
+        up, ip = np.unique(prevs, return_inverse=True)
+        uw, iw = np.unique(widths, return_inverse=True)
+        return self.table(up, uw)[ip.reshape(-1), iw.reshape(-1)]
 
 
 def apply_folding(layer: Layer, folding: Folding) -> Layer:

@@ -21,7 +21,8 @@ def format_plan(plan: Plan) -> str:
                      f"{r['fps']:9.1f} {r['bytes_out']:>9,} {r['power_w']:5.2f}")
     unused = f"; {_plural(len(plan.unused_boards), 'board')} unused" if plan.unused_boards else ""
     lines.append(f"  pipeline: {plan.fps:.1f} fps predicted, limited by {plan.limited_by}; "
-                 f"{_plural(plan.boards_used, 'board')}, {plan.power_w:.2f} W{unused}")
+                 f"{_plural(plan.boards_used, 'board')}, {plan.power_w:.2f} W, {plan.fps / plan.power_w:.2f} fps/W"
+                 f"{unused}")
     return "\n".join(lines)
 
 

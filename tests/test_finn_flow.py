@@ -9,6 +9,7 @@ seeded frames at every partition boundary. Only Vivado and Vitis HLS are missing
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -229,3 +230,40 @@ def test_a_partition_that_computes_differently_in_finn_is_caught(zoo_dir: Path, 
     write_manifest(bundle, manifest)
     _, problems = finn_estimates(bundle, None, 1, False, 4, lambda _: None)
     assert any("FINN's output differs from the executor's" in p for p in problems), problems
+
+
+@pytest.mark.parametrize(("model", "board_name", "fps"), [("mobilenet-v1-w4a4", "zedboard", 118),
+                                                           ("cnv-w2a2", "pynq-z2", 3000)])
+def test_the_greedy_baseline_folds_as_finns_own_setfolding(model: str, board_name: str, fps: int,
+                                                            zoo_lowered: dict, finn_python: FinnPython,
+                                                            tmp_path: Path) -> None:
+    """splitter.folding.finn_set_folding (the paper's greedy baseline) equals FINN v0.10.1's SetFolding."""
+    from splitter.boards import load_board
+    from splitter.bundle.finn_graph import finn_hw_model
+    from splitter.cost import Folding, folding_from_attrs, layer_cost
+    from splitter.finn.config import write_build_config
+    from splitter.folding import apply_folding, finn_set_folding
+
+    _, graph = zoo_lowered[model]
+    board = load_board(board_name)
+    # the folding FINN's own HW conversion leaves: PE = SIMD = 1, FMPadding at SIMD = channels (InferConvInpGen)
+    folds = [Folding(simd=int(x.attrs["NumChannels"])) if x.op_type == "FMPadding" else folding_from_attrs(x)
+             for x in graph.layers]
+    costs = [layer_cost(x, f, board, graph.tensors) for x, f in zip(graph.layers, folds, strict=True)]
+    graph = dataclasses.replace(graph, layers=[apply_folding(x, f) for x, f in zip(graph.layers, folds, strict=True)])
+    directory = tmp_path / "whole"
+    directory.mkdir()
+    (directory / "model.onnx").write_bytes(finn_hw_model(graph, folds, costs).SerializeToString())
+    write_build_config(directory, board)
+    done = subprocess.run([finn_python.python, "-m", "splitter.finn.worker", str(directory), "--target-fps",
+                           str(fps)], capture_output=True, text=True, env=finn_python.environment(tmp_path / "build"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    nodes = json.loads((directory / "finn_estimates" / "summary.json").read_text())["nodes"]
+    ours = finn_set_folding(graph.layers, board, graph.tensors, int(board.clock_hz / fps))
+    assert len(nodes) == len(ours)
+    for node, f, layer in zip(nodes, ours, graph.layers, strict=True):
+        attrs = node["attrs"]
+        got = (attrs.get("PE", 1), attrs.get("SIMD", 1), attrs.get("parallel_window", 0))
+        want = (f.pe if "PE" in attrs else 1, f.simd if "SIMD" in attrs else 1,
+                f.parallel_window if "parallel_window" in attrs else 0)
+        assert got == want, f"{node['name']} ({layer.name}): FINN's SetFolding {got}, finn_set_folding {want}"

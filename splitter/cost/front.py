@@ -31,18 +31,23 @@ class Options:
     ids: np.ndarray
 
     @classmethod
-    def build(cls, items: Sequence[tuple[Resources, int, int, int]]) -> Options:
+    def build(cls, items: Sequence[tuple[Resources, int, int, int]], pruned: bool = False) -> Options:
         """From (resources, in width, out width, cycles) per option; drops dominated options.
 
         An option is dominated when another with the same stream widths needs no more of any
         resource and no more cycles: it can never be the better choice at any cycle budget.
+        `pruned`: the items are already free of dominated options (splitter.folding.group_options).
         """
         res = np.array([r.as_tuple() for r, *_ in items], dtype=float).reshape(len(items), len(RESOURCE_NAMES))
         ints = np.array([rest for _, *rest in items], dtype=np.int64).reshape(len(items), 3)
-        keys = ints[:, 0] * (1 << 32) + ints[:, 1]
-        with_cycles = np.concatenate([res, ints[:, 2:3].astype(float)], axis=1)
-        idx = np.nonzero(pareto_mask(with_cycles, keys, res.sum(axis=1) + ints[:, 2]))[0]
-        return cls(res[idx], ints[idx, 0], ints[idx, 1], ints[idx, 2], idx)
+        if pruned:
+            idx = np.arange(len(items))
+        else:
+            keys = ints[:, 0] * (1 << 32) + ints[:, 1]
+            with_cycles = np.concatenate([res, ints[:, 2:3].astype(float)], axis=1)
+            idx = np.nonzero(pareto_mask(with_cycles, keys, res.sum(axis=1) + ints[:, 2]))[0]
+        order = idx[np.argsort(ints[idx, 2], kind="stable")]  # by cycles
+        return cls(res[order], ints[order, 0], ints[order, 1], ints[order, 2], order)
 
     def within(self, max_cycles: float) -> Options:
         """The options taking at most `max_cycles` cycles per frame that no other such option beats.
@@ -199,7 +204,11 @@ def _continuations(
     varying = np.ptp(out, axis=0) > 1e-9  # a column equal for all elements decides nothing
     if not varying.any():
         varying[0] = True
-    return out[:, varying], resource[varying]
+    out, resource = out[:, varying], resource[varying]
+    # a converter adds only LUTs and FFs: the other columns of each way to go on repeat the first
+    _, first = np.unique(out.T, axis=0, return_index=True)
+    first = np.sort(first)
+    return out[:, first], resource[first]
 
 
 def scores(res: np.ndarray, cap: np.ndarray) -> np.ndarray:

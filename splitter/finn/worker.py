@@ -56,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output-dir", default="finn_estimates", help="relative to the partition directory")
     parser.add_argument("--codegen", action="store_true", help="also run step_hw_codegen")
     parser.add_argument("--inputs", type=Path, help="npz of integer NHWC inputs to execute with FINN")
+    parser.add_argument("--target-fps", type=int, help="let FINN's SetFolding choose the folding for this rate "
+                                                       "(instead of the partition's folding_config.json)")
     args = parser.parse_args(argv)
     part = args.partition_dir.resolve()
     out = part / args.output_dir
@@ -63,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     summary: dict[str, object] = {"partition_dir": str(part), "ok": False}
     started = time.time()
     try:
-        summary.update(_estimate(part, out, args.codegen))
+        summary.update(_estimate(part, out, args.codegen, args.target_fps))
         if args.inputs is not None:
             summary["executed"] = _execute(part, out, args.inputs, str(summary["steps"][-1]))
         summary["ok"] = True
@@ -80,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if summary["ok"] else 1
 
 
-def _estimate(part: Path, out: Path, codegen: bool) -> dict[str, object]:
+def _estimate(part: Path, out: Path, codegen: bool, target_fps: int | None = None) -> dict[str, object]:
     """FINN's flow on part/model.onnx with the partition's own config, steps up to the estimates."""
     import finn.builder.build_dataflow as builder
     from finn.builder.build_dataflow_config import DataflowBuildConfig
@@ -91,6 +93,8 @@ def _estimate(part: Path, out: Path, codegen: bool) -> dict[str, object]:
     steps = ESTIMATE_STEPS + (CODEGEN_STEPS if codegen else [])
     config.update(output_dir=str(out), steps=steps, generate_outputs=["estimate_reports"],
                   save_intermediate_models=True, enable_build_pdb_debug=False, verbose=False)
+    if target_fps is not None:
+        config.update(target_fps=target_fps, folding_config_file=None)
     notes: list[str] = []
     prepare_board(str(config["board"]), str(config["fpga_part"]), notes.append)
     cfg = DataflowBuildConfig.from_dict(config) if hasattr(DataflowBuildConfig, "from_dict") else \

@@ -17,22 +17,26 @@ from splitter.partition.search import Chain
 from splitter.partition.types import LayerTooLargeError, Partition, PartitionError, Plan, TooFewBoardsError
 
 STRATEGIES = ("balanced", "greedy")
+OBJECTIVES = ("fps", "fps-per-watt")
 # Front sizes tried in turn until a plan is provably optimal; None: fronts are never cut (exact, slow).
-FRONT_LIMITS: tuple[int | None, ...] = (8, 32, 128)
-__all__ = ["STRATEGIES", "LayerTooLargeError", "Partition", "PartitionError", "Plan", "TooFewBoardsError", "plan"]
+FRONT_LIMITS: tuple[int | None, ...] = (8, 32)
+__all__ = ["OBJECTIVES", "STRATEGIES", "LayerTooLargeError", "Partition", "PartitionError", "Plan", "TooFewBoardsError",
+           "plan", "plan_for"]
 
 
 def plan(
     layers: Sequence[Layer], tensors: Mapping[str, TensorSpec], boards: Sequence[Board],
     strategy: str = "balanced", link_gbps: float | None = None, cfg: CostConfig | None = None,
     greedy_foldings: Sequence[Folding] | None = None, replicate: bool = True,
-    front_limit: int | Sequence[int | None] = FRONT_LIMITS,
+    front_limit: int | Sequence[int | None] = FRONT_LIMITS, target_fps: float | None = None,
+    max_boards: int | None = None,
 ) -> Plan:
     """Split `layers` over `boards` (in the order given for greedy; in any order for balanced).
 
     balanced: the Pareto fronts of the search are cut to `front_limit` elements (None: never); a
     sequence is tried in order until the plan reaches its upper bound (Plan.fps_bound), i.e. is
-    provably the best one (docs/cost-model.md#cut-strategies).
+    provably the best one (docs/cost-model.md#cut-strategies). `target_fps`: instead the plan that
+    reaches it on the fewest boards. `max_boards`: use at most that many of the boards given.
     """
     if strategy not in STRATEGIES:
         raise PartitionError(f"unknown strategy {strategy!r}; known: {', '.join(STRATEGIES)}")
@@ -43,10 +47,15 @@ def plan(
         chain = Chain(layers, tensors, boards, cfg or CostConfig(), link_gbps, limits[0])
         folds = list(greedy_foldings) if greedy_foldings is not None else [folding_from_attrs(x) for x in layers]
         return chain.greedy(folds)
+    if target_fps is not None:
+        chain = Chain(layers, tensors, boards, cfg or CostConfig(), link_gbps, limits[-1])
+        chain.max_boards = max_boards
+        return chain.fewest(target_fps, replicate)
     best: Plan | None = None
     options = None
     for limit in limits:
         chain = Chain(layers, tensors, boards, cfg or CostConfig(), link_gbps, limit, options)
+        chain.max_boards = max_boards
         found = chain.balanced(replicate)
         options = chain.shared_options()
         bound = min(found.fps_bound, best.fps_bound) if best else found.fps_bound
@@ -57,3 +66,32 @@ def plan(
             break
     assert best is not None
     return best
+
+
+def plan_for(
+    layers: Sequence[Layer], tensors: Mapping[str, TensorSpec], boards: Sequence[Board], objective: str = "fps",
+    power_cap_w: float | None = None, **kwargs: object,
+) -> Plan:
+    """The balanced plan best for `objective` ("fps" or "fps-per-watt") within `power_cap_w` watts.
+
+    Every board count from 1 to len(boards) is planned (plan(max_boards=k)); among the plans whose
+    predicted power fits the cap, the fastest or the one with the most frames per joule wins.
+    """
+    if objective not in OBJECTIVES:
+        raise PartitionError(f"unknown objective {objective!r}; known: {', '.join(OBJECTIVES)}")
+    plans = []
+    for k in range(1, len(boards) + 1):
+        try:
+            plans.append(plan(layers, tensors, boards, "balanced", max_boards=k, **kwargs))  # type: ignore[arg-type]
+        except PartitionError:
+            continue
+    if not plans:
+        return plan(layers, tensors, boards, "balanced", **kwargs)  # type: ignore[arg-type]  # raises the reason
+    fitting = [p for p in plans if power_cap_w is None or p.power_w <= power_cap_w + 1e-9]
+    if not fitting:
+        least = min(plans, key=lambda p: p.power_w)
+        raise PartitionError(f"no plan draws at most {power_cap_w:g} W; the least a plan draws is "
+                             f"{least.power_w:.2f} W ({least.boards_used} board(s), {least.fps:.1f} fps)")
+    if objective == "fps":
+        return max(fitting, key=lambda p: (p.fps, -p.power_w))
+    return max(fitting, key=lambda p: (p.fps / p.power_w, p.fps))

@@ -28,7 +28,7 @@ from splitter.cost.memory import dwc
 from splitter.folding import GroupOption, group_options, groups
 from splitter.graph import Layer, TensorSpec
 from splitter.packing import packed_size
-from splitter.partition.types import LayerTooLargeError, Partition, Plan, TooFewBoardsError
+from splitter.partition.types import LayerTooLargeError, Partition, PartitionError, Plan, TooFewBoardsError
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,7 @@ class Chain:
     ) -> None:
         self.layers, self.tensors, self.cfg, self.limit = list(layers), tensors, cfg, limit
         self.truncated = False  # a front was cut to `limit`: the plan may be below the optimum
+        self.max_boards: int | None = None  # at most this many boards in all (None: every board given)
         self.boards = list(boards)
         self.types = list({b.name: b for b in boards}.values())
         self.avail = [sum(b.name == t.name for b in boards) for t in self.types]
@@ -77,14 +78,15 @@ class Chain:
         """The non-dominated options of group g on board type t, as arrays."""
         if (g, t) not in self._arrays:
             items = [(o.resources, o.in_width, o.out_width, o.cycles) for o in self.options(g, t)]
-            self._arrays[(g, t)] = Options.build(items)
+            self._arrays[(g, t)] = Options.build(items, pruned=True)
         return self._arrays[(g, t)]
 
     def within(self, g: int, t: int, max_cycles: float) -> Options:
-        """The options of group g on type t meeting a cycle budget."""
-        key = (g, t, max_cycles)
+        """The options of group g on type t meeting a cycle budget (cached by which options meet it)."""
+        opts = self.option_arrays(g, t)
+        key = (g, t, int(np.count_nonzero(opts.cycles <= max_cycles * (1 + 1e-12))))
         if key not in self._within:
-            self._within[key] = self.option_arrays(g, t).within(max_cycles)
+            self._within[key] = opts.within(max_cycles)
         return self._within[key]
 
     def dwc_lut(self, prev: int, width: int) -> float:
@@ -193,7 +195,8 @@ class Chain:
         ends = functools.cache(self.relaxed_ends if relaxed else self.ends)
         # counts -> {boundary reached: back pointer (previous counts, previous boundary, segment)}
         best: dict[tuple[int, ...], dict[int, tuple | None]] = {(0,) * len(avail): {0: None}}
-        for total in range(sum(avail) + 1):
+        most = sum(avail) if self.max_boards is None else min(sum(avail), self.max_boards)
+        for total in range(most + 1):
             for counts in sorted(c for c in best if sum(c) == total):
                 reached = best[counts]
                 if len(self.groups) in reached:
@@ -202,6 +205,8 @@ class Chain:
                     for t, limit in enumerate(avail):
                         for r in range(1, (limit - counts[t] if replicate else min(1, limit - counts[t])) + 1):
                             nxt = tuple(c + r * (i == t) for i, c in enumerate(counts))
+                            if sum(nxt) > most:
+                                continue
                             for end, path in ends(pos, t, r, fps).items():
                                 best.setdefault(nxt, {}).setdefault(end, (counts, pos, Segment(pos, end, t, r, path)))
         return None
@@ -216,13 +221,23 @@ class Chain:
             values.append((self.rates[t] / np.maximum(np.array(self.bytes), 1))[:, None] * rs[None, :])
         return np.unique(np.concatenate([v.ravel() for v in values]))
 
+    def fewest(self, target_fps: float, replicate: bool) -> Plan:
+        """The plan reaching `target_fps` on the fewest boards (PartitionError naming the fastest if none can)."""
+        segments = self.feasible(target_fps, self.avail, replicate)
+        if segments is None:
+            fastest = self.balanced(replicate)
+            raise PartitionError(f"no plan reaches {target_fps:g} fps on these boards; the fastest reaches "
+                                 f"{fastest.fps:.1f} fps ({fastest.limited_by})")
+        return self.build("balanced", [self._folds(s) for s in segments], segments)
+
     def balanced(self, replicate: bool) -> Plan:
         single = self.candidates(False)
         minimal = self.feasible(single[0], self.avail, False)
         if minimal is None:
             self.diagnose(single[0])
         # A replica needs a board the chain does not need even at the loosest target.
-        replicate = replicate and len(minimal) < len(self.boards)
+        most = len(self.boards) if self.max_boards is None else min(len(self.boards), self.max_boards)
+        replicate = replicate and len(minimal) < most
         cand = self.candidates(True) if replicate else single
         found: dict[int, list[Segment] | None] = {}  # candidate index -> feasible's answer
 
