@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from splitter.boards import Board, PowerModel, load_board, parse_board_list
-from splitter.cost import Resources, folding_from_attrs, layer_cost, output_fifo_cost, partition_resources
+from splitter.cost import CostConfig, Resources, folding_from_attrs, layer_cost, output_fifo_cost, partition_resources
 from splitter.cost.errors import UnsupportedLayerError
 from splitter.cost.memory import dwc
 from splitter.cost.synthetic import ChainBuilder, mobilenet_v1_w4a4
@@ -247,3 +247,24 @@ def test_mobilenet_v1_on_six_zedboards() -> None:
         plan(layers, tensors, zed, "greedy", greedy_foldings=folds)
     greedy = plan(layers, tensors, parse_board_list(str(exc.value.needed["zedboard"])), "greedy", greedy_foldings=folds)
     assert greedy.fps < balanced.fps
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_more_resources_cheaper_terms_and_looser_limits_never_lower_the_fps(seed: int) -> None:
+    """Monotone, and equal to brute force, on small chains: the exact search (no front limit)."""
+    rng = np.random.default_rng(seed)
+    layers, tensors = toy_chain(with_block=bool(seed % 2))
+    lut = float(rng.integers(1_300, 2_600))
+    base = [tiny("a", lut=lut, bram=2, dsp=2)] * int(rng.integers(2, 4))
+    exact = plan(layers, tensors, base, "balanced", replicate=False, front_limit=None)
+    assert exact.fps == pytest.approx(brute_force(layers, tensors, base, replicate=False), rel=1e-9)
+    assert exact.gap == 0.0 and not exact.front_truncated
+    roomier = [tiny("a", lut=lut * 1.3, bram=3, dsp=3)] * len(base)
+    free_fifos = CostConfig(fifo_depth=0)
+    for other in (plan(layers, tensors, roomier, "balanced", replicate=False, front_limit=None),
+                  plan(layers, tensors, base, "balanced", replicate=False, front_limit=None, cfg=free_fifos),
+                  plan(layers, tensors, base, "balanced", replicate=False, front_limit=[1, 4, None])):
+        assert other.fps >= exact.fps * (1 - 1e-12)
+    # a cut front never claims more than the exact answer, and its bound never claims less
+    cut = plan(layers, tensors, base, "balanced", replicate=False, front_limit=1)
+    assert cut.fps <= exact.fps * (1 + 1e-12) <= cut.fps_bound * (1 + 1e-12)
