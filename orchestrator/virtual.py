@@ -1,4 +1,4 @@
-"""Virtual boards: a bundle's partitions as local finnsplit-server processes with the emulate backend.
+"""Virtual boards: a bundle's partitions as local finnsplit-server processes (emulate or delay backend).
 
 Each partition runs the same server binary a board runs, on loopback or in a network namespace of
 its own (orchestrator/netns.py), chained partition k -> k+1 -> the client's result port, every link
@@ -96,12 +96,18 @@ class VirtualChain:
 
     def __init__(self, bundle: str | Path, result_address: tuple[str, int], log_dir: str | Path,
                  binary: Path | None = None, network: VirtualNetwork | None = None,
-                 manifest: dict[str, Any] | None = None, key: bytes | None = None) -> None:
-        """Start one emulate server per partition, last first, the last sending to `result_address`.
+                 manifest: dict[str, Any] | None = None, key: bytes | None = None, backend: str = "emulate",
+                 stats_interval_ms: int = 500) -> None:
+        """Start one server per partition, last first, the last sending to `result_address`.
 
         With `network`, partition k runs in board k's namespace on its own address; else on loopback.
-        `key`: the link key (a new one if not given; `self.key`).
+        `key`: the link key (a new one if not given; `self.key`). `backend`: emulate (bit-exact) or
+        delay (each partition's predicted compute time per frame, `predicted_compute_us`, and its real
+        boundary sizes on the wire).
         """
+        if backend not in ("emulate", "delay"):
+            raise VirtualBoardError(f"virtual boards run the emulate or the delay backend, not {backend!r}")
+        self.backend, self.stats_interval_ms = backend, stats_interval_ms
         self.root = Path(bundle)
         self.network = network
         self.manifest = manifest if manifest is not None else load_manifest(self.root)
@@ -129,9 +135,13 @@ class VirtualChain:
         index = part["index"]
         name = f"vboard{index}"
         command = [str(self.binary), "serve", "--listen", f"{self._host(index)}:0",
-                   "--next", f"{next_hop[0]}:{next_hop[1]}", "--name", name, "--backend", "emulate",
-                   "--program", str((self.root / part["files"]["program"]["path"]).resolve()),
-                   "--stats-interval-ms", "500", "--auth-key-file", str(self.key_file.resolve())]
+                   "--next", f"{next_hop[0]}:{next_hop[1]}", "--name", name, "--backend", self.backend,
+                   "--stats-interval-ms", str(self.stats_interval_ms), "--auth-key-file", str(self.key_file.resolve())]
+        if self.backend == "emulate":
+            command += ["--program", str((self.root / part["files"]["program"]["path"]).resolve())]
+        else:
+            command += ["--spec-in", part["input"]["wire"], "--spec-out", part["output"]["wire"],
+                        "--delay-us", str(round(predicted_compute_us(part)))]
         if self.network:
             command = self.network.command(index, command)
         return VirtualBoard(name, command, self.log_dir / f"{name}.log")
@@ -167,6 +177,12 @@ class VirtualChain:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def predicted_compute_us(part: dict[str, Any]) -> float:
+    """A partition's predicted accelerator time per frame on one board: its slowest layer's cycles / clock."""
+    predicted = part["predicted"]
+    return float(predicted["cycles"]) / float(predicted["clock_mhz"])
 
 
 def random_inputs(manifest: dict[str, Any], count: int, seed: int = 0) -> list:
