@@ -107,6 +107,9 @@ class ResilientClient:
         self._wire_to_frame: dict[int, int] = {}
         self._results: dict[int, bytes] = {}
         self.resent = 0
+        # per frame of the last infer_many: first transmission and result (perf_counter), for benchmarks
+        self.sent_at: dict[int, float] = {}
+        self.arrived_at: dict[int, float] = {}
         accept = None if last_stage is None else (lambda node: node == last_stage())
         self.port = ResultPort(output_spec, self._on_result, result_host, result_port, key, accept)
         self._sender: TensorSender | None = None
@@ -130,6 +133,7 @@ class ResilientClient:
             frame = self._wire_to_frame.pop(wire_seq, None)
             if frame is not None and frame not in self._results:
                 self._results[frame] = payload
+                self.arrived_at[frame] = time.perf_counter()
                 self._lock.notify_all()
 
     def _send(self, frame: int, payload: bytes) -> bool:
@@ -166,6 +170,7 @@ class ResilientClient:
         generation_seen = (self._connections, self.rewired())
         with self._lock:
             self._results.clear()
+            self.sent_at, self.arrived_at = {}, {}
         while True:
             with self._lock:
                 pending = [f for f in sent_at if f not in self._results]
@@ -188,6 +193,7 @@ class ResilientClient:
                 if not self._send(next_frame, payloads[next_frame]):
                     break
                 sent_at[next_frame] = time.monotonic()
+                self.sent_at[next_frame] = time.perf_counter()
                 pending.append(next_frame)
                 next_frame += 1
             with self._lock:
