@@ -14,7 +14,7 @@ import contextlib
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +51,8 @@ class DaemonConfig:
     command_timeout_s: float = 60.0
     max_failures: int = 3  # failed deploys/runs before the orchestrator stops using a board
     replace_drain_s: float = 0.5  # how long a board's replaced server may drain before it is killed
+    # extra finnsplit-server flags per partition, e.g. the delay backend's --delay-us (board_agent/server_args.py)
+    server_args: dict[int, tuple[str, ...]] = field(default_factory=dict)
 
 
 class Orchestrator:
@@ -199,7 +201,8 @@ class Orchestrator:
         # A server re-pointed away from a dead next hop cannot drain into it; the client resends what it held.
         await self.link.command(step.board, "run", timeout_s=self.cfg.command_timeout_s, bundle=step.bundle,
                                 partition=step.partition, next=step.next_hop, backend=self.cfg.backend,
-                                drain_s=self.cfg.replace_drain_s, link_key=self.link_key.hex())
+                                drain_s=self.cfg.replace_drain_s, link_key=self.link_key.hex(),
+                                args=list(self.cfg.server_args.get(step.partition, ())))
         self.next_hops[step.board] = (step.bundle, step.partition, step.next_hop)
         self.generation += 1
 
