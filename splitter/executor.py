@@ -123,7 +123,20 @@ def _label_select(layer: Layer, x: np.ndarray) -> np.ndarray:
     return order[..., :k].astype(np.int64)
 
 
-KERNELS: dict[str, Callable[[Layer, np.ndarray], np.ndarray]] = {
+def _duplicate_streams(layer: Layer, x: np.ndarray) -> np.ndarray:
+    return x  # every output stream carries the input
+
+
+def _add_streams(layer: Layer, x: np.ndarray, *others: np.ndarray) -> np.ndarray:
+    total = x.astype(np.int64)
+    for other in others:
+        total = total + other.astype(np.int64)
+    return total
+
+
+# A kernel takes the layer and its inputs (Layer.inputs order); a layer with several outputs writes
+# the one result to each.
+KERNELS: dict[str, Callable[..., np.ndarray]] = {
     "FMPadding": _fmpadding,
     "ConvolutionInputGenerator": _swg,
     "MVAU": _mvau,
@@ -134,16 +147,20 @@ KERNELS: dict[str, Callable[[Layer, np.ndarray], np.ndarray]] = {
     "Pool": _pool,
     "GlobalAccPool": _global_acc_pool,
     "LabelSelect": _label_select,
+    "DuplicateStreams": _duplicate_streams,
+    "AddStreams": _add_streams,
 }
 
 
-def run_layer(layer: Layer, x: np.ndarray) -> np.ndarray:
-    """Execute one layer on an integer NHWC array; returns an int64 array."""
+def run_layer(layer: Layer, x: np.ndarray, *others: np.ndarray) -> np.ndarray:
+    """Execute one layer on integer NHWC arrays (one per input); returns an int64 array."""
     try:
         kernel = KERNELS[layer.op_type]
     except KeyError:
         raise ValueError(f"layer {layer.name}: no executor for op type {layer.op_type}") from None
-    return kernel(layer, x)
+    if len(others) != len(layer.extra_inputs):
+        raise ValueError(f"layer {layer.name}: {1 + len(others)} inputs given, it reads {len(layer.inputs)}")
+    return kernel(layer, x, *others)
 
 
 def execute(graph: DataflowGraph, x: np.ndarray) -> np.ndarray:
@@ -154,6 +171,21 @@ def execute(graph: DataflowGraph, x: np.ndarray) -> np.ndarray:
     if not graph.input.dtype.allowed(x):
         raise ValueError(f"{graph.name}: input values outside {graph.input.dtype.name}")
     out = np.asarray(x, dtype=np.int64)
-    for layer in graph.layers:
-        out = run_layer(layer, out)
-    return out
+    if not any(layer.extra_inputs or layer.extra_outputs for layer in graph.layers):
+        for layer in graph.layers:
+            out = run_layer(layer, out)
+        return out
+    return _execute_dag(graph, out)
+
+
+def _execute_dag(graph: DataflowGraph, x: np.ndarray) -> np.ndarray:
+    """A branching graph: every tensor by name, dropped after the last layer reading it."""
+    last_read = {name: i for i, layer in enumerate(graph.layers) for name in layer.inputs}
+    values = {graph.input.name: x}
+    for i, layer in enumerate(graph.layers):
+        result = run_layer(layer, *(values[name] for name in layer.inputs))
+        for name in layer.inputs:
+            if last_read[name] == i:
+                values.pop(name, None)
+        values.update(dict.fromkeys(layer.outputs, result))
+    return values[graph.layers[-1].output]

@@ -25,6 +25,8 @@ DATAFLOW_OP_TYPES = (
     "Pool",
     "GlobalAccPool",
     "LabelSelect",
+    "DuplicateStreams",
+    "AddStreams",
 )
 
 
@@ -53,6 +55,19 @@ class Layer:
     attrs: dict[str, Attr]
     params: dict[str, np.ndarray] = field(default_factory=dict)
     source: tuple[str, ...] = ()  # names of the QONNX nodes this layer implements
+    # Branching dataflow: AddStreams' second input, DuplicateStreams' outputs after the first.
+    extra_inputs: tuple[str, ...] = ()
+    extra_outputs: tuple[str, ...] = ()
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        """Every tensor the layer reads, `input` first."""
+        return (self.input, *self.extra_inputs)
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        """Every tensor the layer writes, `output` first."""
+        return (self.output, *self.extra_outputs)
 
     def attr(self, key: str) -> Attr:
         """Attribute `key` (KeyError names the layer if it is missing)."""
@@ -160,11 +175,25 @@ class DataflowGraph:
                 return layer
         raise KeyError(f"no layer named {name!r}")
 
+    def live_tensors(self, index: int) -> list[str]:
+        """Tensors written before layers[index] (or the graph input) and read by it or a later layer."""
+        written = {self.input.name} | {out for layer in self.layers[:index] for out in layer.outputs}
+        read = [name for layer in self.layers[index:] for name in layer.inputs]
+        return list(dict.fromkeys(name for name in read if name in written))
+
     def slice(self, start: int, stop: int, name: str) -> DataflowGraph:
-        """Layers [start, stop) as a graph of their own (host ops kept only at the ends)."""
+        """Layers [start, stop) as a graph of their own (host ops kept only at the ends).
+
+        The cuts before `start` and `stop` must carry one tensor each (`live_tensors`).
+        """
         layers = self.layers[start:stop]
-        first_input = self.tensors[layers[0].input]
-        used = {first_input.name} | {layer.output for layer in layers}
+        live = self.live_tensors(start) if start > 0 else [layers[0].input]
+        after = self.live_tensors(stop) if stop < len(self.layers) else [layers[-1].output]
+        for where, tensors in ((layers[0].name, live), (self.layers[min(stop, len(self.layers) - 1)].name, after)):
+            if len(tensors) != 1:
+                raise ValueError(f"{self.name}: a cut before {where} carries {len(tensors)} tensors ({tensors})")
+        first_input = self.tensors[live[0]]
+        used = {first_input.name} | {out for layer in layers for out in layer.outputs}
         return DataflowGraph(
             name=name,
             input=first_input,

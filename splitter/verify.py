@@ -59,11 +59,16 @@ def check_layers(graph: DataflowGraph, model: onnx.ModelProto, raw: np.ndarray) 
     """
     context = reference_context(model, model_float_input(graph.input_quant, raw))
     checks = []
-    x = dataflow_input(graph, raw)
-    for layer in graph.layers:
-        if layer.input in graph.reference and layer.input != graph.input.name:
-            x = reference_integer(graph, context, layer.input)
-        x = run_layer(layer, x)
+    values = {graph.input.name: dataflow_input(graph, raw)}
+    last_read = {name: i for i, layer in enumerate(graph.layers) for name in layer.inputs}
+    for i, layer in enumerate(graph.layers):
+        args = [reference_integer(graph, context, name) if name in graph.reference and name != graph.input.name
+                else values[name] for name in layer.inputs]
+        x = run_layer(layer, *args)
+        for name in layer.inputs:
+            if last_read[name] == i:
+                values.pop(name, None)
+        values.update(dict.fromkeys(layer.outputs, x))
         if layer.output in graph.reference:
             want = reference_integer(graph, context, layer.output)
             diff = np.abs(want - x)

@@ -18,6 +18,7 @@ from splitter.errors import UnsupportedNodeError
 from splitter.lowering.cursor import Cursor, store
 from splitter.lowering.host import affine_of_chain
 from splitter.lowering.onnx_view import attributes
+from splitter.lowering.residual import RESIDUAL_UNQUANTIZED, is_join
 
 if TYPE_CHECKING:
     from splitter.lowering.compute import ComputeLayer
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
 
 def finish_accumulator(lw: Lowering, node, acc_cur: Cursor, layer: ComputeLayer, chain, end, acc_dtype) -> Cursor:
     """A compute layer with no quantizer after it: output, optional bias and top-K (else the host's stage)."""
+    if end is not None and end.name not in lw.tail and is_join(lw, end):
+        raise UnsupportedNodeError(end.name, end.op_type, f"reached from {node.name!r}: {RESIDUAL_UNQUANTIZED}")
     if end is not None and end.op_type != "TopK" and end.name not in lw.tail:
         raise UnsupportedNodeError(
             end.name,

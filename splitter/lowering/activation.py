@@ -16,6 +16,7 @@ from splitter.lowering.chain import Activation, derive_thresholds
 from splitter.lowering.cursor import Cursor, store
 from splitter.lowering.host import affine_of_chain, collect_chain
 from splitter.lowering.onnx_view import per_channel
+from splitter.lowering.residual import RESIDUAL_UNQUANTIZED, is_join
 
 if TYPE_CHECKING:
     from splitter.lowering.lower import Lowering
@@ -23,7 +24,10 @@ if TYPE_CHECKING:
 
 def standalone_activation(lw: Lowering, node: onnx.NodeProto, cur: Cursor) -> Cursor:
     """Elementwise ops and a Quant directly on an integer tensor: a Thresholding layer."""
-    chain, end = collect_chain(lw.view, cur.onnx)
+    chain, end = collect_chain(lw.view, cur.onnx, node)
+    if end is not None and end.op_type not in ("Quant", "BipolarQuant") and end.name not in lw.tail \
+            and is_join(lw, end):
+        raise UnsupportedNodeError(end.name, end.op_type, RESIDUAL_UNQUANTIZED)
     if end is None or end.op_type not in ("Quant", "BipolarQuant"):
         scale, bias = affine_of_chain(chain, cur.scale, cur.offset, node.name)
         if end is not None and end.name not in lw.tail:

@@ -14,22 +14,32 @@ from splitter.lowering.onnx_view import OnnxView, QuantParams, attributes, per_c
 _COMPUTE_OPS = ("Conv", "MatMul", "Gemm")
 
 
-def collect_chain(view: OnnxView, tensor: str) -> tuple[list[ChainOp], onnx.NodeProto | None]:
-    """Elementwise ops with constant operands following `tensor`; returns them and the node that ends them."""
+def collect_chain(
+    view: OnnxView, tensor: str, first: onnx.NodeProto | None = None
+) -> tuple[list[ChainOp], onnx.NodeProto | None]:
+    """Elementwise ops with constant operands following `tensor`; returns them and the node that ends them.
+
+    `first`: the node reading `tensor` where the chain starts (needed when `tensor` has several readers).
+    An elementwise op of two computed tensors (a residual Add) ends the chain.
+    """
     ops: list[ChainOp] = []
     shape = view.shape(tensor)
     channels = shape[1] if len(shape) > 1 else 1
     while True:
-        node = view.single_consumer(tensor)
+        node, first = (first, None) if first is not None else (view.single_consumer(tensor), None)
         if node is None:
             return ops, None
         if node.op_type in ("Identity", "Dropout"):
             tensor = node.output[0]
             continue
-        if node.op_type not in ELEMENTWISE_OPS:
+        if node.op_type not in ELEMENTWISE_OPS or _two_computed(view, node):
             return ops, node
         ops.append(_chain_op(view, node, tensor, channels, len(shape)))
         tensor = node.output[0]
+
+
+def _two_computed(view: OnnxView, node: onnx.NodeProto) -> bool:
+    return node.op_type != "BatchNormalization" and sum(1 for i in node.input if i and view.const(i) is None) > 1
 
 
 def _chain_op(view: OnnxView, node: onnx.NodeProto, tensor: str, channels: int, ndim: int) -> ChainOp:

@@ -35,6 +35,7 @@ from splitter.lowering.host import build_input_quant, build_output_stage
 from splitter.lowering.importer import import_model
 from splitter.lowering.onnx_view import OnnxView, per_channel
 from splitter.lowering.pooling import avgpool, maxpool
+from splitter.lowering.residual import duplicate, is_join, join
 from splitter.lowering.shift import shift_declared_input
 from splitter.lowering.survey import regions, survey
 
@@ -81,15 +82,22 @@ class Lowering:
         out_dtype: DataType,
         params: dict | None = None,
         source: tuple[str, ...] = (),
+        outputs: int = 1,
+        extra_inputs: tuple[str, ...] = (),
     ) -> str:
-        """Append a layer reading `cur.tensor`; returns the name of its output tensor."""
+        """Append a layer reading `cur.tensor` (and `extra_inputs`); returns the name of its first output.
+
+        A layer with several `outputs` (DuplicateStreams) writes `<name>_out0`, `<name>_out1`, ...
+        """
         index = self.counters.get(op_type, 0)
         self.counters[op_type] = index + 1
         name = f"{op_type}_{index}"
-        out = f"{name}_out"
-        self.tensors[out] = TensorSpec(out, tuple(int(d) for d in out_shape), out_dtype)
-        self.layers.append(Layer(op_type, name, cur.tensor, out, attrs, params or {}, source))
-        return out
+        names = [f"{name}_out"] if outputs == 1 else [f"{name}_out{i}" for i in range(outputs)]
+        for out in names:
+            self.tensors[out] = TensorSpec(out, tuple(int(d) for d in out_shape), out_dtype)
+        self.layers.append(Layer(op_type, name, cur.tensor, names[0], attrs, params or {}, source,
+                                 extra_inputs=extra_inputs, extra_outputs=tuple(names[1:])))
+        return names[0]
 
     def record(self, cur: Cursor) -> None:
         """Remember where `cur`'s dataflow tensor appears in the ONNX model (for equivalence checks)."""
@@ -114,12 +122,7 @@ class Lowering:
         first = TensorSpec(cur.tensor, cur.shape, cur.dtype)
         self.tensors[first.name] = first
         self.record(cur)
-        while not self.done:
-            node = self.view.single_consumer(cur.onnx)
-            if node is None:
-                cur = self.finish_integer(cur)
-                break
-            cur = self.step(node, cur)
+        self.walk(cur)
         if not self.layers:
             raise LoweringError(f"model {self.name!r} has no layers to run on the FPGA")
         return DataflowGraph(
@@ -133,6 +136,37 @@ class Lowering:
             onnx_output=self.view.outputs[0],
             output_stage=self.output_stage,
         )
+
+    def walk(self, cur: Cursor) -> None:
+        """Follow the dataflow from `cur` to the model output, through branches and joins.
+
+        Depth first: a branch is walked to its join, where it waits for the other branch, so layers
+        come out in an order FINN can stream (each layer after all it reads; docs/lowering.md#residual-networks).
+        """
+        todo: list[tuple[Cursor, onnx.NodeProto | None]] = [(cur, None)]
+        waiting: dict[str, Cursor] = {}  # a join's name -> the branch that reached it first
+        while todo and not self.done:
+            cur, node = todo.pop()
+            if node is None:
+                readers = self.view.consumers.get(cur.onnx, [])
+                if not readers:
+                    self.finish_integer(cur)
+                    continue
+                if len(readers) > 1:
+                    streams = duplicate(self, cur, len(readers))
+                    todo.extend(reversed(list(zip(streams, readers, strict=True))))
+                    continue
+                node = readers[0]
+            if is_join(self, node):
+                if node.name not in waiting:
+                    waiting[node.name] = cur
+                    continue
+                todo.append((join(self, node, waiting.pop(node.name), cur), None))
+                continue
+            todo.append((self.step(node, cur), None))
+        if waiting and not self.done:
+            name = next(iter(waiting))
+            raise UnsupportedNodeError(name, "Add", "only one of its inputs is reached from the model input")
 
     def step(self, node: onnx.NodeProto, cur: Cursor) -> Cursor:
         """Lower the pattern starting at `node`; returns the cursor after it."""

@@ -99,8 +99,8 @@ class OnnxView:
             raise UnsupportedNodeError(
                 users[1].name,
                 users[1].op_type,
-                f"tensor {tensor!r} feeds {len(users)} nodes ({names}); branching graphs such as residual "
-                "connections are not supported yet",
+                f"tensor {tensor!r} feeds {len(users)} nodes ({names}); a branch must start at a quantized "
+                "tensor (a quantizer's output), where FINN duplicates the integer stream",
             )
         return users[0] if users else None
 

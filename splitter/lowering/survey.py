@@ -164,18 +164,22 @@ class _Graph:
         return out
 
     def structure(self, where: Regions) -> list[str]:
-        """Branches and joins inside the core and the input stage (the dataflow is a chain)."""
+        """Branches in the input stage, and joins in the core other than a residual Add.
+
+        The core may branch at a quantized tensor (DuplicateStreams) and join in an Add (AddStreams,
+        lowering/residual.py); the walk names a branch or join it cannot lower.
+        """
         out = []
         for tensor, users in self.consumers.items():
-            inside = [u for u in users if u.name in where.core | where.head]
-            if len(users) > 1 and inside:
+            if len(users) > 1 and any(u.name in where.head for u in users):
                 names = ", ".join(f"{u.name} ({u.op_type})" for u in users)
-                out.append(f"tensor {tensor!r} feeds {len(users)} nodes ({names}); branching graphs such as residual "
-                           "connections are not supported yet")
+                out.append(f"tensor {tensor!r} feeds {len(users)} nodes ({names}) in the host's input stage, which "
+                           "is one chain of ops up to the first quantizer")
         for node in self.nodes:
-            if node.name in where.core and node.op_type in _TWO_INPUT and len(self.dynamic_inputs(node)) > 1:
+            if node.name in where.core and node.op_type in _TWO_INPUT and node.op_type != "Add" \
+                    and len(self.dynamic_inputs(node)) > 1:
                 out.append(f"unsupported node {node.name!r} (op type {node.op_type}): both inputs are computed "
-                           "tensors (e.g. a residual Add); residual networks are not supported yet")
+                           "tensors; of such joins only a residual Add has a dataflow layer (FINN's AddStreams)")
         return out
 
     def needs_declared_input(self) -> bool:

@@ -1,0 +1,126 @@
+"""Residual networks: DuplicateStreams / AddStreams lowering on tiny graphs, executed before and after."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from qonnx_builder import GraphBuilder
+from test_lowering_patterns import assert_equivalent, ops
+
+from splitter.errors import UnsupportedNodeError
+from splitter.executor import execute
+from splitter.graph import DataflowGraph
+from splitter.host import dataflow_input
+from splitter.lowering import lower
+
+
+def conv_bn_act(b: GraphBuilder, x: str, cin: int, cout: int, scale: float, k: int = 3, stride: int = 1,
+                relu: bool = True) -> str:
+    """QuantConv2d -> BatchNorm -> [Relu] -> Quant (UINT4 after a Relu, else INT4)."""
+    pads = [k // 2] * 4
+    y = b.node("Conv", [x, b.qweight((cout, cin, k, k), 4)], kernel_shape=[k, k], pads=pads, strides=[stride] * 2)
+    y = b.batchnorm(y, cout)
+    if relu:
+        y = b.node("Relu", [y])
+    return b.quant(y, scale, 4, signed=not relu)
+
+
+def residual_model(skip: str, shared: float = 0.125, out_scale: float = 0.2) -> onnx.ModelProto:
+    """x -> block -> Relu/Quant -> 1x1 conv head; `skip`: identity, requant or downsample."""
+    b = GraphBuilder((1, 4, 8, 8), seed=5)
+    x = b.quant("x", 0.1, 4, signed=False)
+    x = conv_bn_act(b, x, 4, 8, shared)  # the block input, quantized with the join's shared scale
+    stride = 2 if skip == "downsample" else 1
+    y = conv_bn_act(b, x, 8, 8, 0.17, stride=stride)
+    y = conv_bn_act(b, y, 8, 8, shared)
+    if skip == "identity":
+        s = x
+    elif skip == "requant":  # the skip requantized onto the shared scale (QuantIdentity on the skip)
+        s = b.quant(x, shared, 4, signed=False)
+        y = b.quant(b.node("Relu", [b.batchnorm(b.node("Conv", [b.quant(y, 0.2, 4, signed=False),
+                                                                 b.qweight((8, 8, 1, 1), 4)], kernel_shape=[1, 1]),
+                                                          8)]), shared, 4, signed=False)
+    else:  # downsample: 1x1 stride-2 conv on the skip, quantized by the shared quantizer
+        s = conv_bn_act(b, x, 8, 8, shared, k=1, stride=2)
+    z = b.quant(b.node("Relu", [b.node("Add", [y, s])]), out_scale, 4, signed=False)
+    head = b.node("Conv", [z, b.qweight((3, 8, 1, 1), 4)], kernel_shape=[1, 1])
+    return b.model(head)
+
+
+@pytest.mark.parametrize("skip", ["identity", "requant", "downsample"])
+def test_residual_block_is_exact(skip: str) -> None:
+    model = residual_model(skip)
+    graph = lower(model, "t")
+    kinds = ops(graph)
+    assert kinds.count("DuplicateStreams") == 1 and kinds.count("AddStreams") == 1
+    add = graph.layers[kinds.index("AddStreams")]
+    assert graph.tensors[add.output].dtype.name == "UINT5"  # FINN: smallest type holding 2 * UINT4.max
+    assert kinds[kinds.index("AddStreams") + 1] == "Thresholding"  # the Relu/Quant after the join
+    if skip == "requant":
+        # the skip's requantization, the main branch's requantization before its 1x1 conv, the join's activation
+        assert kinds.count("Thresholding") == 3
+    assert_equivalent(model, graph, (1, 4, 8, 8))
+
+
+def test_layer_order_reads_only_earlier_tensors() -> None:
+    graph = lower(residual_model("downsample"), "t")
+    written = {graph.input.name}
+    for layer in graph.layers:
+        assert set(layer.inputs) <= written, layer.name
+        written.update(layer.outputs)
+    dup = next(x for x in graph.layers if x.op_type == "DuplicateStreams")
+    assert len(dup.outputs) == 2 and dup.attrs["NumOutputStreams"] == 2
+
+
+def test_cuts_between_blocks_carry_one_tensor() -> None:
+    graph = lower(residual_model("identity"), "t")
+    kinds = ops(graph)
+    dup, add = kinds.index("DuplicateStreams"), kinds.index("AddStreams")
+    for index in range(1, len(graph.layers)):
+        live = graph.live_tensors(index)
+        assert len(live) == (2 if dup < index <= add else 1), (index, live)
+    with pytest.raises(ValueError, match="carries 2 tensors"):
+        graph.slice(dup + 1, len(graph.layers), "inside")
+    # slices at single-tensor boundaries chain to the whole graph
+    x = dataflow_input(graph, np.random.default_rng(1).random((1, 4, 8, 8), dtype=np.float32))
+    pieces = [graph.slice(0, dup, "a"), graph.slice(dup, add + 1, "b"), graph.slice(add + 1, len(graph.layers), "c")]
+    y = x
+    for piece in pieces:
+        assert isinstance(piece, DataflowGraph)
+        y = execute(piece, y)
+    assert np.array_equal(y, execute(graph, x))
+
+
+def test_branches_of_different_scales_are_refused() -> None:
+    with pytest.raises(UnsupportedNodeError, match=r"different scales.*shared quantizer") as info:
+        lower(_with_scale(residual_model("identity"), 0.13), "t")
+    assert info.value.op_type == "Add"
+
+
+def _with_scale(model: onnx.ModelProto, scale: float) -> onnx.ModelProto:
+    """The residual model with the main branch's last quantizer at another scale than the skip's."""
+    adds = [n for n in model.graph.node if n.op_type == "Add"]
+    main = next(n for n in model.graph.node if n.output[0] == adds[-1].input[0])
+    init = next(i for i in model.graph.initializer if i.name == main.input[1])
+    init.CopyFrom(onnx.numpy_helper.from_array(np.asarray(scale, np.float32), init.name))
+    return model
+
+
+def test_an_unquantized_branch_is_refused() -> None:
+    b = GraphBuilder((1, 4, 6, 6))
+    x = b.quant("x", 0.1, 4, signed=False)
+    y = b.batchnorm(b.node("Conv", [x, b.qweight((4, 4, 1, 1), 4)], kernel_shape=[1, 1]), 4)
+    model = b.model(b.quant(b.node("Add", [x, y]), 0.2, 4, signed=False))
+    with pytest.raises(UnsupportedNodeError, match="must end in a quantizer"):
+        lower(model, "t")
+
+
+def test_the_join_may_end_the_model() -> None:
+    b = GraphBuilder((1, 4, 6, 6), seed=2)
+    x = b.quant("x", 0.1, 4, signed=False)
+    y = conv_bn_act(b, x, 4, 4, 0.1, k=1)
+    model = b.model(b.node("Add", [x, y]))
+    graph = lower(model, "t")
+    assert ops(graph) == ["DuplicateStreams", "MVAU", "AddStreams"]
+    assert_equivalent(model, graph, (1, 4, 6, 6))
