@@ -246,4 +246,10 @@ def _fleet_group() -> click.Group:
     return fleet
 
 
-COMMANDS = (virtual, run, daemon, status, _fleet_group())
+def _bench_command() -> click.Command:
+    from orchestrator.bench_cli import bench
+
+    return bench
+
+
+COMMANDS = (virtual, run, daemon, status, _fleet_group(), _bench_command())

@@ -1,0 +1,106 @@
+"""Where `finnsplit bench` runs a bundle: virtual boards chained directly, or a fleet kept by the orchestrator.
+
+Both stream the same frames and read the boards' own stats through orchestrator/bench.py: the
+virtual chain from each server's stdout, a fleet from the stats lines its agents forward over MQTT.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from orchestrator.bench import BenchError, BenchResult, measure, result, stream_windowed
+from orchestrator.client import ChainClient
+from orchestrator.host import prepare_input
+from orchestrator.link_auth import new_key
+from orchestrator.netns import VirtualNetwork
+from orchestrator.protocol import WireSpec, encode_tensor
+from orchestrator.virtual import VirtualChain, predicted_compute_us, random_inputs
+
+Log = Callable[[str], None]
+DISTINCT_INPUTS = 16  # frames cycle through this many prepared inputs
+
+
+def inputs(manifest: dict[str, Any], bundle: str | Path, count: int, seed: int = 0) -> list[np.ndarray]:
+    """`count` prepared first-board tensors, cycling through a few seeded random inputs."""
+    raws = random_inputs(manifest, min(count, DISTINCT_INPUTS), seed)
+    tensors = [prepare_input(manifest, bundle, raw) for raw in raws]
+    return [tensors[i % len(tensors)] for i in range(count)]
+
+
+def use_realtime(priority: int = 10) -> None:
+    """Run this thread, the threads it starts and the virtual boards it starts at SCHED_FIFO `priority` (root).
+
+    Virtual boards share this machine's cores with whatever else runs on it; a real board has its
+    own. At real-time priority a server's thread runs as soon as it is ready, as it would on its
+    board, instead of queueing behind other work (docs/bench.md#virtual-boards-and-the-cpu).
+    """
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
+    except PermissionError:
+        raise BenchError("--realtime needs root (SCHED_FIFO scheduling)") from None
+
+
+def delay_args(manifest: dict[str, Any]) -> dict[int, tuple[str, ...]]:
+    """The delay backend's --delay-us per partition: its predicted compute time per frame."""
+    return {p["index"]: ("--delay-us", str(round(predicted_compute_us(p)))) for p in manifest["partitions"]}
+
+
+def bench_virtual(bundle: str | Path, manifest: dict[str, Any], frames: int, window: int, latency_frames: int,
+                  warmup: int, backend: str, log_dir: str | Path, network: VirtualNetwork | None = None,
+                  link_mbit: float | None = None, log: Log = lambda _m: None) -> BenchResult:
+    """Benchmark the bundle on virtual boards (one server per partition) on loopback or in `network`."""
+    spec_in = WireSpec.parse(manifest["input"]["wire"])
+    payloads = [encode_tensor(t, spec_in) for t in inputs(manifest, bundle, max(frames, warmup))]
+    key = new_key()
+    host = network.host_address if network else "127.0.0.1"
+    last = f"vboard{manifest['partitions'][-1]['index']}"
+    with (ChainClient(spec_in, WireSpec.parse(manifest["output"]["wire"]), result_host=host, key=key,
+                      last_stage=last) as client,
+          VirtualChain(bundle, client.result_address, log_dir, network=network, manifest=manifest, key=key,
+                       backend=backend, stats_interval_ms=200) as chain):
+        client.connect(chain.first_hop)
+        log(f"{len(chain.boards)} virtual boards ({backend} backend) up; warm-up of {warmup} frames")
+        stream_windowed(client, payloads[:warmup], window)
+        log(f"latency: {latency_frames} frames one at a time")
+        lat_sent, lat_received = stream_windowed(client, payloads[:latency_frames], 1)
+
+        def source() -> dict[str, tuple[int, dict[str, Any]]]:
+            return {b.name: (i, b.last_stats() or {}) for i, b in enumerate(chain.boards)}
+
+        log(f"throughput: {frames} frames, at most {window} in flight")
+        sent, received, boards = measure(lambda: stream_windowed(client, payloads[:frames], window), source, frames)
+    where = f"in network namespaces, links {link_mbit:g} Mbit/s" if network and link_mbit else (
+        "in network namespaces" if network else "on loopback")
+    setup = f"{len(manifest['partitions'])} virtual boards ({backend} backend) {where}"
+    return result(str(bundle), setup, manifest, window, sent, received, boards, lat_sent, lat_received)
+
+
+def bench_session(session: Any, bundle: str | Path, manifest: dict[str, Any], frames: int, window: int,
+                  latency_frames: int, warmup: int, setup: str, log: Log = lambda _m: None) -> BenchResult:
+    """Benchmark the pipeline a running FleetSession (orchestrator/session.py) keeps up."""
+    tensors = inputs(manifest, bundle, max(frames, warmup))
+    client = session.client
+
+    def stream(count: int, in_flight: int) -> tuple[list[float], list[float]]:
+        client.window = in_flight
+        client.infer_many(tensors[:count], timeout_s=600)
+        return [client.sent_at[i] for i in range(count)], [client.arrived_at[i] for i in range(count)]
+
+    def source() -> dict[str, tuple[int, dict[str, Any]]]:
+        return {name: (k, dict(session.orch.link.board(name).stats)) for k, name in session.orch.assignment.items()}
+
+    log(f"warm-up of {warmup} frames")
+    stream(warmup, window)
+    log(f"latency: {latency_frames} frames one at a time")
+    lat_sent, lat_received = stream(latency_frames, 1)
+    log(f"throughput: {frames} frames, at most {window} in flight")
+    sent, received, boards = measure(lambda: stream(frames, window), source, frames)
+    if client.resent:
+        log(f"{client.resent} frames were resent (a board failed or was slow): the figures include that")
+    return result(str(bundle), setup, manifest, window, sent, received, boards, lat_sent, lat_received)
+
