@@ -28,15 +28,22 @@ class ZooModel:
     """How to build one zoo model and the input it expects."""
 
     name: str
-    family: str  # brevitas_examples package: "bnn_pynq" or "imagenet"
+    family: str  # brevitas_examples package "bnn_pynq" or "imagenet", or "finnsplit" (splitter/zoo_resnet.py)
     config: str  # its model_with_cfg name, e.g. "cnv_1w1a"
     input_shape: tuple[int, ...]
     description: str
     # How a user quantizes its input (None: the model quantizes its float input itself).
     input_quant: tuple[str, str, str, str] | None = None  # (dtype, scale, mean, std) CLI strings
+    # brevitas 0.13's dynamo export hands a residual block plain tensors where brevitas_examples' block
+    # asserts QuantTensors at the add ("Perform add among QuantTensors"); its TorchScript export does not.
+    dynamo: bool = True
 
     def build(self):  # noqa: ANN201 - a brevitas (torch) module
         """The brevitas model with its default initialisation."""
+        if self.family == "finnsplit":
+            from splitter.zoo_resnet import model_with_cfg as small
+
+            return small(self.config)
         if self.family == "imagenet":
             from brevitas_examples.imagenet_classification.models import model_with_cfg
 
@@ -62,6 +69,12 @@ MODELS = {
                  "CNV, binarized (bipolar weights/activations, 8-bit input layer): XNOR-popcount layers, CIFAR-10"),
         ZooModel("lfc-w1a1", "bnn_pynq", "lfc_1w1a", (1, 1, 28, 28),
                  "LFC MLP 784-1024-1024-1024-10, binarized (bipolar input too): XNOR-popcount layers, MNIST"),
+        ZooModel("resnet8-w4a4", "finnsplit", "resnet8_4w4a", (1, 3, 32, 32),
+                 "small residual net: 3 brevitas QuantBasicBlocks (16/32/64 ch., shared quantizer at each join), "
+                 "4-bit, CIFAR-10", ("UINT8", "1/255", "", ""), dynamo=False),
+        ZooModel("resnet18-w4a4", "bnn_pynq", "resnet18_4w4a", (1, 3, 32, 32),
+                 "ResNet-18 (brevitas_examples QuantResNet), 4-bit weights/activations, CIFAR-10",
+                 ("UINT8", "1/255", "", ""), dynamo=False),
     )
 }
 
@@ -117,7 +130,7 @@ def export(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     example = torch.rand(entry.input_shape, generator=torch.Generator().manual_seed(seed))
-    export_qonnx(model, example, export_path=str(path), dynamo=dynamo)
+    export_qonnx(model, example, export_path=str(path), dynamo=dynamo and entry.dynamo)
     _record_input_quant(path, entry)
     return path
 

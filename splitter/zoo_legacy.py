@@ -8,7 +8,8 @@ Run as a script, never imported by finnsplit (whose brevitas is 0.13):
 the standard library's).
 
 JOBS.json is a list of {"family", "config", "shape", "checkpoint", "output", "opset"}: the model
-definition in brevitas_examples (family "bnn_pynq" or "imagenet", config e.g. "cnv_1w1a"), the input
+definition in brevitas_examples (family "bnn_pynq" or "imagenet", config e.g. "cnv_1w1a"; or "finnsplit":
+splitter/zoo_resnet.py beside this script), the input
 shape, a state_dict to load (strict), and where to write the QONNX file. splitter.zoo writes the
 jobs and the checkpoints (seeded random weights made with brevitas 0.13, or the user's own).
 Standard library, torch and brevitas only. brevitas 0.10 runs on torch 2.x only through the
@@ -35,6 +36,12 @@ def _patch_rename(torch) -> None:
 
 
 def _model(family: str, config: str):
+    if family == "finnsplit":  # splitter/zoo_resnet.py, loaded by path: this script never imports splitter
+        import os
+        import runpy
+
+        here = os.path.dirname(os.path.abspath(__file__))
+        return runpy.run_path(os.path.join(here, "zoo_resnet.py"))["model_with_cfg"](config)
     if family == "bnn_pynq":
         from brevitas_examples.bnn_pynq.models import model_with_cfg
 
