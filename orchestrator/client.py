@@ -12,11 +12,13 @@ from __future__ import annotations
 import contextlib
 import itertools
 import secrets
+import select
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable, Sequence
 from types import TracebackType
+from typing import Any
 
 import numpy as np
 
@@ -80,7 +82,11 @@ class TensorSender:
 
 
 class ResultReceiver:
-    """The client's result port: the last server of the chain connects here and sends results."""
+    """The client's result port: the last server of the chain connects here and sends results.
+
+    Several senders may be connected at once (the replicas of a replicated last stage, or a last
+    stage that reconnects); results come from whichever has one (docs/protocol.md#fan-out-and-merge).
+    """
 
     def __init__(self, spec: TensorSpec | WireSpec, host: str = "127.0.0.1", port: int = 0, node: str = "client",
                  timeout: float = 10.0, key: bytes | None = None, accept_node: NodeFilter | None = None):
@@ -91,8 +97,8 @@ class ResultReceiver:
         self.timeout = timeout
         self.key, self.accept_node = key, accept_node or (lambda _node: True)
         self._listener = socket.create_server((host, port))
-        self._conn: socket.socket | None = None
-        self._session = None
+        self._links: list[tuple[socket.socket, Any]] = []  # (connection, session) past the handshake
+        self.refused: list[str] = []  # why later upstreams were refused (the first one's refusal is raised)
         self.peer = ""
 
     @property
@@ -101,6 +107,11 @@ class ResultReceiver:
         host, port = self._listener.getsockname()[:2]
         return host, port
 
+    @property
+    def _conn(self) -> socket.socket | None:
+        """The first connected sender, if any."""
+        return self._links[0][0] if self._links else None
+
     def accept(self, timeout: float | None = None) -> None:
         """Wait for the last server and handshake; raises HandshakeError if it sends a different spec."""
         self._listener.settimeout(self.timeout if timeout is None else timeout)
@@ -108,13 +119,16 @@ class ResultReceiver:
             conn, _ = self._listener.accept()
         except TimeoutError:
             raise ProtocolError(f"no server connected to result port {self.address[1]}") from None
-        conn.settimeout(self.timeout)
+        self._handshake(conn, self.timeout)
+
+    def _handshake(self, conn: socket.socket, timeout: float) -> None:
+        conn.settimeout(timeout)
         try:
-            hello, self._session = receiver_handshake(conn, self.spec, self.node, self.key, self.accept_node)
+            hello, session = receiver_handshake(conn, self.spec, self.node, self.key, self.accept_node)
         except BaseException:
             conn.close()
             raise
-        self._conn = conn
+        self._links.append((conn, session))
         self.peer = hello.node
 
     def receive(self, timeout: float | None = None) -> tuple[int, np.ndarray]:
@@ -123,10 +137,11 @@ class ResultReceiver:
         return seq, decode_tensor(payload, self.spec)
 
     def receive_packed(self, timeout: float | None = None) -> tuple[int, bytes]:
-        """The next result as (sequence number, densely packed payload).
+        """The next result from any connected sender as (sequence number, densely packed payload).
 
-        Accepts the last server first if needed, and again if it closes or says BYE (a restarted
-        or reconnecting last server), within the same timeout.
+        Accepts the last server first if needed, and more senders as they connect (replicas, a
+        restarted or reconnecting last server), within the same timeout. A sender that closes or
+        says BYE is dropped; one that sends ERROR raises PeerError.
         """
         wait = self.timeout if timeout is None else timeout
         deadline = time.monotonic() + wait
@@ -134,58 +149,114 @@ class ResultReceiver:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise ProtocolError(f"no result within {wait} s")
-            if self._conn is None:
+            if not self._links:
                 self.accept(left)
-            assert self._conn is not None
-            self._conn.settimeout(left)
-            try:
-                frame = read_frame(self._conn, self.spec.packed_size, self._session)
-            except ConnectionClosed:
-                frame = Frame(FrameType.BYE, 0, b"")
-            if frame.type == FrameType.TENSOR:
-                return frame.seq, frame.payload
-            if frame.type == FrameType.ERROR:
-                raise PeerError(frame.payload.decode(errors="replace"))
-            if frame.type != FrameType.BYE:
-                raise ProtocolError(f"expected a TENSOR result, got {frame.type.name}")
-            self._conn.close()
-            self._conn = None
+                continue
+            ready, _, _ = select.select([self._listener] + [c for c, _ in self._links], [], [], left)
+            for sock in ready:
+                if sock is self._listener:
+                    self._accept_another(left)
+                    continue
+                frame = self._read(sock, left)
+                if frame is not None and frame.type == FrameType.TENSOR:
+                    return frame.seq, frame.payload
+
+    def _accept_another(self, left: float) -> None:
+        """A further sender while one is connected: a refusal is recorded, not raised (a stranger must
+        not end the stream)."""
+        try:
+            conn, _ = self._listener.accept()
+        except OSError:
+            return
+        try:
+            self._handshake(conn, min(left, 5.0))
+        except (ProtocolError, OSError) as exc:
+            self.refused.append(str(exc))
+            del self.refused[:-100]
+
+    def _read(self, sock: socket.socket, left: float) -> Frame | None:
+        """One frame from a connected sender; None (and the sender dropped) on BYE or a close."""
+        session = next(s for c, s in self._links if c is sock)
+        sock.settimeout(left)
+        try:
+            frame = read_frame(sock, self.spec.packed_size, session)
+        except ConnectionClosed:
+            frame = Frame(FrameType.BYE, 0, b"")
+        if frame.type == FrameType.TENSOR:
+            return frame
+        if frame.type == FrameType.ERROR:
+            raise PeerError(frame.payload.decode(errors="replace"))
+        if frame.type != FrameType.BYE:
+            raise ProtocolError(f"expected a TENSOR result, got {frame.type.name}")
+        self._links = [(c, s) for c, s in self._links if c is not sock]
+        sock.close()
+        return None
 
     def close(self) -> None:
-        """Close the result connection and the listening socket."""
-        if self._conn is not None:
-            self._conn.close()
+        """Close the result connections and the listening socket."""
+        for conn, _ in self._links:
+            conn.close()
+        self._links = []
         self._listener.close()
 
 
+def node_filter(nodes: str | Collection[str] | None) -> NodeFilter | None:
+    """The result port's filter for the chain's last stage: one node, or the replicas of a replicated one."""
+    if nodes is None:
+        return None
+    allowed = {nodes} if isinstance(nodes, str) else set(nodes)
+    return lambda node: node in allowed
+
+
 class ChainClient:
-    """Send tensors into a chain of servers and receive its results, in order."""
+    """Send tensors into a chain of servers and receive its results, in order.
+
+    With a replicated first stage the client fans out (each frame to one replica, round robin);
+    with a replicated stage anywhere, results arrive interleaved and are put back in order by
+    sequence number (`ordered=False`; docs/protocol.md#fan-out-and-merge).
+    """
 
     def __init__(self, input_spec: TensorSpec | WireSpec, output_spec: TensorSpec | WireSpec,
                  result_host: str = "127.0.0.1", result_port: int = 0, node: str = "client", timeout: float = 30.0,
-                 key: bytes | None = None, last_stage: str | None = None):
+                 key: bytes | None = None, last_stage: str | Collection[str] | None = None, ordered: bool = True):
         """Open the result port; start the chain with its last --next = `result_address`, then `connect`.
 
-        With `key` both ends are authenticated; `last_stage`: the only node the result port accepts.
+        With `key` both ends are authenticated; `last_stage`: the only node (or nodes: the replicas of
+        the last stage) the result port accepts. `ordered`: results must arrive in the order sent (a
+        chain without replicas); else they are sorted by sequence number.
         """
         self.input_spec = WireSpec.of(input_spec)
         self.key = key
+        self.ordered = ordered
         self.receiver = ResultReceiver(output_spec, result_host, result_port, node=node, timeout=timeout, key=key,
-                                       accept_node=None if last_stage is None else (lambda n: n == last_stage))
+                                       accept_node=node_filter(last_stage))
         self.node = node
         self.timeout = timeout
-        self.sender: TensorSender | None = None
+        self.senders: list[TensorSender] = []
+        self._seq = itertools.count(random_seq_base())
+
+    @property
+    def sender(self) -> TensorSender | None:
+        """The (first) connection to the first stage, once connected."""
+        return self.senders[0] if self.senders else None
 
     @property
     def result_address(self) -> Address:
         """The address the last server connects to."""
         return self.receiver.address
 
-    def connect(self, first_hop: Address) -> None:
-        """Connect to the first server (handshake both ends)."""
-        self.sender = TensorSender(first_hop, self.input_spec, node=self.node, timeout=self.timeout, key=self.key)
+    def connect(self, first_hop: Address | Sequence[Address]) -> None:
+        """Connect to the first server, or to each replica of a replicated first stage (handshake both ends)."""
+        hops = [first_hop] if isinstance(first_hop[0], str) else list(first_hop)  # type: ignore[list-item]
+        self.senders = [TensorSender(hop, self.input_spec, node=self.node, timeout=self.timeout, key=self.key)
+                        for hop in hops]
         if self.receiver._conn is None:
             self.receiver.accept()
+
+    def send_packed(self, payload: bytes) -> int:
+        """Send one packed tensor to the next first-stage connection (round robin); its sequence number."""
+        number = next(self._seq)
+        return self.senders[number % len(self.senders)].send_packed(payload, number)
 
     def infer(self, values: np.ndarray) -> np.ndarray:
         """One tensor through the chain."""
@@ -193,16 +264,15 @@ class ChainClient:
 
     def infer_many(self, tensors: Iterable[np.ndarray]) -> list[np.ndarray]:
         """Many tensors, pipelined (sending in a thread while receiving); results in input order."""
-        if self.sender is None:
+        if not self.senders:
             raise ProtocolError("ChainClient.connect() first")
         payloads = [encode_tensor(t, self.input_spec) for t in tensors]
-        sender = self.sender
         seqs: list[int] = []
         failure: list[BaseException] = []
 
         def send_all() -> None:
             try:
-                seqs.extend(sender.send_packed(p) for p in payloads)
+                seqs.extend(self.send_packed(p) for p in payloads)
             except BaseException as exc:  # reported in the caller's thread
                 failure.append(exc)
 
@@ -216,14 +286,19 @@ class ChainClient:
             thread.join()
         if failure:
             raise failure[0]
-        if [seq for seq, _ in results] != seqs:
-            raise ProtocolError(f"results arrived out of order: {[seq for seq, _ in results][:10]} ...")
-        return [values for _, values in results]
+        got = [seq for seq, _ in results]
+        if self.ordered and got != seqs:
+            raise ProtocolError(f"results arrived out of order: {got[:10]} ...")
+        by_seq = dict(results)
+        if len(by_seq) != len(seqs) or set(by_seq) != set(seqs):
+            raise ProtocolError(f"results do not match the frames sent: {len(set(by_seq) & set(seqs))} of "
+                                f"{len(seqs)} sequence numbers, {len(results) - len(by_seq)} duplicated")
+        return [by_seq[seq] for seq in seqs]
 
     def close(self) -> None:
-        """Close both connections."""
-        if self.sender is not None:
-            self.sender.close()
+        """Close every connection."""
+        for sender in self.senders:
+            sender.close()
         self.receiver.close()
 
     def __enter__(self) -> ChainClient:

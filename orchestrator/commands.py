@@ -39,14 +39,16 @@ def virtual(bundle: str, images: int, inputs: str | None, seed: int, check_model
     import numpy as np
 
     from orchestrator.host import finish_output
-    from orchestrator.virtual import infer_on_virtual_boards, random_inputs
+    from orchestrator.virtual import board_count, infer_on_virtual_boards, random_inputs
     from splitter.bundle.manifest import load_manifest
 
     manifest = load_manifest(bundle)
     raws = list(np.load(inputs)) if inputs else random_inputs(manifest, images, seed)
     raws = [r.reshape(1, *r.shape) if r.ndim == len(manifest["host"]["model_input"]["shape"]) - 1 else r for r in raws]
     progress = progress_printer()
-    progress(f"{len(manifest['partitions'])} virtual boards, {len(raws)} inputs")
+    replicated = [p for p in manifest["partitions"] if p["replicas"] > 1]
+    progress(f"{board_count(manifest)} virtual boards for {len(manifest['partitions'])} partitions"
+             + "".join(f", partition {p['index']} on {p['replicas']}" for p in replicated) + f"; {len(raws)} inputs")
     if link_mbit is not None and not netns:
         raise click.UsageError("--link-mbit shapes namespace links: add --netns")
     with contextlib.ExitStack() as stack:
@@ -54,13 +56,12 @@ def virtual(bundle: str, images: int, inputs: str | None, seed: int, check_model
         if netns:
             from orchestrator.netns import NetworkConfig, VirtualNetwork
 
-            network = stack.enter_context(VirtualNetwork(NetworkConfig(len(manifest["partitions"]),
-                                                                       rate_mbit=link_mbit)))
+            network = stack.enter_context(VirtualNetwork(NetworkConfig(board_count(manifest), rate_mbit=link_mbit)))
             progress(f"namespaces {network.namespace(0)}.. on {network.config.subnet}.0/24"
                      + (f", links shaped to {link_mbit:g} Mbit/s" if link_mbit else ""))
         outputs, seconds = infer_on_virtual_boards(bundle, raws, logs or str(Path(bundle) / "logs"), network,
                                                    manifest)
-    click.echo(f"{len(raws)} frames through {len(manifest['partitions'])} virtual boards in {seconds:.2f} s: "
+    click.echo(f"{len(raws)} frames through {board_count(manifest)} virtual boards in {seconds:.2f} s: "
                f"{len(raws) / seconds:.1f} fps (emulated on this machine's CPU; predicted on boards "
                f"{manifest['plan']['fps']:.1f} fps)")
     results = [finish_output(manifest, y, bundle) for y in outputs]

@@ -3,7 +3,9 @@
 Frames are numbered by the client; each transmission gets a fresh wire sequence number (strictly
 increasing, as docs/protocol.md requires per connection), so a frame lost inside a dead board is
 simply sent again under a new number when its deadline passes, or at once when the orchestrator
-re-wires the chain or the client has to connect to the first stage anew. The
+re-wires the chain or the client has to connect to the first stage anew. A replicated first stage
+gets the frames round robin (a replica that fails is skipped); results of replicated stages arrive
+interleaved and are put back in frame order here (docs/protocol.md#fan-out-and-merge). The
 result port accepts a new upstream whenever the last stage moves to another board, and only the
 board that is the last stage now, authenticated with the deployment's link key
 (orchestrator/link_auth.py). Wire numbers start from a random base. Results are delivered once per
@@ -17,7 +19,7 @@ import itertools
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable, Sequence
 
 import numpy as np
 
@@ -88,16 +90,23 @@ class ResultPort:
             self._listener.close()
 
 
+def _is_one_of(node: str, allowed: str | Collection[str] | None) -> bool:
+    return allowed is not None and (node == allowed if isinstance(allowed, str) else node in allowed)
+
+
 class ResilientClient:
     """Send frames to whichever board is first now; resend what a failure swallowed."""
 
-    def __init__(self, input_spec: WireSpec, output_spec: WireSpec, first_hop: Callable[[], Address | None],
+    def __init__(self, input_spec: WireSpec, output_spec: WireSpec,
+                 first_hop: Callable[[], Address | Sequence[Address] | None],
                  result_host: str = "127.0.0.1", result_port: int = 0, deadline_s: float = 3.0,
                  window: int = 8, rewired: Callable[[], int] | None = None, key: bytes | None = None,
-                 last_stage: Callable[[], str | None] | None = None) -> None:
-        """`first_hop()` answers where the pipeline starts now (None while it is being re-wired);
+                 last_stage: Callable[[], str | Collection[str] | None] | None = None) -> None:
+        """`first_hop()` answers where the pipeline starts now: an address, the replicas' addresses
+        of a replicated first stage (frames go round robin), or None while it is being re-wired;
         `rewired()`, if given, counts the orchestrator's re-wirings: a change resends what was in flight.
-        `key`: the deployment's link key; `last_stage()`: the node the result port accepts now."""
+        `key`: the deployment's link key; `last_stage()`: the node (or the replicas' nodes) the result
+        port accepts now."""
         self.rewired = rewired or (lambda: 0)
         self.input_spec, self.output_spec = input_spec, output_spec
         self.first_hop, self.deadline_s, self.window = first_hop, deadline_s, window
@@ -110,12 +119,14 @@ class ResilientClient:
         # per frame of the last infer_many: first transmission and result (perf_counter), for benchmarks
         self.sent_at: dict[int, float] = {}
         self.arrived_at: dict[int, float] = {}
-        accept = None if last_stage is None else (lambda node: node == last_stage())
+        accept = None if last_stage is None else (lambda node: _is_one_of(node, last_stage()))
         self.port = ResultPort(output_spec, self._on_result, result_host, result_port, key, accept)
-        self._sender: TensorSender | None = None
-        self._sender_hop: Address | None = None
-        self._connections = 0  # first-hop connections made after the first: each means the chain was re-wired
-        self._connected_once = False
+        self._senders: dict[Address, TensorSender] = {}  # one per first-stage replica
+        self._next_hop = 0  # round robin over the first stage's replicas
+        self._down_until: dict[Address, float] = {}  # a replica that failed is skipped until then
+        self._known_hops: set[Address] = set()
+        self._dropped = False  # a first-hop connection failed or its hop went away
+        self._connections = 0  # reconnections to a first hop: each means the chain was re-wired
 
     @property
     def result_address(self) -> Address:
@@ -136,31 +147,52 @@ class ResilientClient:
                 self.arrived_at[frame] = time.perf_counter()
                 self._lock.notify_all()
 
-    def _send(self, frame: int, payload: bytes) -> bool:
-        """One transmission of `frame` to the current first hop; False if there is none or it failed."""
+    def _hops(self) -> list[Address]:
+        """The first stage's addresses now: one board, or the replicas of a replicated first stage."""
         hop = self.first_hop()
         if hop is None:
-            return False
-        try:
-            if self._sender is None or self._sender_hop != hop:
-                self._drop_sender()
-                self._sender, self._sender_hop = TensorSender(hop, self.input_spec, timeout=5.0, key=self.key), hop
-                self._connections += self._connected_once  # the very first connection is not a re-wiring
-                self._connected_once = True
-            wire = next(self._wire)
-            with self._lock:
-                self._wire_to_frame[wire] = frame
-            self._sender.send_packed(payload, wire)
-            return True
-        except (OSError, ProtocolError, ConnectionClosed):
-            self._drop_sender()
-            return False
+            return []
+        return [hop] if isinstance(hop[0], str) else list(hop)  # type: ignore[list-item]
 
-    def _drop_sender(self) -> None:
-        if self._sender is not None:
-            with contextlib.suppress(OSError):
-                self._sender.close()
-        self._sender, self._sender_hop = None, None
+    def _send(self, frame: int, payload: bytes) -> bool:
+        """One transmission of `frame` to a first hop (round robin over the replicas, skipping dead
+        ones); False if there is none or every one failed."""
+        hops = self._hops()
+        for gone in [h for h in self._senders if h not in hops]:
+            self._drop_sender(gone)
+        now = time.monotonic()
+        for k in range(len(hops)):
+            hop = hops[(self._next_hop + k) % len(hops)]
+            if self._down_until.get(hop, 0.0) > now:
+                continue
+            try:
+                sender = self._senders.get(hop)
+                if sender is None:
+                    sender = self._senders[hop] = TensorSender(hop, self.input_spec, timeout=5.0, key=self.key)
+                    # after a lost or replaced first hop, a new connection means the chain was re-wired
+                    self._connections += hop in self._known_hops or self._dropped
+                    self._known_hops.add(hop)
+                wire = next(self._wire)
+                with self._lock:
+                    self._wire_to_frame[wire] = frame
+                sender.send_packed(payload, wire)
+                self._next_hop = (self._next_hop + k + 1) % len(hops)
+                return True
+            except (OSError, ProtocolError, ConnectionClosed):
+                self._drop_sender(hop)
+                if len(hops) > 1:
+                    self._down_until[hop] = now + 0.5  # a dead replica: the others carry the stream meanwhile
+        return False
+
+    def _drop_sender(self, hop: Address | None = None) -> None:
+        """Close the connection to `hop` (every one if None)."""
+        for address in list(self._senders) if hop is None else [hop]:
+            sender = self._senders.pop(address, None)
+            if sender is not None and hop is not None:
+                self._dropped = True
+            if sender is not None:
+                with contextlib.suppress(OSError):
+                    sender.close()
 
     def infer_many(self, tensors: Iterable[np.ndarray], timeout_s: float = 120.0) -> list[np.ndarray]:
         """Every tensor's result, in order, resending frames whose results do not arrive in time."""

@@ -123,14 +123,16 @@ class Hello:
     packing: str = PACKING
     auth: str = ""  # "hmac-sha256": the sender authenticates the link
     nonce: str = ""  # the sender's nonce, 32 hex digits (with auth)
+    order: str = ""  # "any": the sender merges replicated stages, its frames come in any sequence order
 
     def encode(self) -> bytes:
         """The HELLO payload."""
         node = "".join(ch if ch.isprintable() and not ch.isspace() and ch != "=" else "_" for ch in self.node)[:64]
         dims = ",".join(map(str, self.spec.shape))
+        order = f" order={self.order}" if self.order else ""
         auth = f" auth={self.auth} nonce={self.nonce}" if self.auth else ""
         return (f"FSPL-HELLO role={self.role} node={node or '-'} dtype={self.spec.dtype.name} "
-                f"shape={dims} packing={self.packing}{auth}").encode()
+                f"shape={dims} packing={self.packing}{order}{auth}").encode()
 
     @classmethod
     def parse(cls, payload: bytes) -> Hello:
@@ -144,8 +146,11 @@ class Hello:
         fields = dict(token.partition("=")[::2] for token in tokens[1:])
         try:
             spec = WireSpec(datatype(fields["dtype"]), tuple(int(d) for d in fields["shape"].split(",")))
+            order = fields.get("order", "")
+            if order not in ("", "seq", "any"):
+                raise ValueError(f"order must be seq or any, not {order[:20]!r}")
             return cls(fields["role"], fields.get("node", "-"), spec, fields["packing"], fields.get("auth", ""),
-                       fields.get("nonce", ""))
+                       fields.get("nonce", ""), order)
         except (KeyError, ValueError, FinnsplitError) as exc:
             raise ProtocolError(f"malformed HELLO {payload[:200]!r}: {exc}") from None
 

@@ -1,7 +1,9 @@
 """Virtual boards: a bundle's partitions as local finnsplit-server processes (emulate or delay backend).
 
 Each partition runs the same server binary a board runs, on loopback or in a network namespace of
-its own (orchestrator/netns.py), chained partition k -> k+1 -> the client's result port, every link
+its own (orchestrator/netns.py), chained partition k -> k+1 -> the client's result port; a
+replicated partition runs on as many boards, fed round robin by the stage before it (or the
+client) and merged by the stage after it (docs/protocol.md#fan-out-and-merge). Every link
 authenticated with a key made for the run (orchestrator/link_auth.py) as on real boards. Reads only
 the bundle's manifest and files (docs/bundle.md).
 """
@@ -117,44 +119,54 @@ class VirtualChain:
         self.key = key or new_key()
         self._key_dir = Path(tempfile.mkdtemp(prefix="finnsplit-link-"))  # 0700, removed by close()
         self.key_file = write_key(self._key_dir / "link.key", self.key)
-        self.boards: list[VirtualBoard] = []
-        next_hop = result_address
+        self.names = board_names(self.manifest)
+        self.stages: list[list[VirtualBoard]] = []  # per partition, its replicas
+        next_hops = [result_address]
         try:
-            for part in reversed(self.manifest["partitions"]):
-                board = self._start(part, next_hop)
-                self.boards.insert(0, board)
-                next_hop = (self._host(part["index"]), board.port)
+            slot = board_count(self.manifest)
+            for k in reversed(range(len(self.manifest["partitions"]))):
+                part = self.manifest["partitions"][k]
+                slot -= len(self.names[k])
+                stage: list[VirtualBoard] = []
+                self.stages.insert(0, stage)  # filled as its replicas start, so close() stops them all
+                for r, name in enumerate(self.names[k]):
+                    stage.append(self._start(part, name, slot + r, next_hops))
+                next_hops = [(self._host(slot + r), b.port) for r, b in enumerate(stage)]
         except BaseException:
             self.close()
             raise
+        self.boards: list[VirtualBoard] = [b for stage in self.stages for b in stage]
 
-    def _host(self, index: int) -> str:
-        return self.network.address(index) if self.network else "127.0.0.1"
+    def _host(self, slot: int) -> str:
+        return self.network.address(slot) if self.network else "127.0.0.1"
 
-    def _start(self, part: dict[str, Any], next_hop: tuple[str, int]) -> VirtualBoard:
+    def _start(self, part: dict[str, Any], name: str, slot: int, next_hops: list[tuple[str, int]]) -> VirtualBoard:
+        """Board `slot` (its namespace with a network) runs one replica of `part`, fanning out to `next_hops`."""
         index = part["index"]
-        name = f"vboard{index}"
-        command = [str(self.binary), "serve", "--listen", f"{self._host(index)}:0",
-                   "--next", f"{next_hop[0]}:{next_hop[1]}", "--name", name, "--backend", self.backend,
+        command = [str(self.binary), "serve", "--listen", f"{self._host(slot)}:0",
+                   "--next", ",".join(f"{h}:{p}" for h, p in next_hops), "--name", name, "--backend", self.backend,
                    "--stats-interval-ms", str(self.stats_interval_ms), "--auth-key-file", str(self.key_file.resolve())]
+        command += fan_in_flags(self.manifest, index)
         if self.backend == "emulate":
             command += ["--program", str((self.root / part["files"]["program"]["path"]).resolve())]
         else:
             command += ["--spec-in", part["input"]["wire"], "--spec-out", part["output"]["wire"],
                         "--delay-us", str(round(predicted_compute_us(part)))]
         if self.network:
-            command = self.network.command(index, command)
+            command = self.network.command(slot, command)
         return VirtualBoard(name, command, self.log_dir / f"{name}.log")
 
     @property
-    def last_stage(self) -> str:
-        """The node name of the last board (the only one the result port accepts)."""
-        return f"vboard{self.manifest['partitions'][-1]['index']}"
+    def last_stage(self) -> str | tuple[str, ...]:
+        """The node name of the last board, or of each replica of a replicated last stage (the only
+        senders the result port accepts)."""
+        return last_stage_nodes(self.manifest)
 
     @property
-    def first_hop(self) -> tuple[str, int]:
-        """Where the client sends its tensors."""
-        return (self._host(0), self.boards[0].port)
+    def first_hop(self) -> tuple[str, int] | list[tuple[str, int]]:
+        """Where the client sends its tensors: the first board, or every replica of a replicated first stage."""
+        hops = [(self._host(r), b.port) for r, b in enumerate(self.stages[0])]
+        return hops[0] if len(hops) == 1 else hops
 
     @property
     def input_spec(self) -> WireSpec:
@@ -168,8 +180,9 @@ class VirtualChain:
 
     def close(self) -> None:
         """Stop every board, first to last, so each drains into a live downstream; forget the key."""
-        for board in self.boards:
-            board.stop()
+        for stage in self.stages:
+            for board in stage:
+                board.stop()
         shutil.rmtree(self._key_dir, ignore_errors=True)
 
     def __enter__(self) -> VirtualChain:
@@ -177,6 +190,46 @@ class VirtualChain:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def board_names(manifest: dict[str, Any]) -> list[list[str]]:
+    """Per partition, its virtual boards' node names: vboardK, or vboardK.R for replica R of a replicated one."""
+    names = []
+    for part in manifest["partitions"]:
+        k, replicas = part["index"], int(part.get("replicas", 1))
+        names.append([f"vboard{k}"] if replicas == 1 else [f"vboard{k}.{r}" for r in range(replicas)])
+    return names
+
+
+def board_count(manifest: dict[str, Any]) -> int:
+    """Virtual boards (network namespaces) a bundle needs: every partition's replicas."""
+    return sum(int(p.get("replicas", 1)) for p in manifest["partitions"])
+
+
+def last_stage_nodes(manifest: dict[str, Any]) -> str | tuple[str, ...]:
+    """The node(s) the result port accepts: the last partition's board, or its replicas."""
+    names = board_names(manifest)[-1]
+    return names[0] if len(names) == 1 else tuple(names)
+
+
+def is_replicated(manifest: dict[str, Any]) -> bool:
+    """True if any partition runs on several boards (results then arrive interleaved)."""
+    return any(int(p.get("replicas", 1)) > 1 for p in manifest["partitions"])
+
+
+def fan_in_flags(manifest: dict[str, Any], index: int) -> list[str]:
+    """Server flags for partition `index` downstream of replicated stages (docs/protocol.md#fan-out-and-merge):
+    `--order any` once an earlier partition is replicated (frames arrive interleaved), and room for
+    every upstream replica (and a replacement) past the default 4 upstream connections."""
+    parts = manifest["partitions"]
+    position = next(i for i, p in enumerate(parts) if p["index"] == index)
+    flags = []
+    if any(int(p.get("replicas", 1)) > 1 for p in parts[:position]):
+        flags += ["--order", "any"]
+    upstream = int(parts[position - 1].get("replicas", 1)) if position else 1
+    if upstream + 1 > 4:
+        flags += ["--max-upstreams", str(min(upstream + 2, 8))]
+    return flags
 
 
 def predicted_compute_us(part: dict[str, Any]) -> float:
@@ -214,8 +267,8 @@ def infer_on_virtual_boards(bundle: str | Path, inputs: list, log_dir: str | Pat
     output_spec = WireSpec.parse(manifest["output"]["wire"])
     host = network.host_address if network else "127.0.0.1"
     key = new_key()
-    last = f"vboard{manifest['partitions'][-1]['index']}"
-    with (ChainClient(input_spec, output_spec, result_host=host, key=key, last_stage=last) as client,
+    with (ChainClient(input_spec, output_spec, result_host=host, key=key, last_stage=last_stage_nodes(manifest),
+                      ordered=not is_replicated(manifest)) as client,
           VirtualChain(bundle, client.result_address, log_dir, network=network, manifest=manifest, key=key) as chain):
         client.connect(chain.first_hop)
         client.infer(tensors[0])  # warm-up: connections and buffers

@@ -250,13 +250,14 @@ Status Connection::authenticateSender(const Hello& hello, const std::string& hel
 }
 
 Status Connection::connectHandshake(const TensorSpec& sending, const std::string& selfNode, const StopLatch* stop,
-                                    bool* rejected) {
+                                    bool* rejected, bool anyOrder) {
   DeadlineScope deadline(&deadlineMs_, ioTimeoutMs_);
   *rejected = false;
   Hello hello;
   hello.role = "sender";
   hello.node = selfNode;
   hello.spec = sending;
+  if (anyOrder) hello.order = "any";
   const Nonce ours = key_ ? Nonce::random() : Nonce();
   if (key_) {
     hello.auth = kAuthName;

@@ -69,8 +69,10 @@ class Connection {
                          Hello* peerHello, HandshakeFailure* failure, int timeoutMs,
                          const std::function<std::string(const Hello&)>& admit = {});
   // Sending side, within the I/O timeout: states `sending`, authenticates the receiver (with a key)
-  // and waits for its HELLO (or its ERROR, returned with *rejected).
-  Status connectHandshake(const TensorSpec& sending, const std::string& selfNode, const StopLatch* stop, bool* rejected);
+  // and waits for its HELLO (or its ERROR, returned with *rejected). `anyOrder`: this side's frames
+  // may come in any sequence order (HELLO order=any: it merges replicated stages).
+  Status connectHandshake(const TensorSpec& sending, const std::string& selfNode, const StopLatch* stop, bool* rejected,
+                          bool anyOrder = false);
 
  private:
   // A frame (tagged on an authenticated link), each write bounded by timeoutMs in total (-1: none).

@@ -21,6 +21,7 @@ std::string sanitize(const std::string& text) {
 std::string Hello::encode() const {
   std::string text = std::string(kMagicWord) + " role=" + sanitize(role) + " node=" + sanitize(node) + " dtype=" +
                      spec.dtype().name() + " shape=" + spec.dimsText() + " packing=" + sanitize(packing);
+  if (!order.empty()) text += " order=" + sanitize(order);
   if (!auth.empty()) text += " auth=" + sanitize(auth) + " nonce=" + sanitize(nonce);
   return text;
 }
@@ -100,6 +101,9 @@ Status Hello::parse(const char* data, size_t length, Hello* out) {
       hello.auth = value.substr(0, 32);
     } else if (key == "nonce") {
       hello.nonce = value.substr(0, 64);
+    } else if (key == "order") {
+      if (value != "seq" && value != "any") return Status::error("HELLO order must be seq or any");
+      hello.order = value;
     }
     // Unknown keys are ignored so a later minor revision can add fields.
   }

@@ -1,6 +1,6 @@
 // Hello: the handshake payload (docs/protocol.md, "Handshake"): ASCII tokens
 //   FSPL-HELLO role=<sender|receiver> node=<name> dtype=<DT> shape=<d0,d1,..> packing=dense
-//              [auth=hmac-sha256 nonce=<32 hex digits>]
+//              [order=any] [auth=hmac-sha256 nonce=<32 hex digits>]
 // Each side states the tensor spec it sends (sender) or expects (receiver); a mismatch is
 // answered with an ERROR frame (naming both specs only to an authenticated peer). The sender of an
 // authenticated link adds auth and its nonce; AuthMessage is the AUTH frame's payload
@@ -20,6 +20,7 @@ struct Hello {
   std::string node;  // the peer's name, for messages
   TensorSpec spec;
   std::string packing = "dense";
+  std::string order;  // "any": the sender's frames need not increase in sequence (it merges replicas)
   std::string auth;   // "hmac-sha256" when the sender authenticates the link, else empty
   std::string nonce;  // the sender's nonce (hex), with auth
 

@@ -26,7 +26,9 @@ Status toU64(const std::string& flag, const std::string& text, uint64_t* out) {
 }  // namespace
 
 const char* Options::usage() {
-  return "usage: finnsplit-server [serve] --listen HOST:PORT --next HOST:PORT --backend emulate|delay|finn-zynq ...\n"
+  return "usage: finnsplit-server [serve] --listen HOST:PORT --next HOST:PORT[,HOST:PORT..] --backend emulate|delay|finn-zynq ...\n"
+         "  fan-out:   several --next (or a comma list): each frame to one of them, round robin; --order any on\n"
+         "             every stage after a replicated one (frames arrive interleaved; docs/protocol.md)\n"
          "  common:    --name NODE  --queue-depth N(4)  --io-timeout-ms MS(10000)  --connect-timeout-ms MS(2000)\n"
          "             --drain-timeout-ms MS(10000)  --max-upstreams N(4)  --stats stdout|none|unix:PATH\n"
          "             --stats-interval-ms MS(1000)  --log-level debug|info|warn|error\n"
@@ -72,7 +74,11 @@ Status Options::parse(int argc, char** argv, Options* out) {
   };
   const std::map<std::string, Setter> flags = {
       {"listen", text(&o.listen)},
-      {"next", text(&o.next)},
+      {"next", [&o](const std::string&, const std::string& v) {
+         o.next += (o.next.empty() ? "" : ",") + v;
+         return Status::ok();
+       }},
+      {"order", text(&o.order)},
       {"name", text(&o.name)},
       {"backend", text(&o.backend)},
       {"program", text(&o.program)},
@@ -144,6 +150,7 @@ Status Options::parse(int argc, char** argv, Options* out) {
   if (o.deadPeerMs != 0 && (o.deadPeerMs < 1000 || o.deadPeerMs > 600000)) {
     return Status::error("--dead-peer-ms must be 0 (off) or 1000..600000");
   }
+  if (o.order != "seq" && o.order != "any") return Status::error("--order must be seq or any");
   if (o.repeat < 1) return Status::error("--repeat must be positive");
   *out = o;
   return Status::ok();

@@ -17,7 +17,8 @@ struct Options {
   std::string command = "serve";
   // serve
   std::string listen = "0.0.0.0:0";
-  std::string next;
+  std::string next;  // HOST:PORT[,HOST:PORT...]; --next may be repeated (fan-out to replicas)
+  std::string order = "seq";  // seq | any (a replicated stage upstream: frames arrive interleaved)
   std::string name = "server";
   std::string backend = "emulate";
   std::string program;

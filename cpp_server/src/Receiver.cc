@@ -206,9 +206,11 @@ void Receiver::serve(TcpSocket socket, SlotPtr slot) {
     return;
   }
   stats_->upstreams++;
-  LOG_INFO("upstream '%s' at %s connected (%s%s)", printable(peer.node).c_str(), conn.peer().c_str(),
-           config_.expected.toString().c_str(), conn.authenticated() ? ", authenticated" : "");
-  readFrames(&conn, printable(peer.node), slot.get());
+  const bool anyOrder = peer.order == "any";
+  LOG_INFO("upstream '%s' at %s connected (%s%s%s)", printable(peer.node).c_str(), conn.peer().c_str(),
+           config_.expected.toString().c_str(), conn.authenticated() ? ", authenticated" : "",
+           anyOrder ? ", frames in any order" : "");
+  readFrames(&conn, printable(peer.node), slot.get(), anyOrder);
   stats_->upstreams--;
 }
 
@@ -220,7 +222,7 @@ void Receiver::drop(Connection* conn, const ReadOutcome& why, Slot* slot) {
   if (malformed) conn->sendError(why.message);
 }
 
-void Receiver::readFrames(Connection* conn, const std::string& peerNode, Slot* slot) {
+void Receiver::readFrames(Connection* conn, const std::string& peerNode, Slot* slot, bool anyOrder) {
   const size_t tensorBytes = config_.expected.packedBytes();
   const char* peer = conn->peer().c_str();
   bool haveSeq = false;
@@ -251,7 +253,7 @@ void Receiver::readFrames(Connection* conn, const std::string& peerNode, Slot* s
       return;
     }
     Status st = Frame::checkLength(header, tensorBytes);
-    if (st && haveSeq && header.seq <= lastSeq) {
+    if (st && !anyOrder && haveSeq && header.seq <= lastSeq) {
       st = Status::error("sequence number " + std::to_string(header.seq) + " after " + std::to_string(lastSeq) +
                          " (frames must arrive in increasing order)");
     }

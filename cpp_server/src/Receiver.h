@@ -7,6 +7,7 @@
 //   - at most maxUpstreams past the handshake; with a link key a newly authenticated upstream
 //     evicts the least recently active one (a dead predecessor), without one it is refused (busy);
 //   - TCP keepalive and TCP_USER_TIMEOUT (deadPeerMs) free the slot of an upstream that vanished.
+// Several upstreams (the replicas of a replicated stage) feed one input queue in arrival order.
 // A malformed, oversized, truncated, unauthenticated or out-of-order frame, a wrong spec or a reset
 // drops that connection only.
 // Thread safety: listen/start/stopAndJoin are called from the owning (main) thread; the slot list
@@ -83,8 +84,9 @@ class Receiver {
   // Past the handshake: takes an upstream slot, evicting a stale upstream (with a key) if all are
   // taken; false if the connection must be refused as busy.
   bool admit(const SlotPtr& slot, const std::string& peerNode);
-  // Reads TENSOR frames until the connection ends.
-  void readFrames(Connection* conn, const std::string& peerNode, Slot* slot);
+  // Reads TENSOR frames until the connection ends; their sequence numbers must increase unless the
+  // peer said order=any (it merges replicated stages, docs/protocol.md#fan-out-and-merge).
+  void readFrames(Connection* conn, const std::string& peerNode, Slot* slot, bool anyOrder);
   // Counts and logs a frame that ends the connection; a malformed one is answered with ERROR.
   void drop(Connection* conn, const ReadOutcome& why, Slot* slot);
 

@@ -248,8 +248,7 @@ std::string loopbackPipeline() {
   if (!st) return st.message();
   ServerConfig config;
   config.listenHost = "127.0.0.1";
-  config.nextHost = "127.0.0.1";
-  config.nextPort = results.localPort();
+  config.next = {NextHop{"127.0.0.1", results.localPort()}};
   config.node = "selftest";
   config.statsTarget = "none";
   config.queueDepth = 2;

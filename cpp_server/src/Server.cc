@@ -40,8 +40,8 @@ Server::Server(ServerConfig config, std::unique_ptr<Accelerator> accelerator)
   receiver_ = std::make_unique<Receiver>(rc, &inPool_, &inQueue_, &stats_);
   compute_ = std::make_unique<ComputeStage>(accelerator_.get(), &inQueue_, &inPool_, &outQueue_, &outPool_, &stats_);
   SenderConfig sc;
-  sc.host = config_.nextHost;
-  sc.port = config_.nextPort;
+  sc.hops = config_.next;
+  sc.anyOrder = config_.anyOrder;
   sc.node = config_.node;
   sc.spec = accelerator_->outputSpec();
   sc.ioTimeoutMs = config_.ioTimeoutMs;
@@ -63,6 +63,12 @@ Server::~Server() {
     compute_->join();
     sender_->join();
   }
+}
+
+std::string Server::nextText() const {
+  std::string text;
+  for (const NextHop& hop : config_.next) text += (text.empty() ? "" : ",") + hop.text();
+  return text;
 }
 
 Gauges Server::gauges() const {
@@ -98,11 +104,13 @@ Status Server::start() {
                            ",\"port\":" + std::to_string(port()) + ",\"backend\":" + jsonString(accelerator_->name()) +
                            ",\"in\":" + jsonString(accelerator_->inputSpec().toString()) +
                            ",\"out\":" + jsonString(accelerator_->outputSpec().toString()) +
-                           ",\"next\":" + jsonString(config_.nextHost + ":" + std::to_string(config_.nextPort)) +
+                           ",\"next\":" + jsonString(nextText()) +
+                           ",\"order\":" + jsonString(config_.anyOrder ? "any" : "seq") +
                            ",\"authenticated\":" + (config_.key ? "true" : "false") + "}");
-  LOG_INFO("listening on %s:%d, %s backend, %s -> %s, next hop %s:%d, links %s", config_.listenHost.c_str(), port(),
+  LOG_INFO("listening on %s:%d, %s backend, %s -> %s, next hop%s %s%s, links %s", config_.listenHost.c_str(), port(),
            accelerator_->name(), accelerator_->inputSpec().toString().c_str(),
-           accelerator_->outputSpec().toString().c_str(), config_.nextHost.c_str(), config_.nextPort,
+           accelerator_->outputSpec().toString().c_str(), config_.next.size() > 1 ? "s (fan-out)" : "",
+           nextText().c_str(), config_.anyOrder ? ", frames in any order" : "",
            config_.key ? "authenticated" : "NOT authenticated (no --auth-key-file)");
   return Status::ok();
 }

@@ -10,6 +10,7 @@
 #include <atomic>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "Accelerator.h"
 #include "BufferPool.h"
@@ -26,8 +27,8 @@ namespace finnsplit {
 struct ServerConfig {
   std::string listenHost = "0.0.0.0";
   int listenPort = 0;             // 0: an ephemeral port, announced in the "listening" line
-  std::string nextHost;
-  int nextPort = 0;
+  std::vector<NextHop> next;      // the next hop, or the replicas of the next stage (fan-out)
+  bool anyOrder = false;          // a replicated stage upstream merges into this one: forward in any order
   std::string node = "server";    // this server's name in handshakes, logs and stats
   int queueDepth = 4;             // frames each queue holds; each pool has queueDepth + 2 buffers
   int ioTimeoutMs = 10000;        // a stall inside a frame longer than this drops the connection
@@ -57,6 +58,7 @@ class Server {
 
  private:
   Gauges gauges() const;
+  std::string nextText() const;  // "host:port[,host:port...]"
 
   ServerConfig config_;
   std::unique_ptr<Accelerator> accelerator_;

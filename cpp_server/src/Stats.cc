@@ -46,6 +46,7 @@ std::string Stats::toJson(const std::string& node, double uptimeSeconds, const G
          num(static_cast<int64_t>(g.freeOutBuffers)) + "}" +
          ",\"stage_mean_us\":" + meanUs + ",\"stage_total_ms\":" + totalMs +
          ",\"upstreams\":" + num(upstreams) + ",\"downstream_connected\":" + (downstreamConnected ? "true" : "false") +
+         ",\"downstreams\":" + num(downstreams) +
          ",\"reconnects\":" + num(reconnects) + ",\"draining\":" + (g.draining ? "true" : "false") + "}";
 }
 

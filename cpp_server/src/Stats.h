@@ -42,7 +42,8 @@ class Stats {
   std::atomic<int64_t> evictions{0};       // connections closed to make room (oldest handshake, stale upstream)
   std::atomic<int64_t> reconnects{0};      // downstream connections made after the first
   std::atomic<int64_t> upstreams{0};       // upstream connections past the handshake
-  std::atomic<bool> downstreamConnected{false};
+  std::atomic<bool> downstreamConnected{false};  // at least one next hop connected
+  std::atomic<int64_t> downstreams{0};          // next hops connected (the replicas of a fanned-out stage)
   StageTime recv;      // header read to payload verified (excludes idle gaps between frames)
   StageTime recvWait;  // waiting for a free input buffer (backpressure from compute)
   StageTime compute;   // accelerator run

@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <algorithm>
 #include <cstring>
 #include <fstream>
 #include <vector>
@@ -122,8 +123,15 @@ int Tools::serve(const Options& o) {
   Status st = Options::hostPort(o.listen, &config.listenHost, &config.listenPort);
   if (!st) return fail(st.withContext("--listen"));
   if (o.next.empty()) return fail(Status::error("--next HOST:PORT is required (the next board or the client)"));
-  st = Options::hostPort(o.next, &config.nextHost, &config.nextPort);
-  if (!st) return fail(st.withContext("--next"));
+  for (size_t pos = 0; pos <= o.next.size();) {
+    size_t comma = std::min(o.next.find(',', pos), o.next.size());
+    NextHop hop;
+    st = Options::hostPort(o.next.substr(pos, comma - pos), &hop.host, &hop.port);
+    if (!st) return fail(st.withContext("--next"));
+    config.next.push_back(hop);
+    pos = comma + 1;
+  }
+  config.anyOrder = o.order == "any";
   config.node = o.name;
   config.queueDepth = static_cast<int>(o.queueDepth);
   config.ioTimeoutMs = static_cast<int>(o.ioTimeoutMs);
