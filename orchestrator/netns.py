@@ -3,7 +3,9 @@
 Board i is namespace `<prefix>b<i>` with address 10.<a>.<b>.(10 + i)/24 on a veth pair whose host end
 joins the bridge `<prefix>br`, which carries the laptop's address .1. With `rate_mbit`, both
 directions of every board's link pass a token bucket (tc tbf) at that rate: the namespace end
-shapes what the board sends, the bridge end what it receives, as a 1 GbE NIC would. Needs root
+shapes what the board sends, the bridge end what it receives, as a 1 GbE NIC would; the bridge
+itself shapes what the laptop sends, its one NIC feeding every board (a replicated first stage
+shares it). Needs root
 (`ip`, `tc` from iproute2); everything created is removed on close, also after a crash of an
 earlier run with the same prefix.
 """
@@ -105,6 +107,7 @@ class VirtualNetwork:
         _ip("link", "add", self.bridge, "type", "bridge")
         _ip("addr", "add", f"{self.host_address}/24", "dev", self.bridge)
         _ip("link", "set", self.bridge, "up")
+        self._shape(self.bridge, None)  # the laptop's own NIC (only what it sends itself passes this qdisc)
         for i in range(c.boards):
             ns, host_end, board_end = self.namespace(i), f"{c.prefix}b{i}h", f"{c.prefix}b{i}n"
             _ip("netns", "add", ns)
