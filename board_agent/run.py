@@ -31,7 +31,7 @@ class RunRequest:
 
     bundle: str | None  # None: the bundle `current` points to
     partition: int
-    next: str  # host:port of the next hop
+    next: str  # host:port of the next hop, or host:port,host:port,... (the next stage's replicas: fan-out)
     backend: str
     args: tuple[str, ...] = ()  # extra finnsplit-server flags (e.g. --delay-us 500; board_agent/server_args.py)
     drain_s: float | None = None  # how long a replaced server may drain (None: the policy's stop timeout)
@@ -59,8 +59,9 @@ def parse_run(cmd: dict[str, Any]) -> RunRequest:
     if not isinstance(partition, int) or isinstance(partition, bool) or partition < 0:
         raise RunError(f"run: 'partition' must be a partition index, got {partition!r}")
     next_hop = cmd.get("next")
-    if not isinstance(next_hop, str) or not re.fullmatch(r".+:\d{1,5}", next_hop):
-        raise RunError(f"run: 'next' must be 'host:port', got {next_hop!r}")
+    if not isinstance(next_hop, str) or not re.fullmatch(r"[^,]+:\d{1,5}(,[^,]+:\d{1,5}){0,15}", next_hop):
+        raise RunError(f"run: 'next' must be 'host:port' (or a comma-separated list of up to 16: the replicas "
+                       f"of the next stage), got {next_hop!r}")
     backend = cmd.get("backend", "emulate")
     if backend not in BACKENDS:
         raise RunError(f"run: 'backend' must be one of {', '.join(BACKENDS)}, got {backend!r}")

@@ -23,6 +23,7 @@ COMMON: dict[str, tuple[int, int] | tuple[str, ...]] = {
     "--dead-peer-ms": (1000, 600_000),
     "--stats-interval-ms": (100, 60_000),
     "--log-level": ("debug", "info", "warn", "error"),
+    "--order": ("seq", "any"),  # any: downstream of a replicated stage (docs/protocol.md#fan-out-and-merge)
 }
 PER_BACKEND: dict[str, dict[str, tuple[int, int] | tuple[str, ...]]] = {
     "emulate": {},

@@ -77,7 +77,8 @@ def virtual(bundle: str, images: int, inputs: str | None, seed: int, check_model
               help="Make a virtual fleet (namespaces, sshd, Mosquitto, agents; root): one board per partition "
                    "plus this many spares per board type.")
 @click.option("--link-mbit", type=float, help="Virtual fleet: shape every board's link, e.g. 1000.")
-@click.option("--kill-after", type=int, help="Virtual fleet: kill the board of stage 1 after this many results.")
+@click.option("--kill-after", type=int, help="Virtual fleet: kill the board of stage 1 (the second board of the "
+              "chain: a replica, if the first partition is replicated) after this many results.")
 @click.option("--backend", default="emulate", show_default=True, help="The boards' backend: emulate or finn-zynq.")
 @click.option("--images", default=64, show_default=True, help="Seeded random inputs to send.")
 @click.option("--inputs", type=click.Path(exists=True, dir_okay=False), help="A .npy file of inputs instead.")
@@ -120,11 +121,12 @@ def run(bundle: str, fleet_path: str | None, spares: int | None, link_mbit: floa
         session = FleetSession(load_fleet(fleet_path), bundle, cfg, progress, manifest)
         stack.callback(session.close)
         stages = session.wait_running()
-        progress("pipeline running: " + ", ".join(f"partition {k} on {b}" for k, b in sorted(stages.items())))
+        label = session.orch.label
+        progress("pipeline running: " + ", ".join(f"partition {label(k)} on {b}" for k, b in sorted(stages.items())))
         report = session.stream(tensors, vfleet.kill if vfleet else None, kill_after)
     click.echo(f"{len(tensors)} frames in {report.seconds:.2f} s: {len(tensors) / report.seconds:.1f} fps; "
                f"{report.resent} frames resent" + (f"; {report.killed} died, stages now "
-               + ", ".join(f"{k}:{b}" for k, b in sorted(report.stages.items())) if report.killed else ""))
+               + ", ".join(f"{label(k)}:{b}" for k, b in sorted(report.stages.items())) if report.killed else ""))
     results = [finish_output(manifest, y, bundle) for y in report.outputs]
     click.echo(f"top-1 of the first inputs: {[int(np.argmax(r)) for r in results[:8]]}")
     if check_model:
@@ -156,7 +158,8 @@ def daemon(bundle: str, fleet_path: str, backend: str, report_s: float) -> None:
         while not done.wait(report_s):
             orch = session.orch
             stats = {name: orch.link.board(name).stats for name in orch.assignment.values()}
-            click.echo(format_health(orch.state, tracker.sample(dict(orch.assignment), stats)))
+            stages = {orch.label(k): board for k, board in orch.assignment.items()}
+            click.echo(format_health(orch.state, tracker.sample(stages, stats)))
     finally:
         session.close()
 

@@ -4,7 +4,9 @@ A reconcile loop (docs/control-plane.md): observe the agents over MQTT (orchestr
 plan with the pure planner (orchestrator/reconcile.py), execute the steps through a table of
 executors (SSH uploads in a thread, MQTT commands), repeat. A board that stops heartbeating is
 lost: its stage moves to a spare of the same type, upstream is re-pointed, and the client
-(orchestrator/pipeline_client.py) follows `first_hop()` and resends what was lost.
+(orchestrator/pipeline_client.py) follows `first_hop()` and resends what was lost. A replicated
+partition is one stage per replica board: each fails over on its own, and the stage before it
+fans out to all of them (docs/protocol.md#fan-out-and-merge).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.deploy import UploadReport, bundle_id, deploy
-from orchestrator.fleet import Fleet, assign
+from orchestrator.fleet import Fleet, assign, fan_in_flags
 from orchestrator.fleet_link import CommandError, FleetLink
 from orchestrator.link_auth import new_key
 from orchestrator.reconcile import (
@@ -29,11 +31,10 @@ from orchestrator.reconcile import (
     Deploy,
     Prestage,
     Run,
-    StagePlan,
     Step,
     Stop,
-    Target,
     plan_steps,
+    target_of,
 )
 from orchestrator.ssh import DeployError
 from splitter.bundle.manifest import load_manifest
@@ -70,16 +71,15 @@ class Orchestrator:
         self.link_key = link_key or new_key()
         self.manifest = manifest if manifest is not None else load_manifest(self.bundle_dir)
         self.bundle = bundle_id(self.bundle_dir)
-        stages = tuple(StagePlan(p["index"], p["board"]) for p in self.manifest["partitions"])
-        self.target = Target(self.bundle, stages, f"{result_address[0]}:{result_address[1]}")
+        self.target = target_of(self.bundle, self.manifest["partitions"], f"{result_address[0]}:{result_address[1]}")
         fleet.broker.client_options()  # credentials and TLS are set and readable (BrokerAuthError), or say so now
         self.link = FleetLink(fleet.broker, fleet.chain, on_change=lambda _: self._wake(),
                               boards=[b.name for b in fleet.boards])
         # The fleet must hold the plan (AssignmentError otherwise, before anything is uploaded); its
-        # placement is the planner's starting point (a replica's extra boards serve as spares for now).
-        self.assignment: dict[int, str] = {}
-        for partition, entry in assign(fleet, self.manifest).placements:
-            self.assignment.setdefault(partition, entry.name)
+        # placement (partitions in order, replicas side by side, as target.stages) is the planner's start.
+        self.assignment: dict[int, str] = {
+            stage.key: entry.name
+            for stage, (_, entry) in zip(self.target.stages, assign(fleet, self.manifest).placements, strict=True)}
         self.deployed: dict[str, set[tuple[str, int]]] = {b.name: set() for b in fleet.boards}
         self.next_hops: dict[str, tuple[str, int, str]] = {}  # board -> (bundle, partition, next) it was told
         self.failures: dict[str, int] = {}
@@ -114,17 +114,27 @@ class Orchestrator:
                 failed=self.failures.get(entry.name, 0) >= self.cfg.max_failures)
         return views
 
-    def last_stage(self) -> str | None:
-        """The board running the chain's last stage now (the only sender the result port accepts)."""
-        last = self.target.stages[-1].partition
-        return self.assignment.get(last)
+    def last_stage(self) -> str | tuple[str, ...] | None:
+        """The board running the chain's last stage now, or the boards of its replicas (the only
+        senders the result port accepts)."""
+        names = tuple(self.assignment[s.key] for s in self.target.partitions()[-1] if s.key in self.assignment)
+        return None if not names else names[0] if len(names) == 1 else names
 
-    def first_hop(self) -> tuple[str, int] | None:
-        """Where the pipeline starts now, or None while it is not running end to end."""
-        if self.state != "running" or 0 not in self.assignment:
+    def first_hop(self) -> tuple[str, int] | list[tuple[str, int]] | None:
+        """Where the pipeline starts now (the replicas of a replicated first stage: a list), or None
+        while it is not running end to end."""
+        first = self.target.partitions()[0]
+        if self.state != "running" or any(s.key not in self.assignment for s in first):
             return None
-        entry = self.fleet.board(self.assignment[0])
-        return entry.address, entry.data_port
+        hops = [(e.address, e.data_port) for e in (self.fleet.board(self.assignment[s.key]) for s in first)]
+        return hops[0] if len(hops) == 1 else hops
+
+    def label(self, key: int) -> str:
+        """A stage's name for people: its partition, and which replica ("1", "1.0", "1.1")."""
+        stage = next(s for s in self.target.stages if s.key == key)
+        part = next(p for p in self.manifest["partitions"] if p["index"] == stage.partition)
+        replicas = int(part.get("replicas", 1))
+        return str(stage.partition) if replicas == 1 else f"{stage.partition}.{stage.replica}"
 
     # ---- the loop -------------------------------------------------------------------------------
     async def step_once(self) -> Decision:
@@ -202,7 +212,8 @@ class Orchestrator:
         await self.link.command(step.board, "run", timeout_s=self.cfg.command_timeout_s, bundle=step.bundle,
                                 partition=step.partition, next=step.next_hop, backend=self.cfg.backend,
                                 drain_s=self.cfg.replace_drain_s, link_key=self.link_key.hex(),
-                                args=list(self.cfg.server_args.get(step.partition, ())))
+                                args=[*fan_in_flags(self.manifest, step.partition),
+                                      *self.cfg.server_args.get(step.partition, ())])
         self.next_hops[step.board] = (step.bundle, step.partition, step.next_hop)
         self.generation += 1
 
@@ -221,6 +232,7 @@ class Orchestrator:
         hop = self.first_hop()
         payload = {"bundle": self.bundle, "state": self.state, "first": f"{hop[0]}:{hop[1]}" if hop else None,
                    "result": self.target.result_address,
-                   "stages": [{"partition": k, "board": b} for k, b in sorted(self.assignment.items())]}
+                   "stages": [{"partition": s.partition, "replica": s.replica, "board": self.assignment[s.key]}
+                              for s in self.target.stages if s.key in self.assignment]}
         if payload != self._published and await self.link.publish("pipeline", json.dumps(payload), retain=True):
             self._published = payload

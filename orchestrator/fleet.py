@@ -237,3 +237,18 @@ def assign(fleet: Fleet, manifest: Mapping[str, Any]) -> Assignment:
         placements.extend((part["index"], pool.pop(0)) for _ in range(int(part.get("replicas", 1))))
     used = {entry.name for _, entry in placements}
     return Assignment(placements=tuple(placements), spares=tuple(b for b in fleet.boards if b.name not in used))
+
+
+def fan_in_flags(manifest: dict[str, Any], index: int) -> list[str]:
+    """Server flags for partition `index` downstream of replicated stages (docs/protocol.md#fan-out-and-merge):
+    `--order any` once an earlier partition is replicated (frames arrive interleaved), and room for
+    every upstream replica (and a replacement) past the default 4 upstream connections."""
+    parts = manifest["partitions"]
+    position = next(i for i, p in enumerate(parts) if p["index"] == index)
+    flags = []
+    if any(int(p.get("replicas", 1)) > 1 for p in parts[:position]):
+        flags += ["--order", "any"]
+    upstream = int(parts[position - 1].get("replicas", 1)) if position else 1
+    if upstream + 1 > 4:
+        flags += ["--max-upstreams", str(min(upstream + 2, 8))]
+    return flags

@@ -10,7 +10,7 @@ from typing import Any
 class StageHealth:
     """One stage's figures between two stats lines of its board."""
 
-    partition: int
+    partition: int | str  # a partition index, or "K.R" for replica R of a replicated partition K
     board: str
     fps: float  # frames sent per second since the previous sample
     compute_us: float  # mean compute time per frame
@@ -26,7 +26,7 @@ class HealthTracker:
         """No samples yet."""
         self._last: dict[str, tuple[float, int]] = {}
 
-    def sample(self, assignment: dict[int, str], stats: dict[str, dict[str, Any]]) -> list[StageHealth]:
+    def sample(self, assignment: dict[Any, str], stats: dict[str, dict[str, Any]]) -> list[StageHealth]:
         """One row per assigned stage that has reported stats."""
         rows = []
         for partition, board in sorted(assignment.items()):

@@ -12,19 +12,46 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True)
 class StagePlan:
-    """One pipeline stage of the target: a bundle partition and the board type it needs."""
+    """One board's place in the target: a bundle partition (one of its replicas) and the board type it needs."""
 
     partition: int
     board_type: str
+    replica: int = 0  # which of a replicated partition's boards
+    slot: int | None = None  # the assignment key: the position in Target.stages (None: the partition index)
+
+    @property
+    def key(self) -> int:
+        """This stage's key in an assignment (stage -> board)."""
+        return self.partition if self.slot is None else self.slot
 
 
 @dataclass(frozen=True)
 class Target:
-    """What should run: a bundle's stages in order, and where the last one sends its results."""
+    """What should run: a bundle's stages in order (a replicated partition's replicas side by side),
+    and where the last one sends its results."""
 
     bundle: str
     stages: tuple[StagePlan, ...]
     result_address: str  # "host:port" of the client's result port
+
+    def partitions(self) -> list[list[StagePlan]]:
+        """The stages grouped by partition, in pipeline order."""
+        groups: list[list[StagePlan]] = []
+        for stage in self.stages:
+            if groups and groups[-1][0].partition == stage.partition:
+                groups[-1].append(stage)
+            else:
+                groups.append([stage])
+        return groups
+
+
+def target_of(bundle: str, partitions: Sequence[Mapping], result_address: str) -> Target:
+    """The target for a manifest's partitions: one stage per board, replicas included."""
+    stages = []
+    for part in partitions:
+        for replica in range(int(part.get("replicas", 1))):
+            stages.append(StagePlan(part["index"], part["board"], replica, len(stages)))
+    return Target(bundle, tuple(stages), result_address)
 
 
 @dataclass(frozen=True)
@@ -66,7 +93,8 @@ class Prestage:
 
 @dataclass(frozen=True)
 class Run:
-    """Start (or re-point) a board's server for a partition, sending to `next_hop`."""
+    """Start (or re-point) a board's server for a partition, sending to `next_hop` ("host:port", or
+    a comma-separated list: the replicas of the next stage, docs/protocol.md#fan-out-and-merge)."""
 
     board: str
     bundle: str
@@ -118,19 +146,19 @@ def assign(target: Target, boards: Mapping[str, BoardView], previous: Mapping[in
     assignment: dict[int, str] = {}
     taken: set[str] = set()
     for stage in target.stages:
-        name = previous.get(stage.partition)
+        name = previous.get(stage.key)
         if name in usable and boards[name].board_type == stage.board_type and name not in taken:
-            assignment[stage.partition] = name
+            assignment[stage.key] = name
             taken.add(name)
     missing = []
     for stage in target.stages:
-        if stage.partition in assignment:
+        if stage.key in assignment:
             continue
         free = [n for n in boards if n in usable and n not in taken and boards[n].board_type == stage.board_type]
         # Prefer a board that already holds this partition's files (no upload on failover).
         free.sort(key=lambda n: (target.bundle, stage.partition) not in boards[n].deployed)
         if free:
-            assignment[stage.partition] = free[0]
+            assignment[stage.key] = free[0]
             taken.add(free[0])
         else:
             alive = sum(1 for b in boards.values() if b.board_type == stage.board_type and b.alive and not b.failed)
@@ -145,17 +173,19 @@ def plan_steps(target: Target, boards: Mapping[str, BoardView], previous: Mappin
     decision = Decision(assignment, list(missing))
     if missing:
         return decision
-    stages: Sequence[StagePlan] = target.stages
-    for stage in stages:
-        name = assignment[stage.partition]
+    for stage in target.stages:
+        name = assignment[stage.key]
         if (target.bundle, stage.partition) not in boards[name].deployed:
             decision.steps.append(Deploy(name, target.bundle, stage.partition))
-    hops = [boards[assignment[s.partition]].data_address for s in stages[1:]] + [target.result_address]
-    for stage, nxt in reversed(list(zip(stages, hops, strict=True))):
-        name = assignment[stage.partition]
-        b = boards[name]
-        if (b.state, b.bundle, b.partition, b.next_hop) != ("running", target.bundle, stage.partition, nxt):
-            decision.steps.append(Run(name, target.bundle, stage.partition, nxt))
+    # every replica of a partition sends to all replicas of the next one (fan-out), the last to the client
+    groups = target.partitions()
+    hops = [",".join(boards[assignment[s.key]].data_address for s in group) for group in groups[1:]]
+    for group, nxt in reversed(list(zip(groups, [*hops, target.result_address], strict=True))):
+        for stage in group:
+            name = assignment[stage.key]
+            b = boards[name]
+            if (b.state, b.bundle, b.partition, b.next_hop) != ("running", target.bundle, stage.partition, nxt):
+                decision.steps.append(Run(name, target.bundle, stage.partition, nxt))
     used = set(assignment.values())
     for name, b in sorted(boards.items()):
         if name not in used and b.alive and b.state in ("running", "starting"):

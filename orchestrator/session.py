@@ -84,7 +84,8 @@ class FleetSession:
 
     def stream(self, tensors: list[np.ndarray], kill: Callable[[str], None] | None = None,
                kill_after: int | None = None) -> RunReport:
-        """Send `tensors`; with `kill`, make the board of stage 1 (or 0) die after `kill_after` results."""
+        """Send `tensors`; with `kill`, make the board of stage 1 (or 0) die after `kill_after` results
+        (stages count boards: with a replicated first partition, stage 1 is its second replica)."""
         report = RunReport(stages=dict(self.orch.assignment))
         killer = None
         if kill is not None and kill_after is not None:
@@ -93,7 +94,8 @@ class FleetSession:
                     time.sleep(0.01)
                 stage = 1 if 1 in self.orch.assignment else 0
                 report.killed = self.orch.assignment[stage]
-                self.log(f"killing {report.killed} (stage {stage}) after {self.client.delivered} results")
+                self.log(f"killing {report.killed} (partition {self.orch.label(stage)}) after "
+                         f"{self.client.delivered} results")
                 kill(report.killed)
             killer = threading.Thread(target=kill_one, daemon=True)
             killer.start()

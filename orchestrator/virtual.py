@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from board_agent.config import find_server_binary
+from orchestrator.fleet import fan_in_flags
 from orchestrator.link_auth import new_key, write_key
 from orchestrator.netns import VirtualNetwork
 from orchestrator.protocol import WireSpec
@@ -215,21 +216,6 @@ def last_stage_nodes(manifest: dict[str, Any]) -> str | tuple[str, ...]:
 def is_replicated(manifest: dict[str, Any]) -> bool:
     """True if any partition runs on several boards (results then arrive interleaved)."""
     return any(int(p.get("replicas", 1)) > 1 for p in manifest["partitions"])
-
-
-def fan_in_flags(manifest: dict[str, Any], index: int) -> list[str]:
-    """Server flags for partition `index` downstream of replicated stages (docs/protocol.md#fan-out-and-merge):
-    `--order any` once an earlier partition is replicated (frames arrive interleaved), and room for
-    every upstream replica (and a replacement) past the default 4 upstream connections."""
-    parts = manifest["partitions"]
-    position = next(i for i, p in enumerate(parts) if p["index"] == index)
-    flags = []
-    if any(int(p.get("replicas", 1)) > 1 for p in parts[:position]):
-        flags += ["--order", "any"]
-    upstream = int(parts[position - 1].get("replicas", 1)) if position else 1
-    if upstream + 1 > 4:
-        flags += ["--max-upstreams", str(min(upstream + 2, 8))]
-    return flags
 
 
 def predicted_compute_us(part: dict[str, Any]) -> float:
