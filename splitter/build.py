@@ -87,13 +87,6 @@ def step_plan(state: BuildState, cfg: BuildConfig, progress: Progress) -> BuildS
     if state.plan.gap > 1e-9:
         state.notes.append(f"the search's fronts were cut: no plan is faster than {state.plan.fps_bound:.1f} fps, "
                            f"this one reaches {state.plan.fps:.1f} ({100 * state.plan.gap:.1f}% below that bound)")
-    replicated = [p for p in state.plan.partitions if p.replicas > 1]
-    if replicated:
-        single = min(min(p.compute_fps / p.replicas, p.link_fps) for p in state.plan.partitions)
-        state.notes.append(
-            f"partition(s) {', '.join(str(p.index) for p in replicated)} are replicated; `finnsplit run` and "
-            f"`virtual` run one board per partition for now (no fan-out yet): about {single:.1f} fps until then "
-            "(or build with --no-replicate)")
     return state
 
 
