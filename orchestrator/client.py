@@ -50,15 +50,17 @@ class TensorSender:
     """A connection to a server's listening port that sends TENSOR frames of one spec."""
 
     def __init__(self, address: Address, spec: TensorSpec | WireSpec, node: str = "client", timeout: float = 10.0,
-                 key: bytes | None = None):
-        """Connect and handshake (authenticated with `key`); HandshakeError if refused or the spec differs."""
+                 key: bytes | None = None, order: str = ""):
+        """Connect and handshake (authenticated with `key`); HandshakeError if refused or the spec differs.
+
+        `order="any"`: the frames' sequence numbers need not increase (as a stage after replicas sends)."""
         self.spec = WireSpec.of(spec)
         self._seq = itertools.count(random_seq_base())
         self._sock = socket.create_connection(address, timeout=timeout)
         self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
             reply, self._session = sender_handshake(self._sock, self.spec, node, key,
-                                                    f"server at {address[0]}:{address[1]}")
+                                                    f"server at {address[0]}:{address[1]}", order)
         except BaseException:
             self._sock.close()
             raise

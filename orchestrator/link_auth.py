@@ -128,12 +128,13 @@ def _hex(fields: dict[str, str], name: str, size: int) -> bytes:
 
 
 def sender_handshake(sock: socket.socket, spec: WireSpec, node: str, key: bytes | None,
-                     where: str) -> tuple[Hello, LinkSession | None]:
+                     where: str, order: str = "") -> tuple[Hello, LinkSession | None]:
     """The sending side (the client to the first board): HELLO, and with a key the AUTH exchange.
 
+    `order`: "any" if this sender's frames come in any sequence order (docs/protocol.md#fan-out-and-merge).
     Returns the receiver's HELLO and the session; HandshakeError if refused or mis-wired.
     """
-    hello = Hello("sender", node, spec)
+    hello = Hello("sender", node, spec, order=order)
     nonce = secrets.token_bytes(NONCE_BYTES) if key else b""
     if key:
         hello = replace(hello, auth=AUTH, nonce=nonce.hex())
