@@ -163,13 +163,26 @@ def run_layer(layer: Layer, x: np.ndarray, *others: np.ndarray) -> np.ndarray:
     return kernel(layer, x, *others)
 
 
-def execute(graph: DataflowGraph, x: np.ndarray) -> np.ndarray:
-    """Integer output of the graph for integer NHWC input `x` (batch axis first)."""
+def check_input(graph: DataflowGraph, x: np.ndarray) -> None:
+    """Raise ValueError unless `x` has the graph input's shape (after the batch axis) and datatype."""
     expected = graph.input.shape[1:]
     if tuple(x.shape[1:]) != tuple(expected):
         raise ValueError(f"{graph.name}: input shape {x.shape[1:]} does not match {expected}")
     if not graph.input.dtype.allowed(x):
         raise ValueError(f"{graph.name}: input values outside {graph.input.dtype.name}")
+
+
+def execute(graph: DataflowGraph, x: np.ndarray, fast: bool = True) -> np.ndarray:
+    """Integer output of the graph for integer NHWC input `x` (batch axis first).
+
+    `fast`: the exact fast path (splitter.fast_executor; one FastExecutor per graph is faster
+    for many calls); False: the int64 reference kernels below, layer by layer.
+    """
+    if fast:
+        from splitter.fast_executor import FastExecutor
+
+        return FastExecutor(graph)(x)
+    check_input(graph, x)
     out = np.asarray(x, dtype=np.int64)
     if not any(layer.extra_inputs or layer.extra_outputs for layer in graph.layers):
         for layer in graph.layers:
