@@ -70,6 +70,7 @@ def client_ceiling(path: Path, frames: int, logs: Path) -> float:
     manifest = load_manifest(path)
     first = dict(manifest["partitions"][0])
     first["predicted"] = {**first["predicted"], "cycles": 0}
+    first["replicas"] = 1
     probe = logs / "probe"
     shutil.rmtree(probe, ignore_errors=True)
     probe.mkdir(parents=True)

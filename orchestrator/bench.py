@@ -132,19 +132,23 @@ def percentiles(values_ms: list[float]) -> dict[str, float]:
 
 def steady_fps(received: list[float]) -> float:
     """Results per second after the first one: the pipeline's rate without its fill time."""
-    if len(received) < 2 or received[-1] <= received[0]:
+    first, last = min(received, default=0.0), max(received, default=0.0)
+    if len(received) < 2 or last <= first:
         raise BenchError("at least two results are needed to measure a rate")
-    return (len(received) - 1) / (received[-1] - received[0])
+    return (len(received) - 1) / (last - first)
 
 
 def stream_windowed(client: ChainClient, payloads: list[bytes], window: int) -> tuple[list[float], list[float]]:
-    """Send packed frames with at most `window` in flight; (send times, result times), in frame order."""
-    sender = client.sender
-    if sender is None:
+    """Send packed frames with at most `window` in flight; (send times, result times), in frame order.
+
+    A replicated first stage gets the frames round robin; results of a replicated stage may come
+    back interleaved and are matched to their frames by sequence number.
+    """
+    if not client.senders:
         raise ProtocolError("ChainClient.connect() first")
     slots = threading.Semaphore(window)
     sent: list[float] = [0.0] * len(payloads)
-    seqs: list[int] = []
+    frame_of: dict[int, int] = {}
     failure: list[BaseException] = []
 
     def send_all() -> None:
@@ -152,24 +156,33 @@ def stream_windowed(client: ChainClient, payloads: list[bytes], window: int) -> 
             for i, payload in enumerate(payloads):
                 slots.acquire()
                 sent[i] = time.perf_counter()
-                seqs.append(sender.send_packed(payload))
+                frame_of[client.send_packed(payload)] = i
         except BaseException as exc:  # reported in the caller's thread
             failure.append(exc)
 
     thread = threading.Thread(target=send_all, daemon=True)
     thread.start()
-    received, order = [], []
+    arrivals: list[tuple[int, float]] = []
+    order: list[int] = []
     try:
         for _ in payloads:
             seq, _payload = client.receiver.receive_packed()
-            received.append(time.perf_counter())
-            order.append(seq)
+            arrivals.append((seq, time.perf_counter()))
             slots.release()
     finally:
         thread.join(timeout=30)
     if failure:
         raise failure[0]
-    if order != seqs:
+    received: list[float] = [0.0] * len(payloads)
+    for seq, when in arrivals:
+        frame = frame_of.get(seq)
+        if frame is None:
+            raise ProtocolError(f"a result with sequence number {seq} matches no frame sent")
+        order.append(frame)
+        received[frame] = when
+    if sorted(order) != list(range(len(payloads))):
+        raise ProtocolError(f"results do not match the frames sent: {len(set(order))} of {len(payloads)} frames")
+    if client.ordered and order != sorted(order):
         raise ProtocolError(f"results arrived out of order: {order[:10]} ...")
     return sent, received
 
@@ -254,7 +267,7 @@ def result(bundle: str, setup: str, manifest: dict[str, Any], window: int, sent:
            received: list[float], boards: list[BoardTimes], lat_sent: list[float],
            lat_received: list[float]) -> BenchResult:
     """Assemble the figures of one run: the throughput run and the one-frame-at-a-time latency run."""
-    return BenchResult(bundle, setup, len(received), window, steady_fps(received), received[-1] - sent[0],
+    return BenchResult(bundle, setup, len(received), window, steady_fps(received), max(received) - min(sent),
                        percentiles(latencies_ms(lat_sent, lat_received)),
                        percentiles(latencies_ms(sent, received)), float(manifest["plan"]["fps"]),
                        str(manifest["plan"]["limited_by"]), boards, predictions(manifest))

@@ -19,7 +19,7 @@ from orchestrator.host import prepare_input
 from orchestrator.link_auth import new_key
 from orchestrator.netns import VirtualNetwork
 from orchestrator.protocol import WireSpec, encode_tensor
-from orchestrator.virtual import VirtualChain, predicted_compute_us, random_inputs
+from orchestrator.virtual import VirtualChain, is_replicated, last_stage_nodes, predicted_compute_us, random_inputs
 
 Log = Callable[[str], None]
 DISTINCT_INPUTS = 16  # frames cycle through this many prepared inputs
@@ -58,9 +58,8 @@ def bench_virtual(bundle: str | Path, manifest: dict[str, Any], frames: int, win
     payloads = [encode_tensor(t, spec_in) for t in inputs(manifest, bundle, max(frames, warmup))]
     key = new_key()
     host = network.host_address if network else "127.0.0.1"
-    last = f"vboard{manifest['partitions'][-1]['index']}"
     with (ChainClient(spec_in, WireSpec.parse(manifest["output"]["wire"]), result_host=host, key=key,
-                      last_stage=last) as client,
+                      last_stage=last_stage_nodes(manifest), ordered=not is_replicated(manifest)) as client,
           VirtualChain(bundle, client.result_address, log_dir, network=network, manifest=manifest, key=key,
                        backend=backend, stats_interval_ms=200) as chain):
         client.connect(chain.first_hop)
@@ -70,13 +69,14 @@ def bench_virtual(bundle: str | Path, manifest: dict[str, Any], frames: int, win
         lat_sent, lat_received = stream_windowed(client, payloads[:latency_frames], 1)
 
         def source() -> dict[str, tuple[int, dict[str, Any]]]:
-            return {b.name: (i, b.last_stats() or {}) for i, b in enumerate(chain.boards)}
+            return {b.name: (part["index"], b.last_stats() or {})
+                    for part, stage in zip(manifest["partitions"], chain.stages, strict=True) for b in stage}
 
         log(f"throughput: {frames} frames, at most {window} in flight")
         sent, received, boards = measure(lambda: stream_windowed(client, payloads[:frames], window), source, frames)
     where = f"in network namespaces, links {link_mbit:g} Mbit/s" if network and link_mbit else (
         "in network namespaces" if network else "on loopback")
-    setup = f"{len(manifest['partitions'])} virtual boards ({backend} backend) {where}"
+    setup = f"{len(chain.boards)} virtual boards ({backend} backend) {where}"
     return result(str(bundle), setup, manifest, window, sent, received, boards, lat_sent, lat_received)
 
 
@@ -92,7 +92,9 @@ def bench_session(session: Any, bundle: str | Path, manifest: dict[str, Any], fr
         return [client.sent_at[i] for i in range(count)], [client.arrived_at[i] for i in range(count)]
 
     def source() -> dict[str, tuple[int, dict[str, Any]]]:
-        return {name: (k, dict(session.orch.link.board(name).stats)) for k, name in session.orch.assignment.items()}
+        orch = session.orch
+        return {orch.assignment[s.key]: (s.partition, dict(orch.link.board(orch.assignment[s.key]).stats))
+                for s in orch.target.stages if s.key in orch.assignment}
 
     log(f"warm-up of {warmup} frames")
     stream(warmup, window)
