@@ -1,0 +1,97 @@
+"""`finnsplit bench`: run as a user runs it, on real servers, writing the table, bench.json, bench.png, bench.html.
+
+Throughput figures are not asserted (speed lives in benchmarks/e2e.py); what is asserted is that
+every board's own statistics cover exactly the measured frames, the delay backend never finishes
+a frame before its predicted compute time, and the files say what the table says.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from cpp_fixtures import server_bin  # noqa: F401  (fixture: builds cpp_server)
+
+from orchestrator.netns import netns_available
+from splitter.bundle.manifest import load_manifest
+
+FINNSPLIT = [sys.executable, "-c", "from splitter.cli import main; main()"]
+
+
+def finnsplit(*args: str) -> subprocess.CompletedProcess:
+    """Run the finnsplit command line; returns the completed process."""
+    return subprocess.run([*FINNSPLIT, *args], capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def cnv_bundle(zoo_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """CNV split over 3 Zedboards, one stage each."""
+    out = tmp_path_factory.mktemp("bench") / "cnv"
+    done = finnsplit("build", str(zoo_dir / "cnv-w2a2.onnx"), "--boards", "3", "--no-replicate", "--finn", "no",
+                     "-o", str(out))
+    assert done.returncode == 0, done.stderr
+    return out
+
+
+def check_report(stdout: str, report: Path, bundle: Path, frames: int, nodes: list[str]) -> dict:
+    """The table, bench.json, bench.png and bench.html agree and cover every board; returns bench.json."""
+    manifest = load_manifest(bundle)
+    data = json.loads((report / "bench.json").read_text())
+    assert data["frames"] == frames
+    assert [b["node"] for b in data["boards"]] == nodes
+    assert all(b["frames"] == frames for b in data["boards"])  # each board's stats cover exactly these frames
+    assert all(b["compute_us"] > 0 and b["recv_us"] > 0 and b["send_us"] > 0 for b in data["boards"])
+    assert [p["stage"] for p in data["predictions"]] == [p["index"] for p in manifest["partitions"]]
+    assert data["predicted_fps"] == manifest["plan"]["fps"]
+    assert data["ratio"] == pytest.approx(data["fps"] / data["predicted_fps"])
+    lat = data["latency_ms"]
+    assert 0 < lat["min"] <= lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["max"]
+    assert f"throughput {data['fps']:.1f} fps measured, {data['predicted_fps']:.1f} fps predicted" in stdout
+    assert f"p50 {lat['p50']:.2f} ms, p90 {lat['p90']:.2f} ms, p99 {lat['p99']:.2f} ms" in stdout
+    for node in nodes:
+        assert f" {node} " in stdout
+    assert (report / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    page = (report / "bench.html").read_text()
+    assert "data:image/png;base64," in page
+    assert "http://" not in page and "https://" not in page and "<script" not in page  # self-contained
+    assert all(f"<td>{node}</td>" in page for node in nodes)
+    return data
+
+
+@pytest.mark.usefixtures("server_bin")
+def test_bench_on_virtual_boards_writes_table_json_png_html(cnv_bundle: Path, tmp_path: Path) -> None:
+    done = finnsplit("bench", str(cnv_bundle), "--virtual", "--frames", "40", "--latency-frames", "5",
+                     "--report", str(tmp_path / "report"), "--logs", str(tmp_path / "logs"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    data = check_report(done.stdout, tmp_path / "report", cnv_bundle, 40, ["vboard0", "vboard1", "vboard2"])
+    assert "emulate backend" in data["setup"]
+
+
+@pytest.mark.usefixtures("server_bin")
+@pytest.mark.skipif(netns_available() is not None, reason=str(netns_available()))
+def test_bench_delay_backend_in_namespaces_takes_the_predicted_compute_time(cnv_bundle: Path, tmp_path: Path) -> None:
+    done = finnsplit("bench", str(cnv_bundle), "--virtual", "--netns", "--link-mbit", "1000", "--backend", "delay",
+                     "--frames", "60", "--latency-frames", "5", "--report", str(tmp_path / "r"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    data = check_report(done.stdout, tmp_path / "r", cnv_bundle, 60, ["vboard0", "vboard1", "vboard2"])
+    assert "links 1000 Mbit/s" in data["setup"]
+    for board, predicted in zip(data["boards"], data["predictions"], strict=True):
+        assert board["compute_us"] >= round(predicted["compute_us"])  # never before its deadline
+
+
+def test_bench_refuses_unclear_requests(cnv_bundle: Path, tmp_path: Path) -> None:
+    for args, why in ((["--frames", "5"], "give exactly one of --fleet"),
+                      (["--virtual", "--virtual-fleet", "0"], "give exactly one of --fleet"),
+                      (["--virtual-fleet", "0", "--netns"], "--netns is for --virtual"),
+                      (["--virtual", "--link-mbit", "100"], "--link-mbit shapes namespace links"),
+                      (["--virtual", "--backend", "finn-zynq"], "needs real boards"),
+                      (["--virtual", "--frames", "1"], "--frames must be at least 2")):
+        done = finnsplit("bench", str(cnv_bundle), *args)
+        assert done.returncode != 0 and why in done.stderr, (args, done.stderr)
+        assert "Traceback" not in done.stderr
+    done = finnsplit("bench", str(tmp_path), "--virtual")
+    assert done.returncode != 0 and "is not a finnsplit bundle" in done.stderr
+    assert "Traceback" not in done.stderr
