@@ -278,3 +278,13 @@ def test_bad_fan_out_flags_are_named(server_bin: Path, flags: tuple[str, ...], m
                           capture_output=True, text=True, timeout=30, check=False)
     assert done.returncode != 0
     assert message in done.stderr, done.stderr
+
+
+def test_a_run_command_may_name_every_replica_of_the_next_stage() -> None:
+    from board_agent.run import RunError, parse_run
+
+    command = {"partition": 0, "link_key": "ab" * 32, "args": ["--order", "any"]}
+    assert parse_run({**command, "next": "10.0.0.11:7000,10.0.0.12:7000"}).next == "10.0.0.11:7000,10.0.0.12:7000"
+    for bad in ("10.0.0.11:7000,", ",10.0.0.11:7000", "10.0.0.11:7000,10.0.0.12", ",".join(["h:1"] * 17)):
+        with pytest.raises(RunError, match="'next' must be 'host:port'"):
+            parse_run({**command, "next": bad})
