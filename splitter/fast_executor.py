@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from splitter import executor as reference
+from splitter.blas_threads import one_blas_thread
 from splitter.datatypes import DataType, smallest_storage
 from splitter.graph import DataflowGraph, Layer, pair
 
@@ -173,14 +174,16 @@ class FastExecutor:
     def __call__(self, x: np.ndarray) -> np.ndarray:
         """The graph's int64 output for integer NHWC input `x`; frames run in parallel threads.
 
-        numpy and BLAS release the GIL inside their loops, so frames on threads use every core.
+        numpy and BLAS release the GIL inside their loops, so frames on threads use every core;
+        BLAS itself runs on one thread meanwhile (splitter.blas_threads says why).
         """
         reference.check_input(self.graph, x)
         x = np.asarray(x)
-        if len(x) < 2 or self.workers < 2:
-            return self._frames(x)
-        with ThreadPoolExecutor(self.workers) as pool:
-            return np.concatenate(list(pool.map(self._frames, np.split(x, len(x)))))
+        with one_blas_thread():
+            if len(x) < 2 or self.workers < 2:
+                return self._frames(x)
+            with ThreadPoolExecutor(min(self.workers, len(x))) as pool:
+                return np.concatenate(list(pool.map(self._frames, np.split(x, len(x)))))
 
     def _frames(self, x: np.ndarray) -> np.ndarray:
         layers = self.graph.layers
