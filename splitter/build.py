@@ -35,7 +35,9 @@ class BuildConfig:
     strategy: str = "balanced"  # "balanced" (fastest pipeline) or "greedy" (the reference paper's)
     target_fps: float | None = None  # balanced: the fewest boards reaching it; greedy: FINN SetFolding's target
     power_cap_w: float | None = None  # balanced: the best plan whose predicted power stays within it
-    objective: str = "fps"  # balanced: "fps" (fastest) or "fps-per-watt" (most frames per joule)
+    # balanced: "fps" (fastest) or "fps-per-watt" (most frames per joule); with target_fps: "boards"
+    # (the fewest, the default) or "power" (the least predicted power)
+    objective: str = "fps"
     link_gbps: float | None = None  # override the boards' link rate
     replicate: bool = True  # balanced: spare boards may replicate the bottleneck stage
     thresholds: str = "choose"  # MVAU/VVAU thresholds: chosen per layer, or all "embedded" / "standalone"
@@ -79,7 +81,8 @@ def step_plan(state: BuildState, cfg: BuildConfig, progress: Progress) -> BuildS
     if cfg.strategy == "greedy":
         state.plan = plan(graph.layers, graph.tensors, boards, "greedy", greedy_foldings=folds, **common)
     elif cfg.target_fps is not None:
-        state.plan = plan(graph.layers, graph.tensors, boards, "balanced", target_fps=cfg.target_fps, **common)
+        state.plan = plan(graph.layers, graph.tensors, boards, "balanced", target_fps=cfg.target_fps,
+                          least_power=cfg.objective == "power", **common)
     elif cfg.power_cap_w is not None or cfg.objective != "fps":
         state.plan = plan_for(graph.layers, graph.tensors, boards, cfg.objective, cfg.power_cap_w, **common)
     else:

@@ -146,6 +146,18 @@ def inspect(model: str, input_dtype: str | None, input_scale: str | None, mean: 
     click.echo(format_table(graph))
 
 
+def _objective(objective: str | None, target_fps: float | None, strategy: str) -> str:
+    """The build's objective; "boards" and "power" need --target-fps, the others refuse it."""
+    if objective is None:
+        return "boards" if target_fps is not None else "fps"
+    if strategy == "balanced" and (objective in ("boards", "power")) != (target_fps is not None):
+        if target_fps is None:
+            raise click.UsageError(f"--objective {objective} needs --target-fps (the rate to meet)")
+        raise click.UsageError(f"--objective {objective} is for plans without --target-fps; with a target, "
+                               "use --objective boards (fewest boards) or power (least power)")
+    return objective
+
+
 @cli.command()
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("--boards", default="6", show_default=True,
@@ -157,8 +169,9 @@ def inspect(model: str, input_dtype: str | None, input_scale: str | None, mean: 
               help="balanced: the fewest boards that reach this rate; greedy: FINN SetFolding's target "
                    "(default PE=SIMD=1).")
 @click.option("--power-cap", "power_cap", type=float, help="balanced: the best plan predicted to draw at most W watts.")
-@click.option("--objective", type=click.Choice(["fps", "fps-per-watt"]), default="fps", show_default=True,
-              help="balanced: the fastest plan, or the one with the most frames per joule.")
+@click.option("--objective", type=click.Choice(["fps", "fps-per-watt", "boards", "power"]), default=None,
+              help="balanced: the fastest plan (fps, the default), or the one with the most frames per joule; "
+                   "with --target-fps: the fewest boards (boards, the default) or the least power meeting it.")
 @click.option("--link-gbps", type=float, help="Override the boards' link rate (Gbit/s).")
 @click.option("--no-replicate", is_flag=True, help="Never run a stage on several boards.")
 @click.option("--thresholds", type=click.Choice(["choose", "embedded", "standalone"]), default="choose",
@@ -183,6 +196,7 @@ def build(model: str, boards: str, board: str, strategy: str, target_fps: float 
     from splitter.report import format_plan
 
     parse_board_list(boards, board)  # a bad --boards is reported before the model is read
+    objective = _objective(objective, target_fps, strategy)
 
     cfg = BuildConfig(model=model, output=output, boards=boards, board=board, strategy=strategy,
                       target_fps=target_fps, power_cap_w=power_cap, objective=objective, link_gbps=link_gbps,

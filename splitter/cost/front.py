@@ -163,8 +163,13 @@ class Front:
         paths = tuple((*self.paths[parent[i]], int(opts.ids[choice[i]])) for i in idx)
         return Front(flat[idx], keys[idx], paths, truncated)
 
-    def best_closed(self, cap: np.ndarray, tail: Callable[[int], Resources]) -> int | None:
-        """Index of the lowest-score element that still fits once `tail(out width)` is added."""
+    def best_closed(self, cap: np.ndarray, tail: Callable[[int], Resources], weights: np.ndarray | None = None,
+                    ) -> int | None:
+        """Index of the lowest-score element that still fits once `tail(out width)` is added.
+
+        `weights` (per resource): the score is the weighted sum of the closed element's resources
+        (e.g. watts per unit, for the least power) instead of its use of `cap`.
+        """
         if not len(self):
             return None
         widths, inverse = np.unique(self.out_w, return_inverse=True)
@@ -173,8 +178,12 @@ class Front:
         fits = np.all(total <= cap + 1e-6, axis=1)
         if not fits.any():
             return None
-        score = np.where(fits, scores(total, cap), np.inf)
+        score = np.where(fits, scores(total, cap) if weights is None else total @ weights, np.inf)
         return int(np.argmin(score))
+
+    def closed(self, k: int, tail: Callable[[int], Resources]) -> np.ndarray:
+        """Resources of element k once `tail(out width)` is added."""
+        return self.res[k] + np.array(tail(int(self.out_w[k])).as_tuple(), dtype=float)
 
 
 def _best(idx: np.ndarray, res: np.ndarray, score: np.ndarray, cap: np.ndarray, limit: int) -> np.ndarray:

@@ -18,10 +18,11 @@ from splitter.partition.types import LayerTooLargeError, Partition, PartitionErr
 
 STRATEGIES = ("balanced", "greedy")
 OBJECTIVES = ("fps", "fps-per-watt")
+TARGET_OBJECTIVES = ("boards", "power")  # with a target fps: the fewest boards or the least power meeting it
 # Front sizes tried in turn until a plan is provably optimal; None: fronts are never cut (exact, slow).
 FRONT_LIMITS: tuple[int | None, ...] = (8, 32)
-__all__ = ["OBJECTIVES", "STRATEGIES", "LayerTooLargeError", "Partition", "PartitionError", "Plan", "TooFewBoardsError",
-           "plan", "plan_for"]
+__all__ = ["OBJECTIVES", "STRATEGIES", "TARGET_OBJECTIVES", "LayerTooLargeError", "Partition", "PartitionError",
+           "Plan", "TooFewBoardsError", "plan", "plan_for"]
 
 
 def plan(
@@ -29,14 +30,15 @@ def plan(
     strategy: str = "balanced", link_gbps: float | None = None, cfg: CostConfig | None = None,
     greedy_foldings: Sequence[Folding] | None = None, replicate: bool = True,
     front_limit: int | Sequence[int | None] = FRONT_LIMITS, target_fps: float | None = None,
-    max_boards: int | None = None,
+    max_boards: int | None = None, least_power: bool = False,
 ) -> Plan:
     """Split `layers` over `boards` (in the order given for greedy; in any order for balanced).
 
     balanced: the Pareto fronts of the search are cut to `front_limit` elements (None: never); a
     sequence is tried in order until the plan reaches its upper bound (Plan.fps_bound), i.e. is
     provably the best one (docs/cost-model.md#cut-strategies). `target_fps`: instead the plan that
-    reaches it on the fewest boards. `max_boards`: use at most that many of the boards given.
+    reaches it on the fewest boards (`least_power`: drawing the least predicted power).
+    `max_boards`: use at most that many of the boards given.
     """
     if strategy not in STRATEGIES:
         raise PartitionError(f"unknown strategy {strategy!r}; known: {', '.join(STRATEGIES)}")
@@ -50,7 +52,7 @@ def plan(
     if target_fps is not None:
         chain = Chain(layers, tensors, boards, cfg or CostConfig(), link_gbps, limits[-1])
         chain.max_boards = max_boards
-        return chain.fewest(target_fps, replicate)
+        return chain.fewest(target_fps, replicate, least_power)
     best: Plan | None = None
     options = None
     for limit in limits:
@@ -74,15 +76,20 @@ def plan_for(
 ) -> Plan:
     """The balanced plan best for `objective` ("fps" or "fps-per-watt") within `power_cap_w` watts.
 
-    Every board count from 1 to len(boards) is planned (plan(max_boards=k)); among the plans whose
-    predicted power fits the cap, the fastest or the one with the most frames per joule wins.
+    "fps": the fastest plan drawing at most the cap (exact: Chain.fastest_within). "fps-per-watt":
+    for every board count k, the fastest plan on k boards is re-planned for the least power at its
+    rate; among those within the cap, the one with the most frames per joule wins.
     """
     if objective not in OBJECTIVES:
         raise PartitionError(f"unknown objective {objective!r}; known: {', '.join(OBJECTIVES)}")
+    if objective == "fps" and power_cap_w is not None:
+        return _chain(layers, tensors, boards, kwargs).fastest_within(power_cap_w, bool(kwargs.get("replicate", True)))
     plans = []
     for k in range(1, len(boards) + 1):
         try:
-            plans.append(plan(layers, tensors, boards, "balanced", max_boards=k, **kwargs))  # type: ignore[arg-type]
+            fastest = plan(layers, tensors, boards, "balanced", max_boards=k, **kwargs)  # type: ignore[arg-type]
+            plans.append(plan(layers, tensors, boards, "balanced", max_boards=k, target_fps=fastest.fps,
+                              least_power=True, **kwargs))  # type: ignore[arg-type]
         except PartitionError:
             continue
     if not plans:
@@ -95,3 +102,11 @@ def plan_for(
     if objective == "fps":
         return max(fitting, key=lambda p: (p.fps, -p.power_w))
     return max(fitting, key=lambda p: (p.fps / p.power_w, p.fps))
+
+
+def _chain(layers: Sequence[Layer], tensors: Mapping[str, TensorSpec], boards: Sequence[Board],
+           kwargs: Mapping[str, object]) -> Chain:
+    """The search of `plan`'s keyword arguments, with its loosest front limit."""
+    limits = kwargs.get("front_limit", FRONT_LIMITS)
+    limit = list(limits)[-1] if isinstance(limits, Sequence) else limits
+    return Chain(layers, tensors, boards, kwargs.get("cfg") or CostConfig(), kwargs.get("link_gbps"), limit)  # type: ignore[arg-type]

@@ -25,6 +25,7 @@ from splitter.cost import (
 )
 from splitter.cost.front import Front, Options
 from splitter.cost.memory import dwc
+from splitter.cost.resources import RESOURCE_NAMES
 from splitter.folding import GroupOption, group_options, groups
 from splitter.graph import Layer, TensorSpec
 from splitter.packing import packed_size
@@ -103,12 +104,20 @@ class Chain:
 
         All of them, not only the farthest: a nearer end may carry fewer bytes to the next board.
         """
+        return {end: path for end, (path, _) in self.scored_ends(pos, t, r, fps).items()}
+
+    def scored_ends(
+        self, pos: int, t: int, r: int, fps: float, by_power: bool = False,
+    ) -> dict[int, tuple[tuple[int, ...], float]]:
+        """`ends`, each with the predicted power of one of its boards; `by_power`: the options drawing the
+        least power at each end instead of the ones using the least of the board."""
         board, rate = self.types[t], self.rates[t]
-        out: dict[int, tuple[int, ...]] = {}
+        out: dict[int, tuple[tuple[int, ...], float]] = {}
         if self.bytes[pos] * fps > self._link_share(pos, r) * rate * (1 + 1e-12):
             return out
         budget = r * board.clock_hz / fps
         cap = np.array(board.usable.as_tuple())
+        watts = _watts_per_unit(board)
         front = Front.start(board.shell)
         for g in range(pos, len(self.groups)):
             nxt = self.within(g + 1, t, budget).in_w if g + 1 < len(self.groups) else None
@@ -118,9 +127,10 @@ class Chain:
             if not len(front):
                 break
             if self.bytes[g + 1] * fps <= self._link_share(g + 1, r) * rate * (1 + 1e-12):
-                k = front.best_closed(cap, self.tail)
+                k = front.best_closed(cap, self.tail, watts if by_power else None)
                 if k is not None:
-                    out[g + 1] = front.paths[k]
+                    out[g + 1] = (front.paths[k], board.power.ps_w + board.power.pl_static_w
+                                  + float(front.closed(k, self.tail) @ watts))
         return out
 
     def reach(self, pos: int, t: int, r: int, fps: float) -> tuple[int, tuple[int, ...]]:
@@ -211,6 +221,87 @@ class Chain:
                                 best.setdefault(nxt, {}).setdefault(end, (counts, pos, Segment(pos, end, t, r, path)))
         return None
 
+    def least_power(self, fps: float, replicate: bool) -> list[Segment] | None:
+        """Segments reaching the end of the chain at `fps` drawing the least predicted power in all."""
+        fewest = self.feasible(fps, self.avail, replicate)
+        if fewest is None:
+            return None
+        incumbent = self.build("balanced", [self._folds(s) for s in fewest], fewest).power_w
+        found = self._least_power(fps, replicate, incumbent)
+        return fewest if found is None else found[0]
+
+    def fastest_within(self, power_cap_w: float, replicate: bool) -> Plan:
+        """The fastest plan predicted to draw at most `power_cap_w` watts (PartitionError if none does).
+
+        The least power a plan meeting a rate can draw only grows with the rate, so a binary search
+        over every rate a bottleneck can set finds the fastest one within the cap exactly.
+        """
+        cand = self.candidates(replicate)
+        found: dict[int, tuple[list[Segment], float] | None] = {}
+
+        def within(i: int) -> bool:
+            if i not in found:
+                found[i] = self._least_power(float(cand[i]), replicate, power_cap_w)
+            answer = found[i]
+            return answer is not None and answer[1] <= power_cap_w + 1e-9
+
+        if not within(0):
+            answer = self._least_power(float(cand[0]), replicate)
+            if answer is None:
+                self.diagnose(float(cand[0]))
+            assert answer is not None
+            raise PartitionError(f"no plan draws at most {power_cap_w:g} W; the least a plan draws is "
+                                 f"{answer[1]:.2f} W ({sum(s.replicas for s in answer[0])} board(s))")
+        lo, hi = 0, len(cand) - 1
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            lo, hi = (mid, hi) if within(mid) else (lo, mid - 1)
+        answer = found[lo]
+        assert answer is not None
+        return self.build("balanced", [self._folds(s) for s in answer[0]], answer[0])
+
+    def _least_power(self, fps: float, replicate: bool, bound: float = np.inf) -> tuple[list[Segment], float] | None:
+        """Segments reaching the end of the chain at `fps` drawing the least predicted power in all.
+
+        The dynamic program of `feasible`, over (boards of each type used, boundary reached), keeping
+        the least power per state instead of stopping at the fewest boards: a plan on more boards can
+        draw less (smaller foldings) only if their static power is repaid, and the search weighs that.
+        """
+        ends = functools.cache(functools.partial(self.scored_ends, by_power=True))
+        static = [b.power.ps_w + b.power.pl_static_w for b in self.types]
+        least_static = min(static)
+        # (counts, boundary) -> (watts so far, back pointer (previous counts, previous boundary, segment))
+        best: dict[tuple[tuple[int, ...], int], tuple[float, tuple | None]] = {((0,) * len(self.avail), 0): (0.0, None)}
+        most = sum(self.avail) if self.max_boards is None else min(sum(self.avail), self.max_boards)
+        end = len(self.groups)
+        for total in range(most + 1):
+            for counts, pos in sorted(k for k in best if sum(k[0]) == total and k[1] < end):
+                watts = best[(counts, pos)][0]
+                if any(k[1] == pos and k[0] != counts and all(a <= b for a, b in zip(k[0], counts, strict=True))
+                       and v[0] <= watts for k, v in best.items()):
+                    continue  # as far on fewer boards of each type, for no more power
+                for t, limit in enumerate(self.avail):
+                    for r in range(1, (limit - counts[t] if replicate else min(1, limit - counts[t])) + 1):
+                        nxt = tuple(c + r * (i == t) for i, c in enumerate(counts))
+                        if sum(nxt) > most or watts + r * static[t] > bound + 1e-9:
+                            continue  # every board draws at least its static power
+                        for stop, (path, w) in ends(pos, t, r, fps).items():
+                            key, value = (nxt, stop), watts + r * w
+                            if value + (least_static if stop < end else 0.0) > bound + 1e-9:
+                                continue
+                            if key not in best or value < best[key][0] - 1e-12:
+                                best[key] = (value, (counts, pos, Segment(pos, stop, t, r, path)))
+        done = [k for k in best if k[1] == end]
+        if not done:
+            return None
+        key = min(done, key=lambda k: (best[k][0], sum(k[0])))
+        watts, out = best[key][0], []
+        while best[key][1] is not None:
+            counts, pos, seg = best[key][1]
+            out.append(seg)
+            key = (counts, pos)
+        return out[::-1], watts
+
     def candidates(self, replicate: bool) -> np.ndarray:
         """Every throughput a bottleneck can set: r * clock / option cycles and r * rate / cut bytes."""
         values = []
@@ -221,9 +312,13 @@ class Chain:
             values.append((self.rates[t] / np.maximum(np.array(self.bytes), 1))[:, None] * rs[None, :])
         return np.unique(np.concatenate([v.ravel() for v in values]))
 
-    def fewest(self, target_fps: float, replicate: bool) -> Plan:
-        """The plan reaching `target_fps` on the fewest boards (PartitionError naming the fastest if none can)."""
-        segments = self.feasible(target_fps, self.avail, replicate)
+    def fewest(self, target_fps: float, replicate: bool, least_power: bool = False) -> Plan:
+        """The plan reaching `target_fps` on the fewest boards, or drawing the least power
+        (PartitionError naming the fastest if none can)."""
+        if least_power:
+            segments = self.least_power(target_fps, replicate)
+        else:
+            segments = self.feasible(target_fps, self.avail, replicate)
         if segments is None:
             fastest = self.balanced(replicate)
             raise PartitionError(f"no plan reaches {target_fps:g} fps on these boards; the fastest reaches "
@@ -381,6 +476,13 @@ def _weights(cap: np.ndarray) -> np.ndarray:
     rows += [frac * np.isin(np.arange(len(cap)), pair) for pair in itertools.combinations(capped, 2)]
     rows.append(frac)
     return np.array(rows)
+
+
+def _watts_per_unit(board: Board) -> np.ndarray:
+    """Predicted watts per used unit of each resource at the board's clock (splitter.boards.PowerModel)."""
+    per_unit = np.array(board.power.dynamic_mw_at_100mhz.as_tuple(), dtype=float)
+    per_unit[RESOURCE_NAMES.index("lutram")] = 0.0  # already in lut
+    return per_unit * 1e-3 * board.clock_mhz / 100.0
 
 
 def _link_rate(board: Board, link_gbps: float | None) -> float:
