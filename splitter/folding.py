@@ -47,6 +47,8 @@ FOLDING_ATTRS = {
     "GlobalAccPool": ("PE",),
     "LabelSelect": ("PE",),
     "StreamingMaxPool": (),
+    "DuplicateStreams": ("PE",),
+    "AddStreams": ("PE",),
 }
 
 
@@ -169,7 +171,17 @@ def cut_allowed(layers: Sequence[Layer], index: int) -> bool:
     # An MVAU/VVAU without activation outputs wide accumulators that the QONNX model never holds
     # as a tensor of their own (the bias add or threshold that follows is fused in the ONNX graph).
     accumulator = prev.op_type in ("MVAU", "VVAU") and int(prev.attrs.get("noActivation", 0))
-    return prev.op_type not in NO_CUT_AFTER and not accumulator
+    return prev.op_type not in NO_CUT_AFTER and not accumulator and len(carried(layers, index)) == 1
+
+
+def carried(layers: Sequence[Layer], index: int) -> set[str]:
+    """Tensors a cut before layers[index] would carry: written before it, read at or after it.
+
+    Inside a residual block it is two (the skip and the branch); boards are cut only where it is one,
+    between blocks (docs/cost-model.md#residual-branches).
+    """
+    written = {layers[0].input} | {out for layer in layers[:index] for out in layer.outputs}
+    return {name for layer in layers[index:] for name in layer.inputs if name in written}
 
 
 def groups(layers: Sequence[Layer]) -> list[tuple[int, int]]:
@@ -200,6 +212,10 @@ class GroupOption:
     out_width: int
 
 
+# Partial combinations of a long group (a residual block is one) are pruned once there are more.
+_PRUNE_AT = 4096
+
+
 def group_options(
     layers: Sequence[Layer], board: Board, tensors: Mapping[str, TensorSpec], cfg: CostConfig | None = None,
     fixed: Sequence[Folding] | None = None, prune: bool = True,
@@ -210,6 +226,16 @@ def group_options(
     input and output widths, is left out: it can never be the better choice.
     """
     cfg = cfg or CostConfig()
+    if fixed is None and any(x.extra_inputs or x.extra_outputs for x in layers):
+        return _budgeted_options(layers, board, tensors, cfg)
+    return _joint_options(layers, board, tensors, cfg, fixed, prune)
+
+
+def _joint_options(
+    layers: Sequence[Layer], board: Board, tensors: Mapping[str, TensorSpec], cfg: CostConfig,
+    fixed: Sequence[Folding] | None, prune: bool,
+) -> list[GroupOption]:
+    """group_options by enumerating every coupled combination."""
     choices = [[f] for f in fixed] if fixed is not None else [legal_foldings(x, board, cfg) for x in layers]
     costs = [[layer_cost(x, f, board, tensors, cfg) for f in fs] for x, fs in zip(layers, choices, strict=True)]
     res = [np.array([c.resources.as_tuple() for c in cs]) for cs in costs]
@@ -228,6 +254,13 @@ def group_options(
         cycles = np.maximum(cycles[state], cyc[i][option])
         picks = np.concatenate([picks[state], option[:, None]], axis=1)
         last_out = out_w[i][option]
+        if prune and fixed is None and len(picks) > _PRUNE_AT:
+            # Exact: what follows depends only on this layer's folding (couplings, widths) and the
+            # first input width, and a dominated partial combination stays dominated.
+            keys = in_w[0][picks[:, 0]].astype(np.int64) * (1 << 32) + option
+            table = np.concatenate([total, cycles[:, None].astype(float)], axis=1)
+            kept = np.nonzero(pareto_mask(table, keys, total.sum(axis=1) + cycles))[0]
+            total, cycles, picks, last_out = total[kept], cycles[kept], picks[kept], last_out[kept]
     first_in = in_w[0][picks[:, 0]]
     keep = np.arange(len(picks))
     if prune and fixed is None and len(picks) > 1:
@@ -238,6 +271,37 @@ def group_options(
                         tuple(costs[i][j] for i, j in enumerate(picks[k])),
                         Resources(*(float(v) for v in total[k])), int(cycles[k]), int(first_in[k]), int(last_out[k]))
             for k in keep]
+
+
+def _budgeted_options(
+    layers: Sequence[Layer], board: Board, tensors: Mapping[str, TensorSpec], cfg: CostConfig,
+) -> list[GroupOption]:
+    """Options of a group holding a residual block (one group: no cut inside it), one per cycle budget.
+
+    Its every joint folding would be the product of ten or more layers' options, too many to enumerate.
+    Each coupled run of layers (FMPadding + sliding window, ...) is enumerated jointly; for each budget
+    of cycles every run takes its option of least resource_score meeting it. The options trade cycles
+    for resources along one line, not every mix of resource kinds (docs/cost-model.md#residual-branches).
+    """
+    runs, start = [], 0
+    for i in range(1, len(layers) + 1):  # a run ends where mismatched foldings would still couple
+        if i == len(layers) or _coupled(layers[i - 1], Folding(simd=2), layers[i], Folding(pe=3)):
+            runs.append(_joint_options(layers[start:i], board, tensors, cfg, None, True))
+            start = i
+    options: dict[tuple[Folding, ...], GroupOption] = {}
+    for budget in sorted({o.cycles for run in runs for o in run}):
+        picks = [min((o for o in run if o.cycles <= budget), default=None,
+                     key=lambda o: (resource_score(o.resources, board), o.cycles)) for run in runs]
+        if any(p is None for p in picks):
+            continue
+        total = picks[0].resources
+        for prev, nxt in itertools.pairwise(picks):  # each run's own total has its input FIFO, not the converter
+            total = total + nxt.resources + boundary_cost(prev.out_width, nxt.in_width, cfg) \
+                - boundary_cost(None, nxt.in_width, cfg)
+        foldings = tuple(f for p in picks for f in p.foldings)
+        options[foldings] = GroupOption(foldings, tuple(c for p in picks for c in p.costs), total,
+                                        max(p.cycles for p in picks), picks[0].in_width, picks[-1].out_width)
+    return list(options.values())
 
 
 class _LinkCosts:

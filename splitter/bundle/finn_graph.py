@@ -17,6 +17,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from splitter.cost import Folding, LayerCost
+from splitter.cost.branch import join_fifo_depths
 from splitter.cost.compute import accumulator_layer, threshold_layer
 from splitter.datatypes import threshold_datatype
 from splitter.errors import FinnsplitError
@@ -53,6 +54,10 @@ ATTR_KINDS: dict[str, dict[str, str]] = {
     "GlobalAccPool": {"NumChannels": "i", "PE": "i", "inputDataType": "s", "numInputVectors": "ints"},
     "LabelSelect": {"Labels": "i", "PE": "i", "K": "i", "inputDataType": "s", "outputDataType": "s",
                     "numInputVectors": "ints"},
+    "DuplicateStreams": {"NumChannels": "i", "PE": "i", "NumOutputStreams": "i", "inputDataType": "s",
+                         "numInputVectors": "ints"},
+    "AddStreams": {"NumChannels": "i", "PE": "i", "inputDataType": "s", "numInputVectors": "ints",
+                   "inFIFODepths": "ints"},
 }
 # Parameter inputs of each op, in FINN's input order after the data input.
 PARAM_INPUTS = {"MVAU": ("weights", "thresholds"), "VVAU": ("weights", "thresholds"),
@@ -82,9 +87,9 @@ def finn_hw_model(piece: DataflowGraph, foldings: Sequence[Folding], costs: Sequ
         for name, (array, dtype) in params.items():
             inits.append(numpy_helper.from_array(array.astype(np.float32), name))
             annotations[name] = dtype
-        annotations[layer.output] = tensors[layer.output].dtype.name
+        annotations.update({out: tensors[out].dtype.name for out in layer.outputs})
     output = piece.output
-    inner = [_info(tensors[x.output]) for x in expanded[:-1]]
+    inner = [_info(tensors[out]) for x in expanded for out in x.outputs if out != output.name]
     graph = helper.make_graph(nodes, piece.name, [_info(piece.input)], [_info(output)], inits, value_info=inner)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="finnsplit")
     model.ir_version = IR_VERSION
@@ -127,8 +132,9 @@ def _node(layer: Layer, impl: str, tensors: Mapping[str, TensorSpec]) -> tuple[o
         raise FinnExportError(layer, f"the plan's implementation {impl!r} is not {layer.op_type}_hls or _rtl")
     kinds = ATTR_KINDS[layer.op_type]
     node_attrs = {k: _attr_value(layer, k, kinds[k], v) for k, v in attrs.items()}
-    inputs = [layer.input, *(f"{layer.name}_{p}" for p in PARAM_INPUTS.get(layer.op_type, ()) if p in layer.params)]
-    node = helper.make_node(layer.op_type, inputs, [layer.output], name=layer.name, domain=DOMAIN,
+    params_in = [f"{layer.name}_{p}" for p in PARAM_INPUTS.get(layer.op_type, ()) if p in layer.params]
+    node = helper.make_node(layer.op_type, [*layer.inputs, *params_in], list(layer.outputs), name=layer.name,
+                            domain=DOMAIN,
                             backend="fpgadataflow", preferred_impl_style=style, **node_attrs)
     return node, {f"{layer.name}_{k}": v for k, v in params.items()}
 
@@ -166,6 +172,8 @@ def _derived(layer: Layer, src: TensorSpec, dst: TensorSpec) -> dict[str, object
         return {"numInputVectors": 1}
     if op == "Pool":
         return _pool(layer, src, dst)
+    if op == "AddStreams":  # the join's FIFOs (lowering/residual.py buffer_pixels), in words of its PE
+        return {"inFIFODepths": list(join_fifo_depths(layer, int(a["PE"])))}
     return {}
 
 

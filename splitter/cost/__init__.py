@@ -11,7 +11,7 @@ import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from splitter.cost import compute, stream
+from splitter.cost import branch, compute, stream
 from splitter.cost.calibration import Calibration
 from splitter.cost.errors import CostError, IllegalFoldingError, UnsupportedLayerError
 from splitter.cost.memory import dwc, fifo
@@ -59,16 +59,16 @@ COSTED_OPS: dict[str, CostFn] = {
     "GlobalAccPool": stream.globalaccpool_cost,
     "StreamingMaxPool": stream.maxpool_cost,
     "LabelSelect": stream.labelselect_cost,
+    "DuplicateStreams": branch.duplicate_cost,
+    "AddStreams": branch.add_cost,
 }
 # Layers that cost nothing on the FPGA. Empty on purpose: every dataflow layer takes cycles and
 # logic; adding an entry here must be a deliberate, documented decision.
 ZERO_COST_OPS: frozenset[str] = frozenset()
-# FINN layers a chain of single-input, single-output partitions cannot hold (branches, merges).
+# FINN layers the cost model does not cost (the lowering never emits them).
 UNSUPPORTED_OPS: dict[str, str] = {
-    "AddStreams": "residual adds need two input streams; the splitter handles chains only",
-    "DuplicateStreams": "stream forks need branches; the splitter handles chains only",
-    "StreamingConcat": "concatenation needs several input streams; chains only",
-    "StreamingEltwise": "elementwise ops on two streams need branches; chains only",
+    "StreamingConcat": "concatenation is not lowered (only residual adds join branches)",
+    "StreamingEltwise": "elementwise ops on two streams other than an add are not lowered",
     "StreamingDataWidthConverter": "inserted by the cost model at boundaries, not a layer",
     "StreamingFIFO": "inserted by the cost model at boundaries, not a layer",
 }

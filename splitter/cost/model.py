@@ -64,6 +64,8 @@ CORRECTIONS = {
                         "'BRAM' vs 'BRAM18') and ranks URAM also on parts that have none",
     "inner_link": "the FIFO (and width converter) FINN inserts between an MVAU/VVAU and its standalone "
                   "Thresholding_rtl",
+    "branch_fifo": "an AddStreams' deep input FIFOs: what one residual branch makes while the other waits for "
+                   "rows (inFIFOPixels), beyond the standard FIFO of its first input",
     "calibration": "the board's fitted post-synthesis / predicted factor per impl and resource, applied to the "
                    "cost so far (docs/calibration.md); none without a <board>.calibration.json",
 }

@@ -20,6 +20,7 @@ import onnx
 
 from splitter.datatypes import DataType, smallest_datatype
 from splitter.errors import UnsupportedNodeError
+from splitter.graph import Layer, TensorSpec, pair
 from splitter.lowering.cursor import Cursor
 
 if TYPE_CHECKING:
@@ -72,9 +73,11 @@ def join(lw: Lowering, node: onnx.NodeProto, first: Cursor, second: Cursor) -> C
                                    "the same QuantReLU / QuantIdentity module before the add)")
     out_dtype = add_output_dtype(a.dtype)
     _, *vectors, channels = a.shape
+    depths = buffer_pixels(lw.layers, lw.tensors, (a.tensor, b.tensor))
     out = lw.emit(
         "AddStreams", a,
-        {"NumChannels": channels, "PE": 1, "inputDataType": a.dtype.name, "numInputVectors": tuple(vectors)},
+        {"NumChannels": channels, "PE": 1, "inputDataType": a.dtype.name, "numInputVectors": tuple(vectors),
+         "inFIFOPixels": depths},
         a.shape, out_dtype, source=(node.name,), extra_inputs=(b.tensor,),
     )
     nxt = replace(a, onnx=node.output[0], tensor=out, dtype=out_dtype)
@@ -94,3 +97,64 @@ def _misaligned(a: Cursor, b: Cursor) -> str:
     if a.dtype != b.dtype:
         return f"the branches have datatypes {a.dtype.name} and {b.dtype.name}"
     return ""
+
+
+def buffer_pixels(layers: list[Layer], tensors: dict[str, TensorSpec], inputs: tuple[str, ...]) -> tuple[int, ...]:
+    """Pixels each input of a join must buffer so that its fork never waits on a full stream (deadlock).
+
+    The fork (DuplicateStreams) feeds both branches at once; a branch with sliding windows needs rows
+    of the fork's tensor before its first output, the other branch meanwhile runs ahead, and what it
+    produced waits at the join. A branch takes fork pixel P only once it has emitted every output
+    that needs less (FINN's sliding windows buffer exactly their window), while the join can have
+    consumed only the outputs both branches can make from pixels before P: branch k's FIFO must hold
+    max over P of (#outputs of k needing < P) - (#join outputs needing < P) pixels
+    (docs/cost-model.md#residual-branches). (0, 0) when the inputs do not lead back to one DuplicateStreams.
+    """
+    producer = {out: layer for layer in layers for out in layer.outputs}
+    needs = [_need(name, producer, tensors) for name in inputs]
+    if any(n is None for n in needs) or len({fork for fork, _ in needs}) != 1:  # type: ignore[misc]
+        return (0,) * len(inputs)
+    flat = [np.maximum.accumulate(n.reshape(-1)) for _, n in needs]  # type: ignore[union-attr]
+    sent = np.max(np.stack(flat), axis=0)
+    pixels = np.arange(int(sent.max()) + 1)
+    joined = np.searchsorted(sent, pixels, side="left")
+    return tuple(max(0, int(np.max(np.searchsorted(f, pixels, side="left") - joined))) for f in flat)
+
+
+def _need(tensor: str, producer: dict[str, Layer], tensors: dict[str, TensorSpec]):
+    """(fork layer name, last fork pixel (row-major index, -1: none) each pixel of `tensor` needs), or None."""
+    layer = producer.get(tensor)
+    if layer is None:
+        return None
+    if layer.op_type == "DuplicateStreams":
+        _, h, w, _ = tensors[layer.input].shape
+        return layer.name, np.arange(h * w).reshape(h, w)
+    parts = [_need(name, producer, tensors) for name in layer.inputs]
+    if any(p is None for p in parts) or len({p[0] for p in parts}) != 1:  # type: ignore[index]
+        return None
+    fork = parts[0][0]  # type: ignore[index]
+    upstream = np.max(np.stack([p[1] for p in parts]), axis=0)  # type: ignore[index]
+    index = _last_input(layer, tensors[layer.input].shape, tensors[layer.output].shape)
+    return fork, np.where(index < 0, -1, upstream.reshape(-1)[np.maximum(index, 0)])
+
+
+def _last_input(layer: Layer, in_shape: tuple[int, ...], out_shape: tuple[int, ...]) -> np.ndarray:
+    """For each output pixel (oh, ow), the row-major index of the last input pixel it needs (-1: none)."""
+    _, h, w, _ = in_shape
+    _, oh, ow, _ = out_shape
+    r, c = np.meshgrid(np.arange(oh), np.arange(ow), indexing="ij")
+    op = layer.op_type
+    if op == "FMPadding":
+        top, left, _, _ = (int(p) for p in layer.attr("Padding"))
+        row, col = r - top, np.clip(c - left, -1, w - 1)
+        return np.where(row < 0, -1, np.where(row >= h, h * w - 1, row * w + col))
+    if op == "ConvolutionInputGenerator":
+        (kh, kw), (sh, sw) = pair(layer.attr("ConvKernelDim")), pair(layer.attr("Stride"))
+        dh, dw = pair(layer.attrs.get("Dilation", (1, 1)))
+        return (r * sh + (kh - 1) * dh) * w + c * sw + (kw - 1) * dw
+    if op == "StreamingMaxPool":
+        kh, kw = pair(layer.attr("PoolDim"))
+        return (r * kh + kh - 1) * w + c * kw + kw - 1
+    if (oh, ow) != (h, w):  # global pooling, a flattened input: the whole map
+        return np.full((oh, ow), h * w - 1)
+    return r * w + c
