@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -269,3 +270,20 @@ def test_virtual_boards_take_inputs_from_a_npy_file(zoo_dir: Path, tmp_path: Pat
     assert result.returncode == 0, result.stderr
     assert "6 frames through 1 virtual boards" in result.stdout
     assert "bit-exact vs the Python executor: 6/6 frames" in result.stdout
+
+
+@pytest.mark.usefixtures("server_bin")
+@pytest.mark.skipif(os.geteuid() != 0, reason="a virtual fleet needs root (network namespaces, sshd)")
+def test_bench_mobilenet_on_a_virtual_fleet(mobilenet_bundle: tuple[Path, str], tmp_path: Path) -> None:
+    """`finnsplit bench` on a virtual fleet of the MobileNetV1 bundle (deployed over SSH, run over MQTT,
+    delay backends at the predicted compute times) writes the table, bench.json, bench.png and bench.html."""
+    from test_bench import check_report
+
+    root, _ = mobilenet_bundle
+    done = finnsplit("bench", str(root), "--virtual-fleet", "0", "--backend", "delay", "--frames", "200",
+                     "--latency-frames", "10", "--report", str(tmp_path / "report"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    data = check_report(done.stdout, tmp_path / "report", root, 200, [f"vb{i}" for i in range(6)])
+    assert "6 boards of a virtual fleet (delay backend)" in data["setup"]
+    for board, predicted in zip(data["boards"], data["predictions"], strict=True):
+        assert board["compute_us"] >= round(predicted["compute_us"])
