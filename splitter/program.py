@@ -13,7 +13,9 @@ from splitter.errors import ProgramFormatError
 from splitter.graph import DataflowGraph, Layer, TensorSpec
 
 MAGIC = "FINNSPLIT-PROGRAM"
-VERSION = 1
+VERSION = 1  # a chain; written for every graph that does not branch
+BRANCHING_VERSION = 2  # layers with several inputs or outputs (`in=a,b`, `out=a,b`: residual networks)
+VERSIONS = (VERSION, BRANCHING_VERSION)
 ALIGN = 64
 _PARAM_KEYS = ("weights", "thresholds", "param")
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.:/-]+$")
@@ -56,8 +58,8 @@ def to_bytes(graph: DataflowGraph) -> bytes:
         tokens = [
             f"layer {layer.op_type}",
             f"name={_check_name(layer.name)}",
-            f"in={_check_name(layer.input)}",
-            f"out={_check_name(layer.output)}",
+            f"in={','.join(_check_name(name) for name in layer.inputs)}",
+            f"out={','.join(_check_name(name) for name in layer.outputs)}",
             f"out_shape={_fmt(out.shape)}",
             f"out_dtype={out.dtype.name}",
         ]
@@ -76,8 +78,9 @@ def to_bytes(graph: DataflowGraph) -> bytes:
             offset += len(blobs[-1])
             tokens.append(f"{key}={blob_id}")
         layer_lines.append(" ".join(tokens))
+    branching = any(layer.extra_inputs or layer.extra_outputs for layer in graph.layers)
     header_lines = [
-        f"{MAGIC} {VERSION}",
+        f"{MAGIC} {BRANCHING_VERSION if branching else VERSION}",
         f"graph name={_check_name(graph.name)} layers={len(layer_lines)} blobs={len(blobs)}",
         _tensor_line("input", graph.input),
         _tensor_line("output", graph.output),
@@ -166,8 +169,10 @@ def from_bytes(data: bytes, name_hint: str = "program") -> DataflowGraph:
     magic = lines[0].split()
     if len(magic) != 2 or magic[0] != MAGIC:
         raise ProgramFormatError(f"{name_hint}: not a finnsplit program (first line {lines[0][:40]!r})")
-    if magic[1] != str(VERSION):
-        raise ProgramFormatError(f"{name_hint}: program format version {magic[1]} (this reader knows {VERSION})")
+    if magic[1] not in {str(v) for v in VERSIONS}:
+        known = " and ".join(str(v) for v in VERSIONS)
+        raise ProgramFormatError(f"{name_hint}: program format version {magic[1]} (this reader knows {known})")
+    version = int(magic[1])
     graph_kv: dict[str, str] = {}
     tensors: dict[str, TensorSpec] = {}
     in_spec = out_spec = None
@@ -194,11 +199,22 @@ def from_bytes(data: bytes, name_hint: str = "program") -> DataflowGraph:
     tensors[in_spec.name] = in_spec
     layers = []
     previous = in_spec.name
+    unread = {in_spec.name}  # version 2: tensors written and not yet read (each is one stream, read once)
     for op_type, kv in raw_layers:
-        layers.append(_layer(op_type, kv, blobs, tensors, previous, name_hint))
-        previous = layers[-1].output
+        layer = _layer(op_type, kv, blobs, tensors, previous if version == VERSION else None, name_hint)
+        if version == BRANCHING_VERSION:
+            for name in layer.inputs:
+                if name not in unread:
+                    raise ProgramFormatError(f"{name_hint}: layer {layer.name} reads {name!r}, which no earlier "
+                                             "layer writes or another layer already reads")
+                unread.discard(name)
+            unread.update(layer.outputs)
+        layers.append(layer)
+        previous = layer.output
     if len(layers) != int(graph_kv.get("layers", -1)):
         raise ProgramFormatError(f"{name_hint}: header says {graph_kv.get('layers')} layers, found {len(layers)}")
+    if version == BRANCHING_VERSION and unread != {previous}:
+        raise ProgramFormatError(f"{name_hint}: tensors {sorted(unread - {previous})} are written but never read")
     if previous != out_spec.name:
         raise ProgramFormatError(f"{name_hint}: last layer writes {previous!r} but output is {out_spec.name!r}")
     return DataflowGraph(name=graph_kv.get("name", name_hint), input=in_spec, layers=layers, tensors=tensors)
@@ -224,15 +240,19 @@ def _read_blob(kv: dict[str, str], data: bytes, data_start: int, where: str) -> 
 
 
 def _layer(op_type: str, kv: dict[str, str], blobs: dict[int, np.ndarray], tensors: dict[str, TensorSpec],
-           previous: str, name_hint: str) -> Layer:
+           previous: str | None, name_hint: str) -> Layer:
+    """One layer line; `previous`: the tensor it must read (version 1), None for version 2's lists."""
     try:
-        name, src, dst = kv.pop("name"), kv.pop("in"), kv.pop("out")
+        name, srcs, dsts = kv.pop("name"), kv.pop("in").split(","), kv.pop("out").split(",")
         out_shape = tuple(int(d) for d in kv.pop("out_shape").split(","))
         out_dtype = datatype(kv.pop("out_dtype"))
     except (KeyError, ValueError) as exc:
         raise ProgramFormatError(f"{name_hint}: layer {kv.get('name', '?')}: missing or bad field {exc}") from None
-    if src != previous:
-        raise ProgramFormatError(f"{name_hint}: layer {name} reads {src!r}, expected {previous!r}")
+    src, dst = srcs[0], dsts[0]
+    if previous is not None and (src != previous or len(srcs) != 1 or len(dsts) != 1):
+        raise ProgramFormatError(f"{name_hint}: layer {name} reads {','.join(srcs)!r}, expected {previous!r}")
+    if not all(srcs) or not all(dsts):
+        raise ProgramFormatError(f"{name_hint}: layer {name}: empty tensor name in in= or out=")
     params = {}
     for key in _PARAM_KEYS:
         if key in kv:
@@ -240,9 +260,11 @@ def _layer(op_type: str, kv: dict[str, str], blobs: dict[int, np.ndarray], tenso
             if blob_id not in blobs:
                 raise ProgramFormatError(f"{name_hint}: layer {name} refers to unknown blob {blob_id}")
             params[key] = blobs[blob_id]
-    tensors[dst] = TensorSpec(dst, out_shape, out_dtype)
+    for out in dsts:
+        tensors[out] = TensorSpec(out, out_shape, out_dtype)
     attrs = {key: _parse_value(value) for key, value in kv.items()}
-    return Layer(op_type=op_type, name=name, input=src, output=dst, attrs=attrs, params=params)
+    return Layer(op_type=op_type, name=name, input=src, output=dst, attrs=attrs, params=params,
+                 extra_inputs=tuple(srcs[1:]), extra_outputs=tuple(dsts[1:]))
 
 
 def read(path: str | Path) -> DataflowGraph:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import onnx
 import pytest
+from cpp_fixtures import random_input, run_program, server_bin  # noqa: F401 - server_bin is a fixture
 from qonnx_builder import GraphBuilder
 from test_lowering_patterns import assert_equivalent, ops
 
-from splitter.errors import UnsupportedNodeError
+from splitter import program
+from splitter.errors import ProgramFormatError, UnsupportedNodeError
 from splitter.executor import execute
 from splitter.graph import DataflowGraph
 from splitter.host import dataflow_input
@@ -124,3 +128,42 @@ def test_the_join_may_end_the_model() -> None:
     graph = lower(model, "t")
     assert ops(graph) == ["DuplicateStreams", "MVAU", "AddStreams"]
     assert_equivalent(model, graph, (1, 4, 6, 6))
+
+
+@pytest.mark.parametrize("skip", ["identity", "downsample"])
+def test_program_format_2_round_trips_and_runs_in_the_emulator(skip: str, server_bin: Path,  # noqa: F811
+                                                              tmp_path: Path) -> None:
+    graph = lower(residual_model(skip), "t")
+    data = program.to_bytes(graph)
+    assert data.startswith(b"FINNSPLIT-PROGRAM 2\n")
+    again = program.from_bytes(data)
+    assert [x.inputs for x in again.layers] == [x.inputs for x in graph.layers]
+    assert [x.outputs for x in again.layers] == [x.outputs for x in graph.layers]
+    rng = np.random.default_rng(3)
+    frames = [random_input(graph, rng) for _ in range(4)]
+    want = [execute(graph, f) for f in frames]
+    assert all(np.array_equal(execute(again, f), w) for f, w in zip(frames, want, strict=True))
+    got = run_program(server_bin, graph, frames, tmp_path)
+    assert all(np.array_equal(g, w) for g, w in zip(got, want, strict=True))
+
+
+def test_a_chain_is_still_written_as_version_1() -> None:
+    b = GraphBuilder((1, 4, 6, 6), seed=2)
+    graph = lower(b.model(conv_bn_act(b, b.quant("x", 0.1, 4, signed=False), 4, 4, 0.1, k=1)), "t")
+    assert program.to_bytes(graph).startswith(b"FINNSPLIT-PROGRAM 1\n")
+
+
+def test_a_malformed_branching_program_is_refused() -> None:
+    graph = lower(residual_model("identity"), "t")
+    data = program.to_bytes(graph)
+    dup = next(x for x in graph.layers if x.op_type == "DuplicateStreams")
+    add = next(x for x in graph.layers if x.op_type == "AddStreams")
+    edits = [
+        (f"out={dup.output},{dup.extra_outputs[0]} ", f"out={dup.output} ", "no earlier layer writes"),
+        (f"in={add.input},{add.extra_inputs[0]} ", f"in={add.input},{add.input} ", "another layer already reads"),
+    ]
+    for old, new, message in edits:
+        broken = data.replace(old.encode(), new.ljust(len(old)).encode(), 1)  # same length: blobs stay put
+        assert broken != data
+        with pytest.raises(ProgramFormatError, match=message):
+            program.from_bytes(broken)

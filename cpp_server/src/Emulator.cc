@@ -3,6 +3,7 @@
 #include <time.h>
 
 #include <algorithm>
+#include <map>
 
 #include "Clock.h"
 #include "DensePacking.h"
@@ -91,13 +92,143 @@ class Chain : public Emulator {
   KernelScratch scratch_;
 };
 
+// A program that branches and joins (format 2: residual networks): one buffer per tensor, the layers
+// in program order. DuplicateStreams copies its input to each output, AddStreams adds its two inputs;
+// every other layer is the chain's kernel, reading the buffer of its input.
+template <typename T>
+class Graph : public Emulator {
+ public:
+  static Status build(const Program& program, std::unique_ptr<Emulator>* out) {
+    auto graph = std::make_unique<Graph>();
+    graph->input_ = program.input();
+    graph->output_ = program.output();
+    std::map<std::string, size_t> index;  // tensor -> buffer
+    std::vector<std::vector<int64_t>> shapes;
+    std::vector<ValueRange> ranges;
+    auto add = [&](const std::string& name, const std::vector<int64_t>& shape, const ValueRange& range) {
+      index[name] = shapes.size();
+      shapes.push_back(shape);
+      ranges.push_back(range);
+    };
+    ValueRange inRange = ValueRange::of(program.input().dtype());
+    if (inRange.tooWide || (sizeof(T) == 4 && !inRange.fits32())) return Status::error(kNeeds64);
+    add(program.inputName(), program.input().shape(), inRange);
+    size_t narrow = 0;
+    size_t wide = 0;
+    for (const ProgramLayer& layer : program.layers()) {
+      Step step;
+      for (const std::string& name : layer.inputs) step.inputs.push_back(index.at(name));  // Program checked them
+      const std::vector<int64_t>& inShape = shapes[step.inputs[0]];
+      std::vector<int64_t> outShape = inShape;
+      ValueRange outRange = ranges[step.inputs[0]];
+      if (layer.opType == "DuplicateStreams") {
+        int64_t streams;
+        Status st = layer.intAttr("NumOutputStreams", &streams);
+        if (!st) return st;
+        if (layer.inputs.size() != 1 || streams != static_cast<int64_t>(layer.outputs.size())) {
+          return layer.error("needs one input and NumOutputStreams outputs");
+        }
+      } else if (layer.opType == "AddStreams") {
+        if (layer.inputs.size() != 2 || layer.outputs.size() != 1 || shapes[step.inputs[1]] != inShape) {
+          return layer.error("needs two inputs of one shape and one output");
+        }
+        outRange = ValueRange::add(outRange, ranges[step.inputs[1]]);
+        if (outRange.tooWide || (sizeof(T) == 4 && !outRange.fits32())) return Status::error(kNeeds64);
+      } else {
+        if (layer.inputs.size() != 1 || layer.outputs.size() != 1) return layer.error("reads and writes one tensor");
+        KernelContext ctx;
+        ctx.program = &program;
+        ctx.layer = &layer;
+        ctx.inShape = inShape;
+        ctx.inRange = outRange;
+        Status st = makeKernel<T>(ctx, &step.kernel);
+        if (!st) return st;
+        outShape = step.kernel->outShape();
+        outRange = step.kernel->outRange();
+        narrow = std::max(narrow, step.kernel->narrowScratch());
+        wide = std::max(wide, step.kernel->wideScratch());
+      }
+      if (outShape != layer.outSpec.shape()) {
+        TensorSpec computed(layer.outSpec.dtype(), outShape);
+        return layer.error("computes shape " + computed.toString() + " but the program declares " +
+                           layer.outSpec.toString());
+      }
+      for (const std::string& name : layer.outputs) {
+        step.outputs.push_back(shapes.size());
+        add(name, outShape, outRange);
+      }
+      step.count = numElements(outShape);
+      graph->names_.push_back(layer.name);
+      graph->steps_.push_back(std::move(step));
+    }
+    if (shapes.back() != program.output().shape()) {
+      return Status::error("the last layer's shape does not match the program's output " + program.output().toString());
+    }
+    for (const auto& shape : shapes) graph->buffers_.emplace_back(static_cast<size_t>(numElements(shape)), 0);
+    graph->times_.assign(graph->steps_.size(), 0);
+    graph->scratch_.narrow.assign(narrow, 0);
+    graph->scratch_.wide.assign(wide, 0);
+    *out = std::move(graph);
+    return Status::ok();
+  }
+
+  int storageBits() const override { return 8 * sizeof(T); }
+
+  Status run(const uint8_t* input, uint8_t* output) override {
+    Status st = DensePacking::unpack<T>(input, input_.numElements(), input_.dtype(), buffers_[0].data());
+    if (!st) return st;
+    for (size_t i = 0; i < steps_.size(); ++i) {
+      int64_t start = monotonicNs();
+      Step& step = steps_[i];
+      const T* x = buffers_[step.inputs[0]].data();
+      T* y = buffers_[step.outputs[0]].data();
+      if (step.kernel) {
+        step.kernel->run(x, y, &scratch_);
+      } else if (step.inputs.size() == 2) {  // AddStreams: the range check at build proves T exact
+        const T* x2 = buffers_[step.inputs[1]].data();
+        for (int64_t k = 0; k < step.count; ++k) y[k] = static_cast<T>(x[k] + x2[k]);
+      } else {  // DuplicateStreams
+        for (size_t o : step.outputs) std::copy(x, x + step.count, buffers_[o].data());
+      }
+      times_[i] += monotonicNs() - start;
+    }
+    const T* last = buffers_[steps_.empty() ? 0 : steps_.back().outputs[0]].data();
+    st = DensePacking::pack<T>(last, output_.numElements(), output_.dtype(), output);
+    return st ? st : st.withContext("output of " + (names_.empty() ? std::string("program") : names_.back()));
+  }
+
+  std::vector<std::pair<std::string, int64_t>> layerTimes() const override {
+    std::vector<std::pair<std::string, int64_t>> out;
+    for (size_t i = 0; i < names_.size(); ++i) out.emplace_back(names_[i], times_[i]);
+    return out;
+  }
+
+ private:
+  struct Step {
+    std::unique_ptr<Kernel<T>> kernel;  // null for DuplicateStreams / AddStreams
+    std::vector<size_t> inputs;         // buffer indices
+    std::vector<size_t> outputs;
+    int64_t count = 0;                  // output elements
+  };
+  std::vector<Step> steps_;
+  std::vector<std::string> names_;
+  std::vector<int64_t> times_;
+  std::vector<std::vector<T>> buffers_;  // one per tensor, [0] the program input
+  KernelScratch scratch_;
+};
+
+template <typename T>
+Status buildAny(const Program& program, std::unique_ptr<Emulator>* out) {
+  return program.branches() ? Graph<T>::build(program, out) : Chain<T>::build(program, out);
+}
+
 }  // namespace
 
 Status Emulator::build(const Program& program, std::unique_ptr<Emulator>* out) {
-  Status st = Chain<int32_t>::build(program, out);
+  Status st = buildAny<int32_t>(program, out);
   if (st) return st;
   if (st.message() != kNeeds64) return st.withContext(program.name());
-  st = Chain<int64_t>::build(program, out);
+  st = buildAny<int64_t>(program, out);
   return st ? st : st.withContext(program.name());
 }
 

@@ -1,6 +1,7 @@
 // Emulator: executes a Program bit-exactly (docs/program-format.md). At load time it builds one
 // kernel per layer, proving by range analysis whether 32-bit storage is exact (else it uses
-// 64-bit), and preallocates two ping-pong activation buffers and all scratch memory.
+// 64-bit), and preallocates two ping-pong activation buffers (a branching program: one buffer per
+// tensor) and all scratch memory.
 // Thread safety: run() may be called from one thread at a time; the accessors are const.
 #pragma once
 

@@ -4,6 +4,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 #include "Crc32.h"
@@ -12,7 +13,8 @@ namespace finnsplit {
 namespace {
 
 const char kMagic[] = "FINNSPLIT-PROGRAM";
-const char kVersion[] = "1";
+const char kVersion[] = "1";           // a chain
+const char kBranchingVersion[] = "2";  // in=a,b / out=a,b lists (residual networks)
 constexpr size_t kBlobAlign = 64;
 
 bool parseInt(const std::string& text, int64_t* out) {
@@ -51,6 +53,18 @@ std::vector<std::string> splitWhitespace(const std::string& line) {
   std::string token;
   while (in >> token) tokens.push_back(token);
   return tokens;
+}
+
+// "a,b" -> {"a", "b"}; "a" -> {"a"}; empty items are kept (the caller rejects them).
+std::vector<std::string> splitList(const std::string& text) {
+  std::vector<std::string> items;
+  size_t start = 0;
+  while (true) {
+    size_t comma = text.find(',', start);
+    items.push_back(text.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
+    if (comma == std::string::npos) return items;
+    start = comma + 1;
+  }
 }
 
 Status keyValues(const std::vector<std::string>& tokens, size_t first, const std::string& where,
@@ -235,8 +249,15 @@ Status Program::parseLine(const std::string& line, int number, const uint8_t* da
       if (kv.find(key) == kv.end()) return Status::error(where + ": layer lacks " + key);
     }
     layer.name = kv["name"];
-    layer.input = kv["in"];
-    layer.output = kv["out"];
+    layer.inputs = splitList(kv["in"]);
+    layer.outputs = splitList(kv["out"]);
+    for (const auto* names : {&layer.inputs, &layer.outputs}) {
+      for (const std::string& name : *names) {
+        if (name.empty()) return Status::error(where + ": empty tensor name in in= or out=");
+      }
+    }
+    layer.input = layer.inputs[0];
+    layer.output = layer.outputs[0];
     st = specOf(kv["out_dtype"], kv["out_shape"], where, &layer.outSpec);
     if (!st) return st;
     for (const char* key : required) kv.erase(key);
@@ -302,9 +323,11 @@ Status Program::parse(const uint8_t* data, size_t size, const std::string& nameH
   if (magic.size() != 2 || magic[0] != kMagic) {
     return Status::error(nameHint + ": not a finnsplit program (first line '" + lines[0].substr(0, 40) + "')");
   }
-  if (magic[1] != kVersion) {
-    return Status::error(nameHint + ": program format version " + magic[1] + " (this reader knows " + kVersion + ")");
+  if (magic[1] != kVersion && magic[1] != kBranchingVersion) {
+    return Status::error(nameHint + ": program format version " + magic[1] + " (this reader knows " + kVersion +
+                         " and " + kBranchingVersion + ")");
   }
+  bool branching = magic[1] == kBranchingVersion;
   for (size_t i = 1; i < lines.size(); ++i) {
     Status st = program.parseLine(lines[i], static_cast<int>(i + 1), data, size, dataStart);
     if (!st) return st;
@@ -313,9 +336,19 @@ Status Program::parse(const uint8_t* data, size_t size, const std::string& nameH
     return Status::error(nameHint + ": missing graph, input or output line");
   }
   std::string previous = program.inputName_;
+  std::set<std::string> unread = {program.inputName_};  // version 2: each tensor is one stream, read once
   for (const ProgramLayer& layer : program.layers_) {
-    if (layer.input != previous) {
+    if (!branching && (layer.input != previous || layer.inputs.size() != 1 || layer.outputs.size() != 1)) {
       return Status::error(nameHint + ": layer " + layer.name + " reads '" + layer.input + "', expected '" + previous + "'");
+    }
+    if (branching) {
+      for (const std::string& name : layer.inputs) {
+        if (!unread.erase(name)) {
+          return Status::error(nameHint + ": layer " + layer.name + " reads '" + name +
+                               "', which no earlier layer writes or another layer already reads");
+        }
+      }
+      for (const std::string& name : layer.outputs) unread.insert(name);
     }
     for (const auto& param : layer.params) {
       if (!program.blobs_.count(param.second)) {
@@ -328,11 +361,21 @@ Status Program::parse(const uint8_t* data, size_t size, const std::string& nameH
     return Status::error(nameHint + ": header says " + std::to_string(program.declaredLayers_) + " layers, found " +
                          std::to_string(program.layers_.size()));
   }
+  if (branching && (unread.size() != 1 || *unread.begin() != previous)) {
+    return Status::error(nameHint + ": a tensor is written but never read besides the last layer's output");
+  }
   if (previous != program.outputName_) {
     return Status::error(nameHint + ": last layer writes '" + previous + "' but output is '" + program.outputName_ + "'");
   }
   *out = std::move(program);
   return Status::ok();
+}
+
+bool Program::branches() const {
+  for (const ProgramLayer& layer : layers_) {
+    if (layer.inputs.size() > 1 || layer.outputs.size() > 1) return true;
+  }
+  return false;
 }
 
 Status Program::load(const std::string& path, Program* out) {

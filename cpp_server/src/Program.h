@@ -1,5 +1,6 @@
-// Program: a parsed program file (docs/program-format.md) — the chain of layers with their
-// attributes and integer parameter blobs. Rejects everything the Python reader rejects.
+// Program: a parsed program file (docs/program-format.md) — the layers in execution order (a chain in
+// version 1; version 2 may branch and join) with their attributes and integer parameter blobs.
+// Rejects everything the Python reader rejects.
 // Thread safety: immutable after parse(); const methods may be called from any thread.
 #pragma once
 
@@ -21,8 +22,10 @@ struct ProgramBlob {
 struct ProgramLayer {
   std::string opType;
   std::string name;
-  std::string input;
-  std::string output;
+  std::string input;                 // inputs[0]
+  std::string output;                // outputs[0]
+  std::vector<std::string> inputs;   // format 2: AddStreams reads two tensors
+  std::vector<std::string> outputs;  // format 2: DuplicateStreams writes several (all of outSpec)
   TensorSpec outSpec;
   std::map<std::string, std::string> attrs;  // everything but name/in/out/out_shape/out_dtype/params
   std::map<std::string, int> params;         // "weights" | "thresholds" | "param" -> blob id
@@ -49,6 +52,8 @@ class Program {
   const TensorSpec& input() const { return input_; }
   const TensorSpec& output() const { return output_; }
   const std::vector<ProgramLayer>& layers() const { return layers_; }
+  // True when some layer reads or writes more than one tensor (format version 2).
+  bool branches() const;
   // The blob a layer's `key` parameter names, or null if the layer has none.
   const ProgramBlob* param(const ProgramLayer& layer, const std::string& key) const;
 
