@@ -159,7 +159,8 @@ def daemon(bundle: str, fleet_path: str, backend: str, report_s: float) -> None:
             orch = session.orch
             stats = {name: orch.link.board(name).stats for name in orch.assignment.values()}
             stages = {orch.label(k): board for k, board in orch.assignment.items()}
-            click.echo(format_health(orch.state, tracker.sample(stages, stats)))
+            replicas = {orch.label(k): orch.replicas(k) for k in orch.assignment}
+            click.echo(format_health(orch.state, tracker.sample(stages, stats, replicas)))
     finally:
         session.close()
 

@@ -129,12 +129,15 @@ class Orchestrator:
         hops = [(e.address, e.data_port) for e in (self.fleet.board(self.assignment[s.key]) for s in first)]
         return hops[0] if len(hops) == 1 else hops
 
+    def replicas(self, key: int) -> int:
+        """How many boards run the partition of stage `key`."""
+        stage = next(s for s in self.target.stages if s.key == key)
+        return sum(1 for s in self.target.stages if s.partition == stage.partition)
+
     def label(self, key: int) -> str:
         """A stage's name for people: its partition, and which replica ("1", "1.0", "1.1")."""
         stage = next(s for s in self.target.stages if s.key == key)
-        part = next(p for p in self.manifest["partitions"] if p["index"] == stage.partition)
-        replicas = int(part.get("replicas", 1))
-        return str(stage.partition) if replicas == 1 else f"{stage.partition}.{stage.replica}"
+        return str(stage.partition) if self.replicas(key) == 1 else f"{stage.partition}.{stage.replica}"
 
     # ---- the loop -------------------------------------------------------------------------------
     async def step_once(self) -> Decision:

@@ -17,6 +17,7 @@ class StageHealth:
     queue_in: int
     queue_out: int
     errors: int
+    replicas: int = 1  # boards sharing this stage's partition: each computes 1/replicas of the frames
 
 
 class HealthTracker:
@@ -26,8 +27,10 @@ class HealthTracker:
         """No samples yet."""
         self._last: dict[str, tuple[float, int]] = {}
 
-    def sample(self, assignment: dict[Any, str], stats: dict[str, dict[str, Any]]) -> list[StageHealth]:
-        """One row per assigned stage that has reported stats."""
+    def sample(self, assignment: dict[Any, str], stats: dict[str, dict[str, Any]],
+               replicas: dict[Any, int] | None = None) -> list[StageHealth]:
+        """One row per assigned stage that has reported stats; `replicas`: per stage, how many boards
+        run its partition (1 if not given)."""
         rows = []
         for partition, board in sorted(assignment.items()):
             line = stats.get(board) or {}
@@ -40,13 +43,15 @@ class HealthTracker:
             queues = line.get("queues", {})
             compute = float(line.get("stage_mean_us", {}).get("compute", 0.0))
             rows.append(StageHealth(partition, board, max(fps, 0.0), compute, int(queues.get("in", 0)),
-                                    int(queues.get("out", 0)), sum(int(v) for v in line.get("errors", {}).values())))
+                                    int(queues.get("out", 0)), sum(int(v) for v in line.get("errors", {}).values()),
+                                    (replicas or {}).get(partition, 1)))
         return rows
 
 
 def bottleneck(rows: list[StageHealth]) -> StageHealth | None:
-    """The stage with the longest compute per frame (it bounds a pipelined chain), None before any frame."""
-    slowest = max(rows, key=lambda r: r.compute_us, default=None)
+    """The stage with the longest compute per frame of its partition (a replica's time over its
+    partition's replicas: they share the frames); it bounds a pipelined chain. None before any frame."""
+    slowest = max(rows, key=lambda r: r.compute_us / r.replicas, default=None)
     return slowest if slowest is not None and slowest.compute_us > 0 else None
 
 

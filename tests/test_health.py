@@ -28,3 +28,11 @@ def test_rates_come_from_counter_deltas_and_the_slowest_compute_is_the_bottlenec
 def test_boards_without_stats_are_left_out() -> None:
     assert HealthTracker().sample({0: "a"}, {"a": {}}) == []
     assert bottleneck([]) is None
+
+
+def test_a_replicated_partition_shares_its_frames_so_its_replicas_are_not_the_bottleneck() -> None:
+    from orchestrator.health import StageHealth
+
+    rows = [StageHealth("0", "a", 100.0, 3000.0, 0, 0, 0), StageHealth("1.0", "b", 50.0, 5000.0, 0, 0, 0, replicas=2),
+            StageHealth("1.1", "c", 50.0, 5000.0, 0, 0, 0, replicas=2)]
+    assert bottleneck(rows).board == "a"
