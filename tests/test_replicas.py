@@ -34,6 +34,12 @@ FINNSPLIT = [sys.executable, "-c", "from splitter.cli import main; main()"]
 FRAMES = 10_000
 
 
+def count_flag() -> str:
+    """The flag for N seeded random inputs (`--random N`; `--images N` before images became files)."""
+    done = subprocess.run([*FINNSPLIT, "virtual", "--help"], capture_output=True, text=True, check=False)
+    return "--random" if "--random" in done.stdout else "--images"
+
+
 def tiny_board(directory: Path) -> Path:
     """A Zedboard with a tenth of its LUTs and few DSPs: tfc-w2a2's first layer is compute bound on
     it, so the planner replicates it on spare boards."""
@@ -146,7 +152,7 @@ def test_the_planner_replicates_and_build_says_nothing_of_a_missing_fan_out(repl
 @pytest.mark.usefixtures("server_bin")
 def test_a_replicated_plan_runs_bit_exact_on_virtual_boards(replicated_bundle, zoo_dir: Path) -> None:
     bundle, _, _ = replicated_bundle
-    done = subprocess.run([*FINNSPLIT, "virtual", str(bundle), "--images", "300", "--check",
+    done = subprocess.run([*FINNSPLIT, "virtual", str(bundle), count_flag(), "300", "--check",
                            str(zoo_dir / "tfc-w2a2.onnx")], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     assert "3 virtual boards for 2 partitions, partition 0 on 2" in done.stderr
@@ -228,7 +234,7 @@ def test_finnsplit_run_fails_a_replica_over_to_a_spare(replicated_bundle, zoo_di
     """The daemon path: a virtual fleet (sshd, Mosquitto, agents), the board of replica 0.1 killed."""
     bundle, board, _ = replicated_bundle
     env = {**os.environ, "FINNSPLIT_BOARD_PATH": str(board.parent)}
-    done = subprocess.run([*FINNSPLIT, "run", str(bundle), "--virtual-fleet", "1", "--images", "300",
+    done = subprocess.run([*FINNSPLIT, "run", str(bundle), "--virtual-fleet", "1", count_flag(), "300",
                            "--kill-after", "60", "--check", str(zoo_dir / "tfc-w2a2.onnx")],
                           capture_output=True, text=True, check=False, env=env, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
