@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
@@ -21,30 +22,91 @@ def progress_printer() -> Callable[[str], None]:
     return lambda message: click.echo(f"[{time.perf_counter() - start:6.1f}s] {message}", err=True)
 
 
+def input_options(default_random: int) -> Callable[[Callable], Callable]:
+    """--images / --inputs / --random / --seed and --labels / --top, shared by the commands that stream."""
+    options = [
+        click.option("--images", multiple=True, metavar="DIR|FILE",
+                     help="JPEG/PNG files or directories of them, resized and center-cropped to the model "
+                          "input (docs/images.md); repeat or list several."),
+        click.option("--inputs", type=click.Path(exists=True, dir_okay=False),
+                     help="A .npy file of inputs (N first, original model layout)."),
+        click.option("--random", "random_count", type=click.IntRange(min=1),
+                     help=f"Seeded random inputs to send (the default: {default_random})."),
+        click.option("--seed", default=0, show_default=True),
+        click.option("--labels", type=click.Path(exists=True, dir_okay=False),
+                     help="Class names, one per line: results are printed with them."),
+        click.option("--top", default=5, show_default=True, type=click.IntRange(min=1),
+                     help="With --images or --labels: the best K classes of each result, with scores."),
+    ]
+
+    def decorate(command: Callable) -> Callable:
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return decorate
+
+
+@dataclass
+class _UserInputs:
+    """What the command line asked to send, and how to print its results."""
+
+    names: list[str]  # one per input: the image file's name, or "random 3"
+    raws: list  # the original model's input layout
+    images: bool  # inputs are image files: print labelled top-K
+    labels: list[str] | None  # class names (--labels)
+
+
+def _inputs(manifest: dict, images: tuple[str, ...], inputs: str | None, random_count: int | None, seed: int,
+            default_random: int, labels: str | None) -> _UserInputs:
+    """The inputs, checked before anything starts; `--images 32` (before --random) means --random 32."""
+    from orchestrator.user_io import classes_of, load_labels, preprocessing_for, select_inputs
+
+    if len(images) == 1 and images[0].isdigit() and not Path(images[0]).exists():
+        click.echo(f"(--images {images[0]}: {images[0]} seeded random inputs, as --random {images[0]})", err=True)
+        images, random_count = (), int(images[0])
+    if not images and not inputs and random_count is None:
+        random_count = default_random
+    names, raws = select_inputs(manifest, images, random_count, inputs, seed)
+    if images:
+        click.echo(f"{len(raws)} images: {preprocessing_for(manifest).describe()}", err=True)
+    return _UserInputs(names, raws, bool(images), load_labels(labels, classes_of(manifest)) if labels else None)
+
+
+def _print_results(manifest: dict, given: _UserInputs, results: list, top: int) -> None:
+    """Top-K with class names for images or labels; else the top-1 indices of the first eight."""
+    import numpy as np
+
+    from orchestrator.user_io import format_top, outputs_are_labels
+
+    if not given.images and given.labels is None:
+        click.echo(f"top-1 of the first inputs: {[int(np.argmax(r)) for r in results[:8]]}")
+        return
+    for name, result in zip(given.names, results, strict=True):
+        click.echo(format_top(name, result, top, given.labels, outputs_are_labels(manifest)))
+
+
 @click.command()
 @click.argument("bundle", type=click.Path(file_okay=False))
-@click.option("--images", default=32, show_default=True, help="Seeded random inputs to send.")
-@click.option("--inputs", type=click.Path(exists=True, dir_okay=False),
-              help="A .npy file of inputs (N first, original model layout) instead of random ones.")
-@click.option("--seed", default=0, show_default=True)
+@input_options(default_random=32)
 @click.option("--check", "check_model", type=click.Path(exists=True, dir_okay=False),
               help="The original QONNX model: compare every output with the bit-exact Python executor "
                    "and the first few with the model itself (qonnx).")
 @click.option("--logs", default=None, type=click.Path(file_okay=False), help="Server logs (default BUNDLE/logs).")
 @click.option("--netns", is_flag=True, help="Each board in its own network namespace (needs root).")
 @click.option("--link-mbit", type=float, help="With --netns: shape every board's link to this rate, e.g. 1000.")
-def virtual(bundle: str, images: int, inputs: str | None, seed: int, check_model: str | None,
-            logs: str | None, netns: bool, link_mbit: float | None) -> None:
+def virtual(bundle: str, images: tuple[str, ...], inputs: str | None, random_count: int | None, seed: int,
+            labels: str | None, top: int, check_model: str | None, logs: str | None, netns: bool,
+            link_mbit: float | None) -> None:
     """Run a bundle on virtual boards: one emulate server per partition, on loopback or in namespaces."""
-    import numpy as np
 
     from orchestrator.host import finish_output
-    from orchestrator.virtual import board_count, infer_on_virtual_boards, random_inputs
+    from orchestrator.virtual import board_count, infer_on_virtual_boards
     from splitter.bundle.manifest import load_manifest
 
     manifest = load_manifest(bundle)
-    raws = list(np.load(inputs)) if inputs else random_inputs(manifest, images, seed)
-    raws = [r.reshape(1, *r.shape) if r.ndim == len(manifest["host"]["model_input"]["shape"]) - 1 else r for r in raws]
+    given = _inputs(manifest, images, inputs, random_count, seed, 32, labels)
+    raws = given.raws
     progress = progress_printer()
     replicated = [p for p in manifest["partitions"] if p["replicas"] > 1]
     progress(f"{board_count(manifest)} virtual boards for {len(manifest['partitions'])} partitions"
@@ -65,7 +127,7 @@ def virtual(bundle: str, images: int, inputs: str | None, seed: int, check_model
                f"{len(raws) / seconds:.1f} fps (emulated on this machine's CPU; predicted on boards "
                f"{manifest['plan']['fps']:.1f} fps)")
     results = [finish_output(manifest, y, bundle) for y in outputs]
-    click.echo(f"top-1 of the first inputs: {[int(np.argmax(r)) for r in results[:8]]}")
+    _print_results(manifest, given, results, top)
     if check_model:
         _check_against_model(check_model, manifest, bundle, raws, outputs, results, progress)
 
@@ -80,21 +142,18 @@ def virtual(bundle: str, images: int, inputs: str | None, seed: int, check_model
 @click.option("--kill-after", type=int, help="Virtual fleet: kill the board of stage 1 (the second board of the "
               "chain: a replica, if the first partition is replicated) after this many results.")
 @click.option("--backend", default="emulate", show_default=True, help="The boards' backend: emulate or finn-zynq.")
-@click.option("--images", default=64, show_default=True, help="Seeded random inputs to send.")
-@click.option("--inputs", type=click.Path(exists=True, dir_okay=False), help="A .npy file of inputs instead.")
-@click.option("--seed", default=0, show_default=True)
+@input_options(default_random=64)
 @click.option("--check", "check_model", type=click.Path(exists=True, dir_okay=False),
               help="The original QONNX model: compare outputs with the Python executor and qonnx.")
 def run(bundle: str, fleet_path: str | None, spares: int | None, link_mbit: float | None, kill_after: int | None,
-        backend: str, images: int, inputs: str | None, seed: int, check_model: str | None) -> None:
+        backend: str, images: tuple[str, ...], inputs: str | None, random_count: int | None, seed: int,
+        labels: str | None, top: int, check_model: str | None) -> None:
     """Deploy BUNDLE to a fleet over SSH, start it over MQTT, stream inputs, keep it running through failures."""
-    import numpy as np
 
     from orchestrator.daemon import DaemonConfig
     from orchestrator.fleet import load_fleet
     from orchestrator.host import finish_output, prepare_input
     from orchestrator.session import FleetSession
-    from orchestrator.virtual import random_inputs
     from splitter.bundle.manifest import load_manifest
 
     if (fleet_path is None) == (spares is None):
@@ -103,7 +162,8 @@ def run(bundle: str, fleet_path: str | None, spares: int | None, link_mbit: floa
         raise click.UsageError("--kill-after and --link-mbit need --virtual-fleet")
     manifest = load_manifest(bundle)
     progress = progress_printer()
-    raws = list(np.load(inputs)) if inputs else random_inputs(manifest, images, seed)
+    given = _inputs(manifest, images, inputs, random_count, seed, 64, labels)
+    raws = given.raws
     tensors = [prepare_input(manifest, bundle, raw) for raw in raws]
     with contextlib.ExitStack() as stack:
         vfleet = None
@@ -128,7 +188,7 @@ def run(bundle: str, fleet_path: str | None, spares: int | None, link_mbit: floa
                f"{report.resent} frames resent" + (f"; {report.killed} died, stages now "
                + ", ".join(f"{label(k)}:{b}" for k, b in sorted(report.stages.items())) if report.killed else ""))
     results = [finish_output(manifest, y, bundle) for y in report.outputs]
-    click.echo(f"top-1 of the first inputs: {[int(np.argmax(r)) for r in results[:8]]}")
+    _print_results(manifest, given, results, top)
     if check_model:
         _check_against_model(check_model, manifest, bundle, raws, report.outputs, results, progress)
 
