@@ -57,6 +57,8 @@ def bench(bundle: str, fleet_path: str | None, spares: int | None, virtual: bool
         raise click.UsageError("--backend finn-zynq needs real boards (--fleet)")
     if frames < 2 or latency_frames < 1:
         raise click.UsageError("--frames must be at least 2 and --latency-frames at least 1")
+    if (window is not None and window < 1) or (warmup is not None and warmup < 0):
+        raise click.UsageError("--window must be at least 1 and --warmup at least 0")
     manifest = load_manifest(bundle)
     boards = sum(int(p.get("replicas", 1)) for p in manifest["partitions"])
     window = window or 2 * boards + 2

@@ -89,7 +89,8 @@ def test_bench_refuses_unclear_requests(cnv_bundle: Path, tmp_path: Path) -> Non
                       (["--virtual-fleet", "0", "--netns"], "--netns is for --virtual"),
                       (["--virtual", "--link-mbit", "100"], "--link-mbit shapes namespace links"),
                       (["--virtual", "--backend", "finn-zynq"], "needs real boards"),
-                      (["--virtual", "--frames", "1"], "--frames must be at least 2")):
+                      (["--virtual", "--frames", "1"], "--frames must be at least 2"),
+                      (["--virtual", "--window", "0"], "--window must be at least 1")):
         done = finnsplit("bench", str(cnv_bundle), *args)
         assert done.returncode != 0 and why in done.stderr, (args, done.stderr)
         assert "Traceback" not in done.stderr
