@@ -83,7 +83,8 @@ def test_bench_delay_backend_in_namespaces_takes_the_predicted_compute_time(cnv_
         assert board["compute_us"] >= round(predicted["compute_us"])  # never before its deadline
 
 
-def test_bench_refuses_unclear_requests(cnv_bundle: Path, tmp_path: Path) -> None:
+def test_bench_refuses_unclear_requests(tmp_path: Path) -> None:
+    """Each is refused before any bundle is read or board started."""
     for args, why in ((["--frames", "5"], "give exactly one of --fleet"),
                       (["--virtual", "--virtual-fleet", "0"], "give exactly one of --fleet"),
                       (["--virtual-fleet", "0", "--netns"], "--netns is for --virtual"),
@@ -91,7 +92,7 @@ def test_bench_refuses_unclear_requests(cnv_bundle: Path, tmp_path: Path) -> Non
                       (["--virtual", "--backend", "finn-zynq"], "needs real boards"),
                       (["--virtual", "--frames", "1"], "--frames must be at least 2"),
                       (["--virtual", "--window", "0"], "--window must be at least 1")):
-        done = finnsplit("bench", str(cnv_bundle), *args)
+        done = finnsplit("bench", str(tmp_path), *args)
         assert done.returncode != 0 and why in done.stderr, (args, done.stderr)
         assert "Traceback" not in done.stderr
     done = finnsplit("bench", str(tmp_path), "--virtual")
