@@ -92,10 +92,19 @@ class BenchResult:
         """Measured over predicted throughput."""
         return self.fps / self.predicted_fps if self.predicted_fps else 0.0
 
+    @property
+    def predicted_latency_ms(self) -> float:
+        """One frame alone through the chain, store and forward: every board's transfer in and compute,
+        and the last board's transfer out."""
+        if not self.predictions:
+            return 0.0
+        return (sum(p.recv_us + p.compute_us for p in self.predictions) + self.predictions[-1].send_us) / 1000.0
+
     def to_json(self) -> dict[str, Any]:
         """Everything, as plain data (bench.json; docs/bench.md)."""
         data = asdict(self)
         data["ratio"] = self.ratio
+        data["predicted_latency_ms"] = self.predicted_latency_ms
         for board in data["boards"]:
             board["wait_us"] = board["recv_us"] + board["recv_wait_us"]
         return data

@@ -28,7 +28,8 @@ def summary_lines(r: BenchResult) -> list[str]:
     return [f"bench {r.bundle}: {r.setup}",
             f"throughput {r.fps:.1f} fps measured, {r.predicted_fps:.1f} fps predicted -> ratio {r.ratio:.3f} "
             f"({r.frames} frames, at most {r.window} in flight; predicted limit: {r.limited_by})",
-            f"latency, one frame in flight: {_lat(r.latency_ms)}",
+            f"latency, one frame in flight: {_lat(r.latency_ms)} (predicted {r.predicted_latency_ms:.2f} ms: "
+            "each board's transfer in and compute, store and forward)",
             f"latency under load ({r.window} in flight): {_lat(r.loaded_latency_ms)}"]
 
 
