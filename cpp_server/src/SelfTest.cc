@@ -290,6 +290,71 @@ std::string loopbackPipeline() {
   return "";
 }
 
+std::string fanOutPipeline() {
+  // A server fanning out to two next hops (a replicated next stage): frames alternate between them,
+  // both links say order=any; when one hop dies, every later frame goes to the other.
+  TensorSpec spec;
+  TensorSpec::parse("UINT4:1,3,3,5", &spec);
+  TcpSocket listeners[2];
+  Status st;
+  for (TcpSocket& l : listeners) {
+    if (!(st = TcpSocket::listenOn("127.0.0.1", 0, &l))) return st.message();
+  }
+  uint8_t keyBytes[LinkKey::kBytes];
+  for (size_t i = 0; i < sizeof(keyBytes); ++i) keyBytes[i] = static_cast<uint8_t>(i * 7 + 3);
+  const LinkKey key = LinkKey::fromBytes(keyBytes);
+  ServerConfig config;
+  config.listenHost = "127.0.0.1";
+  config.next = {NextHop{"127.0.0.1", listeners[0].localPort()}, NextHop{"127.0.0.1", listeners[1].localPort()}};
+  config.anyOrder = true;
+  config.node = "selftest-fanout";
+  config.statsTarget = "none";
+  config.key = &key;
+  Server server(config, std::make_unique<DelayBackend>(spec, spec, 0));
+  if (!(st = server.start())) return st.message();
+  std::unique_ptr<Connection> down[2];
+  for (int r = 0; r < 2; ++r) {  // the sender connects to its hops in order
+    TcpSocket socket;
+    IoResult io = listeners[r].acceptOne(5000, nullptr, &socket);
+    if (!io.ok()) return "no connection to next hop " + std::to_string(r) + ": " + io.message;
+    down[r] = std::make_unique<Connection>(std::move(socket), 5000, &key);
+    Hello peer;
+    Connection::HandshakeFailure failure;
+    if (!(st = down[r]->acceptHandshake(spec, "replica", "server", &peer, &failure, 5000))) return st.message();
+    if (peer.order != "any") return "fan-out link without order=any";
+  }
+  TcpSocket upstreamSocket;
+  IoResult io = TcpSocket::connectTo("127.0.0.1", server.port(), 2000, nullptr, &upstreamSocket);
+  if (!io.ok()) return io.message;
+  Connection upstream(std::move(upstreamSocket), 5000, &key);
+  bool rejected;
+  if (!(st = upstream.connectHandshake(spec, "selftest-client", nullptr, &rejected))) return st.message();
+  const size_t bytes = spec.packedBytes();
+  auto roundTrip = [&](uint64_t seq, int hop) -> std::string {
+    std::vector<uint8_t> frame(bytes, static_cast<uint8_t>(seq * 5));
+    frame[bytes - 1] &= 0x0F;
+    if (!upstream.writeFrame(FrameType::kTensor, seq, frame.data(), static_cast<uint32_t>(bytes), nullptr).ok()) {
+      return "write failed";
+    }
+    FrameHeader h;
+    std::vector<uint8_t> got(bytes);
+    ReadOutcome out = down[hop]->readHeader(&h, nullptr, 5000);
+    if (out.ok()) out = down[hop]->readPayload(h, got.data());
+    if (!out.ok()) return "frame " + std::to_string(seq) + " not on hop " + std::to_string(hop) + ": " + out.message;
+    if (h.seq != seq || got != frame) return "frame " + std::to_string(seq) + " differs";
+    return "";
+  };
+  std::string problem;
+  for (uint64_t seq = 1; seq <= 10 && problem.empty(); ++seq) problem = roundTrip(seq, static_cast<int>((seq - 1) % 2));
+  if (!problem.empty()) return "round robin: " + problem;
+  down[1].reset();  // hop 1 dies: its connection and its listener go away
+  listeners[1].close();
+  for (uint64_t seq = 11; seq <= 16 && problem.empty(); ++seq) problem = roundTrip(seq, 0);
+  if (!problem.empty()) return "after a hop died: " + problem;
+  server.drain();
+  return "";
+}
+
 std::string crypto() {
   // RFC 4231 test case 2, the FIPS 180-2 "abc" vector and RFC 8439 section 2.5.2
   const char* jefe = "Jefe";
@@ -321,7 +386,7 @@ int SelfTest::run() {
   const Check checks[] = {
       {"crc32", crc},         {"dense-packing", densePacking}, {"finn-packing", finnPacking},
       {"framing", framing},   {"hello", hello},                {"emulator", emulator},
-      {"crypto", crypto},     {"loopback-pipeline", loopbackPipeline},
+      {"crypto", crypto},     {"loopback-pipeline", loopbackPipeline}, {"fan-out-pipeline", fanOutPipeline},
   };
   int failed = 0;
   for (const Check& check : checks) {
