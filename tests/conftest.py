@@ -7,7 +7,7 @@ from pathlib import Path
 import onnx
 import pytest
 
-ZOO = ("tfc-w2a2", "cnv-w2a2", "mobilenet-v1-w4a4", "cnv-w1a1", "lfc-w1a1")
+ZOO = ("tfc-w2a2", "cnv-w2a2", "mobilenet-v1-w4a4", "cnv-w1a1", "lfc-w1a1", "resnet8-w4a4")
 
 
 @pytest.fixture(scope="session")

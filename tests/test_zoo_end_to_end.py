@@ -24,6 +24,8 @@ CASES = [
     ("lfc-w1a1", "brevitas-0.13", "1"), ("lfc-w1a1", "brevitas-0.10", "1"),
     ("cnv-w1a1", "brevitas-0.13", "2"), ("cnv-w1a1", "brevitas-0.10", "2"),
     ("mobilenet-v1-w4a4", "brevitas-0.10", "6"),
+    # residual: cuts between blocks only (one tensor crosses the boundary), three partitions
+    ("resnet8-w4a4", "brevitas-0.13", "3"), ("resnet8-w4a4", "brevitas-0.10", "3"),
 ]
 
 
