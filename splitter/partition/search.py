@@ -63,6 +63,7 @@ class Chain:
         self._arrays: dict[tuple[int, int], Options] = {}
         self._within: dict[tuple[int, int, float], Options] = {}
         self._dwc: dict[tuple[int, int], float] = {}
+        self._ends: dict[tuple[int, int, int, float], tuple[dict, dict]] = {}
 
     def options(self, g: int, t: int) -> list[GroupOption]:
         """Every coupled folding of group g on board type t."""
@@ -110,9 +111,16 @@ class Chain:
         self, pos: int, t: int, r: int, fps: float, by_power: bool = False,
     ) -> dict[int, tuple[tuple[int, ...], float]]:
         """`ends`, each with the predicted power of one of its boards; `by_power`: the options drawing the
-        least power at each end instead of the ones using the least of the board."""
+        least power at each end instead of the ones using the least of the board (both are found
+        from one front and kept, so the two searches share the work)."""
+        key = (pos, t, r, fps)
+        if key not in self._ends:
+            self._ends[key] = self._scored_ends(pos, t, r, fps)
+        return self._ends[key][by_power]
+
+    def _scored_ends(self, pos: int, t: int, r: int, fps: float) -> tuple[dict, dict]:
         board, rate = self.types[t], self.rates[t]
-        out: dict[int, tuple[tuple[int, ...], float]] = {}
+        out: tuple[dict[int, tuple[tuple[int, ...], float]], ...] = ({}, {})
         if self.bytes[pos] * fps > self._link_share(pos, r) * rate * (1 + 1e-12):
             return out
         budget = r * board.clock_hz / fps
@@ -127,10 +135,11 @@ class Chain:
             if not len(front):
                 break
             if self.bytes[g + 1] * fps <= self._link_share(g + 1, r) * rate * (1 + 1e-12):
-                k = front.best_closed(cap, self.tail, watts if by_power else None)
-                if k is not None:
-                    out[g + 1] = (front.paths[k], board.power.ps_w + board.power.pl_static_w
-                                  + float(front.closed(k, self.tail) @ watts))
+                for by_power in (False, True):
+                    k = front.best_closed(cap, self.tail, watts if by_power else None)
+                    if k is not None:
+                        out[by_power][g + 1] = (front.paths[k], board.power.ps_w + board.power.pl_static_w
+                                                + float(front.closed(k, self.tail) @ watts))
         return out
 
     def reach(self, pos: int, t: int, r: int, fps: float) -> tuple[int, tuple[int, ...]]:
@@ -267,7 +276,7 @@ class Chain:
         the least power per state instead of stopping at the fewest boards: a plan on more boards can
         draw less (smaller foldings) only if their static power is repaid, and the search weighs that.
         """
-        ends = functools.cache(functools.partial(self.scored_ends, by_power=True))
+        ends = functools.partial(self.scored_ends, by_power=True)
         static = [b.power.ps_w + b.power.pl_static_w for b in self.types]
         least_static = min(static)
         # (counts, boundary) -> (watts so far, back pointer (previous counts, previous boundary, segment))
