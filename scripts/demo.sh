@@ -13,9 +13,9 @@ mkdir -p build/demo
 .venv/bin/finnsplit zoo mobilenet-v1-w4a4 -o build/demo/mobilenet.onnx
 .venv/bin/finnsplit inspect build/demo/mobilenet.onnx | tail -n 4
 .venv/bin/finnsplit build build/demo/mobilenet.onnx --boards 6 -o build/demo/bundle
-.venv/bin/finnsplit virtual build/demo/bundle --images 32 --check build/demo/mobilenet.onnx
+.venv/bin/finnsplit virtual build/demo/bundle --random 32 --check build/demo/mobilenet.onnx
 if [ "$(id -u)" = 0 ]; then
-  .venv/bin/finnsplit run build/demo/bundle --virtual-fleet 1 --link-mbit 1000 --images 96 --kill-after 30 \
+  .venv/bin/finnsplit run build/demo/bundle --virtual-fleet 1 --link-mbit 1000 --random 96 --kill-after 30 \
     --check build/demo/mobilenet.onnx
 else
   echo "(not root: skipping the virtual fleet with namespaces, sshd and the board agents)"
