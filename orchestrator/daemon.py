@@ -86,7 +86,7 @@ class Orchestrator:
         self.state = "starting"
         self.generation = 0  # completed Run steps: a client resends what was in flight when it changes
         self._changed = asyncio.Event()
-        self._degraded_said: set[int] = set()
+        self._degraded_said: set[tuple[int, bool]] = set()  # (partition, waiting) already told
         self._published: dict[str, Any] = {}
         self.executors: dict[type, Callable[[Any], Any]] = {Deploy: self._deploy, Prestage: self._prestage,
                                                             Run: self._run, Stop: self._stop, Degraded: self._degraded}
@@ -111,7 +111,7 @@ class Orchestrator:
                 state=status.get("state", "lost") if alive else "lost", bundle=status.get("bundle"),
                 partition=status.get("partition"), next_hop=next_hop,
                 deployed=frozenset(self.deployed[entry.name]),
-                failed=self.failures.get(entry.name, 0) >= self.cfg.max_failures)
+                failed=self.failures.get(entry.name, 0) >= self.cfg.max_failures, heard=seen.last_seen > 0)
         return views
 
     def last_stage(self) -> str | tuple[str, ...] | None:
@@ -144,7 +144,10 @@ class Orchestrator:
         """Observe, plan, execute; returns what was decided."""
         decision = plan_steps(self.target, self.views(), self.assignment)
         self.assignment = decision.assignment
-        self.state = "degraded" if decision.degraded else ("running" if decision.settled else "reconciling")
+        if decision.degraded:
+            self.state = "waiting" if all(d.waiting for d in decision.degraded) else "degraded"
+        else:
+            self.state = "running" if decision.settled else "reconciling"
         if decision.settled:
             if decision.steps and (self._prestaging is None or self._prestaging.done()):
                 # In the background: a failure meanwhile must be handled at once, not after the uploads.
@@ -226,9 +229,12 @@ class Orchestrator:
         self.next_hops.pop(step.board, None)
 
     async def _degraded(self, step: Degraded) -> None:
-        if step.partition not in self._degraded_said:
-            self._degraded_said.add(step.partition)
-            self.log(f"DEGRADED: partition {step.partition} cannot run: {step.why}")
+        if (step.partition, step.waiting) not in self._degraded_said:
+            self._degraded_said.add((step.partition, step.waiting))
+            if step.waiting:
+                self.log(f"partition {step.partition} waiting: {step.why}")
+            else:
+                self.log(f"DEGRADED: partition {step.partition} cannot run: {step.why}")
 
     async def _publish(self) -> None:
         """The pipeline's state, retained, for clients and dashboards (finnsplit/<chain>/pipeline)."""

@@ -68,6 +68,7 @@ class BoardView:
     next_hop: str | None = None
     deployed: frozenset[tuple[str, int]] = frozenset()  # (bundle, partition) uploaded and verified
     failed: bool = False  # the orchestrator gave up on this board (e.g. deployment failed)
+    heard: bool = True  # its agent has reported at least once (False: not started yet, or unreachable)
 
 
 # ---- steps -------------------------------------------------------------------------------------
@@ -111,11 +112,16 @@ class Stop:
 
 @dataclass(frozen=True)
 class Degraded:
-    """A stage has no live board of its type: the pipeline cannot run until one comes back."""
+    """A stage has no live board of its type: the pipeline cannot run until one comes back.
+
+    `waiting`: boards of that type exist whose agents have never reported (still starting):
+    the stage waits for them, it has not lost a board.
+    """
 
     partition: int
     board_type: str
     why: str
+    waiting: bool = False
 
 
 Step = Deploy | Prestage | Run | Stop | Degraded
@@ -162,8 +168,15 @@ def assign(target: Target, boards: Mapping[str, BoardView], previous: Mapping[in
             taken.add(free[0])
         else:
             alive = sum(1 for b in boards.values() if b.board_type == stage.board_type and b.alive and not b.failed)
-            missing.append(Degraded(stage.partition, stage.board_type,
-                                    f"no free live {stage.board_type} ({alive} alive, all in use)"))
+            unheard = sum(1 for n, b in boards.items()
+                          if b.board_type == stage.board_type and not b.heard and not b.failed and n not in taken)
+            if unheard:
+                missing.append(Degraded(stage.partition, stage.board_type,
+                                        f"waiting for the agent of a {stage.board_type} ({unheard} not heard from yet)",
+                                        waiting=True))
+            else:
+                missing.append(Degraded(stage.partition, stage.board_type,
+                                        f"no free live {stage.board_type} ({alive} alive, all in use)"))
     return assignment, missing
 
 

@@ -70,6 +70,16 @@ def test_no_live_board_of_a_type_is_degraded_not_a_guess() -> None:
     assert not any(isinstance(s, Run) for s in decision.steps)
 
 
+def test_a_stage_whose_board_never_reported_waits_and_is_not_degraded() -> None:
+    starting = fleet(p0={"alive": False, "state": "lost", "heard": False})
+    decision = plan_steps(TARGET, starting, {})
+    assert decision.degraded == [Degraded(2, "pynq-z2", "waiting for the agent of a pynq-z2 (1 not heard from yet)",
+                                          waiting=True)]
+    # once heard from and then lost, the same stage is degraded
+    lost = plan_steps(TARGET, fleet(p0={"alive": False, "state": "lost", "heard": True}), {})
+    assert [d.waiting for d in lost.degraded] == [False]
+
+
 def test_a_board_running_what_is_no_longer_needed_is_stopped() -> None:
     boards = fleet(z2=running(1, "10.0.0.13:7000"))
     decision = plan_steps(TARGET, boards, {0: "z0", 1: "z1", 2: "p0"})
