@@ -154,7 +154,6 @@ def run(bundle: str, fleet_path: str | None, spares: int | None, link_mbit: floa
     from orchestrator.fleet import load_fleet
     from orchestrator.host import finish_output, prepare_input
     from orchestrator.session import FleetSession
-    from splitter.bundle.manifest import load_manifest
 
     if (fleet_path is None) == (spares is None):
         raise click.UsageError("give exactly one of --fleet FLEET.yaml and --virtual-fleet SPARES")
@@ -183,7 +182,13 @@ def run(bundle: str, fleet_path: str | None, spares: int | None, link_mbit: floa
         stages = session.wait_running()
         label = session.orch.label
         progress("pipeline running: " + ", ".join(f"partition {label(k)} on {b}" for k, b in sorted(stages.items())))
-        report = session.stream(tensors, vfleet.kill if vfleet else None, kill_after)
+        from splitter.progress import ProgressBar, Watcher
+
+        watcher = Watcher(ProgressBar("streaming", len(tensors)), lambda: session.client.delivered)
+        try:
+            report = session.stream(tensors, vfleet.kill if vfleet else None, kill_after)
+        finally:
+            watcher.stop()
     click.echo(f"{len(tensors)} frames in {report.seconds:.2f} s: {len(tensors) / report.seconds:.1f} fps; "
                f"{report.resent} frames resent" + (f"; {report.killed} died, stages now "
                + ", ".join(f"{label(k)}:{b}" for k, b in sorted(report.stages.items())) if report.killed else ""))
@@ -234,12 +239,20 @@ def _check_against_model(model_path: str, manifest: dict, bundle: str, raws: lis
     from splitter.cli import input_spec_of_bundle, load_and_lower
     from splitter.fast_executor import FastExecutor
     from splitter.host import model_float_input
+    from splitter.progress import ProgressBar
 
     # the bundle's own input quantization; the imported model has every shape qonnx's executor needs
     model, graph = load_and_lower(model_path, input_spec_of_bundle(manifest))
     progress("checking against the Python executor")
-    expected = FastExecutor(graph)(np.concatenate([prepare_input(manifest, bundle, raw) for raw in raws]))
-    exact = sum(np.array_equal(ref[None], y) for ref, y in zip(expected, outputs, strict=True))
+    reference = FastExecutor(graph)
+    exact, chunk = 0, 2 * reference.workers
+    with ProgressBar("checking", len(raws)) as bar:
+        for start in range(0, len(raws), chunk):
+            batch = np.concatenate([prepare_input(manifest, bundle, raw) for raw in raws[start : start + chunk]])
+            expected = reference(batch)
+            exact += sum(np.array_equal(e[None], y) for e, y in zip(expected, outputs[start : start + chunk],
+                                                                      strict=True))
+            bar.advance(len(batch))
     click.echo(f"bit-exact vs the Python executor: {exact}/{len(raws)} frames")
     from qonnx.core.modelwrapper import ModelWrapper
     from qonnx.core.onnx_exec import execute_onnx
@@ -248,13 +261,15 @@ def _check_against_model(model_path: str, manifest: dict, bundle: str, raws: lis
     name = wrapper.graph.input[0].name
     count, same, top1, worst = min(3, len(raws)), 0, 0, 0.0
     progress(f"checking {count} inputs against the original model (qonnx execute_onnx)")
-    for raw, result in zip(raws[:count], results[:count], strict=True):
-        iq = graph.input_quant
-        x = model_float_input(iq, raw) if iq is not None and iq.kind == "declared" else raw
-        ref = np.asarray(execute_onnx(wrapper, {name: x})[wrapper.graph.output[0].name]).reshape(1, -1)
-        same += int(np.array_equal(ref, result))
-        top1 += int(np.argmax(ref) == np.argmax(result))
-        worst = max(worst, float(np.max(np.abs(ref - result))))
+    with ProgressBar("qonnx", count) as bar:
+        for raw, result in zip(raws[:count], results[:count], strict=True):
+            iq = graph.input_quant
+            x = model_float_input(iq, raw) if iq is not None and iq.kind == "declared" else raw
+            ref = np.asarray(execute_onnx(wrapper, {name: x})[wrapper.graph.output[0].name]).reshape(1, -1)
+            same += int(np.array_equal(ref, result))
+            top1 += int(np.argmax(ref) == np.argmax(result))
+            worst = max(worst, float(np.max(np.abs(ref - result))))
+            bar.advance()
     click.echo(f"vs the original QONNX model: identical outputs {same}/{count}, same top-1 {top1}/{count}, "
                f"largest difference {worst:.3g} (why they can differ: docs/lowering.md, float32 near-ties)")
     if exact != len(raws):

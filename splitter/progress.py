@@ -1,0 +1,100 @@
+"""A progress bar for long steps: counts, rate and ETA on one redrawn line; silent when not a terminal.
+
+    with ProgressBar("checking", total=96) as bar:
+        for chunk in chunks:
+            ...
+            bar.advance(len(chunk))
+
+Logs and pipes get nothing from it (the commands print their own summary lines), so scripts and
+CI output stay clean. Thread safe: a watcher thread may call `set` while another works.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import TextIO
+
+_WIDTH = 28
+
+
+class ProgressBar:
+    """One step's bar on `stream` (stderr by default), drawn only if it is a terminal."""
+
+    def __init__(self, label: str, total: int, stream: TextIO | None = None, unit: str = "frames") -> None:
+        """`total` items of `unit` to do."""
+        self.label, self.total, self.unit = label, max(int(total), 0), unit
+        self.stream = stream if stream is not None else sys.stderr
+        self.enabled = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.done = 0
+        self._start = time.monotonic()
+        self._drawn = 0.0
+        self._lock = threading.Lock()
+
+    def line(self, now: float | None = None) -> str:
+        """The bar as text: label, bar, count, rate and ETA."""
+        elapsed = (now if now is not None else time.monotonic()) - self._start
+        filled = _WIDTH * self.done // self.total if self.total else _WIDTH
+        rate = self.done / elapsed if elapsed > 0 else 0.0
+        if self.done >= self.total:
+            eta = f"done in {elapsed:.0f} s"
+        elif rate > 0:
+            eta = f"ETA {(self.total - self.done) / rate:.0f} s"
+        else:
+            eta = "ETA ?"
+        return (f"{self.label} [{'#' * filled}{'.' * (_WIDTH - filled)}] {self.done}/{self.total} {self.unit}, "
+                f"{rate:.1f}/s, {eta}")
+
+    def set(self, done: int) -> None:
+        """`done` items are finished (redraws at most ten times a second, and at the end)."""
+        with self._lock:
+            self.done = min(int(done), self.total)
+            now = time.monotonic()
+            if self.enabled and (now - self._drawn >= 0.1 or self.done >= self.total):
+                self._drawn = now
+                self.stream.write("\r" + self.line(now) + "\033[K")
+                self.stream.flush()
+
+    def advance(self, count: int = 1) -> None:
+        """`count` more items are finished."""
+        self.set(self.done + count)
+
+    def close(self) -> None:
+        """End the bar's line (a terminal keeps the last state)."""
+        with self._lock:
+            if self.enabled and self._drawn:
+                self.stream.write("\n")
+                self.stream.flush()
+                self._drawn = 0.0
+
+    def __enter__(self) -> ProgressBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Watcher:
+    """Polls `count()` in a background thread and shows it on a ProgressBar until stopped."""
+
+    def __init__(self, bar: ProgressBar, count: Callable[[], int], interval_s: float = 0.2) -> None:
+        """Start polling."""
+        self.bar, self.count, self.interval_s = bar, count, interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        if bar.enabled:
+            self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self.bar.set(self.count())
+
+    def stop(self) -> None:
+        """Stop polling, draw the final count and end the line."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+        self.bar.set(self.count())
+        self.bar.close()
