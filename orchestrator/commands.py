@@ -154,6 +154,7 @@ def run(bundle: str, fleet_path: str | None, spares: int | None, link_mbit: floa
     from orchestrator.fleet import load_fleet
     from orchestrator.host import finish_output, prepare_input
     from orchestrator.session import FleetSession
+    from splitter.bundle.manifest import load_manifest
 
     if (fleet_path is None) == (spares is None):
         raise click.UsageError("give exactly one of --fleet FLEET.yaml and --virtual-fleet SPARES")
