@@ -27,11 +27,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from core.manifest import load_manifest  # noqa: E402
 from orchestrator import bench_report  # noqa: E402
 from orchestrator.bench import BenchResult  # noqa: E402
 from orchestrator.bench_run import bench_virtual, use_realtime  # noqa: E402
 from orchestrator.netns import NetworkConfig, VirtualNetwork, netns_available  # noqa: E402
-from splitter.bundle.manifest import load_manifest  # noqa: E402
 
 FINNSPLIT = [str(Path(sys.executable).parent / "finnsplit")]  # the venv's command, as a user runs it
 MBIT = 1000.0

@@ -4,5 +4,5 @@ Contract: docs/control-plane.md. Public surface: `load_config`/`AgentConfig` (co
 `BoardAgent` (agent.py), `ServerSupervisor`/`server_command` (server.py), `FpgaManager` (fpga.py),
 `parse_run`/`prepare_run` (run.py). Entry point: `python -m board_agent --config agent.yaml`.
 Imports only the standard library, PyYAML, aiomqtt and finnsplit's standard-library-only modules
-(splitter.errors, splitter.bundle.manifest), so it runs on a board without numpy or onnx.
+(core.errors, core.manifest), so it runs on a board without numpy or onnx.
 """

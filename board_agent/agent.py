@@ -27,7 +27,7 @@ from board_agent.inbox import CommandInbox, CommandRefused
 from board_agent.mqtt import client_id
 from board_agent.run import PreparedRun, parse_run, prepare_run, write_link_key
 from board_agent.server import ServerSupervisor, server_command
-from splitter.errors import FinnsplitError
+from core.errors import FinnsplitError
 
 log = logging.getLogger("board_agent")
 LOST = {"online": False, "state": "lost"}

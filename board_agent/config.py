@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from board_agent.mqtt import BrokerAuthError, client_options
-from splitter.errors import FinnsplitError
+from core.errors import FinnsplitError
 
 NAME = re.compile(r"[a-z0-9-]+\Z")
 CHECKOUT = Path(__file__).resolve().parents[1]

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from splitter.errors import FinnsplitError
+from core.errors import FinnsplitError
 
 OPERATING = "operating"
 PREFIX = "finnsplit-"  # firmware files this agent owns (older ones are removed after a load)

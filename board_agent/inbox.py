@@ -1,6 +1,6 @@
 """The agent's command inbox: what it accepts from its `cmd` topic (docs/control-plane.md#commands).
 
-Every message is size-capped and depth-limited before it is parsed (splitter.safe_json), then
+Every message is size-capped and depth-limited before it is parsed (core.safe_json), then
 shape-checked. Retained messages are ignored (a command executes when it is sent, not again on every
 reconnect). Each command carries a unique `id` and the orchestrator's clock `ts`; an id seen before
 is a replay (or MQTT's QoS-1 redelivery) and a `ts` older than the newest accepted command by more
@@ -14,8 +14,8 @@ import collections
 from typing import Any
 
 from board_agent.config import CommandPolicy
-from splitter.errors import FinnsplitError
-from splitter.safe_json import MessageError, check_fields, loads_object
+from core.errors import FinnsplitError
+from core.safe_json import MessageError, check_fields, loads_object
 
 MAX_ID = 128
 

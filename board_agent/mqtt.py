@@ -12,7 +12,7 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from splitter.errors import FinnsplitError
+from core.errors import FinnsplitError
 
 
 class BrokerAuthError(FinnsplitError):

@@ -1,7 +1,7 @@
 """A `run` command: the request, and the bundle partition it names, verified on this board's disk.
 
 Remote layout and the command's fields: docs/control-plane.md. Files are checked through the
-manifest reader (splitter.bundle.manifest, standard library only) before anything is started.
+manifest reader (core.manifest, standard library only) before anything is started.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from splitter.bundle.manifest import BundleError, check_file, contained_path, load_manifest, partition_files
-from splitter.errors import FinnsplitError
+from core.errors import FinnsplitError
+from core.manifest import BundleError, check_file, contained_path, load_manifest, partition_files
 
 BACKENDS = ("emulate", "delay", "finn-zynq")
 BUNDLE_ID = re.compile(r"[0-9a-f]{16}\Z")

@@ -22,7 +22,7 @@ from typing import Any
 from board_agent.config import AgentConfig, ServerPolicy
 from board_agent.run import PreparedRun, RunError
 from board_agent.server_args import check_args
-from splitter.errors import FinnsplitError
+from core.errors import FinnsplitError
 
 log = logging.getLogger("board_agent.server")
 PR_SET_PDEATHSIG = 1

@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from splitter.errors import FinnsplitError
+from core.errors import FinnsplitError
 
 FORMAT = "finnsplit-bundle"
 VERSION = 1

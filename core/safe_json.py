@@ -12,7 +12,7 @@ import json
 import re
 from typing import Any
 
-from splitter.errors import FinnsplitError
+from core.errors import FinnsplitError
 
 MAX_DEPTH = 16  # the deepest legitimate message (a stats line) nests 3 levels
 _SPECIAL = re.compile(rb'[\[\]{}"\\]')

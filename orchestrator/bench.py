@@ -18,10 +18,10 @@ from typing import Any
 
 import numpy as np
 
+from core.errors import FinnsplitError
 from orchestrator.client import ChainClient
 from orchestrator.protocol import ProtocolError
 from splitter.boards import BoardError, load_board
-from splitter.errors import FinnsplitError
 
 STAGES = ("recv", "recv_wait", "compute", "send")
 # which frame counter each stage's total is divided by

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core.manifest import load_manifest
 from orchestrator.deploy import UploadReport, bundle_id, deploy
 from orchestrator.fleet import Fleet, assign, fan_in_flags
 from orchestrator.fleet_link import CommandError, FleetLink
@@ -37,7 +38,6 @@ from orchestrator.reconcile import (
     target_of,
 )
 from orchestrator.ssh import DeployError
-from splitter.bundle.manifest import load_manifest
 
 Log = Callable[[str], None]
 

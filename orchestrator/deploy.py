@@ -23,10 +23,7 @@ from typing import Any
 
 import paramiko
 
-from orchestrator import ssh
-from orchestrator.fleet import BoardEntry
-from orchestrator.ssh import DeployError, RemoteCommandError
-from splitter.bundle.manifest import (
+from core.manifest import (
     BundleError,
     bundle_files,
     check_file,
@@ -34,6 +31,9 @@ from splitter.bundle.manifest import (
     load_manifest,
     partition_files,
 )
+from orchestrator import ssh
+from orchestrator.fleet import BoardEntry
+from orchestrator.ssh import DeployError, RemoteCommandError
 
 BUNDLE_ID = re.compile(r"[0-9a-f]{16}")
 

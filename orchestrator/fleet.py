@@ -16,8 +16,8 @@ from typing import Any
 import yaml
 
 from board_agent.mqtt import client_options
+from core.errors import FinnsplitError
 from splitter.boards import BoardError, UnknownBoardError, load_board
-from splitter.errors import FinnsplitError
 
 NAME = re.compile(r"[a-z0-9-]+")
 DEFAULT_REMOTE_ROOT = "/opt/finnsplit"

@@ -4,7 +4,7 @@ One aiomqtt connection subscribed to every board's status, heartbeat, reply, sta
 topics of one chain. Status and heartbeats feed `observed`; commands are correlated with replies
 by id. aiomqtt has no automatic reconnect: `FleetLink.run` reconnects with backoff.
 Every message is size-capped, depth-limited and shape-checked before it changes anything
-(splitter.safe_json); a refused or failing message is logged and counted, and the link goes on.
+(core.safe_json); a refused or failing message is logged and counted, and the link goes on.
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ import aiomqtt
 
 from board_agent.mqtt import BrokerAuthError
 from board_agent.mqtt import client_id as unpredictable_id
+from core.errors import FinnsplitError
+from core.safe_json import MessageError, check_fields, loads_object
 from orchestrator.fleet import BrokerSettings
-from splitter.errors import FinnsplitError
-from splitter.safe_json import MessageError, check_fields, loads_object
 
 log = logging.getLogger("orchestrator.fleet_link")
 MAX_MESSAGE_BYTES = 65536  # the broker refuses larger packets too (orchestrator/broker.py)

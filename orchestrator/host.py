@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from splitter.errors import FinnsplitError
+from core.errors import FinnsplitError
 from splitter.graph import Affine
 from splitter.host import integer_input, run_output_stage, to_onnx_layout
 

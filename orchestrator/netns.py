@@ -18,7 +18,7 @@ import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from splitter.errors import FinnsplitError
+from core.errors import FinnsplitError
 
 
 class NetnsError(FinnsplitError):

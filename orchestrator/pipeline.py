@@ -25,10 +25,10 @@ from typing import Any
 
 import numpy as np
 
+from core.errors import FinnsplitError
+from core.manifest import load_manifest
 from orchestrator.host import finish_output, prepare_input
 from orchestrator.user_io import classes_of, load_image, load_labels, outputs_are_labels, preprocessing_for, top_k
-from splitter.bundle.manifest import load_manifest
-from splitter.errors import FinnsplitError
 
 Input = str | Path | np.ndarray
 

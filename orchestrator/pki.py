@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from splitter.errors import FinnsplitError
+from core.errors import FinnsplitError
 
 CA_DAYS, LEAF_DAYS = 3650, 1825
 

@@ -17,8 +17,8 @@ from typing import Protocol
 
 import numpy as np
 
+from core.errors import FinnsplitError
 from splitter.datatypes import DataType, datatype
-from splitter.errors import FinnsplitError
 from splitter.graph import TensorSpec
 from splitter.packing import pack, packed_size, unpack
 

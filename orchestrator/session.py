@@ -16,13 +16,13 @@ from typing import Any
 
 import numpy as np
 
+from core.errors import FinnsplitError
+from core.manifest import load_manifest
 from orchestrator.daemon import DaemonConfig, Orchestrator
 from orchestrator.fleet import Fleet
 from orchestrator.link_auth import new_key
 from orchestrator.pipeline_client import ResilientClient
 from orchestrator.protocol import WireSpec
-from splitter.bundle.manifest import load_manifest
-from splitter.errors import FinnsplitError
 
 Log = Callable[[str], None]
 

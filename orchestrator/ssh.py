@@ -13,8 +13,8 @@ import shlex
 
 import paramiko
 
+from core.errors import FinnsplitError
 from orchestrator.fleet import BoardEntry
-from splitter.errors import FinnsplitError
 
 
 class DeployError(FinnsplitError):

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from splitter.errors import FinnsplitError
+from core.errors import FinnsplitError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 _RESIZE_RATIO = {"imagenet": 0.875, "direct": 1.0}

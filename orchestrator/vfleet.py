@@ -23,9 +23,9 @@ from pathlib import Path
 
 import yaml
 
+from core.errors import FinnsplitError
 from orchestrator.broker import TLS_PORT, FleetSecrets, init_secrets
 from orchestrator.netns import NetworkConfig, VirtualNetwork
-from splitter.errors import FinnsplitError
 
 MOSQUITTO = "/usr/sbin/mosquitto"
 SSHD = "/usr/sbin/sshd"

@@ -21,13 +21,13 @@ from pathlib import Path
 from typing import Any
 
 from board_agent.config import find_server_binary
+from core.errors import FinnsplitError
+from core.manifest import load_manifest
 from orchestrator.fleet import fan_in_flags
 from orchestrator.link_auth import new_key, write_key
 from orchestrator.netns import VirtualNetwork
 from orchestrator.protocol import WireSpec
-from splitter.bundle.manifest import load_manifest
 from splitter.datatypes import datatype
-from splitter.errors import FinnsplitError
 
 
 class VirtualBoardError(FinnsplitError):

@@ -13,10 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
-
+from core.errors import FinnsplitError
 from splitter.cost.calibration import Calibration, CalibrationFileError, calibration_path, read_calibration
 from splitter.cost.resources import RESOURCE_NAMES, Resources
-from splitter.errors import FinnsplitError
 
 BUILTIN_DIR = Path(__file__).resolve().parent.parent / "boards"
 FAMILIES = ("zynq7000", "zynqmp")

@@ -10,12 +10,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import onnx
-
+from core.errors import FinnsplitError
+from core.manifest import sha256_file
 from splitter.boards import Board, parse_board_list
 from splitter.bundle.export import write_bundle
-from splitter.bundle.manifest import sha256_file
 from splitter.cost import CostConfig
-from splitter.errors import FinnsplitError
 from splitter.folding import finn_set_folding
 from splitter.graph import DataflowGraph
 from splitter.partition import Plan, plan, plan_for

@@ -6,8 +6,7 @@ import re
 from dataclasses import dataclass
 
 import numpy as np
-
-from splitter.errors import LoweringError
+from core.errors import LoweringError
 
 _INT_RE = re.compile(r"^(U?)INT(\d+)$")
 

@@ -12,9 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
+from core.manifest import load_manifest
 from splitter import program
-from splitter.bundle.manifest import load_manifest
 from splitter.executor import execute
 from splitter.finn.estimates import OUTPUT_DIR, EstimateResult
 

@@ -7,9 +7,8 @@ import zlib
 from pathlib import Path
 
 import numpy as np
-
+from core.errors import ProgramFormatError
 from splitter.datatypes import datatype, smallest_datatype, smallest_storage
-from splitter.errors import ProgramFormatError
 from splitter.graph import DataflowGraph, Layer, TensorSpec
 
 MAGIC = "FINNSPLIT-PROGRAM"

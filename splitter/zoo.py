@@ -16,7 +16,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from splitter.errors import FinnsplitError
+from core.errors import FinnsplitError
 
 LEGACY_PYTHON_VARIABLE = "FINNSPLIT_BREVITAS010_PYTHON"
 EXPORTERS = ("brevitas-0.13", "brevitas-0.10")

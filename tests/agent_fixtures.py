@@ -27,16 +27,15 @@ from typing import Any
 import aiomqtt
 import numpy as np
 import yaml
-from cpp_fixtures import random_input
-
 from board_agent.mqtt import tls_context
+from core.manifest import file_entry, load_manifest, write_manifest
+from cpp_fixtures import random_input
 from orchestrator.broker import Identity, init_secrets
 from orchestrator.client import ResultReceiver, TensorSender
 from orchestrator.fleet import BrokerSettings
 from orchestrator.link_auth import new_key
 from orchestrator.protocol import WireSpec
 from splitter import program
-from splitter.bundle.manifest import file_entry, load_manifest, write_manifest
 from splitter.executor import execute
 
 REPO = Path(__file__).resolve().parents[1]

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from core.errors import UnsupportedNodeError
 from qonnx_builder import QONNX, GraphBuilder
-
 from splitter import program
 from splitter.cost.xnor import finn_xnor_accumulator
-from splitter.errors import UnsupportedNodeError
 from splitter.executor import execute, xnor_popcount
 from splitter.graph import Layer
 from splitter.host import dataflow_input, final_output

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-
+from core.errors import FinnsplitError
 from splitter.boards import (
     BUILTIN_DIR,
     DEFAULT_USABLE,
@@ -18,7 +18,6 @@ from splitter.boards import (
     parse_board_list,
 )
 from splitter.cost import Resources
-from splitter.errors import FinnsplitError
 
 BUILTIN = ["kv260", "pynq-z1", "pynq-z2", "ultra96-v2", "zcu104", "zedboard"]
 

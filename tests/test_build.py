@@ -14,13 +14,12 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+from core.manifest import BundleError, load_manifest
 from cpp_fixtures import server_bin  # noqa: F401  (fixture: builds cpp_server)
 from onnx_chain import chain_output, raw_inputs, whole_model_output
-
 from splitter import program
 from splitter.boards import load_board
 from splitter.bundle.export import write_bundle
-from splitter.bundle.manifest import BundleError, load_manifest
 from splitter.executor import execute
 from splitter.host import dataflow_input, final_output
 from splitter.partition import plan

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
+from core.errors import FinnsplitError
 from splitter.boards import BUILTIN_DIR, known_boards, load_board
 from splitter.build import BuildConfig, BuildState, build
 from splitter.calibration_cli import MixedBoardsError, ReportError, UnknownNodeError, calibrate
@@ -26,7 +26,6 @@ from splitter.cost.calibration import (
     write_calibration,
 )
 from splitter.cost.model import CORRECTIONS
-from splitter.errors import FinnsplitError
 from splitter.partition import plan
 
 # Per-node post-synthesis amounts the reports say, as multiples of the prediction: LUT (1 + k) x on

@@ -11,11 +11,10 @@ from pathlib import Path
 
 import aiomqtt
 from agent_fixtures import Broker
-
+from core.manifest import FORMAT, VERSION
 from orchestrator.daemon import DaemonConfig, Orchestrator
 from orchestrator.fleet import load_fleet
 from orchestrator.reconcile import Degraded
-from splitter.bundle.manifest import FORMAT, VERSION
 
 
 def _fleet_and_bundle(tmp_path: Path, broker: Broker) -> tuple[Path, dict]:

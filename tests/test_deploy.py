@@ -18,11 +18,10 @@ from pathlib import Path
 
 import paramiko
 import pytest
-
+from core.manifest import BundleError, check_file, file_entry, load_manifest, partition_files, write_manifest
 from orchestrator.deploy import ActivationError, CorruptUploadError, Progress, bundle_id, connect, deploy
 from orchestrator.fleet import BoardEntry, assign, load_fleet
 from orchestrator.ssh import AuthError, HostKeyError, UnreachableError
-from splitter.bundle.manifest import BundleError, check_file, file_entry, load_manifest, partition_files, write_manifest
 
 SSHD = Path("/usr/sbin/sshd")
 FINNSPLIT = [sys.executable, "-c", "from splitter.cli import main; main()"]

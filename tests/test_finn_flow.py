@@ -19,11 +19,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from core.manifest import file_entry, write_manifest
 from cpp_fixtures import run_program, server_bin  # noqa: F401 - fixture
-
 from splitter import program
 from splitter.build import BuildConfig, build
-from splitter.bundle.manifest import file_entry, write_manifest
 from splitter.cli import finn_estimates
 from splitter.finn.env import FinnNotFoundError, FinnPython, find_finn_python
 from splitter.finn.estimates import run_estimates

@@ -15,9 +15,9 @@ from pathlib import Path
 import aiomqtt
 import numpy as np
 import pytest
-from cpp_fixtures import server_bin  # noqa: F401  (fixture)
-
 from board_agent.mqtt import tls_context
+from core.manifest import load_manifest
+from cpp_fixtures import server_bin  # noqa: F401  (fixture)
 from orchestrator.client import TensorSender
 from orchestrator.daemon import DaemonConfig, Orchestrator
 from orchestrator.fleet import load_fleet
@@ -27,7 +27,6 @@ from orchestrator.pipeline_client import ResilientClient
 from orchestrator.protocol import HandshakeError, WireSpec
 from orchestrator.vfleet import VirtualFleet
 from splitter import program
-from splitter.bundle.manifest import load_manifest
 from splitter.executor import execute
 
 pytestmark = pytest.mark.skipif(netns_available() is not None, reason=str(netns_available()))

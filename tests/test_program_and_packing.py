@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
+from core.errors import ProgramFormatError
 from splitter import program
 from splitter.datatypes import datatype
-from splitter.errors import ProgramFormatError
 from splitter.executor import execute
 from splitter.packing import pack, packed_size, unpack
 

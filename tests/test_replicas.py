@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from core.manifest import load_manifest
 from cpp_fixtures import ServerFleet, server_bin  # noqa: F401  (fixture)
-
 from orchestrator.client import ChainClient
 from orchestrator.link_auth import new_key
 from orchestrator.netns import netns_available
@@ -26,7 +26,6 @@ from orchestrator.pipeline_client import ResilientClient
 from orchestrator.protocol import WireSpec
 from orchestrator.reconcile import BoardView, Run, plan_steps, target_of
 from splitter import program
-from splitter.bundle.manifest import load_manifest
 from splitter.executor import execute
 
 REPO = Path(__file__).resolve().parents[1]

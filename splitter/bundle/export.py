@@ -18,11 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import onnx
-
+from core.manifest import FORMAT, VERSION, BundleError, file_entry, write_manifest
 from splitter import program
 from splitter.bundle.finn_graph import finn_hw_model
 from splitter.bundle.host_stages import add_host_stages
-from splitter.bundle.manifest import FORMAT, VERSION, BundleError, file_entry, write_manifest
 from splitter.bundle.submodel import sub_models
 from splitter.cost import LayerCost, Resources
 from splitter.finn.config import CONFIG_FILE, FOLDING_FILE, MODEL_FILE, write_build_config

@@ -14,13 +14,12 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import onnx
+from core.errors import FinnsplitError
 from onnx import TensorProto, helper, numpy_helper
-
 from splitter.cost import Folding, LayerCost
 from splitter.cost.branch import join_fifo_depths
 from splitter.cost.compute import accumulator_layer, threshold_layer
 from splitter.datatypes import threshold_datatype
-from splitter.errors import FinnsplitError
 from splitter.graph import DataflowGraph, Layer, TensorSpec, dtype_attr, pair
 
 DOMAIN = "finn.custom_op.fpgadataflow"

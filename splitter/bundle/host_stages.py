@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from splitter.bundle.manifest import file_entry
+from core.manifest import file_entry
 from splitter.graph import DataflowGraph
 
 OUTPUT_STAGE_FILE = "host/output_stage.onnx"

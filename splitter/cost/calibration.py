@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core.errors import FinnsplitError
 from splitter.cost.resources import Resources
-from splitter.errors import FinnsplitError
 
 FORMAT = "finnsplit-calibration"
 VERSION = 1

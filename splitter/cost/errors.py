@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from splitter.errors import FinnsplitError
+from core.errors import FinnsplitError
 
 
 class CostError(FinnsplitError):

@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from splitter.errors import FinnsplitError
+from core.errors import FinnsplitError
 from splitter.finn.runner import run_builds
 from splitter.finn.status import finn_status
 

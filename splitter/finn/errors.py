@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from splitter.errors import FinnsplitError
+from core.errors import FinnsplitError
 
 if TYPE_CHECKING:
     from splitter.finn.status import FinnStatus

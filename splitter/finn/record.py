@@ -1,6 +1,6 @@
 """Record a partition's finished FINN build in the bundle's manifest.json (docs/bundle.md#manifest).
 
-Standard library only, like the rest of splitter.finn (and splitter.bundle.manifest): it runs in
+Standard library only, like the rest of splitter.finn (and core.manifest): it runs in
 FINN's docker. load_manifest(verify=True) checks the files recorded here like every other.
 Format of the "finn" entry: docs/finn.md#the-manifest-entry.
 """
@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from splitter.bundle.manifest import file_entry
+from core.manifest import file_entry
 from splitter.finn.errors import BundleLayoutError
 
 MANIFEST = "manifest.json"

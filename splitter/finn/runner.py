@@ -18,7 +18,7 @@ import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from splitter.bundle.manifest import sha256_file
+from core.manifest import sha256_file
 from splitter.finn.bitstream import bootgen_arch, make_bitbin
 from splitter.finn.config import BITFILE, CONFIG_FILE, MODEL_FILE
 from splitter.finn.errors import BundleLayoutError, FinnBuildError, FinnUnavailableError

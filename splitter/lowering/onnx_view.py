@@ -10,10 +10,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import onnx
+from core.errors import LoweringError, UnsupportedNodeError
 from onnx import helper, numpy_helper
-
 from splitter.datatypes import DataType, datatype
-from splitter.errors import LoweringError, UnsupportedNodeError
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import onnx
-
-from splitter.errors import UnsupportedNodeError
+from core.errors import UnsupportedNodeError
 from splitter.lowering.avgpool import trunc_avgpool
 from splitter.lowering.cursor import Cursor
 from splitter.lowering.onnx_view import attributes

@@ -18,9 +18,8 @@ from fractions import Fraction
 from math import lcm
 
 import numpy as np
-
+from core.errors import UnsupportedNodeError
 from splitter.datatypes import smallest_datatype
-from splitter.errors import UnsupportedNodeError
 from splitter.graph import InputQuant
 from splitter.lowering.cursor import Cursor
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
-
-from splitter.errors import UnsupportedNodeError
+from core.errors import UnsupportedNodeError
 from splitter.lowering.chain import quant_int
 from splitter.lowering.onnx_view import OnnxView, attributes
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from core.errors import FinnsplitError
 from splitter.boards import Board
 from splitter.cost import Folding, LayerCost, Resources
-from splitter.errors import FinnsplitError
 
 
 class PartitionError(FinnsplitError):
