@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from splitter.errors import FinnsplitError
+from core.errors import FinnsplitError
 
 
 def progress_printer() -> Callable[[str], None]:
@@ -100,9 +100,9 @@ def virtual(bundle: str, images: tuple[str, ...], inputs: str | None, random_cou
             link_mbit: float | None) -> None:
     """Run a bundle on virtual boards: one emulate server per partition, on loopback or in namespaces."""
 
+    from core.manifest import load_manifest
     from orchestrator.host import finish_output
     from orchestrator.virtual import board_count, infer_on_virtual_boards
-    from splitter.bundle.manifest import load_manifest
 
     manifest = load_manifest(bundle)
     given = _inputs(manifest, images, inputs, random_count, seed, 32, labels)
@@ -150,11 +150,11 @@ def run(bundle: str, fleet_path: str | None, spares: int | None, link_mbit: floa
         labels: str | None, top: int, check_model: str | None) -> None:
     """Deploy BUNDLE to a fleet over SSH, start it over MQTT, stream inputs, keep it running through failures."""
 
+    from core.manifest import load_manifest
     from orchestrator.daemon import DaemonConfig
     from orchestrator.fleet import load_fleet
     from orchestrator.host import finish_output, prepare_input
     from orchestrator.session import FleetSession
-    from splitter.bundle.manifest import load_manifest
 
     if (fleet_path is None) == (spares is None):
         raise click.UsageError("give exactly one of --fleet FLEET.yaml and --virtual-fleet SPARES")

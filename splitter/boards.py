@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+
 from core.errors import FinnsplitError
 from splitter.cost.calibration import Calibration, CalibrationFileError, calibration_path, read_calibration
 from splitter.cost.resources import RESOURCE_NAMES, Resources

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import onnx
+
 from core.errors import FinnsplitError
 from core.manifest import sha256_file
 from splitter.boards import Board, parse_board_list

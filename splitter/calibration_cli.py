@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+
 from core.manifest import load_manifest
 from splitter.boards import BoardError, known_boards, load_board
 from splitter.cost.calibration import (

@@ -9,10 +9,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
+
 from core.errors import FinnsplitError
 
 if TYPE_CHECKING:
     import onnx
+
     from splitter.graph import DataflowGraph
     from splitter.lowering import InputSpec
 
@@ -75,6 +77,7 @@ def load_and_lower(
     reference names) and the dataflow graph.
     """
     import onnx
+
     from splitter.lowering import lower_model
 
     path = Path(model_path)

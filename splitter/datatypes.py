@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 
 import numpy as np
+
 from core.errors import LoweringError
 
 _INT_RE = re.compile(r"^(U?)INT(\d+)$")

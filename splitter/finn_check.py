@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
 from core.manifest import load_manifest
 from splitter import program
 from splitter.executor import execute

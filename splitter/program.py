@@ -7,6 +7,7 @@ import zlib
 from pathlib import Path
 
 import numpy as np
+
 from core.errors import ProgramFormatError
 from splitter.datatypes import datatype, smallest_datatype, smallest_storage
 from splitter.graph import DataflowGraph, Layer, TensorSpec

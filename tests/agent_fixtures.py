@@ -27,9 +27,10 @@ from typing import Any
 import aiomqtt
 import numpy as np
 import yaml
+from cpp_fixtures import random_input
+
 from board_agent.mqtt import tls_context
 from core.manifest import file_entry, load_manifest, write_manifest
-from cpp_fixtures import random_input
 from orchestrator.broker import Identity, init_secrets
 from orchestrator.client import ResultReceiver, TensorSender
 from orchestrator.fleet import BrokerSettings

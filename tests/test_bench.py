@@ -13,8 +13,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from core.manifest import load_manifest
 from cpp_fixtures import server_bin  # noqa: F401  (fixture: builds cpp_server)
+
+from core.manifest import load_manifest
 from orchestrator.netns import netns_available
 
 FINNSPLIT = [sys.executable, "-c", "from splitter.cli import main; main()"]

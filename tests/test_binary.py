@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from core.errors import UnsupportedNodeError
 from qonnx_builder import QONNX, GraphBuilder
+
+from core.errors import UnsupportedNodeError
 from splitter import program
 from splitter.cost.xnor import finn_xnor_accumulator
 from splitter.executor import execute, xnor_popcount

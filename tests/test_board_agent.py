@@ -39,14 +39,15 @@ from agent_fixtures import (
     serve_frames,
     with_finn_build,
 )
+from cpp_fixtures import server_bin  # noqa: F401  (fixture: builds cpp_server)
+from test_cpp_finn_zynq import IN_PHYS, OUT_PHYS, IodmaSimulator
+
 from board_agent.config import AgentConfig, ConfigError, config_from_dict, load_config
 from board_agent.fpga import FpgaError, FpgaManager, firmware_name
 from board_agent.run import parse_run, prepare_run
 from board_agent.server import server_command
 from core.manifest import load_manifest
-from cpp_fixtures import server_bin  # noqa: F401  (fixture: builds cpp_server)
 from orchestrator.client import TensorSender
-from test_cpp_finn_zynq import IN_PHYS, OUT_PHYS, IodmaSimulator
 
 
 @pytest.fixture

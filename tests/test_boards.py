@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from core.errors import FinnsplitError
 from splitter.boards import (
     BUILTIN_DIR,

@@ -14,9 +14,10 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from core.manifest import BundleError, load_manifest
 from cpp_fixtures import server_bin  # noqa: F401  (fixture: builds cpp_server)
 from onnx_chain import chain_output, raw_inputs, whole_model_output
+
+from core.manifest import BundleError, load_manifest
 from splitter import program
 from splitter.boards import load_board
 from splitter.bundle.export import write_bundle

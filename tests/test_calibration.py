@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+
 from core.errors import FinnsplitError
 from splitter.boards import BUILTIN_DIR, known_boards, load_board
 from splitter.build import BuildConfig, BuildState, build

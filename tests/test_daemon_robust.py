@@ -11,6 +11,7 @@ from pathlib import Path
 
 import aiomqtt
 from agent_fixtures import Broker
+
 from core.manifest import FORMAT, VERSION
 from orchestrator.daemon import DaemonConfig, Orchestrator
 from orchestrator.fleet import load_fleet

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import paramiko
 import pytest
+
 from core.manifest import BundleError, check_file, file_entry, load_manifest, partition_files, write_manifest
 from orchestrator.deploy import ActivationError, CorruptUploadError, Progress, bundle_id, connect, deploy
 from orchestrator.fleet import BoardEntry, assign, load_fleet

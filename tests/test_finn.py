@@ -24,6 +24,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+
 from core.errors import FinnsplitError
 from core.manifest import FORMAT, VERSION, BundleError, file_entry, load_manifest
 from splitter.boards import load_board

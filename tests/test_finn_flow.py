@@ -19,8 +19,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from core.manifest import file_entry, write_manifest
 from cpp_fixtures import run_program, server_bin  # noqa: F401 - fixture
+
+from core.manifest import file_entry, write_manifest
 from splitter import program
 from splitter.build import BuildConfig, build
 from splitter.cli import finn_estimates

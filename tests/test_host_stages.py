@@ -7,9 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from core.manifest import load_manifest
 from onnx_chain import chain_output, whole_model_output
 from qonnx_builder import GraphBuilder
+
+from core.manifest import load_manifest
 from splitter.build import BuildConfig, build
 from splitter.bundle.submodel import sub_models
 from splitter.datatypes import datatype

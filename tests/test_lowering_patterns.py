@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
-from core.errors import InputQuantizationRequired, UnsupportedNodeError
 from qonnx_builder import GraphBuilder
+
+from core.errors import InputQuantizationRequired, UnsupportedNodeError
 from splitter.datatypes import datatype
 from splitter.executor import execute
 from splitter.host import dataflow_input, final_output

@@ -15,9 +15,10 @@ from pathlib import Path
 import aiomqtt
 import numpy as np
 import pytest
+from cpp_fixtures import server_bin  # noqa: F401  (fixture)
+
 from board_agent.mqtt import tls_context
 from core.manifest import load_manifest
-from cpp_fixtures import server_bin  # noqa: F401  (fixture)
 from orchestrator.client import TensorSender
 from orchestrator.daemon import DaemonConfig, Orchestrator
 from orchestrator.fleet import load_fleet

@@ -12,11 +12,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from core.manifest import load_manifest
 from cpp_fixtures import server_bin  # noqa: F401  (fixture: builds cpp_server)
+from PIL import Image
+
+from core.manifest import load_manifest
 from orchestrator.host import finish_output, prepare_input
 from orchestrator.user_io import Preprocessing, UserInputError, load_image, preprocessing_for
-from PIL import Image
 from splitter.fast_executor import FastExecutor
 
 REPO = Path(__file__).resolve().parents[1]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from core.errors import ProgramFormatError
 from splitter import program
 from splitter.datatypes import datatype

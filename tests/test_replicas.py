@@ -17,8 +17,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from core.manifest import load_manifest
 from cpp_fixtures import ServerFleet, server_bin  # noqa: F401  (fixture)
+
+from core.manifest import load_manifest
 from orchestrator.client import ChainClient
 from orchestrator.link_auth import new_key
 from orchestrator.netns import netns_available

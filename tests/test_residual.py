@@ -7,15 +7,16 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from core.errors import ProgramFormatError, UnsupportedNodeError
 from cpp_fixtures import random_input, run_program, server_bin  # noqa: F401 - server_bin is a fixture
 from qonnx_builder import GraphBuilder
+from test_lowering_patterns import assert_equivalent, ops
+
+from core.errors import ProgramFormatError, UnsupportedNodeError
 from splitter import program
 from splitter.executor import execute
 from splitter.graph import DataflowGraph
 from splitter.host import dataflow_input
 from splitter.lowering import lower
-from test_lowering_patterns import assert_equivalent, ops
 
 
 def conv_bn_act(b: GraphBuilder, x: str, cin: int, cout: int, scale: float, k: int = 3, stride: int = 1,

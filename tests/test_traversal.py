@@ -10,6 +10,9 @@ from pathlib import Path
 
 import pytest
 from agent_fixtures import Board, Broker
+from cpp_fixtures import server_bin  # noqa: F401  (fixture: builds cpp_server)
+from test_deploy import Sshd, fleet_board, sshd  # noqa: F401  (fixture: a real sshd on loopback)
+
 from core.manifest import (
     FORMAT,
     VERSION,
@@ -20,9 +23,7 @@ from core.manifest import (
     load_manifest,
     write_manifest,
 )
-from cpp_fixtures import server_bin  # noqa: F401  (fixture: builds cpp_server)
 from orchestrator.deploy import UnsafePathError, connect
-from test_deploy import Sshd, fleet_board, sshd  # noqa: F401  (fixture: a real sshd on loopback)
 
 UNSAFE = ["../../etc/x", "/etc/passwd", "partition-0/../../x", "partition-0\\..\\x", "a\0b", "", ".", "a//b",
           "partition-0/./x", "line\nbreak", 7, None]

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import onnx
+
 from core.manifest import FORMAT, VERSION, BundleError, file_entry, write_manifest
 from splitter import program
 from splitter.bundle.finn_graph import finn_hw_model

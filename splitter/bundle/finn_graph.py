@@ -14,8 +14,9 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import onnx
-from core.errors import FinnsplitError
 from onnx import TensorProto, helper, numpy_helper
+
+from core.errors import FinnsplitError
 from splitter.cost import Folding, LayerCost
 from splitter.cost.branch import join_fifo_depths
 from splitter.cost.compute import accumulator_layer, threshold_layer

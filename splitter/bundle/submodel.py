@@ -15,8 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import onnx
-from core.errors import FinnsplitError
 from onnx import TensorProto, helper, numpy_helper
+
+from core.errors import FinnsplitError
 from splitter.graph import DataflowGraph
 from splitter.lowering.onnx_view import graph_input, with_shapes
 

@@ -86,6 +86,7 @@ def _estimate(part: Path, out: Path, codegen: bool, target_fps: int | None = Non
     """FINN's flow on part/model.onnx with the partition's own config, steps up to the estimates."""
     import finn.builder.build_dataflow as builder
     from finn.builder.build_dataflow_config import DataflowBuildConfig
+
     from splitter.finn.registry import prepare_board
 
     config = json.loads((part / "dataflow_build_config.json").read_text())

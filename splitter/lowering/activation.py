@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import onnx
+
 from core.errors import UnsupportedNodeError
 from splitter.lowering.chain import Activation, derive_thresholds
 from splitter.lowering.cursor import Cursor, store

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import onnx
+
 from core.errors import UnsupportedNodeError
 from splitter.datatypes import DataType, datatype, smallest_datatype
 from splitter.lowering.onnx_view import OnnxView, attributes

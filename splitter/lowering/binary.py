@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import onnx
+
 from core.errors import UnsupportedNodeError
 from splitter.lowering.cursor import Cursor
 from splitter.lowering.weights import bipolar_weights

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import onnx
+
 from core.errors import UnsupportedNodeError
 from splitter.datatypes import DataType, datatype, smallest_datatype
 from splitter.lowering.accumulator import finish_accumulator

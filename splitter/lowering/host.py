@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
-from core.errors import LoweringError, UnsupportedNodeError
 from onnx import helper, numpy_helper
+
+from core.errors import LoweringError, UnsupportedNodeError
 from splitter.graph import HostStage, InputQuant
 from splitter.lowering.chain import ELEMENTWISE_OPS, ChainOp
 from splitter.lowering.onnx_view import OnnxView, QuantParams, attributes, per_channel, with_shapes

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import onnx
+
 from core.errors import LoweringError
 
 __all__ = ["ImportedModel", "import_model"]
@@ -42,6 +43,7 @@ def import_model(model: onnx.ModelProto, name: str = "model") -> ImportedModel:
     from qonnx.transformation.general import RemoveStaticGraphInputs, RemoveUnusedTensors
     from qonnx.transformation.infer_shapes import InferShapes
     from qonnx.transformation.quant_constant_folding import FoldTransposeIntoQuantInit
+
     from splitter.lowering.passes import NameUnnamedNodes, UniqueParameterTensors
 
     wrapper = ModelWrapper(model)

@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import onnx
+
 from core.errors import InputQuantizationRequired, LoweringError, UnsupportedNodeError
 from splitter.datatypes import DataType
 from splitter.graph import Affine, DataflowGraph, HostStage, InputQuant, Layer, RefTensor, TensorSpec

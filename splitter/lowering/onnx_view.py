@@ -10,8 +10,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import onnx
-from core.errors import LoweringError, UnsupportedNodeError
 from onnx import helper, numpy_helper
+
+from core.errors import LoweringError, UnsupportedNodeError
 from splitter.datatypes import DataType, datatype
 
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import onnx
+
 from core.errors import UnsupportedNodeError
 from splitter.lowering.avgpool import trunc_avgpool
 from splitter.lowering.cursor import Cursor

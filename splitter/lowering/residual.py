@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import onnx
+
 from core.errors import UnsupportedNodeError
 from splitter.datatypes import DataType, smallest_datatype
 from splitter.graph import Layer, TensorSpec, pair

@@ -18,6 +18,7 @@ from fractions import Fraction
 from math import lcm
 
 import numpy as np
+
 from core.errors import UnsupportedNodeError
 from splitter.datatypes import smallest_datatype
 from splitter.graph import InputQuant

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import onnx
-from core.errors import LoweringError
 from onnx import numpy_helper
+
+from core.errors import LoweringError
 
 __all__ = ["CORE_OPS", "ModelProblems", "Regions", "regions", "survey"]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
+
 from core.errors import UnsupportedNodeError
 from splitter.lowering.chain import quant_int
 from splitter.lowering.onnx_view import OnnxView, attributes
