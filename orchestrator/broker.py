@@ -3,10 +3,11 @@
 `init_secrets` (the core of `finnsplit fleet init`) makes, in one directory, everything a Mosquitto
 broker needs to serve one chain with authenticated, authorized, encrypted MQTT: the fleet's CA and
 the broker's certificate (orchestrator/pki.py), one random password per board and one for the
-orchestrator (files 0600), Mosquitto's password file (PBKDF2-SHA512, its `$7$` format), an ACL
-file (a board reads only its own `cmd` and writes only its own topics; the orchestrator reads and
-writes the chain), and a mosquitto.conf with a TLS listener, no anonymous access and message size
-limits. Run again it keeps existing keys and passwords and adds what is missing (a new board).
+orchestrator (files 0600), the daemon ingress's token, Mosquitto's password file (PBKDF2-SHA512,
+its `$7$` format), an ACL file (a board reads only its own `cmd` and writes only its own topics;
+the orchestrator reads and writes the chain), and a mosquitto.conf with a TLS listener, no
+anonymous access and message size limits. Run again it keeps existing keys and passwords and adds
+what is missing (a new board).
 """
 
 from __future__ import annotations
@@ -70,6 +71,11 @@ class FleetSecrets:
         """The orchestrator's MQTT identity."""
         return Identity(orchestrator_username(self.chain), self.directory / "orchestrator.password")
 
+    @property
+    def ingress_token_file(self) -> Path:
+        """The bearer token of the daemon's ingress (docs/ingress.md)."""
+        return self.directory / "ingress.token"
+
     def mosquitto_conf(self, host: str, port: int = TLS_PORT, extra: str = "") -> str:
         """A mosquitto.conf serving this chain on a TLS listener at host:port (`extra` lines appended)."""
         b = self.broker_dir
@@ -116,4 +122,5 @@ def init_secrets(directory: str | Path, chain: str, boards: list[str] | tuple[st
     passwd = "".join(f"{user.username}:{hash_password(_password(user.password_file))}\n" for user in users)
     write_private(found.broker_dir / "passwd", passwd.encode())
     (found.broker_dir / "acl").write_text(acl_text(chain, boards))
+    _password(found.ingress_token_file)  # other programs' key to the daemon's ingress
     return found

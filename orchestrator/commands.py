@@ -204,23 +204,34 @@ def run(bundle: str, fleet_path: str | None, spares: int | None, link_mbit: floa
 @click.option("--fleet", "fleet_path", required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option("--backend", default="emulate", show_default=True, help="The boards' backend: emulate or finn-zynq.")
 @click.option("--report-s", default=5.0, show_default=True, help="Seconds between health reports.")
-def daemon(bundle: str, fleet_path: str, backend: str, report_s: float) -> None:
+@click.option("--web", metavar="HOST:PORT", help="Serve the live dashboard here (docs/dashboard.md).")
+@click.option("--ingress", metavar="HOST:PORT", help="Take frames from other programs here (HTTPS, docs/ingress.md).")
+@click.option("--ingress-token", type=click.Path(dir_okay=False),
+              help="The ingress's token file (default: ingress.token beside the fleet's ca_file).")
+def daemon(bundle: str, fleet_path: str, backend: str, report_s: float, web: str | None, ingress: str | None,
+           ingress_token: str | None) -> None:
     """Keep BUNDLE deployed and running on a fleet until interrupted, reporting health and the bottleneck."""
     import signal
     import threading
 
     from orchestrator.daemon import DaemonConfig
+    from orchestrator.daemon_web import RecentLog, start_dashboard, start_ingress
     from orchestrator.fleet import load_fleet
     from orchestrator.health import HealthTracker, format_health
     from orchestrator.session import FleetSession
 
     progress = progress_printer()
-    session = FleetSession(load_fleet(fleet_path), bundle, DaemonConfig(backend=backend), progress)
+    recent = RecentLog(progress)  # the dashboard's last errors
+    session = FleetSession(load_fleet(fleet_path), bundle, DaemonConfig(backend=backend), recent)
     done = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: done.set())
     tracker = HealthTracker()
+    services = contextlib.ExitStack()
     try:
+        taking = start_ingress(services, session, ingress, ingress_token, progress) if ingress else None
+        if web:
+            start_dashboard(services, session, web, recent, taking, progress)
         while not done.wait(report_s):
             orch = session.orch
             stats = {name: orch.link.board(name).stats for name in orch.assignment.values()}
@@ -228,6 +239,7 @@ def daemon(bundle: str, fleet_path: str, backend: str, report_s: float) -> None:
             replicas = {orch.label(k): orch.replicas(k) for k in orch.assignment}
             click.echo(format_health(orch.state, tracker.sample(stages, stats, replicas)))
     finally:
+        services.close()
         session.close()
 
 

@@ -40,6 +40,7 @@ def init(fleet_path: str, out_dir: str | None, hosts: tuple[str, ...], port: int
                f"  (chown mosquitto {made.broker_dir}/broker.key {made.broker_dir}/passwd)\n")
     click.echo(f"fleet.yaml:\n  broker: {{host: {inventory.broker.host}, port: {port}, username: {me.username},\n"
                f"           password_file: {me.password_file}, ca_file: {made.ca_file}}}\n")
+    click.echo(f"ingress token (finnsplit daemon --ingress; docs/ingress.md): {made.ingress_token_file}\n")
     click.echo("each board (then restart finnsplit-agent):")
     for name in names:
         ident = made.board(name)

@@ -5,8 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
-# clang + libclang-rt: the ASan/UBSan and libFuzzer build of cpp_server (tests/cpp_fixtures.py).
-for pkg in mosquitto openssh-server g++-arm-linux-gnueabihf qemu-user-static cmake iproute2 clang libclang-rt-14-dev; do
+# clang + libclang-rt: the ASan/UBSan and libFuzzer build of cpp_server (tests/cpp_fixtures.py);
+# chromium: the dashboard test drives it headless (tests/test_dashboard_ingress.py).
+for pkg in mosquitto openssh-server g++-arm-linux-gnueabihf qemu-user-static cmake iproute2 clang libclang-rt-14-dev chromium; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then
