@@ -232,7 +232,7 @@ class Orchestrator:
         if (step.partition, step.waiting) not in self._degraded_said:
             self._degraded_said.add((step.partition, step.waiting))
             if step.waiting:
-                self.log(f"partition {step.partition} waiting: {step.why}")
+                self.log(f"partition {step.partition}: {step.why}")
             else:
                 self.log(f"DEGRADED: partition {step.partition} cannot run: {step.why}")
 
