@@ -56,9 +56,13 @@ class VirtualFleet:
     """`boards` virtual boards [(name, type), ...] in `work`; use as a context manager."""
 
     def __init__(self, work: str | Path, boards: list[tuple[str, str]], chain: str = "vfleet",
-                 rate_mbit: float | None = None, heartbeat_s: float = 1.0) -> None:
-        """Create the network, broker, sshds and agents, and write work/fleet.yaml."""
+                 rate_mbit: float | None = None, heartbeat_s: float = 1.0, agents: bool = True) -> None:
+        """Create the network, broker, sshds and agents, and write work/fleet.yaml.
+
+        `agents=False`: fresh boards, nothing but sshd (for `finnsplit board install`; run_in starts
+        what it installed)."""
         self.work = Path(work).resolve()
+        self.agents = agents
         self.work.mkdir(parents=True, exist_ok=True)
         self.boards, self.chain, self.heartbeat_s = boards, chain, heartbeat_s
         self.procs: dict[str, list[subprocess.Popen]] = {}
@@ -119,7 +123,8 @@ class VirtualFleet:
                                 stdout=log.open("ab"), stderr=subprocess.STDOUT)
         self.procs[name] = [sshd]
         _wait_port(address, 22, f"sshd of {name}", sshd, log)
-        self.start_agent(name)
+        if self.agents:
+            self.start_agent(name)
         return f"{address} {' '.join(Path(f'{host_key}.pub').read_text().split()[:2])}\n"
 
     def start_agent(self, name: str) -> None:
@@ -141,6 +146,16 @@ class VirtualFleet:
         agent = subprocess.Popen(self.network.command(index, argv), stdout=(base / "agent.log").open("ab"),
                                  stderr=subprocess.STDOUT, env=env)
         self.procs[name].append(agent)
+
+    def run_in(self, name: str, argv: list[str], log: Path) -> subprocess.Popen:
+        """Start `argv` in board `name`'s namespace with a bare environment (nothing of this checkout's
+        venv or PYTHONPATH), as its init system would; killed with the board."""
+        index = [n for n, _ in self.boards].index(name)
+        env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "PYTHONUNBUFFERED": "1"}
+        proc = subprocess.Popen(self.network.command(index, argv), stdout=log.open("ab"), stderr=subprocess.STDOUT,
+                                env=env, cwd="/")
+        self.procs[name].append(proc)
+        return proc
 
     def _write_fleet(self, key: Path) -> None:
         boards = [{"name": name, "type": kind, "address": self.network.address(i), "data_port": 7000,

@@ -1,0 +1,96 @@
+"""`finnsplit board install` onto a fresh namespace board (real sshd), then a bundle runs on what it installed.
+
+The board gets only core + board_agent in a venv of the system's python3 (no PYTHONPATH to this
+checkout): the installed agent imports nothing from splitter/ or orchestrator/ and no numpy, onnx,
+qonnx or torch.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+import yaml
+from agent_fixtures import build_bundle
+from cpp_fixtures import server_bin  # noqa: F401  (fixture: builds cpp_server)
+
+from orchestrator.board_install import FORBIDDEN, agent_wheel, exec_start, unit_text
+from orchestrator.netns import netns_available
+from orchestrator.vfleet import VirtualFleet
+
+FINNSPLIT = [str(Path(sys.executable).with_name("finnsplit"))]
+
+
+def finnsplit(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([*FINNSPLIT, *args], capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def test_the_agent_wheel_holds_core_and_board_agent_only(tmp_path: Path) -> None:
+    wheel = agent_wheel(tmp_path)
+    names = zipfile.ZipFile(wheel).namelist()
+    tops = {n.split("/")[0] for n in names}
+    assert {t for t in tops if not t.endswith(".dist-info")} == {"core", "board_agent"}
+    assert "board_agent/systemd/finnsplit-agent.service" in names
+    metadata = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("METADATA"))).decode()
+    requires = sorted(line.split(": ")[1].split("==")[0].lower() for line in metadata.splitlines()
+                      if line.startswith("Requires-Dist"))
+    assert requires == ["aiomqtt", "pyyaml"]
+
+
+def test_the_unit_runs_the_installed_venv_with_the_installed_config() -> None:
+    unit = unit_text("/srv/fs", "/srv/etc")
+    assert exec_start(unit) == ("/srv/fs/venv/bin/python", "-m", "board_agent", "--config", "/srv/etc/agent.yaml")
+    assert "ReadWritePaths=/srv/fs /lib/firmware" in unit
+
+
+@pytest.mark.skipif(netns_available() is not None, reason=str(netns_available()))
+@pytest.mark.usefixtures("server_bin")
+def test_install_onto_a_fresh_namespace_board_then_run_a_bundle_on_it(tmp_path: Path) -> None:
+    bundle = build_bundle(tmp_path)
+    with VirtualFleet(tmp_path / "fleet", [("nb0", "zedboard")], heartbeat_s=0.5, agents=False) as vfleet:
+        assert vfleet.secrets is not None
+        board_dir = tmp_path / "fleet" / "boards" / "nb0"
+        etc, units = board_dir / "etc", board_dir / "systemd"
+        args = ["board", "install", "--fleet", str(vfleet.fleet_path), "--secrets", str(vfleet.secrets.directory),
+                "--etc-dir", str(etc), "--systemd-dir", str(units), "--no-enable"]
+        done = finnsplit(*args)
+        assert done.returncode == 0, done.stderr + done.stdout
+        root = vfleet.remote_root("nb0")
+        assert (root / "bin" / "finnsplit-server").stat().st_mode & 0o111
+        site = next(iter((root / "venv").glob("lib/python3*/site-packages")))
+        installed = {p.name for p in site.iterdir()}
+        assert {"core", "board_agent"} <= installed and not installed & {*FORBIDDEN, "splitter", "orchestrator"}
+        assert (etc / "broker.password").stat().st_mode & 0o777 == 0o600
+        assert yaml.safe_load((etc / "agent.yaml").read_text())["server_binary"] == str(root / "bin/finnsplit-server")
+        # the installed python cannot even see this checkout
+        probe = subprocess.run(vfleet.network.command(0, [str(root / "venv/bin/python"), "-c", "import splitter"]),
+                               capture_output=True, text=True, env={"PATH": "/usr/bin:/bin:/usr/sbin"}, cwd="/",
+                               check=False)
+        assert probe.returncode != 0 and "No module named 'splitter'" in probe.stderr
+
+        again = finnsplit(*args)  # an upgrade: the same install once more
+        assert again.returncode == 0, again.stderr + again.stdout
+
+        argv = list(exec_start((units / "finnsplit-agent.service").read_text()))
+        vfleet.run_in("nb0", argv, board_dir / "installed-agent.log")
+        ran = finnsplit("run", str(bundle), "--fleet", str(vfleet.fleet_path), "--random", "4",
+                        "--check", str(tmp_path / "tfc.onnx"))
+        log = (board_dir / "installed-agent.log").read_text()
+        assert ran.returncode == 0, ran.stderr + ran.stdout + log
+        assert "bit-exact vs the Python executor: 4/4 frames" in ran.stdout
+
+
+def test_install_names_an_unknown_board(tmp_path: Path) -> None:
+    fleet = tmp_path / "fleet.yaml"
+    key = tmp_path / "key"
+    key.write_text("x")
+    fleet.write_text(yaml.safe_dump({"chain": "c", "broker": {"host": "127.0.0.1", "insecure": True},
+                                     "client": {"host": "127.0.0.1"},
+                                     "boards": [{"name": "b0", "type": "zedboard", "address": "127.0.0.1",
+                                                 "ssh": {"key": str(key), "known_hosts": str(key)}}]}))
+    done = finnsplit("board", "install", "--fleet", str(fleet), "nope")
+    assert done.returncode != 0 and "no board 'nope' in the fleet; boards: b0" in done.stderr
+    assert "Traceback" not in done.stderr
