@@ -107,6 +107,11 @@ def virtual(bundle: str, images: tuple[str, ...], inputs: str | None, random_cou
     manifest = load_manifest(bundle)
     given = _inputs(manifest, images, inputs, random_count, seed, 32, labels)
     raws = given.raws
+    check = None
+    if check_model:  # the references are computed while the boards start and stream
+        from orchestrator.reference_check import ReferenceCheck
+
+        check = ReferenceCheck(check_model, manifest, bundle, raws)
     progress = progress_printer()
     replicated = [p for p in manifest["partitions"] if p["replicas"] > 1]
     progress(f"{board_count(manifest)} virtual boards for {len(manifest['partitions'])} partitions"
@@ -128,8 +133,8 @@ def virtual(bundle: str, images: tuple[str, ...], inputs: str | None, random_cou
                f"{manifest['plan']['fps']:.1f} fps)")
     results = [finish_output(manifest, y, bundle) for y in outputs]
     _print_results(manifest, given, results, top)
-    if check_model:
-        _check_against_model(check_model, manifest, bundle, raws, outputs, results, progress)
+    if check is not None:
+        check.report(outputs, results, progress)
 
 
 @click.command()
@@ -164,6 +169,11 @@ def run(bundle: str, fleet_path: str | None, spares: int | None, link_mbit: floa
     progress = progress_printer()
     given = _inputs(manifest, images, inputs, random_count, seed, 64, labels)
     raws = given.raws
+    check = None
+    if check_model:  # the references are computed while the boards start and stream
+        from orchestrator.reference_check import ReferenceCheck
+
+        check = ReferenceCheck(check_model, manifest, bundle, raws)
     tensors = [prepare_input(manifest, bundle, raw) for raw in raws]
     with contextlib.ExitStack() as stack:
         vfleet = None
@@ -195,8 +205,8 @@ def run(bundle: str, fleet_path: str | None, spares: int | None, link_mbit: floa
                + ", ".join(f"{label(k)}:{b}" for k, b in sorted(report.stages.items())) if report.killed else ""))
     results = [finish_output(manifest, y, bundle) for y in report.outputs]
     _print_results(manifest, given, results, top)
-    if check_model:
-        _check_against_model(check_model, manifest, bundle, raws, report.outputs, results, progress)
+    if check is not None:
+        check.report(report.outputs, results, progress)
 
 
 @click.command()
@@ -241,52 +251,6 @@ def daemon(bundle: str, fleet_path: str, backend: str, report_s: float, web: str
     finally:
         services.close()
         session.close()
-
-
-def _check_against_model(model_path: str, manifest: dict, bundle: str, raws: list, outputs: list, results: list,
-                         progress) -> None:
-    """Compare virtual-board outputs with the Python executor (all) and with qonnx (the first three)."""
-    import numpy as np
-
-    from orchestrator.host import prepare_input
-    from splitter.cli import input_spec_of_bundle, load_and_lower
-    from splitter.fast_executor import FastExecutor
-    from splitter.host import model_float_input
-    from splitter.progress import ProgressBar
-
-    # the bundle's own input quantization; the imported model has every shape qonnx's executor needs
-    model, graph = load_and_lower(model_path, input_spec_of_bundle(manifest))
-    progress("checking against the Python executor")
-    reference = FastExecutor(graph)
-    exact, chunk = 0, 2 * reference.workers
-    with ProgressBar("checking", len(raws)) as bar:
-        for start in range(0, len(raws), chunk):
-            batch = np.concatenate([prepare_input(manifest, bundle, raw) for raw in raws[start : start + chunk]])
-            expected = reference(batch)
-            exact += sum(np.array_equal(e[None], y) for e, y in zip(expected, outputs[start : start + chunk],
-                                                                      strict=True))
-            bar.advance(len(batch))
-    click.echo(f"bit-exact vs the Python executor: {exact}/{len(raws)} frames")
-    from qonnx.core.modelwrapper import ModelWrapper
-    from qonnx.core.onnx_exec import execute_onnx
-
-    wrapper = ModelWrapper(model)
-    name = wrapper.graph.input[0].name
-    count, same, top1, worst = min(3, len(raws)), 0, 0, 0.0
-    progress(f"checking {count} inputs against the original model (qonnx execute_onnx)")
-    with ProgressBar("qonnx", count) as bar:
-        for raw, result in zip(raws[:count], results[:count], strict=True):
-            iq = graph.input_quant
-            x = model_float_input(iq, raw) if iq is not None and iq.kind == "declared" else raw
-            ref = np.asarray(execute_onnx(wrapper, {name: x})[wrapper.graph.output[0].name]).reshape(1, -1)
-            same += int(np.array_equal(ref, result))
-            top1 += int(np.argmax(ref) == np.argmax(result))
-            worst = max(worst, float(np.max(np.abs(ref - result))))
-            bar.advance()
-    click.echo(f"vs the original QONNX model: identical outputs {same}/{count}, same top-1 {top1}/{count}, "
-               f"largest difference {worst:.3g} (why they can differ: docs/lowering.md, float32 near-ties)")
-    if exact != len(raws):
-        raise FinnsplitError("virtual boards disagree with the Python executor")
 
 
 @click.command()
@@ -345,10 +309,4 @@ def _bench_command() -> click.Command:
     return bench
 
 
-def _board_group() -> click.Group:
-    from orchestrator.board_cli import board
-
-    return board
-
-
-COMMANDS = (virtual, run, daemon, status, _fleet_group(), _bench_command(), _board_group())
+COMMANDS = (virtual, run, daemon, status, _fleet_group(), _bench_command())

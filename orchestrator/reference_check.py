@@ -1,0 +1,79 @@
+"""`--check MODEL`: every output against the Python executor, the first three against qonnx.
+
+The references need only the inputs, so they are computed in a background thread while the
+boards start and stream (seconds of waiting on SSH, agents and the network that the check used
+to follow); `report` then only compares. numpy, BLAS and onnxruntime release the GIL, so the
+thread costs the streaming little.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import click
+import numpy as np
+
+from core.errors import FinnsplitError
+
+QONNX_FRAMES = 3
+
+
+class ReferenceCheck:
+    """Expected outputs of `raws` by the Python executor (all) and qonnx (the first three)."""
+
+    def __init__(self, model_path: str, manifest: dict[str, Any], bundle: str, raws: list) -> None:
+        """Start computing at once, in a daemon thread."""
+        self.model_path, self.manifest, self.bundle, self.raws = model_path, manifest, bundle, raws
+        self.executor: list[np.ndarray] = []
+        self.qonnx: list[np.ndarray] = []
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._compute, name="reference-check", daemon=True)
+        self._thread.start()
+
+    def _compute(self) -> None:
+        try:
+            self._references()
+        except BaseException as exc:  # re-raised by report() in the calling thread
+            self.error = exc
+
+    def _references(self) -> None:
+        from orchestrator.host import prepare_input
+        from splitter.cli import input_spec_of_bundle, load_and_lower
+        from splitter.fast_executor import FastExecutor
+
+        # the bundle's own input quantization; the imported model has every shape qonnx's executor needs
+        model, graph = load_and_lower(self.model_path, input_spec_of_bundle(self.manifest))
+        tensors = [prepare_input(self.manifest, self.bundle, raw) for raw in self.raws]
+        self.executor = list(FastExecutor(graph)(np.concatenate(tensors))) if tensors else []
+        from qonnx.core.modelwrapper import ModelWrapper
+        from qonnx.core.onnx_exec import execute_onnx
+
+        from splitter.host import model_float_input
+
+        wrapper = ModelWrapper(model)
+        name, out = wrapper.graph.input[0].name, wrapper.graph.output[0].name
+        iq = graph.input_quant
+        for raw in self.raws[:QONNX_FRAMES]:
+            x = model_float_input(iq, raw) if iq is not None and iq.kind == "declared" else raw
+            self.qonnx.append(np.asarray(execute_onnx(wrapper, {name: x})[out]).reshape(1, -1))
+
+    def report(self, outputs: list, results: list, progress: Callable[[str], None]) -> None:
+        """Print how the boards' outputs compare; raise FinnsplitError if any differs from the executor."""
+        if self._thread.is_alive():
+            progress("waiting for the reference outputs (Python executor, qonnx)")
+            self._thread.join()
+        if self.error is not None:
+            raise self.error
+        exact = sum(np.array_equal(e[None], y) for e, y in zip(self.executor, outputs, strict=True))
+        click.echo(f"bit-exact vs the Python executor: {exact}/{len(outputs)} frames")
+        count = len(self.qonnx)
+        same = sum(int(np.array_equal(ref, r)) for ref, r in zip(self.qonnx, results, strict=False))
+        top1 = sum(int(np.argmax(ref) == np.argmax(r)) for ref, r in zip(self.qonnx, results, strict=False))
+        worst = max((float(np.max(np.abs(ref - r))) for ref, r in zip(self.qonnx, results, strict=False)),
+                    default=0.0)
+        click.echo(f"vs the original QONNX model: identical outputs {same}/{count}, same top-1 {top1}/{count}, "
+                   f"largest difference {worst:.3g} (why they can differ: docs/lowering.md, float32 near-ties)")
+        if exact != len(outputs):
+            raise FinnsplitError("virtual boards disagree with the Python executor")
