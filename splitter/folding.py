@@ -344,15 +344,42 @@ def finn_folding_config(
     layers: Sequence[Layer], foldings: Sequence[Folding], board: Board, tensors: Mapping[str, TensorSpec],
     cfg: CostConfig | None = None,
 ) -> dict[str, dict[str, object]]:
-    """FINN folding-config JSON content for one partition, keyed by FINN's node names (MVAU_hls_0 ...)."""
-    config: dict[str, dict[str, object]] = {"Defaults": {}}
-    counters: dict[str, int] = {}
+    """FINN folding-config JSON content for one partition, keyed by FINN's node names (MVAU_hls_0 ...).
+
+    The entries come in the partition's node order; the names are counted per op type in the order
+    FINN's flow puts the nodes (finn_node_order), which differs from ours only for branching graphs.
+    """
+    nodes: list[tuple[str, dict[str, object]]] = []
+    counts = []
     for layer, f in zip(layers, foldings, strict=True):
-        for node, entry in zip(layer_cost(layer, f, board, tensors, cfg).nodes, node_entries(layer, f), strict=True):
-            index = counters.get(node.impl, 0)
-            counters[node.impl] = index + 1
-            config[f"{node.impl}_{index}"] = entry
+        costs = layer_cost(layer, f, board, tensors, cfg).nodes
+        nodes += [(node.impl, entry) for node, entry in zip(costs, node_entries(layer, f), strict=True)]
+        counts.append(len(costs))
+    names = [""] * len(nodes)
+    counters: dict[str, int] = {}
+    for i in finn_node_order(layers, counts):
+        impl = nodes[i][0]
+        names[i] = f"{impl}_{counters.get(impl, 0)}"
+        counters[impl] = counters.get(impl, 0) + 1
+    config: dict[str, dict[str, object]] = {"Defaults": {}}
+    config.update((name, entry) for name, (_, entry) in zip(names, nodes, strict=True))
     return config
+
+
+def finn_node_order(layers: Sequence[Layer], counts: Sequence[int]) -> list[int]:
+    """Positions of the FINN nodes (`counts[k]` per layer k, in a row) in the order FINN's flow sorts them.
+
+    qonnx's SortGraph (toposort_flatten) emits the nodes level by level, the nodes of one level by
+    position; a node's level is the longest path to it. A chain keeps its order; the branches of a
+    residual block interleave.
+    """
+    producer: dict[str, int] = {}
+    depth: list[int] = []
+    for layer, count in zip(layers, counts, strict=True):
+        base = max((depth[producer[name]] + 1 for name in layer.inputs if name in producer), default=0)
+        depth += [base + k for k in range(count)]
+        producer.update(dict.fromkeys(layer.outputs, len(depth) - 1))
+    return sorted(range(len(depth)), key=lambda i: (depth[i], i))
 
 
 def node_entries(layer: Layer, f: Folding) -> list[dict[str, object]]:

@@ -42,8 +42,8 @@ def finn_python() -> FinnPython:
         pytest.fail(f"{exc}")
 
 
-def _bundle(model: Path, boards: str, out: Path) -> Path:
-    build(BuildConfig(model=str(model), output=str(out), boards=boards, finn="no"))
+def _bundle(model: Path, boards: str, out: Path, replicate: bool = True) -> Path:
+    build(BuildConfig(model=str(model), output=str(out), boards=boards, finn="no", replicate=replicate))
     return out
 
 
@@ -108,12 +108,13 @@ def test_mobilenet_on_six_zedboards_through_finn(zoo_dir: Path, finn_python: Fin
     ("mobilenet-v1-w4a4", "kv260:3", 2),
     ("cnv-w1a1", "zedboard:2", 4),  # XNOR-popcount MVAUs (binaryXnorMode), a first layer of 8-bit x bipolar
     ("lfc-w1a1", "pynq-z2:1", 4),  # a bipolar graph input (BINARY from the host) and an XNOR layer without activation
+    ("resnet8-w4a4", "zedboard:3", 4),  # residual blocks, cut between blocks: DuplicateStreams, AddStreams
 ])
 def test_zynq7000_and_ultrascale_partitions_go_through_finn(
     model: str, boards: str, frames: int, zoo_dir: Path, finn_python: FinnPython, server_bin: Path,  # noqa: F811
     tmp_path: Path,
 ) -> None:
-    bundle = _bundle(zoo_dir / f"{model}.onnx", boards, tmp_path / "b")
+    bundle = _bundle(zoo_dir / f"{model}.onnx", boards, tmp_path / "b", replicate=not model.startswith("resnet"))
     results, problems = finn_estimates(bundle, None, 2, False, frames, lambda _: None)
     assert problems == []  # FINN's execution equals the executor on every frame at every boundary
     expected = boundary_frames(bundle, frames).expected

@@ -26,7 +26,7 @@ from splitter.bundle.host_stages import add_host_stages
 from splitter.bundle.submodel import sub_models
 from splitter.cost import LayerCost, Resources
 from splitter.finn.config import CONFIG_FILE, FOLDING_FILE, MODEL_FILE, write_build_config
-from splitter.folding import apply_folding, finn_folding_config
+from splitter.folding import apply_folding, finn_folding_config, finn_node_order
 from splitter.graph import DataflowGraph, TensorSpec
 from splitter.lowering.onnx_view import graph_input
 from splitter.packing import packed_size
@@ -144,7 +144,7 @@ def _write_partition(root: Path, graph: DataflowGraph, p: Partition, sub: onnx.M
         "output": tensor_entry(piece.output, _io_shape(sub.graph.output[0])),
         "files": {key: file_entry(root, path) for key, path in paths.items()},
         "finn_io": _finn_io(p, piece),
-        "predicted": _predicted(p, list(folding)[1:]),
+        "predicted": _predicted(p, list(folding)[1:], finn_node_order(piece.layers, [len(c.nodes) for c in p.costs])),
     }
 
 
@@ -163,8 +163,10 @@ def _io_shape(info: onnx.ValueInfoProto) -> list[int]:
     return [d.dim_value for d in info.type.tensor_type.shape.dim]
 
 
-def _predicted(p: Partition, node_names: list[str]) -> dict[str, Any]:
+def _predicted(p: Partition, node_names: list[str], order: list[int]) -> dict[str, Any]:
+    """The plan's prediction of partition `p`; its layers in FINN's node order (`order`, folding.finn_node_order)."""
     util = p.utilization
+    entries = [_layer_entry(node, layer, c) for node, (layer, c) in zip(node_names, _nodes(p), strict=True)]
     return {
         "fps": round(p.fps, 3),
         "compute_fps": round(p.compute_fps, 3),
@@ -179,7 +181,7 @@ def _predicted(p: Partition, node_names: list[str]) -> dict[str, Any]:
         "bytes_in": p.bytes_in,
         "bytes_out": p.bytes_out,
         "finn_terms": finn_resources(sum((c.finn for c in p.costs), Resources())),
-        "layers": [_layer_entry(node, layer, c) for node, (layer, c) in zip(node_names, _nodes(p), strict=True)],
+        "layers": [entries[i] for i in order],
     }
 
 

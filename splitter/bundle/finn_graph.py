@@ -163,7 +163,7 @@ def _derived(layer: Layer, src: TensorSpec, dst: TensorSpec) -> dict[str, object
         return {"numInputVectors": _vectors(src.shape), "mem_mode": "internal_decoupled"}
     if op == "VVAU":
         return {"mem_mode": "internal_decoupled", "Dim": list(dst.shape[1:3])}
-    if op in ("Thresholding", "ChannelwiseOp", "GlobalAccPool", "LabelSelect"):
+    if op in ("Thresholding", "ChannelwiseOp", "GlobalAccPool", "LabelSelect", "DuplicateStreams"):
         extra: dict[str, object] = {"numInputVectors": _vectors(src.shape)}
         if op == "Thresholding":
             extra["weightDataType"] = threshold_datatype(layer.params["thresholds"], src.dtype).name
@@ -173,7 +173,7 @@ def _derived(layer: Layer, src: TensorSpec, dst: TensorSpec) -> dict[str, object
     if op == "Pool":
         return _pool(layer, src, dst)
     if op == "AddStreams":  # the join's FIFOs (lowering/residual.py buffer_pixels), in words of its PE
-        return {"inFIFODepths": list(join_fifo_depths(layer, int(a["PE"])))}
+        return {"numInputVectors": _vectors(src.shape), "inFIFODepths": list(join_fifo_depths(layer, int(a["PE"])))}
     return {}
 
 

@@ -186,7 +186,7 @@ def _run_specialized(specialized, generic, context: dict, get_op) -> dict[str, b
     if len(specialized.graph.node) != len(generic.graph.node):
         raise RuntimeError(f"FINN's graph has {len(specialized.graph.node)} nodes, the partition's "
                            f"{len(generic.graph.node)}: the flow added or removed layers")
-    for spec_node, gen_node in zip(specialized.graph.node, generic.graph.node, strict=True):
+    for spec_node, gen_node in _matched_nodes(specialized, generic):
         if not spec_node.domain.endswith(".rtl"):
             continue  # HLS variants execute only as C++ compiled against Vitis HLS headers
         inst = get_op(spec_node)
@@ -201,6 +201,31 @@ def _run_specialized(specialized, generic, context: dict, get_op) -> dict[str, b
             expected = _interleaved(inst, expected)
         out[spec_node.name] = bool(np.array_equal(local[spec_node.output[0]], expected))
     return out
+
+
+def _matched_nodes(specialized, generic) -> list:
+    """(specialized node, generic node) pairs, matched through the dataflow from the graph input.
+
+    FINN renames the tensors (GiveReadableTensorNames) and may order a branching graph's nodes
+    otherwise (SortGraph), so neither names nor positions match; the node reading the matched inputs
+    with the matching op type does.
+    """
+    def data_inputs(model, node) -> list[str]:
+        return [name for name in node.input if model.get_initializer(name) is None]
+
+    tensors = {specialized.graph.input[0].name: generic.graph.input[0].name}
+    pairs, used = [], set()
+    for spec_node in specialized.graph.node:
+        wanted = [tensors.get(name) for name in data_inputs(specialized, spec_node)]
+        match = next((n for n in generic.graph.node if n.name not in used and spec_node.op_type.startswith(n.op_type)
+                      and data_inputs(generic, n) == wanted), None)
+        if match is None:
+            raise RuntimeError(f"FINN's node {spec_node.op_type} reading {list(spec_node.input)} has no counterpart "
+                               "in the partition's graph: the flow changed its structure")
+        used.add(match.name)
+        tensors.update(zip(spec_node.output, match.output, strict=True))
+        pairs.append((spec_node, match))
+    return pairs
 
 
 def _interleaved(swg, windows):

@@ -41,7 +41,7 @@ def is_join(lw: Lowering, node: onnx.NodeProto) -> bool:
 
 def duplicate(lw: Lowering, cur: Cursor, readers: int) -> list[Cursor]:
     """A DuplicateStreams layer copying `cur` to `readers` streams; one cursor per stream, in order."""
-    _, *vectors, channels = cur.shape
+    *vectors, channels = cur.shape  # FINN's numInputVectors: every axis but the channels, batch included
     out = lw.emit(
         "DuplicateStreams", cur,
         {"NumChannels": channels, "PE": 1, "NumOutputStreams": readers, "inputDataType": cur.dtype.name,
@@ -72,7 +72,7 @@ def join(lw: Lowering, node: onnx.NodeProto, first: Cursor, second: Cursor) -> C
                                    "scale and datatype: quantize both branches with one shared quantizer (brevitas: "
                                    "the same QuantReLU / QuantIdentity module before the add)")
     out_dtype = add_output_dtype(a.dtype)
-    _, *vectors, channels = a.shape
+    *vectors, channels = a.shape
     depths = buffer_pixels(lw.layers, lw.tensors, (a.tensor, b.tensor))
     out = lw.emit(
         "AddStreams", a,
