@@ -36,6 +36,8 @@ class Connection {
   Connection(TcpSocket socket, int ioTimeoutMs, const LinkKey* key = nullptr);
 
   const std::string& peer() const { return peer_; }
+  // Changes the per-frame I/O timeout (e.g. a short one for the handshake only).
+  void setIoTimeoutMs(int ioTimeoutMs) { ioTimeoutMs_ = ioTimeoutMs; }
   TcpSocket& socket() { return socket_; }
   // True once the handshake proved the peer holds the link key (frames are tagged from then on).
   bool authenticated() const { return session_ != nullptr; }

@@ -62,8 +62,13 @@ bool Sender::connect(Link* link, int timeoutMs) {
   bool rejected = false;
   if (io.ok()) {
     socket.enableKeepalive(config_.deadPeerMs);
-    auto conn = std::make_unique<Connection>(std::move(socket), config_.ioTimeoutMs, config_.key);
+    // While another hop carries the stream, a replica that accepts but does not answer must not
+    // hold it for the whole I/O timeout either.
+    const bool quick = timeoutMs < config_.connectTimeoutMs;
+    const int handshakeMs = quick ? std::min(config_.ioTimeoutMs, 1000) : config_.ioTimeoutMs;
+    auto conn = std::make_unique<Connection>(std::move(socket), handshakeMs, config_.key);
     st = conn->connectHandshake(config_.spec, config_.node, &abort_, &rejected, config_.anyOrder);
+    conn->setIoTimeoutMs(config_.ioTimeoutMs);
     if (st) link->conn = std::move(conn);
   } else {
     st = Status::error("connecting to " + link->hop.text() + ": " + io.message);
