@@ -107,11 +107,6 @@ def virtual(bundle: str, images: tuple[str, ...], inputs: str | None, random_cou
     manifest = load_manifest(bundle)
     given = _inputs(manifest, images, inputs, random_count, seed, 32, labels)
     raws = given.raws
-    check = None
-    if check_model:  # the references are computed while the boards start and stream
-        from orchestrator.reference_check import ReferenceCheck
-
-        check = ReferenceCheck(check_model, manifest, bundle, raws)
     progress = progress_printer()
     replicated = [p for p in manifest["partitions"] if p["replicas"] > 1]
     progress(f"{board_count(manifest)} virtual boards for {len(manifest['partitions'])} partitions"
@@ -133,8 +128,10 @@ def virtual(bundle: str, images: tuple[str, ...], inputs: str | None, random_cou
                f"{manifest['plan']['fps']:.1f} fps)")
     results = [finish_output(manifest, y, bundle) for y in outputs]
     _print_results(manifest, given, results, top)
-    if check is not None:
-        check.report(outputs, results, progress)
+    if check_model:  # after the boards: on this machine's cores they would compete with the emulation
+        from orchestrator.reference_check import ReferenceCheck
+
+        ReferenceCheck(check_model, manifest, bundle, raws).report(outputs, results, progress)
 
 
 @click.command()
@@ -170,7 +167,7 @@ def run(bundle: str, fleet_path: str | None, spares: int | None, link_mbit: floa
     given = _inputs(manifest, images, inputs, random_count, seed, 64, labels)
     raws = given.raws
     check = None
-    if check_model:  # the references are computed while the boards start and stream
+    if check_model:  # the references are computed while the fleet comes up (SSH, agents: waiting)
         from orchestrator.reference_check import ReferenceCheck
 
         check = ReferenceCheck(check_model, manifest, bundle, raws)
@@ -191,6 +188,8 @@ def run(bundle: str, fleet_path: str | None, spares: int | None, link_mbit: floa
         session = FleetSession(load_fleet(fleet_path), bundle, cfg, progress, manifest)
         stack.callback(session.close)
         stages = session.wait_running()
+        if check is not None:  # done before streaming: the emulated boards need this machine's cores
+            check.wait(progress)
         label = session.orch.label
         progress("pipeline running: " + ", ".join(f"partition {label(k)} on {b}" for k, b in sorted(stages.items())))
         from splitter.progress import ProgressBar, Watcher

@@ -1,9 +1,9 @@
 """`--check MODEL`: every output against the Python executor, the first three against qonnx.
 
-The references need only the inputs, so they are computed in a background thread while the
-boards start and stream (seconds of waiting on SSH, agents and the network that the check used
-to follow); `report` then only compares. numpy, BLAS and onnxruntime release the GIL, so the
-thread costs the streaming little.
+The references need only the inputs, so `finnsplit run` computes them in a background thread
+while the fleet comes up (seconds of waiting on SSH and the agents) and waits for them before it
+streams: on a small machine the emulated boards need its cores, and a busy client misses its
+resend deadlines. `report` then only compares.
 """
 
 from __future__ import annotations
@@ -59,13 +59,17 @@ class ReferenceCheck:
             x = model_float_input(iq, raw) if iq is not None and iq.kind == "declared" else raw
             self.qonnx.append(np.asarray(execute_onnx(wrapper, {name: x})[out]).reshape(1, -1))
 
-    def report(self, outputs: list, results: list, progress: Callable[[str], None]) -> None:
-        """Print how the boards' outputs compare; raise FinnsplitError if any differs from the executor."""
+    def wait(self, progress: Callable[[str], None]) -> None:
+        """Until the references are computed (re-raises what computing them raised)."""
         if self._thread.is_alive():
-            progress("waiting for the reference outputs (Python executor, qonnx)")
+            progress("computing the reference outputs (Python executor, qonnx)")
             self._thread.join()
         if self.error is not None:
             raise self.error
+
+    def report(self, outputs: list, results: list, progress: Callable[[str], None]) -> None:
+        """Print how the boards' outputs compare; raise FinnsplitError if any differs from the executor."""
+        self.wait(progress)
         exact = sum(np.array_equal(e[None], y) for e, y in zip(self.executor, outputs, strict=True))
         click.echo(f"bit-exact vs the Python executor: {exact}/{len(outputs)} frames")
         count = len(self.qonnx)
