@@ -149,7 +149,7 @@ class Ingress:
             self._count("refused")
             raise
         state = self.state()
-        if state in ("starting", "degraded"):
+        if state in ("starting", "waiting", "degraded"):
             raise WebError(503, f"the pipeline is {state}, not running; try again later", {"Retry-After": "5"})
         began = time.perf_counter()
         job = _Job(tensors)
