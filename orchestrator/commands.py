@@ -255,7 +255,8 @@ def daemon(bundle: str, fleet_path: str, backend: str, report_s: float, web: str
 @click.command()
 @click.option("--fleet", "fleet_path", required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option("--wait", default=2.0, show_default=True, help="Seconds to collect retained statuses and heartbeats.")
-def status(fleet_path: str, wait: float) -> None:
+@click.option("--web", metavar="HOST:PORT", help="Serve the live dashboard here until interrupted (docs/dashboard.md).")
+def status(fleet_path: str, wait: float, web: str | None) -> None:
     """Show every board's agent status and the pipeline's state, as the broker has them."""
     import asyncio
     import contextlib
@@ -264,6 +265,17 @@ def status(fleet_path: str, wait: float) -> None:
     from orchestrator.fleet_link import FleetLink
 
     fleet = load_fleet(fleet_path)
+    if web:
+        import signal
+        import threading
+
+        from orchestrator.status_web import serve_status
+
+        done = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: done.set())
+        serve_status(fleet, web, progress_printer(), done)
+        return
 
     async def collect() -> FleetLink:
         link = FleetLink(fleet.broker, fleet.chain, client_id="finnsplit-status", boards=[b.name for b in fleet.boards])

@@ -38,20 +38,33 @@ class RecentLog:
 
 
 class _Rate:
-    """Frames out per second of one board from its stats lines (which arrive at their own pace)."""
+    """One board's frames out per second and mean times per frame, from its stats lines (which arrive
+    at their own pace): differences of the running totals, so an interval without frames keeps the
+    last means instead of showing 0 (the servers' own `stage_mean_us` covers one stats interval)."""
+
+    MEANS = (("compute_ms", "compute", "computed"), ("wait_ms", "recv_wait", "in"), ("send_ms", "send", "out"))
 
     def __init__(self) -> None:
-        self.uptime, self.out, self.fps, self.changed = 0.0, 0, 0.0, 0.0
+        self.uptime, self.changed, self.fps = 0.0, 0.0, 0.0
+        self.frames: dict[str, int] = {}
+        self.totals: dict[str, float] = {}
+        self.means = {name: 0.0 for name, _, _ in self.MEANS}
 
-    def update(self, line: dict[str, Any], now: float) -> float:
-        uptime, out = float(line.get("uptime_s", 0.0)), int(line.get("frames", {}).get("out", 0))
-        if uptime > self.uptime:
-            if uptime - self.uptime < 30 and out >= self.out:  # else a restarted server: a new baseline
-                self.fps = (out - self.out) / (uptime - self.uptime)
-            self.uptime, self.out, self.changed = uptime, out, now
-        elif uptime < self.uptime:  # a new server on this board
-            self.uptime, self.out, self.fps, self.changed = uptime, out, 0.0, now
-        return self.fps if now - self.changed <= STALE_S else 0.0
+    def update(self, line: dict[str, Any], now: float) -> tuple[float, dict[str, float]]:
+        uptime = float(line.get("uptime_s", 0.0))
+        frames = {k: int(v) for k, v in line.get("frames", {}).items() if isinstance(v, int | float)}
+        totals = {k: float(v) for k, v in line.get("stage_total_ms", {}).items() if isinstance(v, int | float)}
+        if uptime > self.uptime and frames.get("out", 0) >= self.frames.get("out", 0) and self.frames:
+            self.fps = (frames.get("out", 0) - self.frames.get("out", 0)) / (uptime - self.uptime)
+            for name, total, count in self.MEANS:
+                done = frames.get(count, 0) - self.frames.get(count, 0)
+                if done > 0:
+                    self.means[name] = (totals.get(total, 0.0) - self.totals.get(total, 0.0)) / done
+        elif uptime < self.uptime:  # a new server on this board: a new baseline
+            self.fps, self.means = 0.0, {name: 0.0 for name, _, _ in self.MEANS}
+        if uptime != self.uptime:
+            self.uptime, self.frames, self.totals, self.changed = uptime, frames, totals, now
+        return (self.fps if now - self.changed <= STALE_S else 0.0), self.means
 
 
 class DashboardState:
@@ -59,13 +72,15 @@ class DashboardState:
 
     def __init__(self, orch: Orchestrator, recent: RecentLog | None = None,
                  extra: Callable[[], dict[str, Any]] | None = None, history: int = 180) -> None:
-        """`extra()`: more sections to show (the ingress's counters); `history`: samples of fps kept."""
+        """`orch`: the daemon's orchestrator, or what reads like one (status_web.BrokerView); `extra()`:
+        more sections to show (the ingress's counters); `history`: samples of fps kept."""
         self.orch, self.recent, self.extra = orch, recent, extra
         self.history: collections.deque[dict[str, Any]] = collections.deque(maxlen=history)
         self.failovers: collections.deque[dict[str, Any]] = collections.deque(maxlen=50)
         self.events: collections.deque[dict[str, Any]] = collections.deque(maxlen=50)
         self._rates: dict[str, _Rate] = {}
         self._assignment: dict[int, str] = {}
+        self._alive: dict[str, bool] = {}
         self._last_event: dict[str, int] = {}  # per board: id() of the last event shown
         self._lock = threading.Lock()
         self._snapshot: dict[str, Any] = {"seq": 0, "state": "starting"}
@@ -104,11 +119,11 @@ class DashboardState:
 
     def _stage(self, key: int, board: str, mono: float) -> dict[str, Any]:
         line = self.orch.link.board(board).stats or {}
-        fps = self._rates.setdefault(board, _Rate()).update(line, mono) if line else 0.0
-        means, queues = line.get("stage_mean_us", {}), line.get("queues", {})
+        fps, means = self._rates.setdefault(board, _Rate()).update(line, mono) if line else (0.0, {})
+        queues = line.get("queues", {})
         return {"stage": self.orch.label(key), "board": board, "replicas": self.orch.replicas(key),
-                "fps": fps, "compute_ms": float(means.get("compute", 0.0)) / 1000,
-                "send_ms": float(means.get("send", 0.0)) / 1000, "wait_ms": float(means.get("recv_wait", 0.0)) / 1000,
+                "fps": fps, "compute_ms": means.get("compute_ms", 0.0), "send_ms": means.get("send_ms", 0.0),
+                "wait_ms": means.get("wait_ms", 0.0),
                 "queue_in": int(queues.get("in", 0)), "queue_in_capacity": int(queues.get("in_capacity", 0)),
                 "queue_out": int(queues.get("out", 0)), "queue_out_capacity": int(queues.get("out_capacity", 0)),
                 "frames_out": int(line.get("frames", {}).get("out", 0)),
@@ -121,6 +136,11 @@ class DashboardState:
             seen = self.orch.link.board(entry.name)
             status = seen.status
             alive = seen.alive(mono, self.orch.cfg.heartbeat_timeout_s)
+            if not alive and self._alive.get(entry.name):
+                self.events.append({"t": time.time(), "source": entry.name,
+                                    "text": f"{entry.name} lost (status {status.get('state', '?')}, "
+                                            f"heard {mono - seen.last_seen:.1f} s ago)"})
+            self._alive[entry.name] = alive
             rows.append({"name": entry.name, "type": entry.type, "address": f"{entry.address}:{entry.data_port}",
                          "alive": alive, "state": status.get("state", "unknown") if alive else "lost",
                          "stage": runs.get(entry.name), "error": status.get("error"),
@@ -133,6 +153,8 @@ class DashboardState:
             before = self._assignment.get(key)
             if before is not None and before != board:
                 self.failovers.append({"t": now, "stage": self.orch.label(key), "from": before, "to": board})
+                self.events.append({"t": now, "source": "orchestrator",
+                                    "text": f"stage {self.orch.label(key)} moved from {before} to {board}"})
         self._assignment = assignment
 
     def _note_events(self, board: str, events: list[dict[str, Any]]) -> None:

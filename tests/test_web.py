@@ -1,0 +1,92 @@
+"""The daemon's HTTP server (orchestrator/web.py) on a real socket, and the dashboard's rates
+(orchestrator/dashboard.py) from stats lines as the servers write them. The daemon with its
+dashboard and ingress on a virtual fleet: tests/test_dashboard_ingress.py."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+
+import pytest
+
+from orchestrator.dashboard import _Rate
+from orchestrator.web import Response, Route, WebError, WebServer, json_response, parse_address
+
+
+def _boom(_request):
+    raise KeyError("a bug")
+
+
+def _deny(headers: dict[str, str]) -> None:
+    if headers.get("authorization") != "Bearer ok":
+        raise WebError(401, "authentication required")
+
+
+@pytest.fixture
+def server():
+    routes = {("GET", "/"): Route(lambda _r: Response(200, b"<html></html>", "text/html")),
+              ("POST", "/echo"): Route(lambda r: json_response({"n": len(r.body)}), _deny, max_body=1000),
+              ("GET", "/boom"): Route(_boom)}
+    web = WebServer(("127.0.0.1", 0), routes, max_connections=4)
+    yield web
+    web.close()
+
+
+def _ask(web: WebServer, method: str, path: str, body: bytes | None = None, headers: dict | None = None):
+    conn = http.client.HTTPConnection(*web.address, timeout=10)
+    conn.request(method, path, body=body, headers=headers or {})
+    answer = conn.getresponse()
+    data = answer.read()
+    conn.close()
+    return answer.status, data
+
+
+def test_every_answer_is_json_and_names_the_cause(server: WebServer) -> None:
+    assert _ask(server, "GET", "/")[0] == 200
+    assert _ask(server, "POST", "/echo", b"x" * 10, {"Authorization": "Bearer ok"}) == (200, b'{"n": 10}')
+    cases = [("GET", "/nope", None, {}, 404, "no such endpoint"),
+             ("PUT", "/echo", None, {}, 405, "use POST"),
+             ("POST", "/echo", b"x" * 10, {}, 401, "authentication required"),  # before the body is read
+             ("POST", "/echo", b"x" * 2000, {"Authorization": "Bearer ok"}, 413, "over this endpoint's limit"),
+             ("GET", "/boom", None, {}, 500, "internal error (KeyError)")]
+    for method, path, body, headers, status, words in cases:
+        got, data = _ask(server, method, path, body, headers)
+        assert got == status and words in json.loads(data)["error"], (path, got, data)
+    with socket.create_connection(server.address, timeout=10) as raw:  # not HTTP at all
+        raw.sendall(b"\x16\x03\x01garbage\r\n\r\n")
+        assert b'"error"' in raw.recv(1000)
+    assert _ask(server, "GET", "/")[0] == 200  # and the server goes on
+
+
+def test_addresses_are_checked() -> None:
+    assert parse_address("127.0.0.1:8080") == ("127.0.0.1", 8080)
+    assert parse_address("[::1]:0") == ("::1", 0)
+    for bad in ("8080", "host:", "host:99999", ":80"):
+        with pytest.raises(WebError, match="HOST:PORT"):
+            parse_address(bad)
+    taken = WebServer(("127.0.0.1", 0), {})
+    try:
+        with pytest.raises(WebError, match="cannot listen"):
+            WebServer(taken.address, {})
+    finally:
+        taken.close()
+
+
+def _line(uptime: float, out: int, compute_ms: float) -> dict:
+    return {"uptime_s": uptime, "frames": {"in": out, "computed": out, "out": out},
+            "stage_total_ms": {"compute": compute_ms, "recv_wait": 0.0, "send": out * 0.1}}
+
+
+def test_rates_from_stats_lines_keep_their_means_through_idle_intervals() -> None:
+    rate = _Rate()
+    assert rate.update(_line(1.0, 0, 0.0), 0.0)[0] == 0.0  # a baseline
+    fps, means = rate.update(_line(1.5, 50, 100.0), 0.5)
+    assert fps == pytest.approx(100.0) and means["compute_ms"] == pytest.approx(2.0)
+    fps, means = rate.update(_line(2.0, 50, 100.0), 1.0)  # no frames: 0 fps, the last mean stays
+    assert fps == 0.0 and means["compute_ms"] == pytest.approx(2.0) and means["send_ms"] == pytest.approx(0.1)
+    assert rate.update(_line(2.0, 50, 100.0), 1.5)[0] == 0.0  # the same line again changes nothing
+    assert rate.update(_line(0.5, 3, 9.0), 2.0)[0] == 0.0  # a restarted server: a new baseline, never negative
+    fps, means = rate.update(_line(1.0, 13, 19.0), 2.5)
+    assert fps == pytest.approx(20.0) and means["compute_ms"] == pytest.approx(1.0)
+    assert rate.update(_line(1.0, 13, 19.0), 2.5 + 4)[0] == 0.0  # stats stopped: the board sends nothing now
