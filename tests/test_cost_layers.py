@@ -227,8 +227,8 @@ def test_pool_globalaccpool_maxpool_labelselect() -> None:
 
 
 def test_unsupported_and_unknown_ops_name_the_layer() -> None:
-    layer, t = make("AddStreams", {"NumChannels": 4}, (1, 2, 2, 4), "UINT4", (1, 2, 2, 4), "UINT5")
-    with pytest.raises(UnsupportedLayerError, match=r"'AddStreams_0' \(op type AddStreams\).*chains only"):
+    layer, t = make("StreamingConcat", {"NumChannels": 4}, (1, 2, 2, 4), "UINT4", (1, 2, 2, 4), "UINT5")
+    with pytest.raises(UnsupportedLayerError, match=r"'StreamingConcat_0' \(op type StreamingConcat\).*not lowered"):
         layer_cost(layer, Folding(), ZED, t)
     odd = dataclasses.replace(layer, op_type="Mystery", name="m1")
     with pytest.raises(UnsupportedLayerError, match=r"'m1' \(op type Mystery\): no cost model"):

@@ -216,8 +216,8 @@ def test_layer_too_large_names_layer_and_resource() -> None:
 
 def test_unsupported_layer_and_strategy() -> None:
     layers, tensors = toy_chain()
-    odd = [*layers[:1], dataclasses.replace(layers[1], op_type="DuplicateStreams"), *layers[2:]]
-    with pytest.raises(UnsupportedLayerError, match="DuplicateStreams"):
+    odd = [*layers[:1], dataclasses.replace(layers[1], op_type="StreamingConcat"), *layers[2:]]
+    with pytest.raises(UnsupportedLayerError, match="StreamingConcat"):
         plan(odd, tensors, [tiny("a", lut=60_000)], "balanced")
     with pytest.raises(PartitionError, match="unknown strategy"):
         plan(layers, tensors, [tiny("a", lut=60_000)], "fastest")

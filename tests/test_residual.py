@@ -167,3 +167,22 @@ def test_a_malformed_branching_program_is_refused() -> None:
         assert broken != data
         with pytest.raises(ProgramFormatError, match=message):
             program.from_bytes(broken)
+
+
+def test_branch_layers_cost_what_finn_estimates_plus_the_join_fifos() -> None:
+    from splitter.boards import load_board
+    from splitter.cost import Folding, layer_cost
+
+    graph = lower(residual_model("identity"), "t")
+    dup = next(x for x in graph.layers if x.op_type == "DuplicateStreams")
+    add = next(x for x in graph.layers if x.op_type == "AddStreams")
+    board = load_board("zedboard")
+    for layer in (dup, add):
+        for pe in (1, 2, 8):
+            cost = layer_cost(layer, Folding(pe=pe), board, graph.tensors)
+            assert cost.finn.as_tuple() == (0,) * 6  # FINN v0.10.1 estimates 0 for both
+            assert cost.cycles == 8 * 8 * 8 // pe  # numInputVectors x C / PE
+    # the identity skip waits while the main branch's two 3x3 windows fill: 2 rows + 2 pixels of 8x8
+    assert add.attrs["inFIFOPixels"] == (0, 2 * 8 + 2)
+    deep = layer_cost(add, Folding(pe=1), board, graph.tensors).correction("branch_fifo")
+    assert deep.lut > 0
