@@ -16,7 +16,8 @@ from pathlib import Path
 from orchestrator.bench import BenchResult, Prediction
 
 COLORS = {"wait": "#1f77b4", "compute": "#ff7f0e", "send": "#2ca02c"}  # the paper's blue, orange, green
-RESOURCES = (("lut", "LUT"), ("bram18", "BRAM18"), ("dsp", "DSP"))
+# resources in colours of their own, not the times'
+RESOURCES = (("lut", "LUT", "#9467bd"), ("bram18", "BRAM18", "#8c564b"), ("dsp", "DSP", "#7f7f7f"))
 
 
 def _lat(lat: dict[str, float]) -> str:
@@ -86,7 +87,8 @@ def _times_panel(ax: object, r: BenchResult) -> None:
                label=f"period predicted {1e6 / r.predicted_fps:.0f} µs")
     ax.set_xticks([pos for pos, _ in labels], [name for _, name in labels], rotation=30, fontsize=8)
     ax.set_ylabel("µs per frame")
-    ax.set_title("time per frame per board: measured (solid) | predicted (hatched)", fontsize=9)
+    ax.set_title("time per frame per board: measured (solid) | predicted (hatched)\n"
+                 "(a replica of a stage on k boards has k periods per frame)", fontsize=9)
     handles = [_patch(COLORS[k], name) for k, name in
                (("wait", "waiting/receiving"), ("compute", "compute (accelerator)"), ("send", "sending"))]
     ax.legend(handles=[*handles, *ax.get_legend_handles_labels()[0]], fontsize=7, loc="upper right")
@@ -108,9 +110,9 @@ def _stack(ax: object, x: float, values: tuple[float, float, float], alpha: floa
 
 def _resources_panel(ax: object, preds: list[Prediction]) -> None:
     width = 0.8 / len(RESOURCES)
-    for k, (key, name) in enumerate(RESOURCES):
+    for k, (key, name, color) in enumerate(RESOURCES):
         ax.bar([p.stage + k * width for p in preds], [p.utilization_pct.get(key, 0.0) for p in preds], width=width,
-               label=name)
+               label=name, color=color)
     ax.set_xticks([p.stage + width for p in preds], [f"{p.stage}\n{p.board}" + (f" x{p.replicas}" if p.replicas > 1
                                                                                  else "") for p in preds], fontsize=8)
     ax.set_ylabel("% of the device (shell included)")
