@@ -94,6 +94,9 @@ class ServerPolicy:
     failure_window_s: float = 60.0
     user: str | None = "nobody"  # the server gives up root for this user once its devices are mapped
     max_buffer_mb: float = 64.0  # frame buffers a run's --queue-depth may allocate (board memory)
+    # A command the server runs under, e.g. "qemu-arm-static -L /usr/arm-linux-gnueabihf" for an
+    # armhf server on an x86 test host (tests/test_board_install.py); never needed on a board.
+    launcher: str | None = None
 
     def __post_init__(self) -> None:
         _check(self.max_failures >= 1, "server.max_failures", "must be at least 1")

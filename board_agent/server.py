@@ -13,6 +13,7 @@ import ctypes
 import json
 import logging
 import os
+import shlex
 import signal
 import time
 from collections.abc import Callable
@@ -40,7 +41,8 @@ def server_command(cfg: AgentConfig, binary: Path, run: PreparedRun, port: int,
     devices are mapped. The request's `args` are checked against board_agent/server_args.py.
     """
     part = run.partition
-    command = [str(binary), "serve", "--listen", f"{cfg.data_host}:{port}", "--next", run.request.next,
+    launcher = shlex.split(cfg.server.launcher) if cfg.server.launcher else []
+    command = [*launcher, str(binary), "serve", "--listen", f"{cfg.data_host}:{port}", "--next", run.request.next,
                "--name", cfg.name, "--backend", run.request.backend, "--stats", "stdout"]
     if key_file is not None:
         command += ["--auth-key-file", str(key_file)]
@@ -53,7 +55,7 @@ def server_command(cfg: AgentConfig, binary: Path, run: PreparedRun, port: int,
         command += ["--spec-in", part["input"]["wire"], "--spec-out", part["output"]["wire"]]
     if run.request.backend == "finn-zynq":
         command += finn_zynq_flags(cfg, part)
-    owned = {arg for arg in command if arg.startswith("--")}
+    owned = {arg for arg in command[len(launcher):] if arg.startswith("--")}
     for arg in run.request.args:
         if arg.split("=", 1)[0] in owned:
             raise RunError(f"run: 'args' may not set {arg.split('=', 1)[0]} (the agent sets it)")

@@ -24,8 +24,12 @@ def board() -> None:
 @click.option("--etc-dir", default="/etc/finnsplit", show_default=True, help="The agent's config on the board.")
 @click.option("--systemd-dir", default="/etc/systemd/system", show_default=True, help="Where the unit goes.")
 @click.option("--no-enable", is_flag=True, help="Write the unit but do not enable or (re)start it.")
+@click.option("--arch", type=click.Choice(["x86_64", "armv7l", "aarch64"]),
+              help="Install this architecture's server whatever the board's uname -m says (testing, with --launcher).")
+@click.option("--launcher", help="A command the agent runs the server under, e.g. 'qemu-arm-static -L "
+                                 "/usr/arm-linux-gnueabihf' (an x86 test host; never on a board).")
 def install(names: tuple[str, ...], fleet_path: str, secrets: str | None, wheels: str | None, online: bool,
-            etc_dir: str, systemd_dir: str, no_enable: bool) -> None:
+            etc_dir: str, systemd_dir: str, no_enable: bool, arch: str | None, launcher: str | None) -> None:
     """Install or upgrade the agent and finnsplit-server on the boards NAMES (all of the fleet's by default).
 
     A board gets only core + board_agent (aiomqtt and PyYAML; no numpy, onnx or torch) in a venv under
@@ -39,7 +43,7 @@ def install(names: tuple[str, ...], fleet_path: str, secrets: str | None, wheels
         raise click.UsageError("--online and --wheels exclude each other")
     opts = InstallOptions(etc_dir=etc_dir, systemd_dir=systemd_dir, enable=not no_enable,
                           secrets=Path(secrets) if secrets else None, wheels=Path(wheels) if wheels else None,
-                          online=online)
+                          online=online, arch=arch, launcher=launcher)
     done = install_many(load_fleet(fleet_path), list(names), opts, click.echo)
     for item in done:
         click.echo(f"{item.board}: {item.arch}, Python {item.python}: {' '.join(item.agent_argv)}")

@@ -22,6 +22,7 @@ import base64
 import hashlib
 import posixpath
 import re
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -67,6 +68,8 @@ class InstallOptions:
     secrets: Path | None = None  # `finnsplit fleet init`'s directory: writes agent.yaml and the credentials
     wheels: Path | None = None  # dependency wheels for the board (default: downloaded for it on this machine)
     online: bool = False  # let the board's pip fetch the dependencies itself
+    arch: str | None = None  # install this architecture's server whatever `uname -m` says (with `launcher`)
+    launcher: str | None = None  # the agent runs the server under it (an emulator on a test host)
 
 
 @dataclass(frozen=True)
@@ -155,7 +158,7 @@ def server_binary(arch: str) -> Path:
     return path
 
 
-def agent_config(board: BoardEntry, fleet: Fleet, etc_dir: str, root: str) -> str:
+def agent_config(board: BoardEntry, fleet: Fleet, etc_dir: str, root: str, launcher: str | None = None) -> str:
     """The board's agent.yaml, with the broker credentials `finnsplit fleet init` made for it."""
     config = {"name": board.name, "chain": fleet.chain,
               "broker": {"host": fleet.broker.host, "port": fleet.broker.port,
@@ -164,6 +167,8 @@ def agent_config(board: BoardEntry, fleet: Fleet, etc_dir: str, root: str) -> st
                          "ca_file": posixpath.join(etc_dir, "ca.crt")},
               "remote_root": board.remote_root, "data_host": board.address, "data_port": board.data_port,
               "server_binary": posixpath.join(root, "bin", "finnsplit-server")}
+    if launcher:
+        config["server"] = {"launcher": launcher}
     return yaml.safe_dump(config, sort_keys=False)
 
 
@@ -218,7 +223,8 @@ def install(board: BoardEntry, fleet: Fleet, opts: InstallOptions, progress: Pro
     root, etc = board.remote_root, opts.etc_dir
     remote = _Board(board)
     try:
-        arch = remote.run(["uname", "-m"], "architecture").strip()
+        machine = remote.run(["uname", "-m"], "architecture").strip()  # what the board's python3 runs on
+        arch = opts.arch or machine  # what its server is built for
         python = remote.run(["python3", "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
                             "python3 (the board needs Python 3.10 or later with venv)").strip()
         if tuple(int(x) for x in python.split(".")) < (3, 10):
@@ -232,7 +238,7 @@ def install(board: BoardEntry, fleet: Fleet, opts: InstallOptions, progress: Pro
             if opts.wheels is not None:
                 wheels += sorted(opts.wheels.glob("*.whl"))
             elif not opts.online:
-                wheels += dependency_wheels(Path(tmp), arch, python)
+                wheels += dependency_wheels(Path(tmp), machine, python)
             for wheel in wheels:
                 remote.put(wheel.read_bytes(), posixpath.join(root, "wheels", wheel.name), 0o644)
         remote.put(binary.read_bytes(), posixpath.join(root, "bin", "finnsplit-server"), 0o755)
@@ -244,9 +250,11 @@ def install(board: BoardEntry, fleet: Fleet, opts: InstallOptions, progress: Pro
         remote.run([*pip, *where, "--find-links", posixpath.join(root, "wheels"), f"{DISTRIBUTION}=={_version()}"],
                    "pip install of the agent")
         _check_imports(remote, venv)
-        remote.run([posixpath.join(root, "bin", "finnsplit-server"), "self-test"], "finnsplit-server self-test")
+        launcher = shlex.split(opts.launcher) if opts.launcher else []
+        remote.run([*launcher, posixpath.join(root, "bin", "finnsplit-server"), "self-test"],
+                   "finnsplit-server self-test")
         if opts.secrets is not None:
-            _write_credentials(remote, board, fleet, opts.secrets, etc, root)
+            _write_credentials(remote, board, fleet, opts, root)
         unit = unit_text(root, etc)
         unit_path = posixpath.join(opts.systemd_dir, UNIT)
         remote.put(unit.encode(), unit_path, 0o644)
@@ -269,7 +277,9 @@ def _check_imports(remote: _Board, venv: str) -> None:
         raise InstallError(f"board {remote.board.name}: the installed agent imports {bad}, which a board lacks")
 
 
-def _write_credentials(remote: _Board, board: BoardEntry, fleet: Fleet, secrets: Path, etc: str, root: str) -> None:
+def _write_credentials(remote: _Board, board: BoardEntry, fleet: Fleet, opts: InstallOptions, root: str) -> None:
+    secrets, etc = opts.secrets, opts.etc_dir
+    assert secrets is not None
     password = secrets / "boards" / f"{board.name}.password"
     ca = secrets / "ca.crt"
     for path in (password, ca):
@@ -277,7 +287,8 @@ def _write_credentials(remote: _Board, board: BoardEntry, fleet: Fleet, secrets:
             raise InstallError(f"{path} does not exist: run `finnsplit fleet init --fleet FLEET -o {secrets}` first")
     remote.put(password.read_bytes(), posixpath.join(etc, "broker.password"), 0o600)
     remote.put(ca.read_bytes(), posixpath.join(etc, "ca.crt"), 0o644)
-    remote.put(agent_config(board, fleet, etc, root).encode(), posixpath.join(etc, "agent.yaml"), 0o600)
+    text = agent_config(board, fleet, etc, root, opts.launcher)
+    remote.put(text.encode(), posixpath.join(etc, "agent.yaml"), 0o600)
 
 
 def install_many(fleet: Fleet, names: list[str], opts: InstallOptions, progress: Progress) -> list[Installed]:

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 need_apt=()
 # clang + libclang-rt: the ASan/UBSan and libFuzzer build of cpp_server (tests/cpp_fixtures.py);
 # chromium: the dashboard test drives it headless (tests/test_dashboard_ingress.py).
-for pkg in mosquitto openssh-server g++-arm-linux-gnueabihf qemu-user-static cmake iproute2 clang libclang-rt-14-dev chromium; do
+for pkg in mosquitto openssh-server g++-arm-linux-gnueabihf g++-aarch64-linux-gnu qemu-user-static cmake iproute2 clang libclang-rt-14-dev chromium; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then
@@ -27,5 +27,14 @@ fi
 if [ -f cpp_server/CMakeLists.txt ]; then
   cmake -S cpp_server -B cpp_server/build -DCMAKE_BUILD_TYPE=Release >/dev/null
   cmake --build cpp_server/build -j 2 >/dev/null
+  # the boards' servers, which `finnsplit board install` picks by uname -m: armhf (Zedboard, PYNQ-Z2)
+  # and aarch64 (ZCU104, KV260)
+  for arch in armhf aarch64; do
+    if [ ! -f "cpp_server/build-$arch/CMakeCache.txt" ]; then
+      cmake -S cpp_server -B "cpp_server/build-$arch" -DCMAKE_BUILD_TYPE=Release \
+        "-DCMAKE_TOOLCHAIN_FILE=$PWD/cpp_server/cmake/$arch-toolchain.cmake" >/dev/null
+    fi
+    cmake --build "cpp_server/build-$arch" -j 2 --target finnsplit-server >/dev/null
+  done
 fi
 echo "setup: done (.venv ready)"

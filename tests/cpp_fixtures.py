@@ -28,6 +28,7 @@ from splitter.packing import pack, packed_size, unpack
 REPO = Path(__file__).resolve().parents[1]
 CPP = REPO / "cpp_server"
 QEMU = ("qemu-arm-static", "-L", "/usr/arm-linux-gnueabihf")
+QEMU_AARCH64 = ("qemu-aarch64-static", "-L", "/usr/aarch64-linux-gnu")
 BUILD_TIMEOUT = 900
 
 
@@ -76,6 +77,17 @@ def armhf_bin() -> Path:
     _require("qemu-arm-static")
     build = CPP / "build-armhf"
     cmake_build(build, ["-DCMAKE_BUILD_TYPE=Release", f"-DCMAKE_TOOLCHAIN_FILE={CPP / 'cmake/armhf-toolchain.cmake'}"])
+    return build / "finnsplit-server"
+
+
+@pytest.fixture(scope="session")
+def aarch64_bin() -> Path:
+    """The Zynq UltraScale+ (Cortex-A53, arm64) cross build; run it with QEMU_AARCH64 + args."""
+    _require("aarch64-linux-gnu-g++")
+    _require("qemu-aarch64-static")
+    build = CPP / "build-aarch64"
+    toolchain = CPP / "cmake" / "aarch64-toolchain.cmake"
+    cmake_build(build, ["-DCMAKE_BUILD_TYPE=Release", f"-DCMAKE_TOOLCHAIN_FILE={toolchain}"])
     return build / "finnsplit-server"
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 from agent_fixtures import build_bundle
-from cpp_fixtures import server_bin  # noqa: F401  (fixture: builds cpp_server)
+from cpp_fixtures import QEMU, armhf_bin, server_bin  # noqa: F401  (fixtures: build cpp_server, native and armhf)
 
 from orchestrator.board_install import FORBIDDEN, agent_wheel, exec_start, unit_text
 from orchestrator.netns import netns_available
@@ -80,6 +80,38 @@ def test_install_onto_a_fresh_namespace_board_then_run_a_bundle_on_it(tmp_path: 
                         "--check", str(tmp_path / "tfc.onnx"))
         log = (board_dir / "installed-agent.log").read_text()
         assert ran.returncode == 0, ran.stderr + ran.stdout + log
+        assert "bit-exact vs the Python executor: 4/4 frames" in ran.stdout
+
+
+@pytest.mark.skipif(netns_available() is not None, reason=str(netns_available()))
+@pytest.mark.usefixtures("server_bin")
+def test_an_armhf_board_under_qemu_in_a_chain_with_a_native_one(armhf_bin: Path, tmp_path: Path) -> None:  # noqa: F811
+    """The cross-built Zedboard server, installed as a board would get it, runs partition 0 under
+    qemu-arm in a namespace board; partition 1 runs natively: outputs bit-exact (so equal to the
+    native build's)."""
+    from splitter.zoo import export
+
+    export("cnv-w2a2", tmp_path / "cnv.onnx", seed=0)
+    built = finnsplit("build", str(tmp_path / "cnv.onnx"), "--boards", "2", "--no-replicate", "--finn", "no",
+                      "-o", str(tmp_path / "build"))
+    assert built.returncode == 0, built.stderr
+    assert len(yaml.safe_load((tmp_path / "build" / "manifest.json").read_text())["partitions"]) == 2
+    with VirtualFleet(tmp_path / "fleet", [("arm0", "zedboard"), ("x1", "zedboard")], heartbeat_s=0.5,
+                      agents=False) as vfleet:
+        assert vfleet.secrets is not None
+        for name, extra in (("arm0", ["--arch", "armv7l", "--launcher", " ".join(QEMU)]), ("x1", [])):
+            board_dir = tmp_path / "fleet" / "boards" / name
+            done = finnsplit("board", "install", name, "--fleet", str(vfleet.fleet_path),
+                             "--secrets", str(vfleet.secrets.directory), "--etc-dir", str(board_dir / "etc"),
+                             "--systemd-dir", str(board_dir / "systemd"), "--no-enable", *extra)
+            assert done.returncode == 0, done.stderr + done.stdout
+            vfleet.run_in(name, list(exec_start((board_dir / "systemd/finnsplit-agent.service").read_text())),
+                          board_dir / "installed-agent.log")
+        assert (vfleet.remote_root("arm0") / "bin/finnsplit-server").read_bytes()[18] == 40  # EM_ARM
+        ran = finnsplit("run", str(tmp_path / "build"), "--fleet", str(vfleet.fleet_path), "--random", "4",
+                        "--check", str(tmp_path / "cnv.onnx"))
+        assert ran.returncode == 0, ran.stderr + ran.stdout
+        # an ARM binary cannot run here without qemu (no binfmt_misc): partition 0 did run under it
         assert "bit-exact vs the Python executor: 4/4 frames" in ran.stdout
 
 

@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 from cpp_fixtures import (
     QEMU,
+    QEMU_AARCH64,
     ServerFleet,
+    aarch64_bin,  # noqa: F401 - fixture
     armhf_bin,  # noqa: F401 - fixture
     random_input,
     run_program,
@@ -49,6 +51,14 @@ def test_armhf_binary_is_arm_and_passes_its_self_test_under_qemu(armhf_bin: Path
     assert done.returncode == 0, done.stdout + done.stderr
     assert "self-test: passed (0 of 9 checks failed)" in done.stdout
     assert "fan-out-pipeline     ok" in done.stdout
+
+
+def test_aarch64_binary_is_arm64_and_passes_its_self_test_under_qemu(aarch64_bin: Path) -> None:  # noqa: F811
+    assert _elf_machine(aarch64_bin) == 183  # EM_AARCH64
+    done = subprocess.run([*QEMU_AARCH64, str(aarch64_bin), "self-test"], capture_output=True, text=True, timeout=300,
+                          check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "self-test: passed (0 of 9 checks failed)" in done.stdout
 
 
 @pytest.mark.parametrize("name", sorted(GRAPHS))
