@@ -1,0 +1,125 @@
+"""The import structure: core at the bottom, the board agent on core alone, no new import cycles.
+
+Imports are read from the source (every `import` and `from ... import`, inside functions too), so
+a lazy import counts as much as one at the top of a file.
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+PACKAGES = ("core", "splitter", "orchestrator", "board_agent")
+# What a board has besides the standard library (board_agent/, docs/board-setup.md).
+BOARD_THIRD_PARTY = {"aiomqtt", "yaml"}
+# Cycles between files that exist today and are to go (issue 12: one stack). A new one fails.
+KNOWN_CYCLES = [
+    {"orchestrator/bench_cli.py", "orchestrator/commands.py", "orchestrator/reference_check.py", "splitter/build.py",
+     "splitter/cli.py"},
+    {"splitter/cost/compute.py", "splitter/cost/stream.py"},
+    {"splitter/executor.py", "splitter/fast_executor.py"},
+    {"splitter/lowering/accumulator.py", "splitter/lowering/activation.py", "splitter/lowering/binary.py",
+     "splitter/lowering/compute.py", "splitter/lowering/lower.py", "splitter/lowering/pooling.py",
+     "splitter/lowering/residual.py", "splitter/lowering/window.py"},
+]
+
+
+def _module_of(path: Path) -> str:
+    rel = path.relative_to(REPO).with_suffix("")
+    parts = list(rel.parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _files() -> dict[str, Path]:
+    return {_module_of(p): p for pkg in PACKAGES for p in (REPO / pkg).rglob("*.py")}
+
+
+def _imports(path: Path, module: str) -> set[str]:
+    """Every module name `path` imports (absolute; relative imports resolved)."""
+    out: set[str] = set()
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            out.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*anchor, base] if base else anchor)
+            out.add(base)
+            out.update(f"{base}.{alias.name}" for alias in node.names)
+    return out
+
+
+def _graph() -> dict[str, set[str]]:
+    """File -> the files of this repository it imports."""
+    files = _files()
+    graph: dict[str, set[str]] = {}
+    for module, path in files.items():
+        targets = {name for name in _imports(path, module) if name in files and name != module}
+        graph[str(path.relative_to(REPO))] = {str(files[t].relative_to(REPO)) for t in targets}
+    return graph
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[set[str]]:
+    """Strongly connected components with more than one file (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on: set[str] = set()
+    found: list[set[str]] = []
+    sys.setrecursionlimit(10_000)
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in graph.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = set()
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                component.add(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(component)
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_core_imports_nothing_above_it() -> None:
+    for module, path in _files().items():
+        if module.split(".")[0] == "core":
+            ours = {n.split(".")[0] for n in _imports(path, module)} & set(PACKAGES)
+            assert ours <= {"core"}, f"{path.relative_to(REPO)} imports {sorted(ours - {'core'})}"
+
+
+def test_the_board_agent_stands_on_core_alone() -> None:
+    allowed = {"core", "board_agent", *BOARD_THIRD_PARTY, *sys.stdlib_module_names}
+    for module, path in _files().items():
+        if module.split(".")[0] == "board_agent":
+            tops = {n.split(".")[0] for n in _imports(path, module) if n}
+            assert tops <= allowed, f"{path.relative_to(REPO)} imports {sorted(tops - allowed)}"
+
+
+def test_no_import_cycle_beyond_the_known_ones() -> None:
+    for cycle in _cycles(_graph()):
+        assert any(cycle <= known for known in KNOWN_CYCLES), f"a new import cycle: {sorted(cycle)}"
+
+
+def test_the_cycle_finder_finds_a_cycle() -> None:
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [{"a", "b", "c"}]
