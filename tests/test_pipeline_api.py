@@ -43,6 +43,7 @@ def workdir(zoo_dir: Path, tmp_path_factory: pytest.TempPathFactory, server_bin:
     Image.fromarray(rng.integers(0, 256, size=(40, 40), dtype=np.uint8)).save(root / "images" / "5.png")  # gray
     Image.fromarray(rng.integers(0, 256, size=(36, 36, 3), dtype=np.uint8)).save(root / "photo.jpg")
     (root / "labels.txt").write_text("\n".join(CIFAR10) + "\n")
+    (root / "model.onnx").write_bytes((zoo_dir / "cnv-w2a2.onnx").read_bytes())  # for the references
     return root
 
 
@@ -57,7 +58,7 @@ def _expected(root: Path, path: Path) -> np.ndarray:
     return finish_output(manifest, y, root / "build").reshape(-1)
 
 
-def test_the_documented_example_runs(workdir: Path, zoo_dir: Path, monkeypatch: pytest.MonkeyPatch,
+def test_the_documented_example_runs(workdir: Path, monkeypatch: pytest.MonkeyPatch,
                                      capsys: pytest.CaptureFixture) -> None:
     text = (REPO / "docs" / "python-api.md").read_text()
     example = re.search(r"```python\n(.*?)```", text, re.S).group(1)
@@ -67,7 +68,6 @@ def test_the_documented_example_runs(workdir: Path, zoo_dir: Path, monkeypatch: 
     printed = capsys.readouterr().out
     assert printed.splitlines()[0].startswith("0.png [(")
     assert "6 images," in printed
-    (workdir / "model.onnx").write_bytes((zoo_dir / "cnv-w2a2.onnx").read_bytes())
     for result, path in zip(scope["streamed"], scope["files"], strict=True):
         assert result.name == path.name
         assert np.array_equal(result.output, _expected(workdir, path)), path.name
@@ -121,3 +121,19 @@ def test_preprocessing_from_the_manifest(workdir: Path) -> None:
     manifest["host"]["preprocess"] = {"resize": "stretch"}
     with pytest.raises(UserInputError, match="stretch"):
         preprocessing_for(manifest)
+
+
+def test_run_on_a_virtual_fleet_prints_labelled_top_5(workdir: Path) -> None:
+    from orchestrator.netns import netns_available
+
+    if netns_available() is not None:
+        pytest.skip(str(netns_available()))
+    done = finnsplit("run", "build", "--virtual-fleet", "0", "--images", "images", "--labels", "labels.txt",
+                     cwd=workdir)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = [line for line in done.stdout.splitlines() if re.match(r"^\d\.png: ", line)]
+    assert [line.split(":")[0] for line in lines] == [f"{i}.png" for i in range(6)]
+    for line, i in zip(lines, range(6), strict=True):
+        best = re.findall(r"(\w+) \(", line)
+        expected = _expected(workdir, workdir / "images" / f"{i}.png")
+        assert len(best) == 5 and best[0] == CIFAR10[int(np.argmax(expected))]
