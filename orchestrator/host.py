@@ -10,7 +10,7 @@ import numpy as np
 
 from core.errors import FinnsplitError
 from splitter.graph import Affine
-from splitter.host import integer_input, run_output_stage, to_onnx_layout
+from splitter.host import integer_input, model_output
 
 
 class HostInputError(FinnsplitError):
@@ -45,19 +45,18 @@ def _host_file(path: str, mtime_ns: int) -> bytes:
 def finish_output(manifest: dict[str, Any], y: np.ndarray, root: str | Path | None = None) -> np.ndarray:
     """The model's output (float32 logits, or integer labels) for the last board's integer output.
 
-    A bundle with a host output stage (host.output.stage: Softmax, float post-processing) runs it
-    after the affine, with onnxruntime; its file is read from the bundle at `root`.
+    splitter.host.model_output with the manifest's output affine and host output stage (Softmax,
+    float post-processing; its file is read from the bundle at `root`): the tests' conversion.
     """
     host = manifest["host"]["output"]
-    flat = np.asarray(y).reshape(1, -1)
+    values = np.asarray(y).reshape(1, *manifest["output"]["shape"][1:])
     if host["kind"] != "affine":
-        return flat
-    values = Affine(np.asarray(host["scale"]), np.asarray(host["bias"])).apply(flat)
+        return values.reshape(1, -1)
+    affine = Affine(np.asarray(host["scale"]), np.asarray(host["bias"]))
     stage = host.get("stage")
     if stage is None:
-        return values
+        return model_output(values, affine, None)
     if root is None:
         raise ValueError("this bundle has a host output stage: finish_output needs the bundle folder (root)")
     path = Path(root) / manifest["host"]["files"]["output_stage"]["path"]
-    return run_output_stage(_host_file(str(path), path.stat().st_mtime_ns),
-                            to_onnx_layout(values.reshape(manifest["output"]["shape"]), stage["shape"]))
+    return model_output(values, affine, (_host_file(str(path), path.stat().st_mtime_ns), stage["shape"]))

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 
 import numpy as np
 import onnx
 
-from splitter.graph import DataflowGraph, InputQuant
+from splitter.graph import Affine, DataflowGraph, InputQuant
 
 
 def nchw_to_nhwc(x: np.ndarray) -> np.ndarray:
@@ -69,12 +70,22 @@ def dataflow_input(graph: DataflowGraph, raw: np.ndarray) -> np.ndarray:
 
 def final_output(graph: DataflowGraph, y: np.ndarray) -> np.ndarray:
     """The model's output for the last layer's integer output `y` (logits as float32, or top-K indices)."""
-    if graph.output_affine is None:
-        return y.reshape(y.shape[0], -1)
-    values = graph.output_affine.apply(y)
     stage = graph.output_stage
+    return model_output(y, graph.output_affine, None if stage is None else (stage.model, stage.input_shape))
+
+
+def model_output(y: np.ndarray, affine: Affine | None, stage: tuple[bytes, Sequence[int]] | None) -> np.ndarray:
+    """The one conversion from the last board's integer NHWC output `y` (batch first) to the model's output.
+
+    The output affine (float32), then the host's output stage (onnxruntime) if there is one; a
+    spatial output comes back in the model's NCHW layout, one pixel as (N, C). Used by the tests
+    (final_output) and by what users run (orchestrator.host.finish_output) alike.
+    """
+    if affine is None:
+        return y.reshape(y.shape[0], -1)
+    values = affine.apply(y)
     if stage is not None:
-        return run_output_stage(stage.model, to_onnx_layout(values, stage.input_shape))
+        return run_output_stage(stage[0], to_onnx_layout(values, stage[1]))
     return values.reshape(values.shape[0], -1) if values.shape[1:3] == (1, 1) else values.transpose(0, 3, 1, 2)
 
 
