@@ -20,6 +20,7 @@ import yaml
 
 from board_agent.mqtt import BrokerAuthError, client_options
 from core.errors import FinnsplitError
+from core.topics import board_topic
 
 NAME = re.compile(r"[a-z0-9-]+\Z")
 CHECKOUT = Path(__file__).resolve().parents[1]
@@ -144,7 +145,7 @@ class AgentConfig:
 
     def topic(self, leaf: str) -> str:
         """The MQTT topic `leaf` (status, cmd, ...) of this board."""
-        return f"finnsplit/{self.chain}/board/{self.name}/{leaf}"
+        return board_topic(self.chain, self.name, leaf)
 
     def resolve_server_binary(self) -> Path:
         """The finnsplit-server executable; raises ConfigError if there is none."""

@@ -6,7 +6,6 @@ manifest reader (core.manifest, standard library only) before anything is starte
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 from dataclasses import dataclass
@@ -14,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import FinnsplitError
-from core.manifest import BundleError, check_file, contained_path, load_manifest, partition_files
+from core.manifest import BundleError, bundle_id_of, check_file, contained_path, load_manifest, partition_files
 
 BACKENDS = ("emulate", "delay", "finn-zynq")
 BUNDLE_ID = re.compile(r"[0-9a-f]{16}\Z")
@@ -96,7 +95,7 @@ def prepare_run(remote_root: str | Path, request: RunRequest) -> PreparedRun:
     manifest_path = bundle_dir / "manifest.json"
     try:
         manifest = load_manifest(bundle_dir, verify=False)
-        digest = hashlib.sha256(manifest_path.read_bytes()).hexdigest()[:16]
+        digest = bundle_id_of(manifest_path.read_bytes())
         if digest != bundle_id:
             raise RunError(f"bundle {bundle_id}: manifest.json is corrupted (its SHA-256 starts {digest})")
         entries = partition_files(manifest, request.partition)

@@ -19,6 +19,7 @@ from core.errors import FinnsplitError
 
 FORMAT = "finnsplit-bundle"
 VERSION = 1
+BUNDLE_ID_HEX = 16  # a bundle's id: the first hex digits of its manifest's SHA-256
 
 
 class BundleError(FinnsplitError):
@@ -58,6 +59,11 @@ def check_entries(manifest: object, where: str = "manifest") -> None:
             raise BundleError(f"{where}: {entry['path']}: 'bytes' must be a non-negative integer, got {size!r:.40}")
         if not isinstance(digest, str) or len(digest) != 64:
             raise BundleError(f"{where}: {entry['path']}: 'sha256' must be 64 hex digits, got {digest!r:.80}")
+
+
+def bundle_id_of(manifest: bytes) -> str:
+    """A bundle's id from its manifest.json bytes (deployment directories are named by it)."""
+    return hashlib.sha256(manifest).hexdigest()[:BUNDLE_ID_HEX]
 
 
 def sha256_file(path: Path) -> str:

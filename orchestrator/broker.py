@@ -18,6 +18,7 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.topics import board_prefix, chain_filter
 from orchestrator.pki import ensure_ca, issue_server_cert, write_private
 
 TLS_PORT = 8883
@@ -97,9 +98,9 @@ def hash_password(password: str, salt: bytes | None = None) -> str:
 def acl_text(chain: str, boards: list[str] | tuple[str, ...]) -> str:
     """Mosquitto ACLs: each board reads its cmd and writes its own topics; the orchestrator has the chain."""
     lines = [f"# finnsplit chain {chain} (docs/security.md); anything not listed is denied",
-             f"user {orchestrator_username(chain)}", f"topic readwrite finnsplit/{chain}/#", ""]
+             f"user {orchestrator_username(chain)}", f"topic readwrite {chain_filter(chain)}", ""]
     for name in boards:
-        prefix = f"finnsplit/{chain}/board/{name}"
+        prefix = board_prefix(chain, name)
         lines += [f"user {board_username(chain, name)}", f"topic read {prefix}/cmd"]
         lines += [f"topic write {prefix}/{leaf}" for leaf in BOARD_WRITES] + [""]
     return "\n".join(lines)

@@ -26,6 +26,7 @@ import paramiko
 from core.manifest import (
     BundleError,
     bundle_files,
+    bundle_id_of,
     check_file,
     check_relpath,
     load_manifest,
@@ -78,7 +79,7 @@ ProgressFn = Callable[[Progress], None]
 
 def bundle_id(bundle_dir: str | Path) -> str:
     """The bundle's id: the first 16 hex digits of the SHA-256 of its manifest.json."""
-    return hashlib.sha256((Path(bundle_dir) / "manifest.json").read_bytes()).hexdigest()[:16]
+    return bundle_id_of((Path(bundle_dir) / "manifest.json").read_bytes())
 
 
 class BoardSession:

@@ -25,6 +25,7 @@ from board_agent.mqtt import BrokerAuthError
 from board_agent.mqtt import client_id as unpredictable_id
 from core.errors import FinnsplitError
 from core.safe_json import MessageError, check_fields, loads_object
+from core.topics import board_prefix, board_topic, chain_topic
 from orchestrator.fleet import BrokerSettings
 
 log = logging.getLogger("orchestrator.fleet_link")
@@ -71,7 +72,7 @@ class FleetLink:
         """
         self.broker, self.chain = broker, chain
         self.host, self.port, self.client_id = broker.host, broker.port, unpredictable_id(client_id)
-        self.prefix = f"finnsplit/{chain}/board"
+        self.prefix = board_prefix(chain)
         self.boards = None if boards is None else frozenset(boards)
         self.observed: dict[str, Observed] = {}
         self.refused: collections.deque[str] = collections.deque(maxlen=100)  # why recent messages were refused
@@ -93,7 +94,7 @@ class FleetLink:
                 async with aiomqtt.Client(**self.broker.client_options(), identifier=self.client_id) as client:
                     self._client = client
                     await client.subscribe(f"{self.prefix}/+/+", qos=1)
-                    await client.subscribe(f"finnsplit/{self.chain}/pipeline", qos=1)
+                    await client.subscribe(chain_topic(self.chain, "pipeline"), qos=1)
                     self.connected.set()
                     delay = 0.5
                     async for message in client.messages:
@@ -171,7 +172,7 @@ class FleetLink:
             client = self._client
             if client is None:
                 raise aiomqtt.MqttError("disconnected")
-            await client.publish(f"{self.prefix}/{name}/cmd", json.dumps(command), qos=1)
+            await client.publish(board_topic(self.chain, name, "cmd"), json.dumps(command), qos=1)
             reply = await asyncio.wait_for(future, timeout_s)
         except aiomqtt.MqttError as exc:
             raise CommandError(f"sending {op!r} to board {name} failed: {exc}") from None
@@ -189,7 +190,7 @@ class FleetLink:
         if client is None:
             return False
         try:
-            await client.publish(f"finnsplit/{self.chain}/{leaf}", payload, qos=1, retain=retain)
+            await client.publish(chain_topic(self.chain, leaf), payload, qos=1, retain=retain)
         except aiomqtt.MqttError:
             return False
         return True

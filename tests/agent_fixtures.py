@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import json
 import os
 import shutil
@@ -30,7 +29,7 @@ import yaml
 from cpp_fixtures import random_input
 
 from board_agent.mqtt import tls_context
-from core.manifest import file_entry, load_manifest, write_manifest
+from core.manifest import bundle_id_of, file_entry, load_manifest, write_manifest
 from orchestrator.broker import Identity, init_secrets
 from orchestrator.client import ResultReceiver, TensorSender
 from orchestrator.fleet import BrokerSettings
@@ -128,7 +127,7 @@ def build_bundle(work: Path) -> Path:
 def deploy(bundle: Path, remote_root: Path, partition: int = 0) -> str:
     """Lay out one partition as a deployment does (bundles/<id>/, current); returns the bundle id."""
     manifest = (bundle / "manifest.json").read_bytes()
-    bundle_id = hashlib.sha256(manifest).hexdigest()[:16]
+    bundle_id = bundle_id_of(manifest)
     target = remote_root / "bundles" / bundle_id
     target.mkdir(parents=True)
     (target / "manifest.json").write_bytes(manifest)

@@ -17,6 +17,7 @@ from core.manifest import (
     FORMAT,
     VERSION,
     BundleError,
+    bundle_id_of,
     check_file,
     check_relpath,
     file_entry,
@@ -97,7 +98,7 @@ def test_uploads_refuse_traversal_and_symbolic_links_on_the_board(sshd: Sshd, tm
     good = forged_bundle(tmp_path / "good", "partition-0/program.fsprog", content)
     (good / "partition-0").mkdir()
     (good / "partition-0" / "program.fsprog").write_bytes(content)
-    bid = hashlib.sha256((good / "manifest.json").read_bytes()).hexdigest()[:16]
+    bid = bundle_id_of((good / "manifest.json").read_bytes())
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     (remote_root / "bundles" / bid).mkdir(parents=True)
@@ -120,7 +121,7 @@ def board(tmp_path: Path, server_bin: Path) -> Iterator[Board]:  # noqa: F811
 def _place(root: Path, bundle: Path) -> str:
     """Put a forged bundle on the board as an upload would (bundles/<id>/manifest.json)."""
     manifest = (bundle / "manifest.json").read_bytes()
-    bid = hashlib.sha256(manifest).hexdigest()[:16]
+    bid = bundle_id_of(manifest)
     (root / "bundles" / bid).mkdir(parents=True)
     (root / "bundles" / bid / "manifest.json").write_bytes(manifest)
     return bid
