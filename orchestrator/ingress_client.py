@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import ssl
-import urllib.error
-import urllib.request
+import threading
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,16 @@ class IngressClient:
         self.token = Path(token_file).read_text().strip()
         self.context = ssl.create_default_context(cafile=str(ca_file))
         self.timeout_s = timeout_s
+        self._local = threading.local()
+
+    def _connection(self) -> http.client.HTTPSConnection:
+        """This thread's kept-alive connection (one TLS handshake per thread, not per request)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            parts = urllib.parse.urlsplit(self.url)
+            conn = self._local.conn = http.client.HTTPSConnection(parts.hostname or "", parts.port or 443,
+                                                                  timeout=self.timeout_s, context=self.context)
+        return conn
 
     def request(self, path: str, payload: dict[str, Any] | None = None, token: str | None = None) -> dict[str, Any]:
         """One call: POST `payload` as JSON (GET without one); the answer as a dict, IngressRequestError if refused."""
@@ -42,19 +53,28 @@ class IngressClient:
             token = self.token
         if token:
             headers["Authorization"] = f"Bearer {token}"
-        request = urllib.request.Request(self.url + path, data=data, headers=headers)
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout_s, context=self.context) as answer:
-                return json.loads(answer.read())
-        except urllib.error.HTTPError as exc:
-            body = exc.read()
+        for attempt in (0, 1):  # a kept-alive connection the server closed meanwhile: once more on a new one
+            conn = self._connection()
+            try:
+                conn.request("GET" if data is None else "POST", path, body=data, headers=headers)
+                answer = conn.getresponse()
+                body = answer.read()
+                break
+            except (http.client.HTTPException, OSError) as exc:
+                conn.close()
+                self._local.conn = None
+                if attempt or isinstance(exc, TimeoutError):
+                    raise IngressRequestError(0, f"ingress {self.url} unreachable: {exc}") from None
+        if answer.will_close:
+            conn.close()
+            self._local.conn = None
+        if answer.status != 200:
             try:
                 message = json.loads(body).get("error", "")
             except ValueError:
                 message = body[:200].decode(errors="replace")
-            raise IngressRequestError(exc.code, message) from None
-        except (urllib.error.URLError, OSError) as exc:
-            raise IngressRequestError(0, f"ingress {self.url} unreachable: {exc}") from None
+            raise IngressRequestError(answer.status, message)
+        return json.loads(body)
 
     def infer(self, tensors: np.ndarray, top: int | None = None) -> np.ndarray:
         """The model's outputs for a batch of inputs (N first, the original model's layout)."""

@@ -228,8 +228,9 @@ class ResilientClient:
                 self.sent_at[next_frame] = time.perf_counter()
                 pending.append(next_frame)
                 next_frame += 1
-            with self._lock:
-                self._lock.wait(timeout=0.05)
+            with self._lock:  # a result that arrived while sending must not cost a whole wait
+                if len(self._results) < len(payloads):
+                    self._lock.wait(timeout=0.05)
         with self._lock:
             return [decode_tensor(self._results[f], self.output_spec) for f in range(len(payloads))]
 
