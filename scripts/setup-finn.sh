@@ -42,7 +42,9 @@ for f in $finn_tar $qonnx_tar SHA256SUMS; do
 done
 (cd "$vendor" && sha256sum --quiet -c SHA256SUMS) || { echo "setup-finn: checksums in $vendor do not match" >&2; exit 1; }
 
-[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -m pip --version >/dev/null 2>&1; then
+  rm -rf "$venv" && python3 -m venv "$venv"  # none yet, or its creation was interrupted
+fi
 pip=("$venv/bin/python" -m pip install -q --disable-pip-version-check)
 rm -rf "$src" && mkdir -p "$src/finn" "$src/qonnx" "$venv/build"
 tar xzf "$vendor/$finn_tar" -C "$src/finn" --strip-components=1
