@@ -9,7 +9,7 @@ stages to boards, and its own log. A sample is a plain JSON-able dict; the page
 from __future__ import annotations
 
 import collections
-import contextlib
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -18,6 +18,7 @@ from typing import Any
 from orchestrator.daemon import Orchestrator
 
 Log = Callable[[str], None]
+log = logging.getLogger("orchestrator.dashboard")
 TROUBLE = ("failed", "DEGRADED", "killing", "refused", "lost", "error", "gave up")
 STALE_S = 3.0  # a board whose stats stopped this long ago shows 0 fps (it sends nothing now)
 
@@ -89,8 +90,12 @@ class DashboardState:
     def run(self, stop: threading.Event, period_s: float = 1.0) -> None:
         """Sample every `period_s` until `stop` is set; a failing sample is skipped, never fatal."""
         while not stop.is_set():
-            with contextlib.suppress(RuntimeError):  # a dict the orchestrator's thread resized meanwhile
+            try:
                 self.sample()
+            except RuntimeError:  # a dict the orchestrator's thread resized meanwhile: the next sample
+                pass
+            except Exception:  # a bug must not freeze the dashboard for good
+                log.exception("dashboard sample failed")
             stop.wait(period_s)
 
     def snapshot(self) -> dict[str, Any]:

@@ -38,6 +38,7 @@ from orchestrator.web import Request, Response, Route, WebError, json_response
 
 DTYPES = ("uint8", "int8", "uint16", "int16", "int32", "int64", "float32", "float64")
 TOKEN_HEADER = "authorization"
+MAX_BODY = 64 * 1024 * 1024  # one request's JSON: about 80 frames of 224x224x3 float32 in base64
 
 
 class IngressSetupError(FinnsplitError):
@@ -98,7 +99,7 @@ class Ingress:
         self.client, self.manifest, self.bundle_dir = client, manifest, Path(bundle_dir)
         self.token, self.state, self.max_frames, self.timeout_s = token, state, max_frames, timeout_s
         self.shape = [int(d) for d in manifest["host"]["model_input"]["shape"]]
-        self.max_body = 8 * 1024 * 1024 + 4 * max_frames * int(np.prod(self.shape)) * 8 // 3
+        self.max_body = MAX_BODY
         self.counters = IngressCounters()
         self.address = ""
         self._queue: queue.Queue[_Job | None] = queue.Queue()

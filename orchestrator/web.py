@@ -1,7 +1,7 @@
 """A small HTTP(S) server for the daemon's dashboard and ingress (docs/dashboard.md, docs/ingress.md).
 
 The standard library's threading HTTP server, hardened for a LAN: a bounded number of connections
-(more are closed at once), a socket timeout over every request (no slowloris), a body size cap
+(more are closed at once), a timeout on every socket operation (idle connections go), a body size cap
 checked against Content-Length before anything is read, authorization before the body is read,
 TLS handshakes in the connection's own thread, and every answer JSON (errors too: `{"error": ...}`,
 never a traceback or the default HTML page). A handler that raises gets a 500 naming the exception
