@@ -38,8 +38,10 @@ def test_fleet_init_makes_private_keys_passwords_and_a_broker_config(tmp_path: P
     assert done.returncode == 0, done.stderr
     secrets = tmp_path / "fleet-secrets"
     private = [secrets / "ca.key", secrets / "broker" / "broker.key", secrets / "broker" / "passwd",
-               secrets / "orchestrator.password", *(secrets / "boards" / f"zed{i}.password" for i in (0, 1))]
+               secrets / "orchestrator.password", *(secrets / "boards" / f"zed{i}.password" for i in (0, 1)),
+               secrets / "ingress.token"]  # the daemon's ingress (docs/ingress.md)
     assert {p.name: _mode(p) for p in private} == {p.name: 0o600 for p in private}
+    assert len((secrets / "ingress.token").read_text().strip()) >= 43 and "ingress.token" in done.stdout
     assert certificate_hosts(secrets / "broker" / "broker.crt") == ["192.168.1.2", "broker.lab"]
     assert "username: lab-orchestrator" in done.stdout and "username: lab-board-zed1" in done.stdout
     conf = (secrets / "broker" / "mosquitto.conf").read_text()
