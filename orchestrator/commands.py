@@ -224,14 +224,16 @@ def daemon(bundle: str, fleet_path: str, backend: str, report_s: float, web: str
     import threading
 
     from orchestrator.daemon import DaemonConfig
-    from orchestrator.daemon_web import RecentLog, start_dashboard, start_ingress
+    from orchestrator.daemon_web import RecentLog, check_options, start_dashboard, start_ingress
     from orchestrator.fleet import load_fleet
     from orchestrator.health import HealthTracker, format_health
     from orchestrator.session import FleetSession
 
     progress = progress_printer()
     recent = RecentLog(progress)  # the dashboard's last errors
-    session = FleetSession(load_fleet(fleet_path), bundle, DaemonConfig(backend=backend), recent)
+    fleet = load_fleet(fleet_path)
+    check_options(fleet, web, ingress, ingress_token)
+    session = FleetSession(fleet, bundle, DaemonConfig(backend=backend), recent)
     done = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: done.set())

@@ -31,6 +31,15 @@ def default_token_file(fleet: Fleet) -> Path:
     return Path(fleet.broker.ca_file).parent / "ingress.token"
 
 
+def check_options(fleet: Fleet, web: str | None, ingress: str | None, token_file: str | None) -> None:
+    """Refuse a bad HOST:PORT or an unusable token before anything is deployed."""
+    for address in (web, ingress):
+        if address:
+            parse_address(address)
+    if ingress:
+        read_token(Path(token_file) if token_file else default_token_file(fleet))
+
+
 def start_ingress(stack: contextlib.ExitStack, session: FleetSession, address: str, token_file: str | None,
                   say: Log) -> Ingress:
     """Serve the ingress on `address` (HTTPS, the fleet CA's certificate, the fleet's token) until `stack` closes."""
