@@ -198,7 +198,7 @@ def test_daemon_ingress_and_dashboard(cnv_bundle: Path, tmp_path: Path) -> None:
             feeder.start()
             try:
                 time.sleep(3)
-                dom = _chromium(f"http://127.0.0.1:{web}/", "--dump-dom", budget_ms=40_000)
+                dom = _chromium(f"http://127.0.0.1:{web}/", "--dump-dom", budget_ms=120_000)
                 (tmp_path / "dashboard-running.html").write_text(dom)
                 samples = [int(s) for s in dom.split('data-samples="', 1)[1].split('"', 1)[0].split(",")]
                 assert len(set(samples)) >= 3, samples  # the page redrew with newer samples on its own
