@@ -322,4 +322,10 @@ def _bench_command() -> click.Command:
     return bench
 
 
-COMMANDS = (virtual, run, daemon, status, _fleet_group(), _bench_command())
+def _board_group() -> click.Group:
+    from orchestrator.board_cli import board
+
+    return board
+
+
+COMMANDS = (virtual, run, daemon, status, _fleet_group(), _bench_command(), _board_group())
