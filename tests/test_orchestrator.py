@@ -110,7 +110,7 @@ def test_deploy_run_and_fail_over_without_losing_frames(cnv_bundle: Path, tmp_pa
                                  last_stage=lambda: holder["o"].last_stage() if "o" in holder else None)
         rng = np.random.default_rng(4)
         frames = [rng.integers(in_spec.dtype.min, in_spec.dtype.max, size=in_spec.shape, endpoint=True)
-                  for _ in range(1500)]
+                  for _ in range(800)]
         killed: list[tuple[str, int]] = []
         orch_refused: list[str] = []
 
