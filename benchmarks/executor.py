@@ -24,10 +24,10 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from splitter.cli import load_and_lower  # noqa: E402
 from splitter.executor import execute  # noqa: E402
 from splitter.fast_executor import FastExecutor, precision_plan  # noqa: E402
 from splitter.graph import DataflowGraph  # noqa: E402
+from splitter.load import load_and_lower  # noqa: E402
 from splitter.zoo import export  # noqa: E402
 
 

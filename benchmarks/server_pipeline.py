@@ -133,9 +133,9 @@ def mobilenet(work: Path) -> None:
     from qonnx.core.onnx_exec import execute_onnx
 
     from splitter import program
-    from splitter.cli import load_and_lower
     from splitter.executor import execute
     from splitter.host import model_float_input
+    from splitter.load import load_and_lower
     from splitter.lowering.onnx_view import with_shapes
     from splitter.packing import pack, unpack
     from splitter.zoo import export

@@ -29,7 +29,7 @@ def load_model(kind: str):
     if kind == "synthetic":
         layers, tensors = mobilenet_v1_w4a4()
         return layers, tensors, "MobileNetV1-w4a4, synthetic chain (splitter.cost.synthetic)"
-    from splitter.cli import load_and_lower
+    from splitter.load import load_and_lower
 
     if kind == "zoo":
         from splitter import zoo

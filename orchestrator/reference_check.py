@@ -40,8 +40,8 @@ class ReferenceCheck:
 
     def _references(self) -> None:
         from orchestrator.host import prepare_input
-        from splitter.cli import input_spec_of_bundle, load_and_lower
         from splitter.fast_executor import FastExecutor
+        from splitter.load import input_spec_of_bundle, load_and_lower
 
         # the bundle's own input quantization; the imported model has every shape qonnx's executor needs
         model, graph = load_and_lower(self.model_path, input_spec_of_bundle(self.manifest))

@@ -61,7 +61,7 @@ class BuildState:
 
 def step_lower(state: BuildState, cfg: BuildConfig, progress: Progress) -> BuildState:
     """Read the QONNX model and lower it to dataflow layers."""
-    from splitter.cli import load_and_lower
+    from splitter.load import load_and_lower
 
     state.model, state.graph = load_and_lower(cfg.model, cfg.input_spec)
     progress(f"lowered {cfg.model}: {len(state.graph.layers)} dataflow layers")

@@ -35,7 +35,7 @@ def zoo_legacy_dir(zoo_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> P
 @pytest.fixture(scope="session")
 def zoo_lowered(zoo_dir: Path) -> dict:
     """(model, lowered graph) per zoo model, lowered with the zoo's declared input quantization."""
-    from splitter.cli import load_and_lower
+    from splitter.load import load_and_lower
 
     return {name: load_and_lower(str(zoo_dir / f"{name}.onnx"), None, name.replace("-", "_")) for name in ZOO}
 

@@ -11,8 +11,8 @@ import onnx
 import pytest
 from conftest import ZOO
 
-from splitter.cli import load_and_lower
 from splitter.graph import DataflowGraph
+from splitter.load import load_and_lower
 from splitter.verify import check_layers
 
 

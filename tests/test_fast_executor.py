@@ -31,7 +31,7 @@ def test_every_zoo_model_is_bit_exact(name: str, zoo_lowered: dict, tmp_path: Pa
     if name in ZOO:
         graph = zoo_lowered[name][1]
     else:
-        from splitter.cli import load_and_lower
+        from splitter.load import load_and_lower
         from splitter.zoo import export
 
         graph = load_and_lower(str(export(name, tmp_path / f"{name}.onnx", seed=0)), None, name)[1]

@@ -49,7 +49,7 @@ def workdir(zoo_dir: Path, tmp_path_factory: pytest.TempPathFactory, server_bin:
 
 def _expected(root: Path, path: Path) -> np.ndarray:
     """The model's output for an image, by the Python executor (the bundle's own host steps)."""
-    from splitter.cli import input_spec_of_bundle, load_and_lower
+    from splitter.load import input_spec_of_bundle, load_and_lower
 
     manifest = load_manifest(root / "build")
     graph = load_and_lower(str(root / "model.onnx"), input_spec_of_bundle(manifest))[1]

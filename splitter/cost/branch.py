@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from splitter.cost.compute import _check
+from splitter.cost.errors import check_folding
 from splitter.cost.memory import fifo, least_waste_memory
 from splitter.cost.model import CostConfig, Folding, LayerCost, LayerIO, costed
 from splitter.cost.resources import Resources
@@ -29,7 +29,7 @@ MAX_SRL_DEPTH = 256  # FINN's InsertFIFO(max_qsrl_depth=256) in step_set_fifo_de
 def duplicate_cost(layer: Layer, f: Folding, board: Board, io: LayerIO, cfg: CostConfig) -> LayerCost:
     """DuplicateStreams_hls: FINN estimates nothing; correction: a register and handshake per output stream."""
     channels, streams = int(layer.attr("NumChannels")), int(layer.attr("NumOutputStreams"))
-    _check(layer, f, channels % f.pe == 0, f"PE={f.pe} must divide {channels}")
+    check_folding(layer, f, channels % f.pe == 0, f"PE={f.pe} must divide {channels}")
     width = f.pe * io.in_dtype.bitwidth
     control = Resources(lut=cfg.small_layer_base_lut + streams * width)
     return costed(Resources(), io.in_vectors * channels // f.pe, "DuplicateStreams_hls", width, width, cfg,
@@ -39,7 +39,7 @@ def duplicate_cost(layer: Layer, f: Folding, board: Board, io: LayerIO, cfg: Cos
 def add_cost(layer: Layer, f: Folding, board: Board, io: LayerIO, cfg: CostConfig) -> LayerCost:
     """AddStreams_hls: FINN estimates nothing; corrections: PE adders, and the join's deep input FIFOs."""
     channels = int(layer.attr("NumChannels"))
-    _check(layer, f, channels % f.pe == 0, f"PE={f.pe} must divide {channels}")
+    check_folding(layer, f, channels % f.pe == 0, f"PE={f.pe} must divide {channels}")
     width = f.pe * io.in_dtype.bitwidth
     control = Resources(lut=cfg.small_layer_base_lut + f.pe * io.out_dtype.bitwidth)
     # partition_resources charges one depth-cfg.fifo_depth FIFO per layer (the first input's)

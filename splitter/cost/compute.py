@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from splitter.cost.errors import IllegalFoldingError
+from splitter.cost.errors import check_folding
 from splitter.cost.memory import dwc, fifo, lutram_luts, weight_memory
 from splitter.cost.model import CostConfig, Folding, LayerCost, LayerIO, composite, costed
 from splitter.cost.resources import Resources
@@ -56,11 +56,6 @@ def mvau_rtl_possible(layer: Layer, board: Board, preferred: bool = False) -> bo
     return True
 
 
-def _check(layer: Layer, folding: Folding, ok: bool, why: str) -> None:
-    if not ok:
-        raise IllegalFoldingError(layer.name, layer.op_type, folding, why)
-
-
 def _mac_luts(q: int, w: int, a: int, res_type: str, acc: int, thr: float, comp: float) -> float:
     """Per-PE LUTs of an HLS MAC lane set: multipliers, adder tree, accumulator, thresholds."""
     mult = 0 if res_type == "dsp" else q * (2 * math.ceil((w + a) / 6) - 1) * (w + a)
@@ -95,9 +90,9 @@ def _standalone(layer: Layer, f: Folding, board: Board, io: LayerIO, cfg: CostCo
     """An MVAU/VVAU and its thresholds as two FINN nodes: the accumulator layer, then Thresholding_rtl."""
     from splitter.cost.stream import thresholding_cost  # stream.py imports this module
 
-    _check(layer, f, int(layer.attrs.get("noActivation", 0)) == 0 and "thresholds" in layer.params,
+    check_folding(layer, f, int(layer.attrs.get("noActivation", 0)) == 0 and "thresholds" in layer.params,
            "standalone thresholds need a layer with an activation")
-    _check(layer, f, not int(layer.attrs.get("binaryXnorMode", 0)), "XNOR layers keep their thresholds embedded")
+    check_folding(layer, f, not int(layer.attrs.get("binaryXnorMode", 0)), "XNOR layers keep their thresholds embedded")
     acc = dtype_attr(layer, "accDataType")
     compute = node(accumulator_layer(layer), dataclasses.replace(f, thresholds="embedded", thr_pe=1), board,
                    dataclasses.replace(io, out_dtype=acc), cfg)
@@ -119,8 +114,8 @@ def _mvau_node(layer: Layer, f: Folding, board: Board, io: LayerIO, cfg: CostCon
     """One MVAU node: MVAU_rtl where FINN builds it (or the node asks for it), else MVAU_hls."""
     mw, mh = int(layer.attr("MW")), int(layer.attr("MH"))
     p, q = f.pe, f.simd
-    _check(layer, f, mh % p == 0 and mw % q == 0, f"PE must divide MH={mh} and SIMD must divide MW={mw}")
-    _check(layer, f, f.ram_style != "ultra" or board.resources.uram > 0, f"board {board.name} has no URAM")
+    check_folding(layer, f, mh % p == 0 and mw % q == 0, f"PE must divide MH={mh} and SIMD must divide MW={mw}")
+    check_folding(layer, f, f.ram_style != "ultra" or board.resources.uram > 0, f"board {board.name} has no URAM")
     idt, wdt, odt = io.in_dtype, dtype_attr(layer, "weightDataType"), dtype_attr(layer, "outputDataType")
     a, w, b = idt.bitwidth, wdt.bitwidth, odt.bitwidth
     acc_dt = dtype_attr(layer, "accDataType") if "accDataType" in layer.attrs else odt
@@ -131,10 +126,10 @@ def _mvau_node(layer: Layer, f: Folding, board: Board, io: LayerIO, cfg: CostCon
     mem = weight_memory(p * q * w, omega, f.ram_style, "mvau")
     acc = accumulator_bits(acc_dt.bitwidth, mw, w, a, idt.signed)
     rtl = f.impl_style != "hls" and mvau_rtl_possible(layer, board, preferred=f.impl_style == "rtl")
-    _check(layer, f, rtl or f.impl_style != "rtl", "FINN builds no MVAU_rtl for it (thresholds, XNOR, wide or "
+    check_folding(layer, f, rtl or f.impl_style != "rtl", "FINN builds no MVAU_rtl for it (thresholds, XNOR, wide or "
            "unsigned weights, wide inputs, or full-range weights on DSP48E1)")
     if rtl:
-        _check(layer, f, f.res_type != "lut", "MVAU_rtl has no LUT multipliers (resType must be dsp)")
+        check_folding(layer, f, f.res_type != "lut", "MVAU_rtl has no LUT multipliers (resType must be dsp)")
         # FINN: LUT 0, DSP ceil(PE/4)*SIMD (DSP48E1/E2), memory as the generic MVAU
         finn = Resources(bram18=mem.bram18, uram=mem.uram, dsp=math.ceil(p / 4) * q)
         fabric = Resources(lut=cfg.rtl_mvau_base_lut + p * acc + mem.lut, lutram=mem.lut)
@@ -154,7 +149,7 @@ def _mvau_node(layer: Layer, f: Folding, board: Board, io: LayerIO, cfg: CostCon
 
 def vvau_cost(layer: Layer, f: Folding, board: Board, io: LayerIO, cfg: CostConfig) -> LayerCost:
     """VVAU_hls (FINN's only VVAU backend off Versal), thresholds embedded or standalone."""
-    _check(layer, f, f.impl_style != "rtl", "VVAU_rtl exists only on Versal")
+    check_folding(layer, f, f.impl_style != "rtl", "VVAU_rtl exists only on Versal")
     if f.standalone:
         return _standalone(layer, f, board, io, cfg, _vvau_node)
     return _vvau_node(layer, f, board, io, cfg)
@@ -165,9 +160,9 @@ def _vvau_node(layer: Layer, f: Folding, board: Board, io: LayerIO, cfg: CostCon
     channels = int(layer.attr("Channels"))
     kh, kw = pair(layer.attr("Kernel"))
     p, q = f.pe, f.simd
-    _check(layer, f, channels % p == 0 and (kh * kw) % q == 0, f"PE must divide {channels}, SIMD {kh * kw}")
-    _check(layer, f, q == 1 or p == channels, "SIMD > 1 needs PE = Channels (FINN SWG parallel window)")
-    _check(layer, f, f.ram_style != "ultra" or board.resources.uram > 0, f"board {board.name} has no URAM")
+    check_folding(layer, f, channels % p == 0 and (kh * kw) % q == 0, f"PE must divide {channels}, SIMD {kh * kw}")
+    check_folding(layer, f, q == 1 or p == channels, "SIMD > 1 needs PE = Channels (FINN SWG parallel window)")
+    check_folding(layer, f, f.ram_style != "ultra" or board.resources.uram > 0, f"board {board.name} has no URAM")
     idt, wdt, odt = io.in_dtype, dtype_attr(layer, "weightDataType"), dtype_attr(layer, "outputDataType")
     a, w, b = idt.bitwidth, wdt.bitwidth, odt.bitwidth
     acc_dt = dtype_attr(layer, "accDataType") if "accDataType" in layer.attrs else odt

@@ -25,3 +25,9 @@ class IllegalFoldingError(CostError):
         super().__init__(f"illegal folding {folding} for layer {layer_name!r} ({op_type}): {why}")
         self.layer_name = layer_name
         self.op_type = op_type
+
+
+def check_folding(layer: object, folding: object, ok: bool, why: str) -> None:
+    """IllegalFoldingError naming `layer` and `folding` unless `ok`."""
+    if not ok:
+        raise IllegalFoldingError(layer.name, layer.op_type, folding, why)  # type: ignore[attr-defined]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from splitter.cost.compute import _check
+from splitter.cost.errors import check_folding
 from splitter.cost.memory import least_waste_memory, lutram_luts, swg_bram, uram_blocks
 from splitter.cost.model import CostConfig, Folding, LayerCost, LayerIO, costed
 from splitter.cost.resources import Resources
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 
 def _divides(layer: Layer, f: Folding, value: int, total: int, what: str) -> None:
-    _check(layer, f, total % value == 0, f"{what}={value} must divide {total}")
+    check_folding(layer, f, total % value == 0, f"{what}={value} must divide {total}")
 
 
 def swg_geometry(layer: Layer, f: Folding) -> dict[str, int]:
@@ -54,8 +54,8 @@ def swg_cost(layer: Layer, f: Folding, board: Board, io: LayerIO, cfg: CostConfi
     channels = int(layer.attr("IFMChannels"))
     kh, kw = pair(layer.attr("ConvKernelDim"))
     _divides(layer, f, f.simd, channels, "SIMD")
-    _check(layer, f, not f.parallel_window or f.simd == channels, "parallel_window needs SIMD = IFMChannels")
-    _check(layer, f, f.ram_style != "ultra" or board.resources.uram > 0, f"board {board.name} has no URAM")
+    check_folding(layer, f, not f.parallel_window or f.simd == channels, "parallel_window needs SIMD = IFMChannels")
+    check_folding(layer, f, f.ram_style != "ultra" or board.resources.uram > 0, f"board {board.name} has no URAM")
     geo = swg_geometry(layer, f)
     a = io.in_dtype.bitwidth
     width = f.simd * a
@@ -139,7 +139,7 @@ def maxpool_cost(layer: Layer, f: Folding, board: Board, io: LayerIO, cfg: CostC
     h, w = pair(layer.attr("ImgDim"))
     kh, kw = pair(layer.attr("PoolDim"))
     channels = int(layer.attr("NumChannels"))
-    _check(layer, f, f.pe == 1 and f.simd == 1, "2D StreamingMaxPool has no folding (PE is 1D only)")
+    check_folding(layer, f, f.pe == 1 and f.simd == 1, "2D StreamingMaxPool has no folding (PE is 1D only)")
     a = io.in_dtype.bitwidth
     ram = lutram_luts(channels * a, max(1, w // kw))
     cycles = h * w + (h * w) // (kh * kw)  # FINN: IFMDim^2 * (1 + 1/k^2)
