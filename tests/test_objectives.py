@@ -5,82 +5,14 @@ Each is checked against brute force on toy chains (every cut set, replica count 
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 import pytest
 from test_build import finnsplit
-from test_partition import _rate, tiny, toy_chain
+from test_partition import brute_force_plans, tiny, toy_chain
 
 from splitter.boards import Board
-from splitter.cost import output_fifo_cost
-from splitter.cost.memory import dwc
-from splitter.folding import group_options, groups
-from splitter.packing import packed_size
 from splitter.partition import PartitionError, plan, plan_for
-
-
-def _watts(board: Board, res: np.ndarray) -> np.ndarray:
-    per_unit = np.array(board.power.dynamic_mw_at_100mhz.as_tuple(), dtype=float)
-    per_unit[-1] = 0.0  # lutram: already in lut
-    dynamic = res @ (per_unit * 1e-3 * board.clock_mhz / 100.0)
-    return board.power.ps_w + board.power.pl_static_w + dynamic
-
-
-def brute_force_plans(layers, tensors, boards: Sequence[Board], replicate: bool) -> list[tuple[float, float, int]]:
-    """(fps, least watts reaching that fps, boards) of every plan: cut set, board types, replicas, foldings."""
-    grp = groups(layers)
-    ends = [layers[0].input] + [layers[stop - 1].output for _, stop in grp]
-    nbytes = [packed_size(tensors[e].num_elements, tensors[e].dtype) for e in ends]
-    types = list({b.name: b for b in boards}.values())
-    avail = {t.name: sum(b.name == t.name for b in boards) for t in types}
-    options = {(g, t.name): group_options(layers[a:b], t, tensors) for g, (a, b) in enumerate(grp) for t in types}
-
-    def segment(i: int, j: int, board: Board) -> tuple[np.ndarray, np.ndarray]:
-        """Cycles and watts of every folding combination of groups i..j-1 that fits one board."""
-        res, cyc, out_w = np.array([board.shell.as_tuple()]), np.zeros(1), np.array([-1])
-        for g in range(i, j):
-            opts = options[(g, board.name)]
-            o_res = np.array([o.resources.as_tuple() for o in opts])
-            conv = np.array([[0.0 if p < 0 else dwc(int(p), o.in_width, 1.0).lut for o in opts] for p in out_w])
-            res = res[:, None, :] + o_res[None, :, :]
-            res[:, :, 0] += conv
-            res[:, :, 1] += conv
-            res = res.reshape(-1, res.shape[-1])
-            cyc = np.maximum(cyc[:, None], np.array([o.cycles for o in opts])[None, :]).reshape(-1)
-            out_w = np.tile(np.array([o.out_width for o in opts]), len(out_w))
-        res = res + np.array([output_fifo_cost(int(w)).as_tuple() for w in out_w])
-        fits = np.all(res <= np.array(board.usable.as_tuple()) + 1e-6, axis=1)
-        return cyc[fits], _watts(board, res[fits])
-
-    out = []
-    n = len(grp)
-    for k in range(1, len(boards) + 1):
-        for cuts in itertools.combinations(range(1, n), k - 1):
-            segs = list(itertools.pairwise([0, *cuts, n]))
-            for assign in itertools.product(types, repeat=k):
-                for reps in itertools.product(range(1, (len(boards) if replicate else 1) + 1), repeat=k):
-                    used = {t.name: 0 for t in types}
-                    for t, r in zip(assign, reps, strict=True):
-                        used[t.name] += r
-                    if any(used[name] > avail[name] for name in used):
-                        continue
-                    per_seg = []
-                    for (i, j), t, r in zip(segs, assign, reps, strict=True):
-                        cyc, watts = segment(i, j, t)
-                        link = _rate(t, None) * min((1 if i == 0 else r) / nbytes[i], (1 if j == n else r) / nbytes[j])
-                        per_seg.append((np.minimum(r * t.clock_hz / np.maximum(cyc, 1), link), r * watts))
-                    if any(not len(f) for f, _ in per_seg):
-                        continue
-                    # every throughput one segment can set, and the least power of the plan at it
-                    for fps in {float(v) for f, _ in per_seg for v in f}:
-                        meets = [w[f >= fps * (1 - 1e-12)] for f, w in per_seg]
-                        if all(len(m) for m in meets):
-                            out.append((fps, sum(float(m.min()) for m in meets), sum(reps)))
-    return out
-
 
 CASES = [
     ("three boards", [tiny("a", lut=2_000, bram=2, dsp=2)] * 3),

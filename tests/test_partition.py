@@ -49,8 +49,16 @@ def _rate(board: Board, link_gbps: float | None) -> float:
     return min(nic, board.iodma_width / 8 * board.clock_hz)
 
 
-def brute_force(layers, tensors, boards: Sequence[Board], replicate: bool, link_gbps=None) -> float:
-    """Best pipeline fps over every cut set, board assignment, replica count and folding combination."""
+def _watts(board: Board, res: np.ndarray) -> np.ndarray:
+    per_unit = np.array(board.power.dynamic_mw_at_100mhz.as_tuple(), dtype=float)
+    per_unit[-1] = 0.0  # lutram: already in lut
+    dynamic = res @ (per_unit * 1e-3 * board.clock_mhz / 100.0)
+    return board.power.ps_w + board.power.pl_static_w + dynamic
+
+
+def brute_force_plans(layers, tensors, boards: Sequence[Board], replicate: bool,
+                      link_gbps=None) -> list[tuple[float, float, int]]:
+    """(fps, least watts reaching that fps, boards) of every plan: cut set, board types, replicas, foldings."""
     grp = groups(layers)
     ends = [layers[0].input] + [layers[stop - 1].output for _, stop in grp]
     nbytes = [packed_size(tensors[e].num_elements, tensors[e].dtype) for e in ends]
@@ -58,8 +66,8 @@ def brute_force(layers, tensors, boards: Sequence[Board], replicate: bool, link_
     avail = {t.name: sum(b.name == t.name for b in boards) for t in types}
     options = {(g, t.name): group_options(layers[a:b], t, tensors) for g, (a, b) in enumerate(grp) for t in types}
 
-    def best_segment(i: int, j: int, board: Board) -> float:
-        """Fewest cycles of any folding combination of groups i..j-1 that fits one board (inf: none)."""
+    def segment(i: int, j: int, board: Board) -> tuple[np.ndarray, np.ndarray]:
+        """Cycles and watts of every folding combination of groups i..j-1 that fits one board."""
         res, cyc, out_w = np.array([board.shell.as_tuple()]), np.zeros(1), np.array([-1])
         for g in range(i, j):
             opts = options[(g, board.name)]
@@ -73,14 +81,13 @@ def brute_force(layers, tensors, boards: Sequence[Board], replicate: bool, link_
             out_w = np.tile(np.array([o.out_width for o in opts]), len(out_w))
         res = res + np.array([output_fifo_cost(int(w)).as_tuple() for w in out_w])
         fits = np.all(res <= np.array(board.usable.as_tuple()) + 1e-6, axis=1)
-        return float(cyc[fits].min()) if fits.any() else np.inf
+        return cyc[fits], _watts(board, res[fits])
 
-    best = 0.0
+    out = []
     n = len(grp)
     for k in range(1, len(boards) + 1):
         for cuts in itertools.combinations(range(1, n), k - 1):
-            bounds = [0, *cuts, n]
-            segs = list(itertools.pairwise(bounds))
+            segs = list(itertools.pairwise([0, *cuts, n]))
             for assign in itertools.product(types, repeat=k):
                 for reps in itertools.product(range(1, (len(boards) if replicate else 1) + 1), repeat=k):
                     used = {t.name: 0 for t in types}
@@ -88,14 +95,25 @@ def brute_force(layers, tensors, boards: Sequence[Board], replicate: bool, link_
                         used[t.name] += r
                     if any(used[name] > avail[name] for name in used):
                         continue
-                    fps = np.inf
+                    per_seg = []
                     for (i, j), t, r in zip(segs, assign, reps, strict=True):
-                        cycles = best_segment(i, j, t)
+                        cyc, watts = segment(i, j, t)
                         nics_in, nics_out = (1 if i == 0 else r), (1 if j == n else r)  # one client NIC
                         link = _rate(t, link_gbps) * min(nics_in / nbytes[i], nics_out / nbytes[j])
-                        fps = min(fps, r * t.clock_hz / cycles, link)
-                    best = max(best, fps)
-    return best
+                        per_seg.append((np.minimum(r * t.clock_hz / np.maximum(cyc, 1), link), r * watts))
+                    if any(not len(f) for f, _ in per_seg):
+                        continue
+                    # every throughput one segment can set, and the least power of the plan at it
+                    for fps in {float(v) for f, _ in per_seg for v in f}:
+                        meets = [w[f >= fps * (1 - 1e-12)] for f, w in per_seg]
+                        if all(len(m) for m in meets):
+                            out.append((fps, sum(float(m.min()) for m in meets), sum(reps)))
+    return out
+
+
+def brute_force(layers, tensors, boards: Sequence[Board], replicate: bool, link_gbps=None) -> float:
+    """Best pipeline fps over every cut set, board assignment, replica count and folding combination."""
+    return max(fps for fps, _, _ in brute_force_plans(layers, tensors, boards, replicate, link_gbps))
 
 
 CASES = [
