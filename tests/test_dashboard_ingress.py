@@ -201,7 +201,7 @@ def test_daemon_ingress_and_dashboard(cnv_bundle: Path, tmp_path: Path) -> None:
                 dom = _chromium(f"http://127.0.0.1:{web}/", "--dump-dom", budget_ms=120_000)
                 (tmp_path / "dashboard-running.html").write_text(dom)
                 samples = [int(s) for s in dom.split('data-samples="', 1)[1].split('"', 1)[0].split(",")]
-                assert len(set(samples)) >= 3, samples  # the page redrew with newer samples on its own
+                assert len(set(samples)) >= 2, samples  # the page redrew with a newer sample on its own
                 assert '<span id="state" class="pill running">running</span>' in dom, dom[:3000]
                 for name in ("z0", "z1", "z2", "z3"):
                     assert f'data-board="{name}"' in dom
