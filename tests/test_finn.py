@@ -18,7 +18,6 @@ import json
 import shutil
 import subprocess
 import sys
-import textwrap
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import SimpleNamespace
@@ -169,96 +168,9 @@ def test_run_build_without_finn(no_finn: None, tmp_path: Path) -> None:
     assert finn_main(["--status"]) == 1
 
 
-# ---- the runner against a stand-in FINN --------------------------------------------------------
+# ---- the runner against a stand-in FINN (tests/fakes/) ---------------------------------------------
 
-STUB = {
-    "finn/__init__.py": "",
-    "finn/builder/__init__.py": "",
-    "finn/util/__init__.py": "",
-    "finn/transformation/__init__.py": "",
-    "finn/transformation/fpgadataflow/__init__.py": "",
-    "finn/util/basic.py": """
-        pynq_part_map = {"Pynq-Z1": "xc7z020clg400-1", "Pynq-Z2": "xc7z020clg400-1",
-                         "Ultra96-V2": "xczu3eg-sbva484-1-i", "ZCU104": "xczu7ev-ffvc1156-2-e"}
-        pynq_native_port_width = {"Pynq-Z1": 64, "Pynq-Z2": 64, "Ultra96-V2": 128, "ZCU104": 128}
-        retired_pynq_boards = {"Pynq-Z1", "Pynq-Z2"}
-        part_map = {**pynq_part_map, "U250": "xcu250-figd2104-2L-e"}
-    """,
-    # The board chain of FINN's custom_zynq_shell_template, shortened; %s is FINN's board argument.
-    "finn/transformation/fpgadataflow/templates.py": '''
-        custom_zynq_shell_template = """
-        set BOARD %s
-        if {$BOARD == "ZCU104"} {
-            set_property board_part xilinx.com:zcu104:part0:1.1 [current_project]
-            set ZYNQ_TYPE "zynq_us+"
-        } elseif {$BOARD == "Pynq-Z1"} {
-            set ZYNQ_TYPE "zynq_7000"
-            set_property board_part www.digilentinc.com:pynq-z1:part0:1.0 [current_project]
-        } else {
-            puts "Unrecognized board"
-        }
-        puts "ZYNQ_TYPE $ZYNQ_TYPE"
-        """
-    ''',
-    # What build_dataflow_directory does, as far as the runner can tell: changes into the directory,
-    # replaces sys.stdout for good (FINN main), logs, and writes bitfile and reports, or fails.
-    "finn/builder/build_dataflow.py": """
-        import io, json, os, sys
-        from finn.util import basic
-
-        CALLS = []
-
-        def build_dataflow_directory(path_to_cfg_dir):
-            with open(os.path.join(path_to_cfg_dir, "dataflow_build_config.json")) as f:
-                cfg = json.load(f)
-            CALLS.append({"dir": path_to_cfg_dir, "board": cfg["board"], "cwd": os.getcwd(),
-                          "part_map": dict(basic.pynq_part_map), "part_map_all": dict(basic.part_map),
-                          "port_width": dict(basic.pynq_native_port_width),
-                          "retired": set(basic.retired_pynq_boards)})
-            os.chdir(path_to_cfg_dir)
-            sys.stdout = io.StringIO()
-            out = cfg["output_dir"]
-            os.makedirs(out + "/report", exist_ok=True)
-            with open(out + "/build_dataflow.log", "a") as f:
-                f.write("Running step: step_qonnx_to_finn [1/19]\\n")
-            mode = os.environ.get("FAKE_FINN_MODE", "ok")
-            if os.path.basename(path_to_cfg_dir) in os.environ.get("FAKE_FINN_FAIL_DIRS", "").split(","):
-                mode = "fail"
-            if mode == "raise":
-                raise RuntimeError("Synthesis failed, no bitfile found")
-            if mode == "fail":
-                with open(out + "/build_dataflow.log", "a") as f:
-                    f.write("ERROR: size of variable 'srl' is too large\\n")
-                return -1
-            os.makedirs(out + "/bitfile", exist_ok=True)
-            with open(out + "/bitfile/finn-accel.bit", "wb") as f:
-                f.write(b"bitstream of " + os.path.basename(path_to_cfg_dir).encode())
-            with open(os.environ["FAKE_FINN_HWH"], "rb") as src, open(out + "/bitfile/finn-accel.hwh", "wb") as f:
-                f.write(src.read())
-            with open(out + "/report/estimate_network_performance.json", "w") as f:
-                json.dump({"critical_path_cycles": 1200, "max_cycles": 802816, "max_cycles_node_name": "MVAU_hls_3",
-                           "estimated_throughput_fps": 124.56, "estimated_latency_ns": 12000.0}, f)
-            return 0
-    """,
-}
-
-
-# What `bootgen -image X.bif -arch A -process_bitstream bin -w` does, as far as the runner can tell: reads
-# the bitstream the BIF names (relative to the working directory) and writes it, 32-bit words
-# byte-swapped, as <name>.bin beside it. Records each call in $FAKE_BOOTGEN_LOG.
-BOOTGEN_STUB = """
-import json, os, sys
-args = sys.argv[1:]
-bif = open(args[args.index("-image") + 1]).read()
-with open(os.environ["FAKE_BOOTGEN_LOG"], "a") as f:
-    f.write(json.dumps({"args": args, "cwd": os.getcwd(), "bif": bif}) + "\\n")
-if os.environ.get("FAKE_BOOTGEN_FAIL"):
-    sys.exit("[ERROR]  : stand-in bootgen told to fail")
-name = bif.split("{")[1].split("}")[0].split()[-1]
-data = open(name, "rb").read()
-data += bytes(-len(data) % 4)
-open(name + ".bin", "wb").write(b"".join(data[i:i + 4][::-1] for i in range(0, len(data), 4)))
-"""
+FAKES = Path(__file__).parent / "fakes"  # the stand-in FINN and Xilinx tools (tests/fakes/README.md)
 HWH = Path(__file__).parent / "data" / "finn-accel-kv260.hwh"
 HWH_IODMA = {"idma0": {"base": "0xA0000000", "range": 4096}, "odma0": {"base": "0xA0001000", "range": 4096}}
 
@@ -271,16 +183,13 @@ def _forget_finn_modules() -> None:
 @pytest.fixture
 def fake_finn(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """The stand-in FINN importable, its variables set and `vivado`/`vitis_hls` executables on PATH."""
-    root = tmp_path / "fake-finn"
-    for rel, text in STUB.items():
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        (root / rel).write_text(textwrap.dedent(text))
+    root = shutil.copytree(FAKES / "finn", tmp_path / "fake-finn")
     tools = tmp_path / "xilinx-bin"
     tools.mkdir()
     for tool in ("vivado", "vitis_hls"):
-        (tools / tool).write_text("#!/bin/sh\nexit 0\n")
+        shutil.copy(FAKES / "xilinx_tool.sh", tools / tool)
         (tools / tool).chmod(0o755)
-    (tools / "bootgen").write_text(f"#!{sys.executable}\n{BOOTGEN_STUB}")
+    (tools / "bootgen").write_text(f"#!{sys.executable}\n{(FAKES / 'bootgen.py').read_text()}")
     (tools / "bootgen").chmod(0o755)
     monkeypatch.setenv("FAKE_BOOTGEN_LOG", str(tmp_path / "bootgen.log"))
     monkeypatch.setenv("FAKE_FINN_HWH", str(HWH))
@@ -524,7 +433,7 @@ def test_bootgen_missing_or_failing(fake_finn: SimpleNamespace, tmp_path: Path, 
     with pytest.raises(BootgenError, match="bootgen not on PATH") as exc:
         make_bitbin(bitfile, "xc7z020clg484-1")
     assert isinstance(exc.value, FinnError) and exc.value.bitfile == str(bitfile)
-    (fake_finn.tools / "bootgen").write_text(f"#!{sys.executable}\n{BOOTGEN_STUB}")
+    (fake_finn.tools / "bootgen").write_text(f"#!{sys.executable}\n{(FAKES / 'bootgen.py').read_text()}")
     (fake_finn.tools / "bootgen").chmod(0o755)
     monkeypatch.setenv("FAKE_BOOTGEN_FAIL", "1")
     with pytest.raises(BootgenError, match=r"exited with 1: \[ERROR\]  : stand-in bootgen told to fail"):
