@@ -236,6 +236,7 @@ class ChainClient:
         self.timeout = timeout
         self.senders: list[TensorSender] = []
         self._seq = itertools.count(random_seq_base())
+        self.delivered = 0  # results received so far (a progress bar follows it)
 
     @property
     def sender(self) -> TensorSender | None:
@@ -284,6 +285,7 @@ class ChainClient:
         try:
             for _ in payloads:
                 results.append(self.receiver.receive())
+                self.delivered += 1
         finally:
             thread.join()
         if failure:

@@ -17,9 +17,12 @@ from core.errors import FinnsplitError
 
 
 def progress_printer() -> Callable[[str], None]:
-    """A progress printer that stamps each line with the seconds since the command started."""
+    """A progress printer that stamps each line with the seconds since the command started (on
+    stderr, above a progress bar shown there: splitter/progress.py)."""
+    from splitter.progress import echo
+
     start = time.perf_counter()
-    return lambda message: click.echo(f"[{time.perf_counter() - start:6.1f}s] {message}", err=True)
+    return lambda message: echo(f"[{time.perf_counter() - start:6.1f}s] {message}")
 
 
 def input_options(default_random: int) -> Callable[[Callable], Callable]:

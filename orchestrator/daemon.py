@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from core.manifest import load_manifest
-from orchestrator.deploy import UploadReport, bundle_id, deploy
+from orchestrator.deploy import UploadMeter, UploadReport, bundle_id, deploy
 from orchestrator.fleet import Fleet, assign, fan_in_flags
 from orchestrator.fleet_link import CommandError, FleetLink
 from orchestrator.link_auth import new_key
@@ -91,6 +91,7 @@ class Orchestrator:
         self.executors: dict[type, Callable[[Any], Any]] = {Deploy: self._deploy, Prestage: self._prestage,
                                                             Run: self._run, Stop: self._stop, Degraded: self._degraded}
         self._prestaging: asyncio.Task | None = None
+        self.uploads = UploadMeter()  # deployments' bytes on a progress bar (on a terminal only)
 
     def _wake(self) -> None:
         self._changed.set()
@@ -198,7 +199,8 @@ class Orchestrator:
 
     # ---- executors ------------------------------------------------------------------------------
     async def _upload(self, step: Deploy | Prestage, activate: bool) -> UploadReport:
-        report = await asyncio.to_thread(deploy, self.fleet.board(step.board), self.bundle_dir, step.partition,
+        upload = self.uploads.deploy if activate else deploy  # prestaging spares: in the background, no bar
+        report = await asyncio.to_thread(upload, self.fleet.board(step.board), self.bundle_dir, step.partition,
                                          activate=activate)
         self.deployed[step.board].add((step.bundle, step.partition))
         return report

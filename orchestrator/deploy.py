@@ -16,10 +16,11 @@ import posixpath
 import re
 import secrets
 import stat
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import paramiko
 
@@ -35,6 +36,7 @@ from core.manifest import (
 from orchestrator import ssh
 from orchestrator.fleet import BoardEntry
 from orchestrator.ssh import DeployError, RemoteCommandError
+from splitter.progress import ProgressBar
 
 BUNDLE_ID = re.compile(r"[0-9a-f]{16}")
 
@@ -310,6 +312,69 @@ def _notify(progress: ProgressFn | None, path: str, action: str, done: int, tota
 def connect(board: BoardEntry, timeout: float = 10.0) -> BoardSession:
     """A session to `board`: pinned host key, key-file login, SFTP open (orchestrator/ssh.py)."""
     return BoardSession(board, ssh.connect(board, timeout))
+
+
+def upload_size(bundle_dir: str | Path, index: int) -> int:
+    """Bytes an upload of partition `index` handles: its files and manifest.json."""
+    bundle_dir = Path(bundle_dir)
+    entries = partition_files(load_manifest(bundle_dir, verify=False), index)
+    return sum(int(e["bytes"]) for e in entries) + (bundle_dir / "manifest.json").stat().st_size
+
+
+class UploadMeter:
+    """One progress bar in bytes over the uploads running at once (every board's files), on a terminal only.
+
+    Each upload goes through `deploy`; the bar starts with the first, grows with those that start
+    while it runs, and ends when all of them have ended. A file already on the board, or copied
+    there from an older bundle, counts as handled. Thread safe: every board uploads in its own thread.
+    """
+
+    def __init__(self, label: str = "uploading", stream: TextIO | None = None) -> None:
+        """No bar until an upload starts."""
+        self.label, self.stream = label, stream
+        self._lock = threading.Lock()
+        self._count = 0  # uploads started
+        self._sizes: dict[int, int] = {}  # running upload -> its bytes
+        self._done: dict[tuple[int, str], int] = {}  # (upload, file) -> bytes handled
+        self._bar: ProgressBar | None = None
+
+    def deploy(self, board: BoardEntry, bundle_dir: str | Path, index: int, activate: bool = True) -> UploadReport:
+        """`deploy(...)`, its bytes shown on the bar."""
+        upload = self._start(upload_size(bundle_dir, index))
+        try:
+            return deploy(board, bundle_dir, index, activate, lambda step: self._handled(upload, step))
+        finally:
+            self._end(upload)
+
+    def _start(self, size: int) -> int:
+        with self._lock:
+            if self._bar is None:
+                self._bar = ProgressBar(self.label, 0, self.stream, unit="bytes")
+            self._count += 1
+            self._sizes[self._count] = size
+            self._bar.total += size
+            self._bar.set(sum(self._done.values()))
+            return self._count
+
+    def _handled(self, upload: int, step: Progress) -> None:
+        with self._lock:
+            self._done[(upload, step.path)] = step.done
+            if self._bar is not None:
+                self._bar.set(sum(self._done.values()))
+
+    def _end(self, upload: int) -> None:
+        with self._lock:
+            handled = sum(n for (u, _), n in self._done.items() if u == upload)
+            size = self._sizes.pop(upload, 0)
+            if self._bar is None:
+                return
+            self._bar.total -= max(size - handled, 0)  # a failed upload: what it did not send is not waited for
+            if self._sizes:
+                self._bar.set(sum(self._done.values()))
+                return
+            self._bar.set(self._bar.total)
+            self._bar.close()
+            self._bar, self._done = None, {}
 
 
 def deploy(board: BoardEntry, bundle_dir: str | Path, index: int, activate: bool = True,

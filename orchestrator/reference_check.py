@@ -16,8 +16,10 @@ import click
 import numpy as np
 
 from core.errors import FinnsplitError
+from splitter.progress import ProgressBar, Watcher
 
 QONNX_FRAMES = 3
+CHUNK = 8  # frames per executor call: about as fast as one call with all of them, and counted
 
 
 class ReferenceCheck:
@@ -46,7 +48,9 @@ class ReferenceCheck:
         # the bundle's own input quantization; the imported model has every shape qonnx's executor needs
         model, graph = load_and_lower(self.model_path, input_spec_of_bundle(self.manifest))
         tensors = [prepare_input(self.manifest, self.bundle, raw) for raw in self.raws]
-        self.executor = list(FastExecutor(graph)(np.concatenate(tensors))) if tensors else []
+        run = FastExecutor(graph)
+        for start in range(0, len(tensors), CHUNK):  # in chunks: a progress bar follows self.executor
+            self.executor.extend(run(np.concatenate(tensors[start:start + CHUNK])))
         from qonnx.core.modelwrapper import ModelWrapper
         from qonnx.core.onnx_exec import execute_onnx
 
@@ -60,9 +64,19 @@ class ReferenceCheck:
             self.qonnx.append(np.asarray(execute_onnx(wrapper, {name: x})[out]).reshape(1, -1))
 
     def wait(self, progress: Callable[[str], None]) -> None:
-        """Until the references are computed (re-raises what computing them raised)."""
+        """Until the references are computed, with a bar for each reference on a terminal (re-raises what
+        computing them raised)."""
         if self._thread.is_alive():
             progress("computing the reference outputs (Python executor, qonnx)")
+            steps = (("checking: executor", len(self.raws), lambda: len(self.executor)),
+                     ("checking: qonnx", min(QONNX_FRAMES, len(self.raws)), lambda: len(self.qonnx)))
+            for label, total, count in steps:
+                if count() >= total or not self._thread.is_alive():
+                    continue
+                watcher = Watcher(ProgressBar(label, total), count)
+                while count() < total and self._thread.is_alive():
+                    self._thread.join(0.05)
+                watcher.stop()
             self._thread.join()
         if self.error is not None:
             raise self.error

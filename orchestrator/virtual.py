@@ -28,6 +28,7 @@ from orchestrator.link_auth import new_key, write_key
 from orchestrator.netns import VirtualNetwork
 from orchestrator.protocol import WireSpec
 from splitter.datatypes import datatype
+from splitter.progress import ProgressBar, Watcher
 
 
 class VirtualBoardError(FinnsplitError):
@@ -259,6 +260,10 @@ def infer_on_virtual_boards(bundle: str | Path, inputs: list, log_dir: str | Pat
         client.connect(chain.first_hop)
         client.infer(tensors[0])  # warm-up: connections and buffers
         start = time.perf_counter()
-        outputs = client.infer_many(tensors)
-        seconds = time.perf_counter() - start
+        watcher = Watcher(ProgressBar("streaming", len(tensors)), lambda: client.delivered - 1)
+        try:
+            outputs = client.infer_many(tensors)
+            seconds = time.perf_counter() - start
+        finally:
+            watcher.stop()
     return outputs, seconds

@@ -5,6 +5,7 @@ Like FINN's builder, a build is a list of named steps `step(state, cfg) -> state
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,7 @@ from splitter.cost import CostConfig
 from splitter.folding import finn_set_folding
 from splitter.graph import DataflowGraph
 from splitter.partition import Plan, plan, plan_for
+from splitter.progress import ProgressBar
 
 Progress = Callable[[str], None]
 FINN_MODES = ("auto", "yes", "no", "estimates")
@@ -77,16 +79,21 @@ def step_plan(state: BuildState, cfg: BuildConfig, progress: Progress) -> BuildS
         board = boards[0]
         folds = finn_set_folding(graph.layers, board, graph.tensors, board.clock_hz / cfg.target_fps)
     progress(f"planning ({cfg.strategy}) on {_describe(boards)}")
-    common = {"link_gbps": cfg.link_gbps, "cfg": CostConfig(thresholds=cfg.thresholds), "replicate": cfg.replicate}
-    if cfg.strategy == "greedy":
-        state.plan = plan(graph.layers, graph.tensors, boards, "greedy", greedy_foldings=folds, **common)
-    elif cfg.target_fps is not None:
-        state.plan = plan(graph.layers, graph.tensors, boards, "balanced", target_fps=cfg.target_fps,
-                          least_power=cfg.objective == "power", **common)
-    elif cfg.power_cap_w is not None or cfg.objective != "fps":
-        state.plan = plan_for(graph.layers, graph.tensors, boards, cfg.objective, cfg.power_cap_w, **common)
-    else:
-        state.plan = plan(graph.layers, graph.tensors, boards, "balanced", **common)
+    searching = SearchBar()
+    common = {"link_gbps": cfg.link_gbps, "cfg": CostConfig(thresholds=cfg.thresholds), "replicate": cfg.replicate,
+              "on_probe": searching}
+    try:
+        if cfg.strategy == "greedy":
+            state.plan = plan(graph.layers, graph.tensors, boards, "greedy", greedy_foldings=folds, **common)
+        elif cfg.target_fps is not None:
+            state.plan = plan(graph.layers, graph.tensors, boards, "balanced", target_fps=cfg.target_fps,
+                              least_power=cfg.objective == "power", **common)
+        elif cfg.power_cap_w is not None or cfg.objective != "fps":
+            state.plan = plan_for(graph.layers, graph.tensors, boards, cfg.objective, cfg.power_cap_w, **common)
+        else:
+            state.plan = plan(graph.layers, graph.tensors, boards, "balanced", **common)
+    finally:
+        searching.close()
     if state.plan.gap > 1e-9:
         state.notes.append(f"the search's fronts were cut: no plan is faster than {state.plan.fps_bound:.1f} fps, "
                            f"this one reaches {state.plan.fps:.1f} ({100 * state.plan.gap:.1f}% below that bound)")
@@ -96,7 +103,14 @@ def step_plan(state: BuildState, cfg: BuildConfig, progress: Progress) -> BuildS
 def step_export(state: BuildState, cfg: BuildConfig, progress: Progress) -> BuildState:
     """Write the bundle: sub-models, programs, FINN configs, manifest."""
     source = {"file": Path(cfg.model).name, "sha256": sha256_file(Path(cfg.model))}
-    state.manifest = write_bundle(state.model, state.graph, state.plan, cfg.output, source, progress)
+    with ProgressBar("exporting", len(state.plan.partitions), unit="partitions") as bar:
+        def counting(message: str) -> None:  # write_bundle says "writing partition K: ..." as it starts each one
+            if message.startswith("writing partition ") and bar.done < bar.total:
+                bar.set(int(message.split()[2].rstrip(":")))
+            progress(message)
+
+        state.manifest = write_bundle(state.model, state.graph, state.plan, cfg.output, source, counting)
+        bar.set(bar.total)
     progress(f"wrote {state.manifest}")
     return state
 
@@ -144,6 +158,32 @@ def build(cfg: BuildConfig, progress: Progress = lambda _: None, steps: list | N
     for _, step in steps or STEPS:
         state = step(state, cfg, progress)
     return state
+
+
+class SearchBar:
+    """The balanced search's probes (`plan(on_probe=...)`) on a bar; a new bar for each pass (front limit)."""
+
+    def __init__(self) -> None:
+        """No bar until the search reports."""
+        self.bar: ProgressBar | None = None
+        self.passes = 0
+        self.began = time.monotonic()  # the current pass's start
+
+    def __call__(self, done: int, total: int) -> None:
+        """`done` of `total` probes of the current pass are finished."""
+        if self.bar is None or done < self.bar.done or total != self.bar.total:
+            self.close()
+            self.passes += 1
+            self.bar = ProgressBar("planning" + (f", pass {self.passes}" if self.passes > 1 else ""), total,
+                                   unit="searches", start=self.began)
+        self.bar.set(done)
+
+    def close(self) -> None:
+        """End the current bar's line."""
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+        self.began = time.monotonic()
 
 
 def _describe(boards: list[Board]) -> str:

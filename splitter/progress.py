@@ -6,7 +6,10 @@
             bar.advance(len(chunk))
 
 Logs and pipes get nothing from it (the commands print their own summary lines), so scripts and
-CI output stay clean. Thread safe: a watcher thread may call `set` while another works.
+CI output stay clean. Thread safe: a watcher thread may call `set` while another works. One bar
+holds a stream at a time (until closed: a bar begun meanwhile stays quiet). A line
+printed while a bar is shown goes through `echo` (the bar is cleared, the line printed, the bar
+drawn again below it), so log lines and the bar never share a line.
 """
 
 from __future__ import annotations
@@ -18,18 +21,42 @@ from collections.abc import Callable
 from typing import TextIO
 
 _WIDTH = 28
+_SHOWN: dict[int, ProgressBar] = {}  # id(stream) -> the bar drawn on it last and not closed yet
+_SHOWN_LOCK = threading.Lock()
+
+
+def echo(message: str, stream: TextIO | None = None) -> None:
+    """Print `message` as a line of its own on `stream` (stderr), above the bar shown there, if any."""
+    stream = stream if stream is not None else sys.stderr
+    with _SHOWN_LOCK:
+        bar = _SHOWN.get(id(stream))
+    if bar is None:
+        stream.write(message + "\n")
+        stream.flush()
+        return
+    bar.print_above(message)
+
+
+def _bytes(value: float) -> str:
+    """A byte count for people: B, kB, MB or GB."""
+    for scale, name in ((1e9, "GB"), (1e6, "MB"), (1e3, "kB")):
+        if value >= scale:
+            return f"{value / scale:.1f} {name}"
+    return f"{value:.0f} B"
 
 
 class ProgressBar:
     """One step's bar on `stream` (stderr by default), drawn only if it is a terminal."""
 
-    def __init__(self, label: str, total: int, stream: TextIO | None = None, unit: str = "frames") -> None:
-        """`total` items of `unit` to do."""
+    def __init__(self, label: str, total: int, stream: TextIO | None = None, unit: str = "frames",
+                 start: float | None = None) -> None:
+        """`total` items of `unit` to do (`unit` "bytes": shown in kB/MB/GB), begun at `start`
+        (time.monotonic(); default now) for the rate and the ETA."""
         self.label, self.total, self.unit = label, max(int(total), 0), unit
         self.stream = stream if stream is not None else sys.stderr
         self.enabled = bool(getattr(self.stream, "isatty", lambda: False)())
         self.done = 0
-        self._start = time.monotonic()
+        self._start = time.monotonic() if start is None else start
         self._drawn = 0.0
         self._lock = threading.Lock()
 
@@ -44,8 +71,10 @@ class ProgressBar:
             eta = f"ETA {(self.total - self.done) / rate:.0f} s"
         else:
             eta = "ETA ?"
-        return (f"{self.label} [{'#' * filled}{'.' * (_WIDTH - filled)}] {self.done}/{self.total} {self.unit}, "
-                f"{rate:.1f}/s, {eta}")
+        bar = f"{self.label} [{'#' * filled}{'.' * (_WIDTH - filled)}]"
+        if self.unit == "bytes":
+            return f"{bar} {_bytes(self.done)} of {_bytes(self.total)}, {_bytes(rate)}/s, {eta}"
+        return f"{bar} {self.done}/{self.total} {self.unit}, {rate:.1f}/s, {eta}"
 
     def set(self, done: int) -> None:
         """`done` items are finished (redraws at most ten times a second, and at the end)."""
@@ -53,9 +82,26 @@ class ProgressBar:
             self.done = min(int(done), self.total)
             now = time.monotonic()
             if self.enabled and (now - self._drawn >= 0.1 or self.done >= self.total):
-                self._drawn = now
-                self.stream.write("\r" + self.line(now) + "\033[K")
+                self._draw(now)
+
+    def _draw(self, now: float) -> None:
+        """Redraw the bar's line (the caller holds the lock); not while another bar holds the stream."""
+        with _SHOWN_LOCK:
+            if _SHOWN.setdefault(id(self.stream), self) is not self:
+                return  # one line, one bar: e.g. a failover's upload while frames stream
+        self._drawn = now
+        self.stream.write("\r" + self.line(now) + "\033[K")
+        self.stream.flush()
+
+    def print_above(self, message: str) -> None:
+        """Print `message` on a line of its own and draw the bar again below it."""
+        with self._lock:
+            if not (self.enabled and self._drawn):
+                self.stream.write(message + "\n")
                 self.stream.flush()
+                return
+            self.stream.write("\r\033[K" + message + "\n")
+            self._draw(time.monotonic())
 
     def advance(self, count: int = 1) -> None:
         """`count` more items are finished."""
@@ -68,6 +114,9 @@ class ProgressBar:
                 self.stream.write("\n")
                 self.stream.flush()
                 self._drawn = 0.0
+            with _SHOWN_LOCK:
+                if _SHOWN.get(id(self.stream)) is self:
+                    del _SHOWN[id(self.stream)]
 
     def __enter__(self) -> ProgressBar:
         return self

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import time
 
-from splitter.progress import ProgressBar, Watcher
+from splitter.progress import ProgressBar, Watcher, echo
 
 
 class Terminal(io.StringIO):
@@ -46,3 +46,39 @@ def test_a_watcher_follows_a_counter() -> None:
     done[0] = 10
     watcher.stop()
     assert "10/10 frames" in out.getvalue() and out.getvalue().endswith("\n")
+
+
+def test_lines_printed_meanwhile_go_above_the_bar() -> None:
+    out = Terminal()
+    with ProgressBar("uploading", 10, stream=out) as bar:
+        bar.set(4)
+        echo("[   1.0s] deploying partition 1", out)
+        text = out.getvalue()
+        # the bar's line is cleared, the message gets a line of its own, the bar is drawn again below it
+        assert "\r\033[K[   1.0s] deploying partition 1\n\ruploading [" in text and text.endswith("\033[K")
+        bar.set(10)
+    echo("after", out)
+    assert out.getvalue().endswith("done in 0 s\033[K\nafter\n")  # no bar shown any more: a plain line
+
+
+def test_one_bar_holds_a_stream_at_a_time() -> None:
+    out = Terminal()
+    with ProgressBar("streaming", 10, stream=out) as first:
+        first.set(1)
+        with ProgressBar("uploading", 5, stream=out) as second:  # e.g. a failover's upload meanwhile
+            second.set(5)
+        first.set(10)
+    assert "uploading" not in out.getvalue() and "10/10 frames" in out.getvalue()
+    with ProgressBar("uploading", 5, stream=out) as third:  # the stream is free again
+        third.set(5)
+    assert "uploading [" in out.getvalue()
+
+
+def test_bytes_are_shown_in_kb_mb_gb() -> None:
+    bar = ProgressBar("uploading", 40_100_000, stream=Terminal(), unit="bytes", start=time.monotonic() - 2.0)
+    bar.set(12_300_000)
+    line = bar.line()
+    assert "12.3 MB of 40.1 MB, 6.1 MB/s, ETA 5 s" in line
+    bar.set(40_100_000)
+    assert "40.1 MB of 40.1 MB" in bar.line() and "done in 2 s" in bar.line()
+    assert "x [............................] 0 B of 2.0 kB, 0 B/s" in ProgressBar("x", 2000, unit="bytes").line()

@@ -4,7 +4,7 @@ Each partition runs splitter.finn.worker in FINN's interpreter (env.py) as a sub
 a time, with its own log. A partition whose inputs (its model, folding and build config, the worker
 and FINN's version) hash as before is skipped. FINN's result is compared with the plan (compare.py)
 and recorded in the manifest as partitions[k]["finn_estimates"] (docs/finn.md#estimates-without-vivado).
-Standard library only, like the rest of splitter.finn.
+Standard library only, like the rest of splitter.finn (and splitter/progress.py, its bar on a terminal).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from splitter.finn.compare import compare_with_plan
 from splitter.finn.env import FinnPython, find_finn_python
 from splitter.finn.errors import BundleLayoutError, FinnBuildError
 from splitter.finn.record import read_manifest, update_partition
+from splitter.progress import ProgressBar
 
 OUTPUT_DIR = "finn_estimates"
 LOG_FILE = "worker.log"  # the worker's stdout/stderr; FINN's own log is build_dataflow.log beside it
@@ -61,14 +62,17 @@ def run_estimates(
         f"{max(1, jobs)} at a time")
     inputs = inputs or {}
     total, done = len(parts), []
+    bar = ProgressBar("FINN estimates", total, unit="partitions")  # on a terminal only
+    bar.set(0)  # shown at once: a partition takes FINN tens of seconds
 
     def one(part: dict[str, Any]) -> EstimateResult:
         result = _run_one(bundle_dir, part, python, codegen, inputs.get(part["index"]))
         done.append(result.index)
         log(f"partition {result.index} ({len(done)}/{total}): {describe(result)}")
+        bar.advance()
         return result
 
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+    with bar, ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         results = list(pool.map(one, parts))
     failed = [r for r in results if r.status == "failed"]
     if failed:

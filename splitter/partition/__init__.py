@@ -8,7 +8,7 @@ link rate / packed bytes crossing its cuts), choosing every layer's folding join
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from splitter.boards import Board
 from splitter.cost import CostConfig, Folding, folding_from_attrs
@@ -30,7 +30,7 @@ def plan(
     strategy: str = "balanced", link_gbps: float | None = None, cfg: CostConfig | None = None,
     greedy_foldings: Sequence[Folding] | None = None, replicate: bool = True,
     front_limit: int | Sequence[int | None] = FRONT_LIMITS, target_fps: float | None = None,
-    max_boards: int | None = None, least_power: bool = False,
+    max_boards: int | None = None, least_power: bool = False, on_probe: Callable[[int, int], None] | None = None,
 ) -> Plan:
     """Split `layers` over `boards` (in the order given for greedy; in any order for balanced).
 
@@ -38,7 +38,8 @@ def plan(
     sequence is tried in order until the plan reaches its upper bound (Plan.fps_bound), i.e. is
     provably the best one (docs/cost-model.md#cut-strategies). `target_fps`: instead the plan that
     reaches it on the fewest boards (`least_power`: drawing the least predicted power).
-    `max_boards`: use at most that many of the boards given.
+    `max_boards`: use at most that many of the boards given. `on_probe(done, of)`: balanced's
+    search steps, counted again from 0 for each front limit tried (a progress bar).
     """
     if strategy not in STRATEGIES:
         raise PartitionError(f"unknown strategy {strategy!r}; known: {', '.join(STRATEGIES)}")
@@ -57,7 +58,7 @@ def plan(
     options = None
     for limit in limits:
         chain = Chain(layers, tensors, boards, cfg or CostConfig(), link_gbps, limit, options)
-        chain.max_boards = max_boards
+        chain.max_boards, chain.on_probe = max_boards, on_probe
         found = chain.balanced(replicate)
         options = chain.shared_options()
         bound = min(found.fps_bound, best.fps_bound) if best else found.fps_bound

@@ -9,7 +9,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import itertools
-from collections.abc import Mapping, Sequence
+import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,6 +53,7 @@ class Chain:
         self.layers, self.tensors, self.cfg, self.limit = list(layers), tensors, cfg, limit
         self.truncated = False  # a front was cut to `limit`: the plan may be below the optimum
         self.max_boards: int | None = None  # at most this many boards in all (None: every board given)
+        self.on_probe: Callable[[int, int], None] | None = None  # balanced: (searches done, of), for a progress bar
         self.boards = list(boards)
         self.types = list({b.name: b for b in boards}.values())
         self.avail = [sum(b.name == t.name for b in boards) for t in self.types]
@@ -345,9 +347,13 @@ class Chain:
         cand = self.candidates(True) if replicate else single
         found: dict[int, list[Segment] | None] = {}  # candidate index -> feasible's answer
 
+        steps = math.ceil(math.log2(len(cand))) if len(cand) > 1 else 0  # the binary search's probes
+
         def feasible(i: int) -> list[Segment] | None:
             if i not in found:
                 found[i] = self.feasible(cand[i], self.avail, replicate)
+                if self.on_probe is not None:
+                    self.on_probe(min(len(found), steps), steps)
             return found[i]
 
         lo, hi = 0, len(cand) - 1
@@ -356,6 +362,8 @@ class Chain:
             lo, hi = (mid, hi) if feasible(mid) else (lo, mid - 1)
         segments = feasible(lo)
         assert segments is not None
+        if self.on_probe is not None:
+            self.on_probe(steps, steps)
         result = self.build("balanced", [self._folds(s) for s in segments], segments)
         bound = self.upper_bound(cand, lo, replicate)
         return dataclasses.replace(result, fps_bound=max(bound, result.fps))
