@@ -100,9 +100,8 @@ def test_mobilenet_on_six_zedboards_through_finn(zoo_dir: Path, finn_python: Fin
 
 
 @pytest.mark.parametrize(("model", "boards", "frames"), [
+    # every board kind once at least (pynq-z2: tfc, lfc; zcu104, kv260: mobilenet), each layer kind once
     ("cnv-w2a2", "zedboard:2", 8),
-    ("cnv-w2a2", "pynq-z2:2", 2),
-    ("cnv-w2a2", "zcu104:1", 2),
     ("tfc-w2a2", "pynq-z2:1", 8),
     ("mobilenet-v1-w4a4", "zcu104:2", 2),
     ("mobilenet-v1-w4a4", "kv260:3", 2),
