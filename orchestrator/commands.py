@@ -301,7 +301,9 @@ def status(fleet_path: str, wait: float, web: str | None) -> None:
         st = seen.status
         heard = f"{now - seen.last_seen:4.1f} s ago" if seen.last_seen else "never"
         where = f"partition {st.get('partition')} of {st.get('bundle')}" if st.get("bundle") else "-"
-        click.echo(f"  {entry.name:<16} {entry.type:<10} {'online' if st.get('online') else 'OFFLINE':<8} "
+        # an agent never heard from has not started (yet): waiting, as the daemon says; one gone is OFFLINE
+        presence = "online" if st.get("online") else "OFFLINE" if st or seen.last_seen else "waiting"
+        click.echo(f"  {entry.name:<16} {entry.type:<10} {presence:<8} "
                    f"{st.get('state', 'unknown'):<10} {where:<34} heard {heard}"
                    + (f"  error: {st['error']}" if st.get("error") else ""))
     pipeline = link.pipeline

@@ -11,7 +11,7 @@ body{font:14px/1.4 system-ui,sans-serif;margin:0;background:#f4f5f7;color:#1d233
 header{background:#1d2330;color:#fff;padding:10px 18px;display:flex;gap:24px;align-items:baseline}
 header h1{font-size:18px;margin:0} .pill{padding:2px 10px;border-radius:10px;font-weight:600}
 .running{background:#2e9e5b;color:#fff}.degraded{background:#c0392b;color:#fff}
-.reconciling,.starting{background:#e6a23c;color:#fff}.stale{background:#888;color:#fff}
+.reconciling,.starting,.waiting{background:#e6a23c;color:#fff}.stale{background:#888;color:#fff}
 main{display:grid;grid-template-columns:1fr 1fr;gap:14px;padding:14px}
 section{background:#fff;border-radius:6px;padding:10px 14px;box-shadow:0 1px 2px #0002}
 section.wide{grid-column:1/3} h2{font-size:15px;margin:4px 0 8px}
