@@ -7,20 +7,18 @@ A `<board-file-stem>.calibration.json` beside a board file is loaded with it (do
 
 from __future__ import annotations
 
+import difflib
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated, Literal
 
-import yaml
-
-from core.errors import FinnsplitError
+from core.config import Range, Text, load_yaml
+from core.errors import ConfigError, FinnsplitError, Problem
 from splitter.cost.calibration import Calibration, CalibrationFileError, calibration_path, read_calibration
-from splitter.cost.resources import RESOURCE_NAMES, Resources
+from splitter.cost.resources import Resources
 
 BUILTIN_DIR = Path(__file__).resolve().parent.parent / "boards"
-FAMILIES = ("zynq7000", "zynqmp")
-DSP_BLOCKS = ("DSP48E1", "DSP48E2")
 # Used when a board file has no `usable:` section: FINN's platforms.py DEFAULT_RES_LIMITS.
 DEFAULT_USABLE = Resources(lut=0.7, ff=0.5, bram18=0.8, uram=0.8, dsp=0.8, lutram=0.7)
 
@@ -33,20 +31,103 @@ class UnknownBoardError(BoardError):
     """A board name with no board file."""
 
     def __init__(self, name: str, known: list[str]) -> None:
+        near = difflib.get_close_matches(name.lower(), known, n=1, cutoff=0.6)
         super().__init__(
-            f"unknown board {name!r}; known boards: {', '.join(known) or '(none)'} "
-            f"(or give the path of a board YAML file, format in docs/cost-model.md)"
+            f"unknown board {name!r}{f' (did you mean {near[0]!r}?)' if near else ''}; known boards: "
+            f"{', '.join(known) or '(none)'} (or give the path of a board YAML file, format in docs/cost-model.md)"
         )
         self.name = name
         self.known = known
 
 
-class BoardFileError(BoardError):
-    """A board file that is missing, not YAML, or has a missing or malformed field."""
+class BoardFileError(BoardError, ConfigError):
+    """A board file that is missing, not YAML, or has missing, unknown or malformed fields (each a Problem)."""
 
-    def __init__(self, path: Path | str, why: str) -> None:
-        super().__init__(f"board file {path}: {why}")
-        self.path = str(path)
+    @property
+    def path(self) -> str:
+        """The board file."""
+        return self.source
+
+
+Count = Annotated[float, Range(ge=0)]
+Positive = Annotated[float, Range(gt=0)]
+Fraction = Annotated[float, Range(gt=0, le=1)]
+
+
+@dataclass(frozen=True)
+class ResourceCounts:
+    """A board file's amounts of every resource (`resources:`, `shell:`)."""
+
+    lut: Count
+    ff: Count
+    bram18: Count
+    uram: Count
+    dsp: Count
+    lutram: Count
+
+    def amounts(self) -> Resources:
+        """As a Resources vector."""
+        return Resources(self.lut, self.ff, self.bram18, self.uram, self.dsp, self.lutram)
+
+
+@dataclass(frozen=True)
+class UsableFractions:
+    """`usable:`: the fraction of each resource a partition may fill; an absent one is FINN's default."""
+
+    lut: Fraction = DEFAULT_USABLE.lut
+    ff: Fraction = DEFAULT_USABLE.ff
+    bram18: Fraction = DEFAULT_USABLE.bram18
+    uram: Fraction = DEFAULT_USABLE.uram
+    dsp: Fraction = DEFAULT_USABLE.dsp
+    lutram: Fraction = DEFAULT_USABLE.lutram
+
+    def amounts(self) -> Resources:
+        """As a Resources vector."""
+        return Resources(self.lut, self.ff, self.bram18, self.uram, self.dsp, self.lutram)
+
+
+@dataclass(frozen=True)
+class DynamicPower:
+    """`power.dynamic_mw_at_100mhz:`: mW per used unit at 100 MHz (LUTRAM is already in LUT: not counted)."""
+
+    lut: Count
+    ff: Count
+    bram18: Count
+    uram: Count
+    dsp: Count
+    lutram: Count = 0.0
+
+    def amounts(self) -> Resources:
+        """As a Resources vector."""
+        return Resources(self.lut, self.ff, self.bram18, self.uram, self.dsp, self.lutram)
+
+
+@dataclass(frozen=True)
+class PowerSection:
+    """`power:`: PS and PL static watts and the PL's dynamic power per resource."""
+
+    ps_w: Count
+    pl_static_w: Count
+    dynamic_mw_at_100mhz: DynamicPower
+
+
+@dataclass(frozen=True)
+class BoardFile:
+    """The schema of a board file (docs/cost-model.md#board-files); load_board makes a Board of it."""
+
+    name: Text
+    part: Text
+    family: Literal["zynq7000", "zynqmp"]
+    dsp_block: Literal["DSP48E1", "DSP48E2"]
+    resources: ResourceCounts
+    clock_mhz: Positive
+    nic_gbps: Positive
+    link_efficiency: Fraction
+    iodma_width: Annotated[int, Range(gt=0)]
+    power: PowerSection
+    usable: UsableFractions = field(default_factory=UsableFractions)
+    shell: ResourceCounts | None = None  # absent: no shell resources
+    finn_board: Text | None = None  # FINN's pynq_part_map key; absent or null: FINN does not know the board
 
 
 @dataclass(frozen=True)
@@ -123,7 +204,7 @@ def load_board(name_or_path: str | Path) -> Board:
     path = Path(text)
     if text.endswith((".yaml", ".yml")) or os.sep in text:
         if not path.is_file():
-            raise BoardFileError(path, "no such file")
+            raise BoardFileError(path, [Problem("", "a board file", "no such file")])
         return _parse(path, expected_name=None)
     for directory in search_dirs():
         candidate = directory / f"{text.lower()}.yaml"
@@ -153,36 +234,27 @@ def parse_board_list(spec: str | int, default_board: str = "zedboard") -> list[B
 
 
 def _parse(path: Path, expected_name: str | None) -> Board:
-    """Read and validate one board file."""
-    try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise BoardFileError(path, f"cannot read YAML: {exc}") from None
-    if not isinstance(data, Mapping):
-        raise BoardFileError(path, "expected a mapping of fields at the top level")
-    fields = _Fields(path, data)
-    name = fields.text("name")
+    """Read and validate one board file (its schema: BoardFile)."""
+    spec = load_yaml(BoardFile, path, error=BoardFileError, what="a board file")
+    name = spec.name.strip()
     if expected_name is not None and name.lower() != expected_name:
-        raise BoardFileError(path, f"field 'name' is {name!r} but the file is named {path.name}")
-    power = fields.section("power")
+        raise BoardFileError(path, [Problem("name", f"{expected_name!r} (the file is named {path.name})",
+                                            repr(name))])
     return Board(
         name=name,
-        part=fields.text("part"),
-        family=fields.choice("family", FAMILIES),
-        dsp_block=fields.choice("dsp_block", DSP_BLOCKS),
-        resources=fields.resources("resources", required=True),
-        usable_fraction=fields.fractions("usable"),
-        clock_mhz=fields.number("clock_mhz", positive=True),
-        nic_gbps=fields.number("nic_gbps", positive=True),
-        link_efficiency=fields.fraction("link_efficiency"),
-        iodma_width=int(fields.number("iodma_width", positive=True)),
-        shell=fields.resources("shell", required=False),
-        power=PowerModel(
-            ps_w=power.number("ps_w"),
-            pl_static_w=power.number("pl_static_w"),
-            dynamic_mw_at_100mhz=power.resources("dynamic_mw_at_100mhz", required=True, all_names=False),
-        ),
-        finn_board=fields.optional_text("finn_board"),
+        part=spec.part.strip(),
+        family=spec.family,
+        dsp_block=spec.dsp_block,
+        resources=spec.resources.amounts(),
+        usable_fraction=spec.usable.amounts(),
+        clock_mhz=spec.clock_mhz,
+        nic_gbps=spec.nic_gbps,
+        link_efficiency=spec.link_efficiency,
+        iodma_width=spec.iodma_width,
+        shell=spec.shell.amounts() if spec.shell is not None else Resources(),
+        power=PowerModel(ps_w=spec.power.ps_w, pl_static_w=spec.power.pl_static_w,
+                         dynamic_mw_at_100mhz=spec.power.dynamic_mw_at_100mhz.amounts()),
+        finn_board=spec.finn_board.strip() if spec.finn_board is not None else None,
         path=str(path),
         calibration=_calibration(path, name),
     )
@@ -198,70 +270,3 @@ def _calibration(board_file: Path, name: str) -> Calibration | None:
         raise CalibrationFileError(path, "board", f"{name!r} (the board file {board_file.name} beside it)",
                                    calibration.board)
     return calibration
-
-
-class _Fields:
-    """Typed access to one mapping of a board file, with errors naming file and field."""
-
-    def __init__(self, path: Path, data: Mapping, prefix: str = "") -> None:
-        self.path, self.data, self.prefix = path, data, prefix
-
-    def _get(self, key: str) -> object:
-        if key not in self.data:
-            raise BoardFileError(self.path, f"missing field '{self.prefix}{key}'")
-        return self.data[key]
-
-    def fail(self, key: str, why: str, value: object) -> BoardFileError:
-        return BoardFileError(self.path, f"field '{self.prefix}{key}' {why}, got {value!r}")
-
-    def text(self, key: str) -> str:
-        value = self._get(key)
-        if not isinstance(value, str) or not value.strip():
-            raise self.fail(key, "must be a non-empty string", value)
-        return value.strip()
-
-    def optional_text(self, key: str) -> str | None:
-        return self.text(key) if key in self.data and self.data[key] is not None else None
-
-    def choice(self, key: str, options: tuple[str, ...]) -> str:
-        value = self.text(key)
-        if value not in options:
-            raise self.fail(key, f"must be one of {', '.join(options)}", value)
-        return value
-
-    def number(self, key: str, positive: bool = False) -> float:
-        value = self._get(key)
-        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0 or (positive and value == 0):
-            raise self.fail(key, "must be a positive number" if positive else "must be a number >= 0", value)
-        return float(value)
-
-    def fraction(self, key: str) -> float:
-        value = self.number(key)
-        if not 0 < value <= 1:
-            raise self.fail(key, "must be a fraction in (0, 1]", value)
-        return value
-
-    def section(self, key: str) -> _Fields:
-        value = self._get(key)
-        if not isinstance(value, Mapping):
-            raise self.fail(key, "must be a mapping", value)
-        return _Fields(self.path, value, f"{self.prefix}{key}.")
-
-    def resources(self, key: str, required: bool, all_names: bool = True) -> Resources:
-        if key not in self.data and not required:
-            return Resources()
-        section = self.section(key)
-        unknown = set(section.data) - set(RESOURCE_NAMES)
-        if unknown:
-            raise section.fail(sorted(unknown)[0], f"is not a resource ({', '.join(RESOURCE_NAMES)})", "")
-        names = RESOURCE_NAMES if all_names else [n for n in RESOURCE_NAMES if n != "lutram"]
-        values = {n: section.number(n) for n in names}
-        return Resources.from_mapping(values)
-
-    def fractions(self, key: str) -> Resources:
-        if key not in self.data:
-            return DEFAULT_USABLE
-        section = self.section(key)
-        defaults = DEFAULT_USABLE.as_dict()
-        values = {n: section.fraction(n) if n in section.data else defaults[n] for n in RESOURCE_NAMES}
-        return Resources.from_mapping(values)

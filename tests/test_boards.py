@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from core.errors import FinnsplitError
+from core.errors import ConfigError, FinnsplitError
 from splitter.boards import (
     BUILTIN_DIR,
     DEFAULT_USABLE,
@@ -94,18 +94,25 @@ def test_board_file_by_path_and_search_path(tmp_path: Path, monkeypatch: pytest.
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
-        (lambda d: d.pop("part"), "missing field 'part'"),
-        (lambda d: d.update(clock_mhz="fast"), "field 'clock_mhz' must be a positive number"),
-        (lambda d: d.update(clock_mhz=0), "field 'clock_mhz' must be a positive number"),
-        (lambda d: d["resources"].pop("dsp"), "missing field 'resources.dsp'"),
-        (lambda d: d["resources"].update(lut=-5), "field 'resources.lut' must be a number >= 0"),
-        (lambda d: d["resources"].update(bram=3), "field 'resources.bram' is not a resource"),
-        (lambda d: d["usable"].update(lut=1.5), "field 'usable.lut' must be a fraction in (0, 1]"),
-        (lambda d: d.update(family="virtex"), "field 'family' must be one of zynq7000, zynqmp"),
-        (lambda d: d["power"].pop("ps_w"), "missing field 'power.ps_w'"),
-        (lambda d: d.update(name="other"), "field 'name' is 'other' but the file is named"),
-        (lambda d: d.update(finn_board=""), "field 'finn_board' must be a non-empty string"),
-        (lambda d: d.update(finn_board=7), "field 'finn_board' must be a non-empty string"),
+        (lambda d: d.pop("part"), "part: expected a non-empty string, found nothing (the field is required)"),
+        (lambda d: d.update(clock_mhz="fast"), "clock_mhz: expected a number > 0, found 'fast'"),
+        (lambda d: d.update(clock_mhz=0), "clock_mhz: expected a number > 0, found 0"),
+        (lambda d: d["resources"].pop("dsp"), "resources.dsp: expected a number >= 0, found nothing"),
+        (lambda d: d["resources"].update(lut=-5), "resources.lut: expected a number >= 0, found -5"),
+        (lambda d: d["resources"].update(bram=3), "resources.bram: expected a field of resources "
+                                                    "(lut, ff, bram18, uram, dsp, lutram), "
+                                                    "found unknown field 'bram' (did you mean 'bram18'?)"),
+        (lambda d: d["usable"].update(lut=1.5), "usable.lut: expected a number in (0, 1], found 1.5"),
+        (lambda d: d.update(family="virtex"), "family: expected one of zynq7000, zynqmp, found 'virtex'"),
+        (lambda d: d["power"].pop("ps_w"), "power.ps_w: expected a number >= 0, found nothing"),
+        (lambda d: d.update(name="other"), "name: expected 'zedboard' (the file is named zedboard.yaml), "
+                                            "found 'other'"),
+        (lambda d: d.update(finn_board=""), "finn_board: expected a non-empty string or null, found ''"),
+        (lambda d: d.update(finn_board=7), "finn_board: expected a non-empty string or null, found 7"),
+        (lambda d: d["shell"].update(lutrm=1), "shell.lutrm: expected a field of shell (lut, ff, bram18, uram, dsp, "
+                                               "lutram), found unknown field 'lutrm' (did you mean 'lutram'?)"),
+        (lambda d: d.update(iodma_width=64.5), "iodma_width: expected an integer > 0, found 64.5"),
+        (lambda d: d.update(clock=100), "clock: expected a field of the top level"),
     ],
 )
 def test_malformed_board_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, edit, message: str) -> None:
@@ -115,16 +122,33 @@ def test_malformed_board_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, e
     monkeypatch.setenv("FINNSPLIT_BOARD_PATH", str(tmp_path))  # shadows the built-in zedboard
     with pytest.raises(BoardFileError) as exc:
         load_board("zedboard")
-    assert message in str(exc.value) and "zedboard.yaml" in str(exc.value)
+    assert message in str(exc.value) and str(exc.value).startswith(f"{tmp_path / 'zedboard.yaml'}: ")
+    assert isinstance(exc.value, ConfigError) and len(exc.value.problems) == 1
 
 
 def test_unreadable_board_files(tmp_path: Path) -> None:
     with pytest.raises(BoardFileError, match="no such file"):
         load_board(str(tmp_path / "missing.yaml"))
-    with pytest.raises(BoardFileError, match="cannot read YAML"):
+    with pytest.raises(BoardFileError, match="expected valid YAML, found while parsing"):
         load_board(str(_write(tmp_path / "bad.yaml", "name: [unclosed")))
-    with pytest.raises(BoardFileError, match="expected a mapping"):
+    with pytest.raises(BoardFileError, match=r"expected a mapping \(name, part, .*\), found a list of 2 items"):
         load_board(str(_write(tmp_path / "list.yaml", "- 1\n- 2\n")))
+
+
+def test_every_problem_of_a_board_file_at_once(tmp_path: Path) -> None:
+    data = _zed_data()
+    data.pop("part")
+    data["resources"]["lut"] = "many"
+    data["power"]["dynamic_mw_at_100mhz"]["dps"] = 1.0
+    with pytest.raises(BoardFileError) as exc:
+        load_board(str(_write(tmp_path / "zedboard.yaml", data)))
+    assert [p.field for p in exc.value.problems] == ["part", "resources.lut", "power.dynamic_mw_at_100mhz.dps"]
+    assert len(str(exc.value).splitlines()) == 3
+
+
+def test_unknown_board_suggests_the_nearest() -> None:
+    with pytest.raises(UnknownBoardError, match=r"unknown board 'zedbaord' \(did you mean 'zedboard'\?\)"):
+        load_board("zedbaord")
 
 
 def test_parse_board_list() -> None:
