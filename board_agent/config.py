@@ -7,9 +7,7 @@ Every section is a frozen dataclass; `load_config` checks each field's type and 
 from __future__ import annotations
 
 import dataclasses
-import os
 import re
-import shutil
 import types
 import typing
 from dataclasses import dataclass, field
@@ -20,10 +18,10 @@ import yaml
 
 from board_agent.mqtt import BrokerAuthError, client_options
 from core.errors import FinnsplitError
+from core.server import find_server_binary
 from core.topics import board_topic
 
 NAME = re.compile(r"[a-z0-9-]+\Z")
-CHECKOUT = Path(__file__).resolve().parents[1]
 
 
 class ConfigError(FinnsplitError):
@@ -158,16 +156,6 @@ class AgentConfig:
     def to_dict(self) -> dict[str, Any]:
         """The config as plain data (what `load_config` reads back)."""
         return dataclasses.asdict(self)
-
-
-def find_server_binary(explicit: str | None = None) -> Path | None:
-    """finnsplit-server: `explicit` if given, else $FINNSPLIT_SERVER, PATH, this checkout's cpp_server/build."""
-    candidates = [explicit] if explicit else [os.environ.get("FINNSPLIT_SERVER"), shutil.which("finnsplit-server"),
-                                              str(CHECKOUT / "cpp_server" / "build" / "finnsplit-server")]
-    for candidate in filter(None, candidates):
-        if Path(candidate).is_file() and os.access(candidate, os.X_OK):
-            return Path(candidate)
-    return None
 
 
 def load_config(path: str | Path) -> AgentConfig:

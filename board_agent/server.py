@@ -10,7 +10,6 @@ import asyncio
 import collections
 import contextlib
 import ctypes
-import json
 import logging
 import os
 import shlex
@@ -24,6 +23,7 @@ from board_agent.config import AgentConfig, ServerPolicy
 from board_agent.run import PreparedRun, RunError
 from board_agent.server_args import check_args
 from core.errors import FinnsplitError
+from core.server import parse_event
 
 log = logging.getLogger("board_agent.server")
 PR_SET_PDEATHSIG = 1
@@ -187,12 +187,11 @@ class ServerSupervisor:
     async def _read_stdout(self, proc: asyncio.subprocess.Process, listening: asyncio.Future[dict[str, Any]]) -> None:
         assert proc.stdout is not None
         async for raw in proc.stdout:
-            try:
-                line = json.loads(raw)
-            except ValueError:
-                log.warning("finnsplit-server: not a JSON line on stdout: %r", raw[:200])
+            line = parse_event(raw)
+            if line is None:
+                log.warning("finnsplit-server: not a JSON object on stdout: %r", raw[:200])
                 continue
-            kind = line.get("event") if isinstance(line, dict) else None
+            kind = line.get("event")
             if kind == "listening" and not listening.done():
                 listening.set_result(line)
             elif kind == "stats":

@@ -10,19 +10,15 @@ the bundle's manifest and files (docs/bundle.md).
 
 from __future__ import annotations
 
-import json
 import shutil
-import signal
-import subprocess
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
-from board_agent.config import find_server_binary
 from core.errors import FinnsplitError
 from core.manifest import load_manifest
+from core.server import ServerProcess, server_binary
 from orchestrator.fleet import fan_in_flags
 from orchestrator.link_auth import new_key, write_key
 from orchestrator.netns import VirtualNetwork
@@ -35,64 +31,8 @@ class VirtualBoardError(FinnsplitError):
     """A virtual board could not be started or died."""
 
 
-def server_binary() -> Path:
-    """finnsplit-server, found as a board agent finds it ($FINNSPLIT_SERVER, PATH, cpp_server/build)."""
-    found = find_server_binary()
-    if found is None:
-        raise VirtualBoardError("finnsplit-server not found: build it (scripts/setup.sh builds cpp_server/build) "
-                                "or set FINNSPLIT_SERVER")
-    return found
-
-
-class VirtualBoard:
-    """One server process; `port` is where the previous hop connects."""
-
-    def __init__(self, name: str, command: list[str], log_path: Path) -> None:
-        """Start the process and wait until it listens."""
-        self.name = name
-        self.log_path = log_path
-        self._log = log_path.open("w")
-        self.proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=self._log, text=True)
-        self.events: list[dict[str, Any]] = []
-        self.port = self._wait_listening(timeout=30.0)
-        threading.Thread(target=self._collect, daemon=True).start()
-
-    def _wait_listening(self, timeout: float) -> int:
-        deadline = time.monotonic() + timeout
-        assert self.proc.stdout is not None
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()
-            if not line:
-                break
-            if line.startswith("{"):
-                event = json.loads(line)
-                self.events.append(event)
-                if event.get("event") == "listening":
-                    return int(event["port"])
-        self.stop()
-        raise VirtualBoardError(f"virtual board {self.name} did not start:\n{self.log_path.read_text()[-2000:]}")
-
-    def _collect(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            if line.startswith("{"):
-                self.events.append(json.loads(line))
-
-    def last_stats(self) -> dict[str, Any] | None:
-        """The newest stats line the server printed."""
-        return next((e for e in reversed(self.events) if e.get("event") == "stats"), None)
-
-    def stop(self, timeout: float = 30.0) -> int | None:
-        """SIGTERM (the server drains frames in flight), SIGKILL if it does not exit in time."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._log.close()
-        return self.proc.returncode
+class VirtualBoard(ServerProcess):
+    """One server process (core/server.py); `port` is where the previous hop connects."""
 
 
 class VirtualChain:

@@ -6,20 +6,18 @@ Every build is made once per session and reused; a second session only rebuilds 
 
 from __future__ import annotations
 
-import json
 import os
-import queue
 import shutil
 import signal
 import subprocess
-import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from core import server as core_server
 from splitter import program
 from splitter.datatypes import DataType, datatype
 from splitter.graph import DataflowGraph, Layer, TensorSpec
@@ -94,64 +92,12 @@ def aarch64_bin() -> Path:
 # ---- server processes ---------------------------------------------------------------------------
 
 
-class ServerProcess:
-    """A finnsplit-server child on 127.0.0.1 with an ephemeral port; its stdout JSON lines are collected."""
+class ServerProcess(core_server.ServerProcess):
+    """core.server.ServerProcess with a test's conveniences: the log in LOG_DIR/NAME.stderr, waiting for log text."""
 
     def __init__(self, command: Sequence[str], name: str, log_dir: Path, env: dict[str, str] | None = None):
-        """Start the process and wait for its "listening" line."""
-        self.name = name
-        self.log_path = log_dir / f"{name}.stderr"
-        self._log = self.log_path.open("w")
-        self.proc = subprocess.Popen(
-            list(command), stdout=subprocess.PIPE, stderr=self._log, text=True,
-            env={**os.environ, **(env or {})},
-        )
-        self.events: list[dict] = []
-        self._lines: queue.Queue[dict] = queue.Queue()
-        self._reader = threading.Thread(target=self._read_stdout, daemon=True)
-        self._reader.start()
-        listening = self.wait_event(lambda e: e.get("event") == "listening", timeout=30)
-        self.port: int = listening["port"]
-
-    def _read_stdout(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            line = line.strip()
-            if line.startswith("{"):
-                event = json.loads(line)
-                self.events.append(event)
-                self._lines.put(event)
-
-    @property
-    def address(self) -> tuple[str, int]:
-        """Where upstreams connect."""
-        return ("127.0.0.1", self.port)
-
-    def wait_event(self, predicate: Callable[[dict], bool], timeout: float = 10.0) -> dict:
-        """The first stdout event (from now on, or already seen) satisfying `predicate`."""
-        for event in list(self.events):
-            if predicate(event):
-                return event
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None and self._lines.empty():
-                raise AssertionError(f"{self.name} exited with {self.proc.returncode}:\n{self.log()}")
-            try:
-                event = self._lines.get(timeout=0.1)
-            except queue.Empty:
-                continue
-            if predicate(event):
-                return event
-        raise AssertionError(f"{self.name}: no matching event within {timeout} s; log:\n{self.log()}")
-
-    def stats(self, predicate: Callable[[dict], bool] = lambda s: True, timeout: float = 10.0) -> dict:
-        """The next stats line satisfying `predicate` (needs a short --stats-interval-ms)."""
-        return self.wait_event(lambda e: e.get("event") == "stats" and predicate(e), timeout)
-
-    def log(self) -> str:
-        """Everything the server wrote to stderr so far."""
-        self._log.flush()
-        return self.log_path.read_text()
+        """Start the process and wait for its "listening" event."""
+        super().__init__(name, command, log_dir / f"{name}.stderr", env=env)
 
     def wait_log(self, text: str, timeout: float = 10.0, count: int = 1) -> str:
         """Wait until stderr contains `text` (at least `count` times); returns the log."""
@@ -168,16 +114,8 @@ class ServerProcess:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
         code = self.proc.wait(timeout=timeout)
-        self._reader.join(timeout=5)
+        self._finish()
         return code
-
-    def kill(self) -> None:
-        """SIGKILL (an abrupt crash) and wait."""
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait(timeout=10)
-        self._reader.join(timeout=5)
-        self._log.close()
 
 
 class ServerFleet:
