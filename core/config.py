@@ -189,7 +189,12 @@ def _num(value: float) -> str:
 
 
 def _plural(words: str) -> str:
-    return re.sub(r"^an? ", "", words)
+    """"a mapping (x, y)" -> "mappings (x, y)", "an integer in 1..9" -> "integers in 1..9"."""
+    bare = re.sub(r"^an? ", "", words)
+    if bare == words:
+        return f"values that are {words}"
+    first, _, rest = bare.partition(" ")
+    return f"{first}s {rest}".rstrip()
 
 
 def _join(prefix: str, name: str) -> str:

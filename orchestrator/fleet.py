@@ -1,25 +1,24 @@
 """The user's fleet (fleet.yaml) and which board runs which partition of a bundle.
 
 The inventory format is the contract in docs/control-plane.md#inventory-the-users-fleet-fleetyaml.
-`load_fleet` validates it into frozen dataclasses, with errors naming the file and the field;
+`load_fleet` reads it through its schema `FleetFile` (core/config.py: every problem at once, each naming
+the file and the field) into frozen dataclasses;
 `assign` places a bundle's partitions (and their replicas) on boards of the type the manifest asks for.
 """
 
 from __future__ import annotations
 
-import re
+import difflib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import yaml
+from typing import Annotated, Any
 
 from board_agent.mqtt import client_options
-from core.errors import FinnsplitError
+from core.config import AbsolutePath, Name, NonEmpty, Port, Text, load_yaml
+from core.errors import ConfigError, FinnsplitError, Problem
 from splitter.boards import BoardError, UnknownBoardError, load_board
 
-NAME = re.compile(r"[a-z0-9-]+")
 DEFAULT_REMOTE_ROOT = "/opt/finnsplit"
 DEFAULT_BROKER_PORT = 8883  # TLS (finnsplit fleet init); an insecure broker defaults to 1883
 DEFAULT_DATA_PORT = 7000
@@ -27,12 +26,13 @@ DEFAULT_SSH_USER, DEFAULT_SSH_PORT = "root", 22
 DEFAULT_SSH_KEY, DEFAULT_KNOWN_HOSTS = "~/.ssh/id_ed25519", "~/.ssh/known_hosts"
 
 
-class FleetError(FinnsplitError):
-    """A fleet.yaml that is missing, not YAML, or has a missing or malformed field."""
+class FleetError(ConfigError):
+    """A fleet.yaml that is missing, not YAML, or has missing, unknown or malformed fields (each a Problem)."""
 
-    def __init__(self, path: Path | str, why: str) -> None:
-        super().__init__(f"fleet file {path}: {why}")
-        self.path = str(path)
+    @property
+    def path(self) -> str:
+        """The fleet file."""
+        return self.source
 
 
 class AssignmentError(FinnsplitError):
@@ -104,82 +104,98 @@ class Assignment:
     spares: tuple[BoardEntry, ...]  # boards of the fleet no partition uses (failover candidates)
 
 
-class _Fields:
-    """Typed access to one mapping of fleet.yaml, with errors naming file and field."""
+@dataclass(frozen=True)
+class SshSection:
+    """`boards[i].ssh:` of fleet.yaml."""
 
-    def __init__(self, path: Path | str, data: Any, where: str, known: tuple[str, ...]) -> None:
-        if not isinstance(data, Mapping):
-            raise FleetError(path, f"{where or 'the top level'} must be a mapping of fields, got {data!r}")
-        unknown = sorted(set(data) - set(known))
-        if unknown:
-            raise FleetError(path, f"unknown field '{where}{unknown[0]}' (known: {', '.join(known)})")
-        self.path, self.data, self.where = path, data, where
+    user: Text = DEFAULT_SSH_USER
+    port: Port = DEFAULT_SSH_PORT
+    key: Text = DEFAULT_SSH_KEY
+    known_hosts: Text = DEFAULT_KNOWN_HOSTS
 
-    def fail(self, key: str, why: str) -> FleetError:
-        return FleetError(self.path, f"field '{self.where}{key}' {why}, got {self.data.get(key)!r}")
 
-    def text(self, key: str, default: str | None = None, pattern: re.Pattern | None = None) -> str:
-        if key not in self.data and default is None:
-            raise FleetError(self.path, f"missing field '{self.where}{key}'")
-        value = self.data.get(key, default)
-        if not isinstance(value, str) or not value:
-            raise self.fail(key, "must be a non-empty string")
-        if pattern is not None and not pattern.fullmatch(value):
-            raise self.fail(key, f"must match {pattern.pattern}")
-        return value
+@dataclass(frozen=True)
+class BoardSection:
+    """`boards[i]:` of fleet.yaml."""
 
-    def port(self, key: str, default: int) -> int:
-        value = self.data.get(key, default)
-        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
-            raise self.fail(key, "must be a TCP port (1-65535)")
-        return value
+    name: Name
+    type: Text
+    address: Text
+    ssh: SshSection = field(default_factory=SshSection)
+    data_port: Port = DEFAULT_DATA_PORT
+    remote_root: AbsolutePath | None = None  # None: the fleet's remote_root
 
-    def file(self, key: str, default: str) -> Path:
-        return Path(self.text(key, default)).expanduser()
 
-    def section(self, key: str, known: tuple[str, ...], required: bool) -> _Fields:
-        if key not in self.data and required:
-            raise FleetError(self.path, f"missing field '{self.where}{key}'")
-        return _Fields(self.path, self.data.get(key, {}), f"{self.where}{key}.", known)
+@dataclass(frozen=True)
+class BrokerSection:
+    """`broker:` of fleet.yaml."""
+
+    host: Text
+    port: Port | None = None  # None: 8883 (TLS), or 1883 when insecure
+    username: Text | None = None
+    password_file: Text | None = None  # relative to the fleet file's directory
+    ca_file: Text | None = None
+    insecure: bool = False
+
+
+@dataclass(frozen=True)
+class ClientSection:
+    """`client:` of fleet.yaml."""
+
+    host: Text
+
+
+@dataclass(frozen=True)
+class FleetFile:
+    """The schema of fleet.yaml (docs/control-plane.md#inventory-the-users-fleet-fleetyaml)."""
+
+    chain: Name
+    broker: BrokerSection
+    client: ClientSection
+    boards: Annotated[tuple[BoardSection, ...], NonEmpty()]
+    remote_root: AbsolutePath = DEFAULT_REMOTE_ROOT
 
 
 def load_fleet(path: str | Path) -> Fleet:
     """Read and validate a fleet.yaml (docs/control-plane.md#inventory-the-users-fleet-fleetyaml)."""
     path = Path(path).expanduser()
+    spec = load_yaml(FleetFile, path, error=FleetError, what="a fleet file")
+    problems: list[Problem] = []
+    seen: dict[str, int] = {}
+    boards = []
+    for i, board in enumerate(spec.boards):
+        if board.name in seen:
+            problems.append(Problem(f"boards[{i}].name", "a name no other board has",
+                                    f"{board.name!r}, the name of boards[{seen[board.name]}] too"))
+        seen.setdefault(board.name, i)
+        board_type = _board_type(board.type, f"boards[{i}].type", problems)
+        boards.append(_board(board, board_type, spec.remote_root))
+    if problems:
+        raise FleetError(path, problems)
+    return Fleet(chain=spec.chain, broker=_broker(path, spec.broker), client_host=spec.client.host,
+                 boards=tuple(boards), path=str(path))
+
+
+def _board_type(name: str, where: str, problems: list[Problem]) -> str:
+    """The board file name `name` loads as (splitter.boards), or "" with a problem recorded."""
     try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise FleetError(path, f"cannot read YAML: {exc}") from None
-    top = _Fields(path, data, "", ("chain", "broker", "client", "remote_root", "boards"))
-    chain = top.text("chain", pattern=NAME)
-    broker = top.section("broker", ("host", "port", "username", "password_file", "ca_file", "insecure"),
-                         required=True)
-    client = top.section("client", ("host",), required=True)
-    root = _remote_root(top, DEFAULT_REMOTE_ROOT)
-    items = top.data.get("boards")
-    if not isinstance(items, list) or not items:
-        raise top.fail("boards", "must be a non-empty list of boards")
-    boards = tuple(_board(path, item, f"boards[{i}].", root) for i, item in enumerate(items))
-    seen: set[str] = set()
-    for i, entry in enumerate(boards):
-        if entry.name in seen:
-            raise FleetError(path, f"field 'boards[{i}].name': board name {entry.name!r} is used twice")
-        seen.add(entry.name)
-    return Fleet(chain=chain,
-                 broker=_broker(broker),
-                 client_host=client.text("host"), boards=boards, path=str(path))
+        return load_board(name).name
+    except UnknownBoardError as exc:
+        near = difflib.get_close_matches(name.lower(), exc.known, n=1, cutoff=0.6)
+        problems.append(Problem(where, f"a known board ({', '.join(exc.known)}) or a board file's path",
+                                f"{name!r}{f' (did you mean {near[0]!r}?)' if near else ''}"))
+    except BoardError as exc:
+        problems.append(Problem(where, "a usable board", f"{name!r}: {' '.join(str(exc).split())}"))
+    return ""
 
 
-def _broker(fields: _Fields) -> BrokerSettings:
-    insecure = fields.data.get("insecure", False)
-    if not isinstance(insecure, bool):
-        raise fields.fail("insecure", "must be true or false")
-    secure = {key: fields.text(key) if key in fields.data else None for key in ("username", "password_file", "ca_file")}
+def _broker(path: Path, spec: BrokerSection) -> BrokerSettings:
+    default_port = 1883 if spec.insecure else DEFAULT_BROKER_PORT
     return BrokerSettings(
-        host=fields.text("host"), port=fields.port("port", 1883 if insecure else DEFAULT_BROKER_PORT),
-        username=secure["username"], insecure=insecure,
-        password_file=None if secure["password_file"] is None else _relative_to(fields.path, secure["password_file"]),
-        ca_file=None if secure["ca_file"] is None else _relative_to(fields.path, secure["ca_file"]))
+        host=spec.host, port=spec.port if spec.port is not None else default_port, username=spec.username,
+        insecure=spec.insecure,
+        password_file=None if spec.password_file is None else _relative_to(path, spec.password_file),
+        ca_file=None if spec.ca_file is None else _relative_to(path, spec.ca_file))
 
 
 def _relative_to(fleet_path: Path | str, value: str) -> Path:
@@ -188,31 +204,20 @@ def _relative_to(fleet_path: Path | str, value: str) -> Path:
     return path if path.is_absolute() else Path(fleet_path).parent / path
 
 
-def _remote_root(fields: _Fields, default: str) -> str:
-    root = fields.text("remote_root", default)
-    if not root.startswith("/"):
-        raise fields.fail("remote_root", "must be an absolute path on the board")
-    return root.rstrip("/") or "/"
+def _root(value: str) -> str:
+    return value.rstrip("/") or "/"
 
 
-def _board(path: Path, data: Any, where: str, default_root: str) -> BoardEntry:
-    fields = _Fields(path, data, where, ("name", "type", "address", "ssh", "data_port", "remote_root"))
-    ssh = fields.section("ssh", ("user", "port", "key", "known_hosts"), required=False)
-    name = fields.text("name", pattern=NAME)
-    try:
-        board_type = load_board(fields.text("type")).name
-    except UnknownBoardError as exc:
-        raise FleetError(path, f"field '{where}type': {exc}") from None
-    except BoardError as exc:
-        raise FleetError(path, f"field '{where}type' names an unusable board: {exc}") from None
+def _board(spec: BoardSection, board_type: str, default_root: str) -> BoardEntry:
+    ssh = spec.ssh
     return BoardEntry(
-        name=name,
+        name=spec.name,
         type=board_type,
-        address=fields.text("address"),
-        ssh=SshSettings(user=ssh.text("user", DEFAULT_SSH_USER), port=ssh.port("port", DEFAULT_SSH_PORT),
-                        key=ssh.file("key", DEFAULT_SSH_KEY), known_hosts=ssh.file("known_hosts", DEFAULT_KNOWN_HOSTS)),
-        data_port=fields.port("data_port", DEFAULT_DATA_PORT),
-        remote_root=_remote_root(fields, default_root),
+        address=spec.address,
+        ssh=SshSettings(user=ssh.user, port=ssh.port, key=Path(ssh.key).expanduser(),
+                        known_hosts=Path(ssh.known_hosts).expanduser()),
+        data_port=spec.data_port,
+        remote_root=_root(spec.remote_root if spec.remote_root is not None else default_root),
     )
 
 

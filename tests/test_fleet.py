@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
+from core.errors import ConfigError
 from orchestrator.fleet import AssignmentError, FleetError, assign, load_fleet
 
 FLEET = """\
@@ -53,29 +55,49 @@ def test_the_contract_example_loads_with_defaults_and_home_expanded(tmp_path: Pa
 
 @pytest.mark.parametrize(("change", "message"), [
     (("type: zedboard\n    address: 192.168.1.10", "type: zedbaord\n    address: 192.168.1.10"),
-     r"'boards\[0\].type': unknown board 'zedbaord'; known boards: .*zedboard"),
-    (("name: zed1", "name: zed0"), r"'boards\[2\].name': board name 'zed0' is used twice"),
-    (("name: zed1", "name: Zed_1"), r"field 'boards\[2\].name' must match \[a-z0-9-\]\+, got 'Zed_1'"),
-    (("    address: 192.168.1.13\n", ""), r"missing field 'boards\[3\].address'"),
-    (("ssh: {user: root,", "ssh: {usr: root,"), r"unknown field 'boards\[0\].ssh.usr' \(known: user, port"),
-    (("data_port: 7000", "data_port: 70000"), r"'boards\[0\].data_port' must be a TCP port"),
-    (("remote_root: /opt/finnsplit", "remote_root: opt"), r"'remote_root' must be an absolute path"),
-    (("chain: lab", "chain: lab/1"), r"'chain' must match"),
-    (("client: {host: 192.168.1.2}\n", ""), r"missing field 'client'"),
-    (("boards:", "boards: []\nunused:"), r"unknown field 'unused'"),
+     r"boards\[0\]\.type: expected a known board \(.*zedboard\) or a board file's path, found 'zedbaord' "
+     r"\(did you mean 'zedboard'\?\)"),
+    (("name: zed1", "name: zed0"), r"boards\[2\]\.name: expected a name no other board has, found 'zed0', "
+                                   r"the name of boards\[0\] too"),
+    (("name: zed1", "name: Zed_1"), r"boards\[2\]\.name: expected a name matching \[a-z0-9-\]\+, found 'Zed_1'"),
+    (("    address: 192.168.1.13\n", ""), r"boards\[3\]\.address: expected a non-empty string, found nothing"),
+    (("ssh: {user: root,", "ssh: {usr: root,"), r"boards\[0\]\.ssh\.usr: expected a field of boards\[0\]\.ssh "
+                                                r"\(user, port, key, known_hosts\), found unknown field 'usr' "
+                                                r"\(did you mean 'user'\?\)"),
+    (("data_port: 7000", "data_port: 70000"), r"boards\[0\]\.data_port: expected an integer in 1\.\.65535, "
+                                              r"found 70000"),
+    (("remote_root: /opt/finnsplit", "remote_root: opt"), r"remote_root: expected an absolute path, found 'opt'"),
+    (("chain: lab", "chain: lab/1"), r"chain: expected a name matching \[a-z0-9-\]\+, found 'lab/1'"),
+    (("client: {host: 192.168.1.2}\n", ""), r"client: expected a mapping \(host\), found nothing"),
+    (("port: 1883}", "port: '1883'}"), r"broker\.port: expected an integer in 1\.\.65535 or null, found '1883'"),
+    (("boards:", "boards: []\nunused:"), r"unused: expected a field of the top level \(chain, broker, client, boards, "
+                                         r"remote_root\), found unknown field 'unused'"),
 ])
 def test_errors_name_the_file_and_the_field(tmp_path: Path, change: tuple[str, str], message: str) -> None:
     assert change[0] in FLEET
     path = write(tmp_path, FLEET.replace(*change))
-    with pytest.raises(FleetError, match=rf"fleet file {path}: .*{message}"):
+    with pytest.raises(FleetError, match=rf"^{re.escape(str(path))}: {message}") as info:
         load_fleet(path)
+    assert isinstance(info.value, ConfigError)
+
+
+def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
+    text = FLEET.replace("chain: lab", "chain: Lab").replace("port: 22,", "port: 0,").replace(
+        "    address: 192.168.1.13\n", "    adress: 192.168.1.13\n")
+    with pytest.raises(FleetError) as info:
+        load_fleet(write(tmp_path, text))
+    assert [p.field for p in info.value.problems] == ["chain", "boards[0].ssh.port", "boards[3].adress",
+                                                      "boards[3].address"]
+    assert "did you mean 'address'?" in str(info.value) and len(str(info.value).splitlines()) == 4
 
 
 def test_not_yaml_or_missing(tmp_path: Path) -> None:
-    with pytest.raises(FleetError, match="cannot read YAML"):
+    with pytest.raises(FleetError, match="expected valid YAML, found while parsing"):
         load_fleet(write(tmp_path, "boards: [\n"))
-    with pytest.raises(FleetError, match="cannot read YAML"):
+    with pytest.raises(FleetError, match=r"nope\.yaml: expected a fleet file that can be read, found No such file"):
         load_fleet(tmp_path / "nope.yaml")
+    with pytest.raises(FleetError, match=r"fleet.yaml: expected a mapping \(chain, .*\), found 'text'"):
+        load_fleet(write(tmp_path, "text\n"))
 
 
 def manifest(*boards: tuple[str, int]) -> dict:
