@@ -5,14 +5,15 @@ The "board" is this machine: remote_root is a temporary directory, so the tests 
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,8 +21,19 @@ import paramiko
 import pytest
 
 from core.manifest import BundleError, check_file, file_entry, load_manifest, partition_files, write_manifest
-from orchestrator.deploy import ActivationError, CorruptUploadError, Progress, bundle_id, connect, deploy
+from orchestrator.deploy import (
+    ActivationError,
+    CorruptUploadError,
+    Progress,
+    UploadMeter,
+    bundle_id,
+    connect,
+    deploy,
+    upload_size,
+)
 from orchestrator.fleet import BoardEntry, assign, load_fleet
+from orchestrator.rig import Sshd as SshdProcess
+from orchestrator.rig import keygen
 from orchestrator.ssh import AuthError, HostKeyError, UnreachableError
 
 SSHD = Path("/usr/sbin/sshd")
@@ -43,46 +55,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def keygen(path: Path) -> Path:
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", path.name, "-f", str(path)], check=True)
-    return path
-
-
 @pytest.fixture(scope="module")
 def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
     """A private sshd on 127.0.0.1 accepting one generated client key, with its host key pinned."""
     tmp = tmp_path_factory.mktemp("sshd")
-    host_key, client_key = keygen(tmp / "host_key"), keygen(tmp / "client_key")
+    client_key = keygen(tmp / "client_key")
     keygen(tmp / "other_key")  # a host key this server does not have
-    (tmp / "authorized_keys").write_text((tmp / "client_key.pub").read_text())
-    port = free_port()
-    config = tmp / "sshd_config"
-    config.write_text(f"Port {port}\nListenAddress 127.0.0.1\nHostKey {host_key}\n"
-                      f"AuthorizedKeysFile {tmp / 'authorized_keys'}\nPasswordAuthentication no\n"
-                      f"KbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\nStrictModes no\n"
-                      f"PidFile {tmp / 'sshd.pid'}\nSubsystem sftp internal-sftp\nUsePAM no\n")
-    Path("/run/sshd").mkdir(exist_ok=True)  # sshd's privilege separation directory
-    log = (tmp / "sshd.log").open("w")
-    proc = subprocess.Popen([str(SSHD), "-D", "-e", "-f", str(config)], stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
-                if s.recv(64).startswith(b"SSH-"):
-                    break
-        except OSError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"sshd did not start: {(tmp / 'sshd.log').read_text()}")
-        time.sleep(0.05)
-    key_type, key_b64 = (tmp / "host_key.pub").read_text().split()[:2]
+    server = SshdProcess.start(tmp / "server", "127.0.0.1", free_port(), tmp / "client_key.pub")
     known_hosts = tmp / "known_hosts"
-    known_hosts.write_text(f"[127.0.0.1]:{port} {key_type} {key_b64}\n")
-    yield Sshd(port, client_key, known_hosts, tmp / "other_key.pub")
-    proc.terminate()
-    proc.wait(timeout=10)
-    log.close()
+    known_hosts.write_text(server.known_hosts_line())
+    yield Sshd(server.port, client_key, known_hosts, tmp / "other_key.pub")
+    server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -277,3 +260,32 @@ def test_fleet_assigns_the_bundle_in_partition_order(sshd: Sshd, bundle: Path, t
     assignment = assign(load_fleet(tmp_path / "fleet.yaml"), load_manifest(bundle))
     assert [(k, b.name) for k, b in assignment.placements] == [(0, "zed0"), (1, "zed1"), (2, "zed2")]
     assert assignment.spares == ()
+
+
+class Terminal(io.StringIO):
+    """A stream that says it is a terminal."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_upload_meter_shows_every_boards_bytes_on_one_bar(sshd: Sshd, bundle: Path, tmp_path: Path) -> None:
+    for k in range(3):
+        (tmp_path / f"b{k}").mkdir()
+    boards = [fleet_board(sshd, tmp_path / f"b{k}") for k in range(3)]  # three boards' remote roots
+    out = Terminal()
+    meter = UploadMeter(stream=out)
+    with ThreadPoolExecutor(3) as pool:  # as the daemon deploys: every board at once, each in its own thread
+        reports = list(pool.map(lambda k: meter.deploy(boards[k], bundle, k), range(3)))
+    total = sum(upload_size(bundle, k) for k in range(3))
+    assert total == sum(r.bytes_sent for r in reports)
+    states = [part.split("\033[K")[0] for part in out.getvalue().split("\r") if part.startswith("uploading [")]
+    shown = f"{total / 1e6:.1f} MB" if total >= 1e6 else f"{total / 1e3:.1f} kB"
+    assert f"uploading [{'#' * 28}] {shown} of {shown}" in states[-1] and "done in" in states[-1], states[-1]
+    assert len(states) >= 2 and out.getvalue().endswith("\n")
+    again = Terminal()  # everything is on the boards now: skipped files count as handled
+    reports = [UploadMeter(stream=again).deploy(boards[k], bundle, k) for k in range(3)]
+    assert all(r.sent == [] for r in reports) and "done in" in again.getvalue()
+    piped = io.StringIO()
+    UploadMeter(stream=piped).deploy(boards[0], bundle, 0)
+    assert piped.getvalue() == ""
