@@ -425,16 +425,20 @@ def test_the_example_config_loads_with_board_defaults() -> None:
 
 
 @pytest.mark.parametrize(("change", "message"), [
-    (lambda c: c.pop("name"), "missing field 'name'"),
-    (lambda c: c["broker"].pop("host"), "missing field 'broker.host'"),
-    (lambda c: c["broker"].update(port="1883"), "field 'broker.port' must be int, got '1883'"),
-    (lambda c: c.update(heartbeat_s=True), "field 'heartbeat_s' must be float"),
-    (lambda c: c.update(name="Zed 0"), "field 'name' must match [a-z0-9-]+"),
-    (lambda c: c.update(fpga={"manger": "/sys"}), "unknown field 'fpga.manger'"),
-    (lambda c: c.update(server=[]), "field 'server' must be a mapping"),
-    (lambda c: c["broker"].pop("username"), "field 'broker.username' is required: the broker needs credentials"),
-    (lambda c: c["broker"].pop("ca_file"), "field 'broker.ca_file' is required"),
-    (lambda c: c.update(commands={"max_bytes": 10}), "field 'commands.max_bytes' must be 1024..1048576"),
+    (lambda c: c.pop("name"), "name: expected a name matching [a-z0-9-]+, found nothing (the field is required)"),
+    (lambda c: c["broker"].pop("host"), "broker.host: expected a string, found nothing"),
+    (lambda c: c["broker"].update(port="1883"), "broker.port: expected an integer in 1..65535, found '1883'"),
+    (lambda c: c.update(heartbeat_s=True), "heartbeat_s: expected a number > 0, found true"),
+    (lambda c: c.update(name="Zed 0"), "name: expected a name matching [a-z0-9-]+, found 'Zed 0'"),
+    (lambda c: c.update(fpga={"manger": "/sys"}), "fpga.manger: expected a field of fpga (manager, firmware_dir, "
+                                                  "timeout_s), found unknown field 'manger' (did you mean 'manager'?)"),
+    (lambda c: c.update(server=[]), "server: expected a mapping (listen_timeout_s, "),
+    (lambda c: c["broker"].pop("username"), "broker.username: expected a value: the broker needs credentials and TLS"),
+    (lambda c: c["broker"].pop("ca_file"), "broker.ca_file: expected a value"),
+    (lambda c: c.update(server={"backoff_s": 20.0}), "server.backoff_s: expected a number <= backoff_max_s (10.0), "
+                                                     "found 20.0"),
+    (lambda c: c.update(commands={"max_bytes": 10}), "commands.max_bytes: expected an integer in 1024..1048576, "
+                                                     "found 10"),
 ])
 def test_config_errors_name_the_field(tmp_path: Path, change: Callable[[dict[str, Any]], Any], message: str) -> None:
     data = yaml.safe_load(EXAMPLE.read_text())
@@ -451,7 +455,9 @@ def test_a_bad_config_stops_the_agent_with_exit_status_2(tmp_path: Path) -> None
     path.write_text("name: zed0\nchain: [lab\n")
     done = subprocess.run([sys.executable, "-m", "board_agent", "--config", str(path)], capture_output=True,
                           text=True, timeout=30, check=False)
-    assert done.returncode == 2 and "not valid YAML" in done.stderr and "Traceback" not in done.stderr
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    lines = done.stderr.strip().splitlines()  # one line: the file, what was expected, what was found
+    assert len(lines) == 1 and lines[0].startswith(f"finnsplit-agent: {path}: expected valid YAML, found while parsing")
 
 
 def test_the_agent_imports_no_numpy_or_onnx() -> None:
