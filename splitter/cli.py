@@ -9,12 +9,11 @@ from typing import TYPE_CHECKING
 
 import click
 
-from core.errors import FinnsplitError
+from core.errors import ConfigError, FinnsplitError
 from splitter.load import load_and_lower, resolve_input_spec
 
 if TYPE_CHECKING:
-
-    pass
+    from splitter.build import BuildConfig
 
 
 def input_options(func: Callable) -> Callable:
@@ -84,7 +83,10 @@ def _objective(objective: str | None, target_fps: float | None, strategy: str) -
 
 
 @cli.command()
-@click.argument("model", type=click.Path(dir_okay=False))
+@click.argument("model", type=click.Path(dir_okay=False), required=False)
+@click.option("--config", "config_file", type=click.Path(dir_okay=False),
+              help="A build.yaml whose keys are these options' fields (docs/config.md#build-config); "
+                   "options given here override its values.")
 @click.option("--boards", default="6", show_default=True,
               help="Number of boards of --board, or a list such as zedboard:4,pynq-z2:2.")
 @click.option("--board", default="zedboard", show_default=True, help="Board type when --boards is a number.")
@@ -110,24 +112,20 @@ def _objective(objective: str | None, target_fps: float | None, strategy: str) -
 @click.option("-o", "--output", default="build", show_default=True, type=click.Path(file_okay=False),
               help="Bundle directory (an older bundle there is replaced).")
 @input_options
-def build(model: str, boards: str, board: str, strategy: str, target_fps: float | None, power_cap: float | None,
-          objective: str, link_gbps: float | None,
+@click.pass_context
+def build(ctx: click.Context, model: str | None, config_file: str | None, boards: str, board: str, strategy: str,
+          target_fps: float | None, power_cap: float | None, objective: str | None, link_gbps: float | None,
           no_replicate: bool, thresholds: str, finn: str, finn_jobs: int, output: str, input_dtype: str | None,
           input_scale: str | None, mean: str | None, std: str | None) -> None:
-    """Split MODEL over boards and write a deployment bundle."""
-    from splitter.boards import parse_board_list
-    from splitter.build import BuildConfig
+    """Split MODEL over boards and write a deployment bundle (MODEL may come from --config's `model:`)."""
     from splitter.build import build as run_build
     from splitter.report import format_plan
 
-    parse_board_list(boards, board)  # a bad --boards is reported before the model is read
-    objective = _objective(objective, target_fps, strategy)
-
-    cfg = BuildConfig(model=model, output=output, boards=boards, board=board, strategy=strategy,
-                      target_fps=target_fps, power_cap_w=power_cap, objective=objective, link_gbps=link_gbps,
-                      replicate=not no_replicate, thresholds=thresholds,
-                      input_spec=resolve_input_spec(input_dtype, input_scale, mean, std), finn=finn,
-                      finn_jobs=finn_jobs)
+    options = {"model": model, "output": output, "boards": boards, "board": board, "strategy": strategy,
+               "target_fps": target_fps, "power_cap_w": power_cap, "objective": objective, "link_gbps": link_gbps,
+               "replicate": not no_replicate, "thresholds": thresholds, "finn": finn, "finn_jobs": finn_jobs,
+               "input_spec": (input_dtype, input_scale, mean, std)}
+    cfg = _build_config(ctx, config_file, options)
     state = run_build(cfg, _progress())
     click.echo(format_plan(state.plan))
     if state.finn_estimates:
@@ -141,6 +139,35 @@ def build(model: str, boards: str, board: str, strategy: str, target_fps: float 
         click.echo(f"host {line}")
     for note in (*state.graph.notes, *state.notes):
         click.echo(f"note: {note}")
+
+
+# The build command's parameters behind each BuildConfig field (input_spec: the four input options).
+_BUILD_PARAMS = {"power_cap_w": ("power_cap",), "replicate": ("no_replicate",),
+                 "input_spec": ("input_dtype", "input_scale", "mean", "std")}
+
+
+def _build_config(ctx: click.Context, config_file: str | None, options: dict) -> BuildConfig:
+    """BuildConfig's defaults, overridden by the build file's values, overridden by options given here."""
+    from click.core import ParameterSource
+
+    from splitter.boards import parse_board_list
+    from splitter.build import BuildConfig
+    from splitter.build_file import input_spec_options, read_build_file
+
+    values = read_build_file(config_file) if config_file else {}
+    if "input_spec" in values:
+        values["input_spec"] = input_spec_options(values["input_spec"])
+    for key, value in options.items():
+        given = [ctx.get_parameter_source(p) for p in _BUILD_PARAMS.get(key, (key,))]
+        if any(g not in (None, ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP) for g in given):
+            values[key] = value
+        values.setdefault(key, value)
+    if values["model"] is None:
+        raise click.UsageError("missing MODEL: give it as an argument or as `model:` in --config")
+    values["input_spec"] = resolve_input_spec(*values["input_spec"])
+    parse_board_list(values["boards"], values["board"])  # a bad --boards is reported before the model is read
+    values["objective"] = _objective(values["objective"], values["target_fps"], values["strategy"])
+    return BuildConfig(**values)
 
 
 @cli.command("finn-build")
@@ -218,6 +245,10 @@ def main() -> None:
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
+    except ConfigError as exc:  # one line per problem of the file
+        for line in str(exc).splitlines():
+            click.echo(f"error: {line}", err=True)
+        sys.exit(2)
     except FinnsplitError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
