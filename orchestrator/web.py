@@ -1,8 +1,9 @@
 """A small HTTP(S) server for the daemon's dashboard and ingress (docs/dashboard.md, docs/ingress.md).
 
 The standard library's threading HTTP server, hardened for a LAN: a bounded number of connections
-(more are closed at once), a timeout on every socket operation (idle connections go), a body size cap
-checked against Content-Length before anything is read, authorization before the body is read,
+(more are closed at once), a timeout on every socket operation (idle connections go), a deadline for
+each whole request from its first byte (a client dripping bytes cannot hold a connection: 408 and
+closed), a body size cap checked against Content-Length before anything is read, authorization before the body is read,
 TLS handshakes in the connection's own thread, and every answer JSON (errors too: `{"error": ...}`,
 never a traceback or the default HTML page). A handler that raises gets a 500 naming the exception
 type; the server goes on.
@@ -10,11 +11,13 @@ type; the server goes on.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -24,6 +27,47 @@ from core.errors import FinnsplitError
 
 log = logging.getLogger("orchestrator.web")
 DRAIN_LIMIT = 1 << 20  # an unread body up to this size is read and dropped before an error is sent
+
+
+class RequestDeadline(TimeoutError):
+    """A request whose bytes did not all arrive within the request deadline."""
+
+
+class _DeadlineReader(io.RawIOBase):
+    """A connection's bytes, each read bounded by the per-operation timeout and by the request's deadline.
+
+    The deadline starts with the first byte of a request (`next_request()` re-arms it), so a
+    keep-alive connection's idle wait is the per-operation timeout's business alone.
+    """
+
+    def __init__(self, sock: socket.socket, timeout_s: float, request_s: float) -> None:
+        self.sock, self.timeout_s, self.request_s = sock, timeout_s, request_s
+        self.deadline: float | None = None
+
+    def next_request(self) -> None:
+        """The next byte read starts a new request's clock."""
+        self.deadline = None
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self.deadline is None:
+            self.sock.settimeout(self.timeout_s)
+        else:
+            left = self.deadline - time.monotonic()
+            if left <= 0:
+                raise RequestDeadline(f"request not complete within {self.request_s:g} s")
+            self.sock.settimeout(min(self.timeout_s, left))
+        try:
+            got = self.sock.recv_into(buffer)
+        except TimeoutError:
+            if self.deadline is not None and time.monotonic() >= self.deadline:
+                raise RequestDeadline(f"request not complete within {self.request_s:g} s") from None
+            raise
+        if got and self.deadline is None:
+            self.deadline = time.monotonic() + self.request_s
+        return got
 
 
 class WebError(FinnsplitError):
@@ -83,8 +127,8 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
 
     def __init__(self, address: tuple[str, int], routes: dict[tuple[str, str], Route], tls: ssl.SSLContext | None,
-                 max_connections: int, timeout_s: float) -> None:
-        self.routes, self.tls, self.timeout_s = routes, tls, timeout_s
+                 max_connections: int, timeout_s: float, request_s: float) -> None:
+        self.routes, self.tls, self.timeout_s, self.request_s = routes, tls, timeout_s, request_s
         self.slots = threading.BoundedSemaphore(max_connections)
         super().__init__(address, _Handler)
 
@@ -117,6 +161,13 @@ class _Handler(BaseHTTPRequestHandler):
         if self.server.tls is not None:
             self.request = self.server.tls.wrap_socket(self.request, server_side=True)
         super().setup()
+        self.rfile.close()  # the base class's reader: replaced by one that keeps the request deadline
+        self._reader = _DeadlineReader(self.connection, self.server.timeout_s, self.server.request_s)
+        self.rfile = io.BufferedReader(self._reader)
+
+    def handle_one_request(self) -> None:
+        self._reader.next_request()
+        super().handle_one_request()  # a TimeoutError reading the request line or headers closes the connection
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s " + format, self.client_address[0], *args)
@@ -172,7 +223,12 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(length_text)
         if length > limit:
             raise WebError(413, f"body of {length:,} B is over this endpoint's limit of {limit:,} B")
-        body = self.rfile.read(length) if length else b""
+        try:
+            body = self.rfile.read(length) if length else b""
+        except RequestDeadline:
+            self._unread = 0  # nothing more is read from this client: the answer, then the connection closes
+            raise WebError(408, f"the request did not arrive within {self.server.request_s:g} s "
+                                f"({self.server.timeout_s:g} s at most between bytes)") from None
         self._unread = 0
         if len(body) != length:
             raise WebError(400, f"body ended after {len(body):,} of {length:,} B")
@@ -203,10 +259,15 @@ class WebServer:
     """Serves `routes` on `address` from a background thread until `close()`."""
 
     def __init__(self, address: tuple[str, int], routes: dict[tuple[str, str], Route],
-                 tls: ssl.SSLContext | None = None, max_connections: int = 32, timeout_s: float = 10.0) -> None:
-        """Bind now (WebError naming the address if it cannot), serve in a thread."""
+                 tls: ssl.SSLContext | None = None, max_connections: int = 32, timeout_s: float = 10.0,
+                 request_s: float = 60.0) -> None:
+        """Bind now (WebError naming the address if it cannot), serve in a thread.
+
+        `timeout_s`: at most this long for any one socket operation (an idle connection is closed);
+        `request_s`: a whole request (line, headers, body) from its first byte (a 64 MiB body at 2 MB/s).
+        """
         try:
-            self._server = _Server(address, routes, tls, max_connections, timeout_s)
+            self._server = _Server(address, routes, tls, max_connections, timeout_s, request_s)
         except OSError as exc:
             raise WebError(0, f"cannot listen on {address[0]}:{address[1]}: {exc.strerror or exc}") from None
         self.tls = tls is not None
