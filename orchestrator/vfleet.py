@@ -15,41 +15,19 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import yaml
 
-from core.errors import FinnsplitError
 from orchestrator.broker import TLS_PORT, FleetSecrets, init_secrets
 from orchestrator.netns import NetworkConfig, VirtualNetwork
+from orchestrator.rig import Sshd, VirtualFleetError, keygen, start_mosquitto
 
-MOSQUITTO = "/usr/sbin/mosquitto"
-SSHD = "/usr/sbin/sshd"
+__all__ = ["BROKER_PORT", "VirtualFleet", "VirtualFleetError"]
+
 BROKER_PORT = TLS_PORT
-
-
-class VirtualFleetError(FinnsplitError):
-    """A virtual fleet's broker, sshd or agent did not come up."""
-
-
-def _wait_port(host: str, port: int, what: str, proc: subprocess.Popen, log: Path, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.2):
-            return
-        if proc.poll() is not None:
-            break
-        time.sleep(0.05)
-    raise VirtualFleetError(f"{what} did not start on {host}:{port}: {log.read_text()[-1500:] if log.exists() else ''}")
-
-
-def _keygen(path: Path) -> None:
-    if not path.exists():
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True)
 
 
 class VirtualFleet:
@@ -85,10 +63,8 @@ class VirtualFleet:
 
     def _start(self) -> None:
         host = self.network.host_address
-        key = self.work / "orchestrator_key"
-        _keygen(key)
+        key = keygen(self.work / "orchestrator_key")
         self._start_broker(host)
-        Path("/run/sshd").mkdir(exist_ok=True)
         known = []
         for i, (name, _) in enumerate(self.boards):
             known.append(self._start_board(i, name, key))
@@ -96,36 +72,21 @@ class VirtualFleet:
         self._write_fleet(key)
 
     def _start_broker(self, host: str) -> None:
-        conf, log = self.work / "mosquitto.conf", self.work / "mosquitto.log"
         self.secrets = init_secrets(self.work / "secrets", self.chain, [n for n, _ in self.boards], [host])
         # as root, mosquitto would switch to its own user, which cannot read the work directory's 0600 files
-        conf.write_text(self.secrets.mosquitto_conf(host, BROKER_PORT, "persistence false\nuser root\n"))
-        proc = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdout=log.open("ab"), stderr=subprocess.STDOUT)
-        self.procs["broker"] = [proc]
-        _wait_port(host, BROKER_PORT, "mosquitto", proc, log)
+        conf = self.secrets.mosquitto_conf(host, BROKER_PORT, "persistence false\nuser root\n")
+        self.procs["broker"] = [start_mosquitto(conf, self.work, host, BROKER_PORT)]
 
     def _start_board(self, index: int, name: str, client_key: Path) -> str:
         """sshd and agent for one board; returns its known_hosts line."""
-        base = self.work / "boards" / name
-        (base / "ssh").mkdir(parents=True, exist_ok=True)
         self.remote_root(name).mkdir(parents=True, exist_ok=True)
-        host_key = base / "ssh" / "host_ed25519"
-        _keygen(host_key)
-        auth = base / "ssh" / "authorized_keys"
-        auth.write_text(Path(f"{client_key}.pub").read_text())
-        address = self.network.address(index)
-        (base / "sshd_config").write_text(
-            f"Port 22\nListenAddress {address}\nHostKey {host_key}\nAuthorizedKeysFile {auth}\n"
-            f"PidFile {base / 'sshd.pid'}\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
-            "PermitRootLogin prohibit-password\nStrictModes no\nUsePAM no\nSubsystem sftp internal-sftp\n")
-        log = base / "sshd.log"
-        sshd = subprocess.Popen(self.network.command(index, [SSHD, "-D", "-e", "-f", str(base / "sshd_config")]),
-                                stdout=log.open("ab"), stderr=subprocess.STDOUT)
-        self.procs[name] = [sshd]
-        _wait_port(address, 22, f"sshd of {name}", sshd, log)
+        prefix = self.network.command(index, [])  # ip netns exec NS
+        sshd = Sshd.start(self.work / "boards" / name / "ssh", self.network.address(index), 22,
+                          Path(f"{client_key}.pub"), command_prefix=prefix)
+        self.procs[name] = [sshd.proc]
         if self.agents:
             self.start_agent(name)
-        return f"{address} {' '.join(Path(f'{host_key}.pub').read_text().split()[:2])}\n"
+        return sshd.known_hosts_line()
 
     def start_agent(self, name: str) -> None:
         """Start (or start again) board `name`'s agent in its namespace."""

@@ -35,11 +35,11 @@ from orchestrator.client import ResultReceiver, TensorSender
 from orchestrator.fleet import BrokerSettings
 from orchestrator.link_auth import new_key
 from orchestrator.protocol import WireSpec
+from orchestrator.rig import start_mosquitto
 from splitter import program
 from splitter.executor import execute
 
 REPO = Path(__file__).resolve().parents[1]
-MOSQUITTO = "/usr/sbin/mosquitto"
 EXAMPLE = REPO / "board_agent" / "systemd" / "finnsplit-agent.yaml.example"
 ZYNQ_SYNC = bytes([0x66, 0x55, 0x99, 0xAA])  # what the kernel's zynq-fpga driver looks for in a .bit.bin
 
@@ -96,14 +96,7 @@ class Broker:
 
     def start(self) -> None:
         """Start mosquitto and wait until it accepts connections."""
-        with (self.work / "mosquitto.log").open("ab") as log:
-            self.proc = subprocess.Popen([MOSQUITTO, "-c", str(self.conf)], stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 5
-        while True:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                return
-            assert self.proc.poll() is None and time.monotonic() < deadline, (self.work / "mosquitto.log").read_text()
-            time.sleep(0.02)
+        self.proc = start_mosquitto(self.conf.read_text(), self.work, "127.0.0.1", self.port)
 
     def stop(self) -> None:
         """Stop mosquitto."""
