@@ -24,10 +24,10 @@ import aiomqtt
 from board_agent.config import AgentConfig
 from board_agent.fpga import FpgaManager, firmware_name
 from board_agent.inbox import CommandInbox, CommandRefused
-from board_agent.mqtt import client_id
 from board_agent.run import PreparedRun, parse_run, prepare_run, write_link_key
 from board_agent.server import ServerSupervisor, server_command
 from core.errors import FinnsplitError
+from core.mqtt_login import client_id
 
 log = logging.getLogger("board_agent")
 LOST = {"online": False, "state": "lost"}

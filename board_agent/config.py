@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
-from board_agent.mqtt import BrokerAuthError, client_options
 from core.config import Name, Port, Range, check, from_data, load_yaml, to_data
 from core.errors import ConfigError, Problem
+from core.mqtt_login import BrokerAuthError, client_options
 from core.server import find_server_binary
 from core.topics import board_topic
 

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
-from board_agent.mqtt import client_options
 from core.config import AbsolutePath, Name, NonEmpty, Port, Text, load_yaml
 from core.errors import ConfigError, FinnsplitError, Problem
+from core.mqtt_login import client_options
 from splitter.boards import BoardError, UnknownBoardError, load_board
 
 DEFAULT_REMOTE_ROOT = "/opt/finnsplit"

@@ -21,9 +21,9 @@ from typing import Any
 
 import aiomqtt
 
-from board_agent.mqtt import BrokerAuthError
-from board_agent.mqtt import client_id as unpredictable_id
 from core.errors import FinnsplitError
+from core.mqtt_login import BrokerAuthError
+from core.mqtt_login import client_id as unpredictable_id
 from core.safe_json import MessageError, check_fields, loads_object
 from core.topics import board_prefix, board_topic, chain_topic
 from orchestrator.fleet import BrokerSettings

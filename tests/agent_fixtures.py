@@ -28,8 +28,8 @@ import numpy as np
 import yaml
 from cpp_fixtures import random_input
 
-from board_agent.mqtt import tls_context
 from core.manifest import bundle_id_of, file_entry, load_manifest, write_manifest
+from core.mqtt_login import tls_context
 from orchestrator.broker import Identity, init_secrets
 from orchestrator.client import ResultReceiver, TensorSender
 from orchestrator.fleet import BrokerSettings

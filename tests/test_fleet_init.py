@@ -79,7 +79,7 @@ def test_acls_give_each_board_only_its_own_topics() -> None:
 
 
 def test_a_fleet_without_broker_credentials_is_refused_before_connecting(tmp_path: Path) -> None:
-    from board_agent.mqtt import BrokerAuthError
+    from core.mqtt_login import BrokerAuthError
 
     (tmp_path / "fleet.yaml").write_text(FLEET)
     fleet = load_fleet(tmp_path / "fleet.yaml")

@@ -33,7 +33,7 @@ from agent_fixtures import (
 )
 from cpp_fixtures import server_bin  # noqa: F401  (fixture: builds cpp_server)
 
-from board_agent.mqtt import tls_context
+from core.mqtt_login import tls_context
 from orchestrator.fleet_link import FleetLink
 from orchestrator.pki import ensure_ca
 

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 from cpp_fixtures import server_bin  # noqa: F401  (fixture)
 
-from board_agent.mqtt import tls_context
 from core.manifest import load_manifest
+from core.mqtt_login import tls_context
 from orchestrator.client import TensorSender
 from orchestrator.daemon import DaemonConfig, Orchestrator
 from orchestrator.fleet import load_fleet
