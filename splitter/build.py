@@ -28,7 +28,7 @@ FINN_MODES = ("auto", "yes", "no", "estimates")
 
 @dataclass(frozen=True)
 class BuildConfig:
-    """One `finnsplit build` run; each field is a CLI option."""
+    """One `finnsplit build` run; each field is a CLI option and a key of build.yaml (docs/config.md#build-config)."""
 
     model: str  # QONNX file exported by brevitas
     output: str = "build"  # bundle directory (replaced if it holds an older bundle)
