@@ -12,6 +12,11 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGES = ("core", "splitter", "orchestrator", "board_agent")
+# The stack, bottom up (docs/architecture.md): a package imports only packages on lower floors. The
+# board agent and the splitter share a floor and import neither each other nor anything above.
+FLOOR = {"core": 0, "board_agent": 1, "splitter": 1, "orchestrator": 2, "cli": 3}
+# Imports that run up the stack today and are to go (issue 12: one cli package on top). A new one fails.
+KNOWN_UPWARD = {("splitter/cli.py", "orchestrator")}
 # What a board has besides the standard library (board_agent/, docs/board-setup.md).
 BOARD_THIRD_PARTY = {"aiomqtt", "yaml"}
 # Cycles between files that exist today and are to go (issue 12: one stack). A new one fails.
@@ -112,6 +117,17 @@ def test_the_board_agent_stands_on_core_alone() -> None:
         if module.split(".")[0] == "board_agent":
             tops = {n.split(".")[0] for n in _imports(path, module) if n}
             assert tops <= allowed, f"{path.relative_to(REPO)} imports {sorted(tops - allowed)}"
+
+
+def test_nothing_imports_up_the_stack() -> None:
+    upward = set()
+    for module, path in _files().items():
+        here = module.split(".")[0]
+        for name in _imports(path, module):
+            there = name.split(".")[0]
+            if there in FLOOR and there != here and FLOOR[there] >= FLOOR[here]:
+                upward.add((str(path.relative_to(REPO)), there))
+    assert upward <= KNOWN_UPWARD, f"imports up the stack: {sorted(upward - KNOWN_UPWARD)}"
 
 
 def test_no_import_cycle_beyond_the_known_ones() -> None:
