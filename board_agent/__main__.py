@@ -25,8 +25,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = load_config(args.config)
         cfg.broker.client_options()  # the password file and CA certificate are readable, or exit 2 now
-    except ConfigError as exc:
-        print(f"finnsplit-agent: {exc}", file=sys.stderr)
+    except ConfigError as exc:  # one line per problem of the file (docs/config.md)
+        for line in str(exc).splitlines():
+            print(f"finnsplit-agent: {line}", file=sys.stderr)
         return EXIT_CONFIG
     asyncio.run(serve(cfg))
     return 0

@@ -308,3 +308,15 @@ def test_the_documented_build_file_loads(tmp_path: Path) -> None:
     path = tmp_path / "build.yaml"
     path.write_text(block.group(1))
     assert read_build_file(path)["model"] == str(tmp_path / "mobilenet-v1-w4a4.onnx")
+
+
+def test_the_agent_prints_each_problem_on_its_own_line_and_exits_2(tmp_path: Path) -> None:
+    path = tmp_path / "agent.yaml"
+    path.write_text("name: Zed\nchain: lab\nbroker: {host: h, insecure: true, prot: 1}\n")
+    done = subprocess.run([sys.executable, "-m", "board_agent", "--config", str(path)], capture_output=True,
+                          text=True, timeout=60, check=False, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.splitlines() == [
+        f"finnsplit-agent: {path}: name: expected a name matching [a-z0-9-]+, found 'Zed'",
+        f"finnsplit-agent: {path}: broker.prot: expected a field of broker (host, port, keepalive_s, username, "
+        "password_file, ca_file, insecure), found unknown field 'prot' (did you mean 'port'?)"]
