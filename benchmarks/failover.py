@@ -36,7 +36,7 @@ def build_bundle(work: Path) -> Path:
     from splitter.zoo import export
 
     export("cnv-w2a2", work / "cnv.onnx", seed=0)
-    subprocess.run([sys.executable, "-c", "from splitter.cli import main; main()", "build", str(work / "cnv.onnx"),
+    subprocess.run([sys.executable, "-c", "from cli.main import main; main()", "build", str(work / "cnv.onnx"),
                     "--boards", "3", "--no-replicate", "--finn", "no", "-o", str(work / "bundle")],
                    check=True, capture_output=True)
     return work / "bundle"

@@ -42,7 +42,7 @@ def build(work: Path) -> Path:
     from splitter.zoo import export
 
     export("tfc-w2a2", work / "tfc.onnx", seed=0)
-    subprocess.run([sys.executable, "-c", "from splitter.cli import main; main()", "build", str(work / "tfc.onnx"),
+    subprocess.run([sys.executable, "-c", "from cli.main import main; main()", "build", str(work / "tfc.onnx"),
                     "--boards", "3", "--no-replicate", "--finn", "no", "-o", str(work / "tfc")], check=True,
                    capture_output=True)
     return work / "tfc"

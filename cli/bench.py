@@ -41,9 +41,9 @@ def bench(bundle: str, fleet_path: str | None, spares: int | None, virtual: bool
           window: int | None, warmup: int | None, backend: str, netns: bool, link_mbit: float | None,
           report_dir: str | None, realtime: bool, logs: str | None) -> None:
     """Measure BUNDLE's throughput, latency and per-board times on boards; compare with the plan."""
+    from cli.common import progress_printer
     from core.manifest import load_manifest
     from orchestrator import bench_report
-    from orchestrator.commands import progress_printer
 
     if sum((fleet_path is not None, spares is not None, virtual)) != 1:
         raise click.UsageError("give exactly one of --fleet FLEET.yaml, --virtual-fleet SPARES and --virtual")

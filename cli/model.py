@@ -1,41 +1,21 @@
-"""The `finnsplit` command line."""
+"""The model side of `finnsplit`: zoo, inspect, build, finn-build (composed by cli/main.py)."""
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
-from core.errors import ConfigError, FinnsplitError
+from cli.common import progress_printer, quantization_options
+from core.errors import FinnsplitError
 from splitter.load import load_and_lower, resolve_input_spec
 
 if TYPE_CHECKING:
     from splitter.build import BuildConfig
 
 
-def input_options(func: Callable) -> Callable:
-    """The options that declare how a float model input is quantized."""
-    options = [
-        click.option("--input-dtype", help="Integer datatype of the raw input, e.g. UINT8."),
-        click.option("--input-scale", help="Real value of one input step, e.g. 1/255."),
-        click.option("--mean", help="Per-channel mean subtracted after scaling, e.g. 0.485,0.456,0.406."),
-        click.option("--std", help="One standard deviation divided by after the mean, e.g. 0.226."),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
-
-
-@click.group()
-@click.version_option(package_name="finnsplit")
-def cli() -> None:
-    """Split a quantized CNN across a chain of small FPGA boards, built with FINN."""
-
-
-@cli.command()
+@click.command()
 @click.argument("name", required=False)
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Where to write the QONNX model.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the random weights.")
@@ -59,9 +39,9 @@ def zoo(name: str | None, output: str | None, seed: int, checkpoint: str | None,
     click.echo(f"wrote {path}")
 
 
-@cli.command()
+@click.command()
 @click.argument("model", type=click.Path(dir_okay=False))
-@input_options
+@quantization_options
 def inspect(model: str, input_dtype: str | None, input_scale: str | None, mean: str | None, std: str | None) -> None:
     """Print the dataflow layer table of a QONNX model."""
     from splitter.inspect import format_table
@@ -82,7 +62,7 @@ def _objective(objective: str | None, target_fps: float | None, strategy: str) -
     return objective
 
 
-@cli.command()
+@click.command()
 @click.argument("model", type=click.Path(dir_okay=False), required=False)
 @click.option("--config", "config_file", type=click.Path(dir_okay=False),
               help="A build.yaml whose keys are these options' fields (docs/config.md#build-config); "
@@ -111,7 +91,7 @@ def _objective(objective: str | None, target_fps: float | None, strategy: str) -
               help="With --finn estimates: partitions run at once.")
 @click.option("-o", "--output", default="build", show_default=True, type=click.Path(file_okay=False),
               help="Bundle directory (an older bundle there is replaced).")
-@input_options
+@quantization_options
 @click.pass_context
 def build(ctx: click.Context, model: str | None, config_file: str | None, boards: str, board: str, strategy: str,
           target_fps: float | None, power_cap: float | None, objective: str | None, link_gbps: float | None,
@@ -126,7 +106,7 @@ def build(ctx: click.Context, model: str | None, config_file: str | None, boards
                "replicate": not no_replicate, "thresholds": thresholds, "finn": finn, "finn_jobs": finn_jobs,
                "input_spec": (input_dtype, input_scale, mean, std)}
     cfg = _build_config(ctx, config_file, options)
-    state = run_build(cfg, _progress())
+    state = run_build(cfg, progress_printer())
     click.echo(format_plan(state.plan))
     if state.finn_estimates:
         from splitter.report import format_finn_estimates
@@ -170,7 +150,7 @@ def _build_config(ctx: click.Context, config_file: str | None, options: dict) ->
     return BuildConfig(**values)
 
 
-@cli.command("finn-build")
+@click.command("finn-build")
 @click.argument("bundle", type=click.Path(file_okay=False))
 @click.option("--partition", "partitions", type=int, multiple=True, help="Only this partition (repeatable).")
 @click.option("--estimates-only", is_flag=True,
@@ -189,66 +169,17 @@ def finn_build(bundle: str, partitions: tuple[int, ...], estimates_only: bool, j
             raise click.UsageError("--jobs, --codegen and --verify go with --estimates-only")
         from splitter.finn import run_builds
 
-        for bitfile in run_builds(Path(bundle), list(partitions) or None, _progress()):
+        for bitfile in run_builds(Path(bundle), list(partitions) or None, progress_printer()):
             click.echo(f"bitstream: {bitfile}")
         return
+    from splitter.finn_check import finn_estimates
     from splitter.report import format_finn_estimates
 
-    results, problems = finn_estimates(Path(bundle), list(partitions) or None, jobs, codegen, verify, _progress())
+    results, problems = finn_estimates(Path(bundle), list(partitions) or None, jobs, codegen, verify,
+                                       progress_printer())
     click.echo(format_finn_estimates(results, verify))
     if problems:
         raise FinnsplitError("FINN and the plan disagree:\n  " + "\n  ".join(problems))
 
 
-def finn_estimates(bundle: Path, partitions: list[int] | None, jobs: int, codegen: bool, verify: int,
-                   progress: Callable[[str], None]) -> tuple[list, list[str]]:
-    """FINN's estimate flow on a bundle (and with `verify`, FINN's execution); results and every disagreement."""
-    from splitter.finn.estimates import run_estimates
-    from splitter.finn_check import boundary_frames, check_finn_outputs
-
-    frames = None
-    if verify:
-        progress(f"executor: {verify} seeded frame(s) through every partition (FINN's inputs and expected outputs)")
-        frames = boundary_frames(bundle, verify)
-    results = run_estimates(bundle, partitions, jobs, codegen, frames.inputs if frames else None, progress)
-    problems = [f"partition {r.index}: {m}" for r in results for m in r.comparison.get("mismatches", [])]
-    if frames is not None:
-        problems += check_finn_outputs(bundle, results, frames)
-    return results, problems
-
-
-def _progress() -> Callable[[str], None]:
-    """A progress printer that stamps each line with the seconds since the command started."""
-    from orchestrator.commands import progress_printer
-
-    return progress_printer()
-
-
-def _register_runtime_commands() -> None:
-    """`virtual`, `run`, `daemon`: the deployment side, and `calibrate`, composed into one `finnsplit` command."""
-    from orchestrator.commands import COMMANDS
-    from splitter.calibration_cli import calibrate
-
-    for command in (*COMMANDS, calibrate):
-        cli.add_command(command)
-
-
-_register_runtime_commands()
-
-
-def main() -> None:
-    """Entry point: run the CLI, printing finnsplit errors without a traceback."""
-    try:
-        cli(standalone_mode=False)
-    except click.exceptions.Abort:
-        sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except ConfigError as exc:  # one line per problem of the file
-        for line in str(exc).splitlines():
-            click.echo(f"error: {line}", err=True)
-        sys.exit(2)
-    except FinnsplitError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
+COMMANDS = (zoo, inspect, build, finn_build)

@@ -1,4 +1,4 @@
-"""The runtime commands of `finnsplit`: virtual boards, fleets, the daemon (registered by splitter/cli.py).
+"""The runtime commands of `finnsplit`: virtual boards, fleets, the daemon, status (composed by cli/main.py).
 
 Heavy imports happen inside the commands, so `finnsplit --help` stays fast.
 """
@@ -7,47 +7,13 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import click
 
+from cli.common import progress_printer, stream_input_options
 from core.errors import FinnsplitError
-
-
-def progress_printer() -> Callable[[str], None]:
-    """A progress printer that stamps each line with the seconds since the command started (on
-    stderr, above a progress bar shown there: splitter/progress.py)."""
-    from splitter.progress import echo
-
-    start = time.perf_counter()
-    return lambda message: echo(f"[{time.perf_counter() - start:6.1f}s] {message}")
-
-
-def input_options(default_random: int) -> Callable[[Callable], Callable]:
-    """--images / --inputs / --random / --seed and --labels / --top, shared by the commands that stream."""
-    options = [
-        click.option("--images", multiple=True, metavar="DIR|FILE",
-                     help="JPEG/PNG files or directories of them, resized and center-cropped to the model "
-                          "input (docs/images.md); repeat or list several."),
-        click.option("--inputs", type=click.Path(exists=True, dir_okay=False),
-                     help="A .npy file of inputs (N first, original model layout)."),
-        click.option("--random", "random_count", type=click.IntRange(min=1),
-                     help=f"Seeded random inputs to send (the default: {default_random})."),
-        click.option("--seed", default=0, show_default=True),
-        click.option("--labels", type=click.Path(exists=True, dir_okay=False),
-                     help="Class names, one per line: results are printed with them."),
-        click.option("--top", default=5, show_default=True, type=click.IntRange(min=1),
-                     help="With --images or --labels: the best K classes of each result, with scores."),
-    ]
-
-    def decorate(command: Callable) -> Callable:
-        for option in reversed(options):
-            command = option(command)
-        return command
-
-    return decorate
 
 
 @dataclass
@@ -91,7 +57,7 @@ def _print_results(manifest: dict, given: _UserInputs, results: list, top: int) 
 
 @click.command()
 @click.argument("bundle", type=click.Path(file_okay=False))
-@input_options(default_random=32)
+@stream_input_options(default_random=32)
 @click.option("--check", "check_model", type=click.Path(exists=True, dir_okay=False),
               help="The original QONNX model: compare every output with the bit-exact Python executor "
                    "and the first few with the model itself (qonnx).")
@@ -147,7 +113,7 @@ def virtual(bundle: str, images: tuple[str, ...], inputs: str | None, random_cou
 @click.option("--kill-after", type=int, help="Virtual fleet: kill the board of stage 1 (the second board of the "
               "chain: a replica, if the first partition is replicated) after this many results.")
 @click.option("--backend", default="emulate", show_default=True, help="The boards' backend: emulate or finn-zynq.")
-@input_options(default_random=64)
+@stream_input_options(default_random=64)
 @click.option("--check", "check_model", type=click.Path(exists=True, dir_okay=False),
               help="The original QONNX model: compare outputs with the Python executor and qonnx.")
 def run(bundle: str, fleet_path: str | None, spares: int | None, link_mbit: float | None, kill_after: int | None,
@@ -315,22 +281,4 @@ def status(fleet_path: str, wait: float, web: str | None) -> None:
         click.echo("pipeline: no orchestrator has published one")
 
 
-def _fleet_group() -> click.Group:
-    from orchestrator.fleet_cli import fleet
-
-    return fleet
-
-
-def _bench_command() -> click.Command:
-    from orchestrator.bench_cli import bench
-
-    return bench
-
-
-def _board_group() -> click.Group:
-    from orchestrator.board_cli import board
-
-    return board
-
-
-COMMANDS = (virtual, run, daemon, status, _fleet_group(), _bench_command(), _board_group())
+COMMANDS = (virtual, run, daemon, status)

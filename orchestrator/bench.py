@@ -5,7 +5,7 @@ own stage times (docs/protocol.md, the stats line: `stage_total_ms` of recv, rec
 send and the frame counters). A fresh stats line before and after the measured frames gives each
 board's mean time per frame over exactly those frames. Beside them stands the plan's prediction for
 every stage, read from the bundle's manifest (docs/bundle.md#manifest). Used by `finnsplit bench`
-(orchestrator/bench_cli.py) and benchmarks/e2e.py; the report is orchestrator/bench_report.py.
+(cli/bench.py) and benchmarks/e2e.py; the report is orchestrator/bench_report.py.
 """
 
 from __future__ import annotations

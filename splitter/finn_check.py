@@ -8,6 +8,7 @@ the program reader, so it lives outside splitter.finn (standard library only).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,3 +72,19 @@ def check_finn_outputs(bundle_dir: str | Path, results: list[EstimateResult], fr
                     diff = "missing" if got is None else f"{int(np.sum(got != want))} of {want.size} values differ"
                     problems.append(f"partition {k} {key}: FINN's output differs from the executor's ({diff})")
     return problems
+
+
+def finn_estimates(bundle: Path, partitions: list[int] | None, jobs: int, codegen: bool, verify: int,
+                   progress: Callable[[str], None]) -> tuple[list, list[str]]:
+    """FINN's estimate flow on a bundle (and with `verify`, FINN's execution); results and every disagreement."""
+    from splitter.finn.estimates import run_estimates
+
+    frames = None
+    if verify:
+        progress(f"executor: {verify} seeded frame(s) through every partition (FINN's inputs and expected outputs)")
+        frames = boundary_frames(bundle, verify)
+    results = run_estimates(bundle, partitions, jobs, codegen, frames.inputs if frames else None, progress)
+    problems = [f"partition {r.index}: {m}" for r in results for m in r.comparison.get("mismatches", [])]
+    if frames is not None:
+        problems += check_finn_outputs(bundle, results, frames)
+    return results, problems

@@ -1,6 +1,6 @@
 """Reading a model and how its input is quantized: what `build`, `inspect` and the reference checks share.
 
-Below the CLI (splitter/cli.py) and the runtime commands, so both can call it without importing each other.
+Below the CLI (cli/model.py) and the runtime commands, so both can call it without importing each other.
 """
 
 from __future__ import annotations

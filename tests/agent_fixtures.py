@@ -110,7 +110,7 @@ def build_bundle(work: Path) -> Path:
     from splitter.zoo import export
 
     export("tfc-w2a2", work / "tfc.onnx", seed=0)
-    done = subprocess.run([sys.executable, "-c", "from splitter.cli import main; main()", "build",
+    done = subprocess.run([sys.executable, "-c", "from cli.main import main; main()", "build",
                            str(work / "tfc.onnx"), "--boards", "1", "--finn", "no", "-o", str(work / "build")],
                           capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr

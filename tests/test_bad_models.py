@@ -12,7 +12,7 @@ import pytest
 from onnx import TensorProto, helper
 from qonnx_builder import GraphBuilder
 
-FINNSPLIT = [sys.executable, "-c", "from splitter.cli import main; main()"]
+FINNSPLIT = [sys.executable, "-c", "from cli.main import main; main()"]
 
 
 def finnsplit(*args: str) -> subprocess.CompletedProcess:

@@ -18,7 +18,7 @@ from cpp_fixtures import server_bin  # noqa: F401  (fixture: builds cpp_server)
 from core.manifest import load_manifest
 from orchestrator.netns import netns_available
 
-FINNSPLIT = [sys.executable, "-c", "from splitter.cli import main; main()"]
+FINNSPLIT = [sys.executable, "-c", "from cli.main import main; main()"]
 
 
 def finnsplit(*args: str) -> subprocess.CompletedProcess:

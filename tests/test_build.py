@@ -25,7 +25,7 @@ from splitter.executor import execute
 from splitter.host import dataflow_input, final_output
 from splitter.partition import plan
 
-FINNSPLIT = [sys.executable, "-c", "from splitter.cli import main; main()"]
+FINNSPLIT = [sys.executable, "-c", "from cli.main import main; main()"]
 
 
 def finnsplit(*args: str) -> subprocess.CompletedProcess:

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from cli.calibrate import calibrate
 from core.errors import FinnsplitError
 from splitter.boards import BUILTIN_DIR, known_boards, load_board
 from splitter.build import BuildConfig, BuildState, build
-from splitter.calibration_cli import MixedBoardsError, ReportError, UnknownNodeError, calibrate
 from splitter.cost import Resources, layer_cost, partition_resources
 from splitter.cost.calibration import (
     Calibration,
@@ -27,6 +27,7 @@ from splitter.cost.calibration import (
     write_calibration,
 )
 from splitter.cost.model import CORRECTIONS
+from splitter.cost.reports import MixedBoardsError, ReportError, UnknownNodeError
 from splitter.partition import plan
 
 # Per-node post-synthesis amounts the reports say, as multiples of the prediction: LUT (1 + k) x on

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-FINNSPLIT = [sys.executable, "-c", "from splitter.cli import main; main()"]
+FINNSPLIT = [sys.executable, "-c", "from cli.main import main; main()"]
 
 
 def run(*args: str) -> subprocess.CompletedProcess:

@@ -26,7 +26,7 @@ from splitter.boards import BUILTIN_DIR, BoardFileError, load_board
 from splitter.build_file import read_build_file
 
 REPO = Path(__file__).resolve().parents[1]
-FINNSPLIT = [sys.executable, "-c", "from splitter.cli import main; main()"]
+FINNSPLIT = [sys.executable, "-c", "from cli.main import main; main()"]
 LINE = re.compile(r"^(?P<file>[^:]+): (?:(?P<field>[\w.\[\]]+): )?expected (?P<expected>.+), found (?P<found>.+)$")
 
 

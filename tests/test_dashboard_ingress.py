@@ -37,7 +37,7 @@ from splitter.executor import execute
 CHROMIUM = shutil.which("chromium")
 pytestmark = [pytest.mark.skipif(netns_available() is not None, reason=str(netns_available())),
               pytest.mark.skipif(CHROMIUM is None, reason="no chromium (scripts/setup.sh installs it)")]
-FINNSPLIT = [sys.executable, "-c", "from splitter.cli import main; main()"]
+FINNSPLIT = [sys.executable, "-c", "from cli.main import main; main()"]
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 
 

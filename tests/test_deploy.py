@@ -37,7 +37,7 @@ from orchestrator.rig import keygen
 from orchestrator.ssh import AuthError, HostKeyError, UnreachableError
 
 SSHD = Path("/usr/sbin/sshd")
-FINNSPLIT = [sys.executable, "-c", "from splitter.cli import main; main()"]
+FINNSPLIT = [sys.executable, "-c", "from cli.main import main; main()"]
 pytestmark = pytest.mark.skipif(not SSHD.is_file() or os.geteuid() != 0, reason="needs OpenSSH's sshd, run as root")
 
 

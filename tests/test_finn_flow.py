@@ -24,10 +24,9 @@ from cpp_fixtures import run_program, server_bin  # noqa: F401 - fixture
 from core.manifest import file_entry, write_manifest
 from splitter import program
 from splitter.build import BuildConfig, build
-from splitter.cli import finn_estimates
 from splitter.finn.env import FinnNotFoundError, FinnPython, find_finn_python
 from splitter.finn.estimates import run_estimates
-from splitter.finn_check import boundary_frames
+from splitter.finn_check import boundary_frames, finn_estimates
 from splitter.graph import DataflowGraph
 
 FINNSPLIT = [str(Path(sys.executable).with_name("finnsplit"))]

@@ -15,7 +15,7 @@ from orchestrator.broker import acl_text, hash_password
 from orchestrator.fleet import load_fleet
 from orchestrator.pki import certificate_hosts
 
-FINNSPLIT = [sys.executable, "-c", "from splitter.cli import main; main()"]
+FINNSPLIT = [sys.executable, "-c", "from cli.main import main; main()"]
 FLEET = """\
 chain: lab
 broker: {host: 192.168.1.2}

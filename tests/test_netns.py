@@ -12,7 +12,7 @@ from cpp_fixtures import server_bin  # noqa: F401  (fixture)
 from orchestrator.netns import NetworkConfig, VirtualNetwork, netns_available
 
 pytestmark = pytest.mark.skipif(netns_available() is not None, reason=str(netns_available()))
-FINNSPLIT = [sys.executable, "-c", "from splitter.cli import main; main()"]
+FINNSPLIT = [sys.executable, "-c", "from cli.main import main; main()"]
 
 
 def ip_output(*args: str) -> str:

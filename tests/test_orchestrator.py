@@ -31,7 +31,7 @@ from splitter import program
 from splitter.executor import execute
 
 pytestmark = pytest.mark.skipif(netns_available() is not None, reason=str(netns_available()))
-FINNSPLIT = [sys.executable, "-c", "from splitter.cli import main; main()"]
+FINNSPLIT = [sys.executable, "-c", "from cli.main import main; main()"]
 
 
 @pytest.fixture(scope="module")

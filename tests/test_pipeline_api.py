@@ -21,7 +21,7 @@ from orchestrator.user_io import Preprocessing, UserInputError, load_image, prep
 from splitter.fast_executor import FastExecutor
 
 REPO = Path(__file__).resolve().parents[1]
-FINNSPLIT = [sys.executable, "-c", "from splitter.cli import main; main()"]
+FINNSPLIT = [sys.executable, "-c", "from cli.main import main; main()"]
 CIFAR10 = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
 

@@ -23,7 +23,7 @@ from orchestrator.virtual import infer_on_virtual_boards, random_inputs
 from splitter.build import BuildConfig, build
 from splitter.progress import echo
 
-FINNSPLIT = [sys.executable, "-c", "from splitter.cli import main; main()"]
+FINNSPLIT = [sys.executable, "-c", "from cli.main import main; main()"]
 BAR = re.compile(r"\[[#.]{28}\]")
 
 

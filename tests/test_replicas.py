@@ -31,7 +31,7 @@ from splitter import program
 from splitter.executor import execute
 
 REPO = Path(__file__).resolve().parents[1]
-FINNSPLIT = [sys.executable, "-c", "from splitter.cli import main; main()"]
+FINNSPLIT = [sys.executable, "-c", "from cli.main import main; main()"]
 FRAMES = 10_000
 
 

@@ -14,7 +14,7 @@ from test_daemon_robust import _fleet_and_bundle
 from orchestrator.daemon import DaemonConfig, Orchestrator
 from orchestrator.fleet import load_fleet
 
-FINNSPLIT = [sys.executable, "-c", "from splitter.cli import main; main()"]
+FINNSPLIT = [sys.executable, "-c", "from cli.main import main; main()"]
 
 
 def test_a_board_never_heard_from_is_waited_for_everywhere(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from cpp_fixtures import server_bin  # noqa: F401  (fixture: builds cpp_server)
 
-FINNSPLIT = [sys.executable, "-c", "from splitter.cli import main; main()"]
+FINNSPLIT = [sys.executable, "-c", "from cli.main import main; main()"]
 CASES = [
     ("tfc-w2a2", "brevitas-0.13", "1"), ("tfc-w2a2", "brevitas-0.10", "1"),
     ("cnv-w2a2", "brevitas-0.13", "2"), ("cnv-w2a2", "brevitas-0.10", "2"),

@@ -1,4 +1,4 @@
-"""`finnsplit calibrate REPORT_DIR...`: fit the cost model to FINN's post-synthesis reports.
+"""FINN's post-synthesis reports, paired with what was predicted, for `finnsplit calibrate` (cli/calibrate.py).
 
 Reads report/post_synth_resources.json (FINN's step_synthesize_bitfile) and pairs each layer node
 with what was predicted for it: the bundle manifest's `predicted.layers` when the report lies in a
@@ -15,8 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import click
-
 from core.manifest import load_manifest
 from splitter.boards import BoardError, known_boards, load_board
 from splitter.cost.calibration import (
@@ -24,10 +22,8 @@ from splitter.cost.calibration import (
     CalibrationError,
     Factor,
     Sample,
-    calibration_path,
     fit,
     now,
-    write_calibration,
 )
 from splitter.cost.resources import Resources
 
@@ -80,24 +76,6 @@ class ReportSet:
     def post_synth(self) -> Path:
         """FINN's per-node post-synthesis report in this directory."""
         return self.report_dir / POST_SYNTH
-
-
-@click.command()
-@click.argument("report_dirs", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--board", help="Board the reports are of (name or board file); default: from the reports.")
-@click.option("--output", type=click.Path(dir_okay=False, path_type=Path),
-              help="Calibration file to write (default: <board-file-stem>.calibration.json beside the board file).")
-@click.option("--dry-run", is_flag=True, help="Fit and print the factors, write nothing.")
-def calibrate(report_dirs: tuple[Path, ...], board: str | None, output: Path | None, dry_run: bool) -> None:
-    """Fit per-impl correction factors from FINN's post-synthesis reports (docs/calibration.md)."""
-    cal, pairs, notes = collect(list(report_dirs), board)
-    click.echo(format_table(cal.factors))
-    for note in [*notes, *_unfittable(pairs, cal.factors)]:
-        click.echo(f"note: {note}")
-    what = "the cost model's predictions (manifest)" if cal.basis == "finnsplit" else "FINN's estimates"
-    click.echo(f"board {cal.board}: {len(pairs)} nodes from {len(cal.sources)} report(s), relative to {what}")
-    target = output or calibration_path(load_board(cal.board).path)
-    click.echo(f"dry run: would write {target}" if dry_run else f"wrote {write_calibration(cal, target)}")
 
 
 def collect(args: list[Path], board: str | None) -> tuple[Calibration, list[Sample], list[str]]:
@@ -206,7 +184,7 @@ def format_table(factors: tuple[Factor, ...]) -> str:
     return "\n".join(lines)
 
 
-def _unfittable(pairs: list[Sample], factors: tuple[Factor, ...]) -> list[str]:
+def unfittable(pairs: list[Sample], factors: tuple[Factor, ...]) -> list[str]:
     """(impl, resource) that synthesis used but every node predicted 0 of: no factor can scale 0."""
     fitted = {(f.impl, f.resource) for f in factors}
     sums: dict[tuple[str, str], float] = {}
