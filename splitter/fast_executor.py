@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from splitter import executor as reference
+from splitter import kernels as reference
 from splitter.blas_threads import one_blas_thread
 from splitter.datatypes import DataType, smallest_storage
 from splitter.graph import DataflowGraph, Layer, pair

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 import numpy as np
 import onnx
 
-from splitter.executor import run_layer
 from splitter.graph import DataflowGraph
 from splitter.host import dataflow_input, model_float_input, nchw_to_nhwc
+from splitter.kernels import run_layer
 
 
 @dataclass(frozen=True)
