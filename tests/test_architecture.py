@@ -128,6 +128,14 @@ def test_nothing_imports_up_the_stack() -> None:
     assert upward <= KNOWN_UPWARD, f"imports up the stack: {sorted(upward - KNOWN_UPWARD)}"
 
 
+def test_only_the_board_agent_imports_the_board_agent() -> None:
+    """What the laptop and a board share is in core; the agent is what only a board runs."""
+    for module, path in _files().items():
+        if module.split(".")[0] != "board_agent":
+            tops = {n.split(".")[0] for n in _imports(path, module)}
+            assert "board_agent" not in tops, f"{path.relative_to(REPO)} imports the board agent"
+
+
 def test_no_import_cycle_beyond_the_known_ones() -> None:
     for cycle in _cycles(_graph()):
         assert any(cycle <= known for known in KNOWN_CYCLES), f"a new import cycle: {sorted(cycle)}"
