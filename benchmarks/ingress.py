@@ -4,7 +4,7 @@ A bundle runs on virtual boards on loopback (the delay backend: each partition's
 time per frame, real wire sizes). The same frames go through it twice: straight through the
 resilient client the daemon uses (what the Python API does), and through the ingress (HTTPS, the
 bearer token, JSON with base64 tensors, batches of B frames per request, from 1 and from 2
-concurrent senders). Printed: the host's input stage per frame (orchestrator/host.py, which both
+concurrent senders). Printed: the host's input stage per frame (orchestrator/bundle_io.py, which both
 paths run), frames/s of each and the ratio ingress / direct (with the host stage) per batch size.
 
 Usage: .venv/bin/python benchmarks/ingress.py [BUNDLE] [--frames 512]
@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from core.manifest import load_manifest  # noqa: E402
-from orchestrator.host import prepare_input  # noqa: E402
+from orchestrator.bundle_io import prepare_input  # noqa: E402
 from orchestrator.ingress import Ingress, server_tls  # noqa: E402
 from orchestrator.ingress_client import IngressClient  # noqa: E402
 from orchestrator.link_auth import new_key  # noqa: E402

@@ -134,9 +134,9 @@ def mobilenet(work: Path) -> None:
 
     from splitter import program
     from splitter.executor import execute
-    from splitter.host import model_float_input
     from splitter.load import load_and_lower
     from splitter.lowering.onnx_view import with_shapes
+    from splitter.model_io import model_float_input
     from splitter.packing import pack, unpack
     from splitter.zoo import export
 

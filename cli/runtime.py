@@ -70,7 +70,7 @@ def virtual(bundle: str, images: tuple[str, ...], inputs: str | None, random_cou
     """Run a bundle on virtual boards: one emulate server per partition, on loopback or in namespaces."""
 
     from core.manifest import load_manifest
-    from orchestrator.host import finish_output
+    from orchestrator.bundle_io import finish_output
     from orchestrator.virtual import board_count, infer_on_virtual_boards
 
     manifest = load_manifest(bundle)
@@ -122,9 +122,9 @@ def run(bundle: str, fleet_path: str | None, spares: int | None, link_mbit: floa
     """Deploy BUNDLE to a fleet over SSH, start it over MQTT, stream inputs, keep it running through failures."""
 
     from core.manifest import load_manifest
+    from orchestrator.bundle_io import finish_output, prepare_input
     from orchestrator.daemon import DaemonConfig
     from orchestrator.fleet import load_fleet
-    from orchestrator.host import finish_output, prepare_input
     from orchestrator.session import FleetSession
 
     if (fleet_path is None) == (spares is None):

@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 
 from orchestrator.bench import BenchError, BenchResult, measure, result, stream_windowed
+from orchestrator.bundle_io import prepare_input
 from orchestrator.client import ChainClient
-from orchestrator.host import prepare_input
 from orchestrator.link_auth import new_key
 from orchestrator.netns import VirtualNetwork
 from orchestrator.protocol import WireSpec, encode_tensor

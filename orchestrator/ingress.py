@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from core.errors import FinnsplitError
-from orchestrator.host import HostInputError, finish_output, prepare_input
+from orchestrator.bundle_io import HostInputError, finish_output, prepare_input
 from orchestrator.pipeline_client import ResilientClient
 from orchestrator.pki import issue_server_cert
 from orchestrator.user_io import UserInputError, load_image, outputs_are_labels, preprocessing_for, top_k

@@ -27,7 +27,7 @@ import numpy as np
 
 from core.errors import FinnsplitError
 from core.manifest import load_manifest
-from orchestrator.host import finish_output, prepare_input
+from orchestrator.bundle_io import finish_output, prepare_input
 from orchestrator.user_io import classes_of, load_image, load_labels, outputs_are_labels, preprocessing_for, top_k
 
 Input = str | Path | np.ndarray

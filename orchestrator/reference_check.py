@@ -41,7 +41,7 @@ class ReferenceCheck:
             self.error = exc
 
     def _references(self) -> None:
-        from orchestrator.host import prepare_input
+        from orchestrator.bundle_io import prepare_input
         from splitter.fast_executor import FastExecutor
         from splitter.load import input_spec_of_bundle, load_and_lower
 
@@ -54,7 +54,7 @@ class ReferenceCheck:
         from qonnx.core.modelwrapper import ModelWrapper
         from qonnx.core.onnx_exec import execute_onnx
 
-        from splitter.host import model_float_input
+        from splitter.model_io import model_float_input
 
         wrapper = ModelWrapper(model)
         name, out = wrapper.graph.input[0].name, wrapper.graph.output[0].name

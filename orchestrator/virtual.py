@@ -185,8 +185,8 @@ def infer_on_virtual_boards(bundle: str | Path, inputs: list, log_dir: str | Pat
 
     `manifest`: the bundle's, already read and verified (else it is read here).
     """
+    from orchestrator.bundle_io import prepare_input
     from orchestrator.client import ChainClient
-    from orchestrator.host import prepare_input
 
     manifest = manifest if manifest is not None else load_manifest(bundle)
     tensors = [prepare_input(manifest, bundle, raw) for raw in inputs]

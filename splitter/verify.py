@@ -8,8 +8,8 @@ import numpy as np
 import onnx
 
 from splitter.graph import DataflowGraph
-from splitter.host import dataflow_input, model_float_input, nchw_to_nhwc
 from splitter.kernels import run_layer
+from splitter.model_io import dataflow_input, model_float_input, nchw_to_nhwc
 
 
 @dataclass(frozen=True)

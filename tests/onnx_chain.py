@@ -8,7 +8,7 @@ from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.core.onnx_exec import execute_onnx
 
 from splitter.graph import DataflowGraph
-from splitter.host import dataflow_input, model_float_input
+from splitter.model_io import dataflow_input, model_float_input
 
 
 def run_onnx(model: onnx.ModelProto, x: np.ndarray) -> np.ndarray:

@@ -12,9 +12,9 @@ from splitter import program
 from splitter.cost.xnor import finn_xnor_accumulator
 from splitter.executor import execute
 from splitter.graph import Layer
-from splitter.host import dataflow_input, final_output
 from splitter.kernels import xnor_popcount
 from splitter.lowering import lower_model
+from splitter.model_io import dataflow_input, final_output
 from splitter.verify import check_layers
 
 

@@ -22,7 +22,7 @@ from splitter import program
 from splitter.boards import load_board
 from splitter.bundle.export import write_bundle
 from splitter.executor import execute
-from splitter.host import dataflow_input, final_output
+from splitter.model_io import dataflow_input, final_output
 from splitter.partition import plan
 
 FINNSPLIT = [sys.executable, "-c", "from cli.main import main; main()"]

@@ -26,7 +26,7 @@ import pytest
 from cpp_fixtures import server_bin  # noqa: F401  (fixture)
 
 from core.manifest import load_manifest
-from orchestrator.host import finish_output, prepare_input
+from orchestrator.bundle_io import finish_output, prepare_input
 from orchestrator.ingress_client import IngressClient, IngressRequestError
 from orchestrator.netns import netns_available
 from orchestrator.vfleet import VirtualFleet

@@ -1,5 +1,5 @@
-"""One host output conversion: what users get (orchestrator.host.finish_output) is what the tests check
-(splitter.host.final_output), for one-pixel and spatial outputs, with and without an affine."""
+"""One host output conversion: what users get (orchestrator.bundle_io.finish_output) is what the tests check
+(splitter.model_io.final_output), for one-pixel and spatial outputs, with and without an affine."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from orchestrator.host import finish_output
+from orchestrator.bundle_io import finish_output
 from splitter.graph import Affine
-from splitter.host import final_output
+from splitter.model_io import final_output
 
 
 @pytest.mark.parametrize("shape", [(1, 1, 1, 10), (1, 2, 3, 4)])

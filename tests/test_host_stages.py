@@ -15,9 +15,9 @@ from splitter.build import BuildConfig, build
 from splitter.bundle.submodel import sub_models
 from splitter.datatypes import datatype
 from splitter.executor import execute
-from splitter.host import dataflow_input, final_output
 from splitter.inspect import format_table
 from splitter.lowering import InputSpec, lower_model
+from splitter.model_io import dataflow_input, final_output
 from splitter.verify import reference_context
 
 
@@ -65,7 +65,7 @@ def test_float_preprocessing_runs_on_the_host() -> None:
 
 
 def test_the_bundle_records_and_runs_the_host_stages(tmp_path: Path) -> None:
-    from orchestrator.host import finish_output, prepare_input
+    from orchestrator.bundle_io import finish_output, prepare_input
 
     path = tmp_path / "sm.onnx"
     onnx.save(small_net("Abs", "Softmax"), str(path))

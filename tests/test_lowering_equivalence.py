@@ -7,7 +7,7 @@ import pytest
 from conftest import ZOO
 
 from splitter.executor import execute
-from splitter.host import dataflow_input, final_output
+from splitter.model_io import dataflow_input, final_output
 from splitter.verify import check_layers, reference_integer
 
 INPUTS = 20

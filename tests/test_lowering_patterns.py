@@ -10,8 +10,8 @@ from qonnx_builder import GraphBuilder
 from core.errors import InputQuantizationRequired, UnsupportedNodeError
 from splitter.datatypes import datatype
 from splitter.executor import execute
-from splitter.host import dataflow_input, final_output
 from splitter.lowering import InputSpec, lower
+from splitter.model_io import dataflow_input, final_output
 from splitter.verify import check_layers
 
 

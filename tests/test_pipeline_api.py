@@ -16,7 +16,7 @@ from cpp_fixtures import server_bin  # noqa: F401  (fixture: builds cpp_server)
 from PIL import Image
 
 from core.manifest import load_manifest
-from orchestrator.host import finish_output, prepare_input
+from orchestrator.bundle_io import finish_output, prepare_input
 from orchestrator.user_io import Preprocessing, UserInputError, load_image, preprocessing_for
 from splitter.fast_executor import FastExecutor
 

@@ -15,8 +15,8 @@ from core.errors import ProgramFormatError, UnsupportedNodeError
 from splitter import program
 from splitter.executor import execute
 from splitter.graph import DataflowGraph
-from splitter.host import dataflow_input
 from splitter.lowering import lower
+from splitter.model_io import dataflow_input
 
 
 def conv_bn_act(b: GraphBuilder, x: str, cin: int, cout: int, scale: float, k: int = 3, stride: int = 1,

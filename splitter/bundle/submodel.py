@@ -150,7 +150,7 @@ def _scale_head(start: Boundary, shape: list[int]):
 
 
 def _declared_head(graph: DataflowGraph, model_input: onnx.ValueInfoProto, shape: list[int]):
-    """Raw integer pixels -> (x * scale - mean) / std, as splitter.host.model_float_input computes it."""
+    """Raw integer pixels -> (x * scale - mean) / std, as splitter.model_io.model_float_input computes it."""
     iq = graph.input_quant
     name = graph.input.name
     nodes, inits, current = [], [], name

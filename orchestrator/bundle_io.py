@@ -1,4 +1,4 @@
-"""The laptop's part of the model, from the bundle manifest: input quantization and output affine."""
+"""A bundle's host conversions, from its manifest: input quantization, host stages and the output affine."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 
 from core.errors import FinnsplitError
 from splitter.graph import Affine
-from splitter.host import integer_input, model_output
+from splitter.model_io import integer_input, model_output
 
 
 class HostInputError(FinnsplitError):
@@ -45,7 +45,7 @@ def _host_file(path: str, mtime_ns: int) -> bytes:
 def finish_output(manifest: dict[str, Any], y: np.ndarray, root: str | Path | None = None) -> np.ndarray:
     """The model's output (float32 logits, or integer labels) for the last board's integer output.
 
-    splitter.host.model_output with the manifest's output affine and host output stage (Softmax,
+    splitter.model_io.model_output with the manifest's output affine and host output stage (Softmax,
     float post-processing; its file is read from the bundle at `root`): the tests' conversion.
     """
     host = manifest["host"]["output"]
