@@ -70,9 +70,7 @@ class ReferenceCheck:
             progress("computing the reference outputs (Python executor, qonnx)")
             steps = (("checking: executor", len(self.raws), lambda: len(self.executor)),
                      ("checking: qonnx", min(QONNX_FRAMES, len(self.raws)), lambda: len(self.qonnx)))
-            for label, total, count in steps:
-                if count() >= total or not self._thread.is_alive():
-                    continue
+            for label, total, count in steps:  # a step done already shows as done
                 watcher = Watcher(ProgressBar(label, total), count)
                 while count() < total and self._thread.is_alive():
                     self._thread.join(0.05)
