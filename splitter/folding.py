@@ -29,12 +29,14 @@ from splitter.cost.errors import UnsupportedLayerError
 from splitter.cost.front import pareto_mask
 from splitter.cost.model import folding_from_attrs
 from splitter.graph import Layer, TensorSpec, dtype_attr, pair
+from splitter.packing import packed_size
 
 if TYPE_CHECKING:
     from splitter.boards import Board
 
 # A cut right after these layers would ship a padded or im2col-expanded tensor between boards.
-NO_CUT_AFTER = frozenset({"FMPadding", "ConvolutionInputGenerator"})
+# After DuplicateStreams both copies would cross: the same values twice on the wire (and one QONNX tensor).
+NO_CUT_AFTER = frozenset({"FMPadding", "ConvolutionInputGenerator", "DuplicateStreams"})
 # FINN folding-config attributes each op type takes (post-specialization names differ only by suffix).
 FOLDING_ATTRS = {
     "MVAU": ("PE", "SIMD", "ram_style", "resType", "mem_mode"),
@@ -164,24 +166,44 @@ def cheapest_folding(
 
 
 def cut_allowed(layers: Sequence[Layer], index: int) -> bool:
-    """True when boards may be cut between layers[index - 1] and layers[index]."""
+    """True when boards may be cut between layers[index - 1] and layers[index].
+
+    Inside a residual block too: the cut then carries several tensors (`carried`).
+    """
     if not 0 < index < len(layers):
         return False
     prev = layers[index - 1]
     # An MVAU/VVAU without activation outputs wide accumulators that the QONNX model never holds
     # as a tensor of their own (the bias add or threshold that follows is fused in the ONNX graph).
     accumulator = prev.op_type in ("MVAU", "VVAU") and int(prev.attrs.get("noActivation", 0))
-    return prev.op_type not in NO_CUT_AFTER and not accumulator and len(carried(layers, index)) == 1
+    return prev.op_type not in NO_CUT_AFTER and not accumulator
 
 
-def carried(layers: Sequence[Layer], index: int) -> set[str]:
-    """Tensors a cut before layers[index] would carry: written before it, read at or after it.
+def carried(layers: Sequence[Layer], index: int) -> list[str]:
+    """Tensors a cut before layers[index] carries, in boundary order: written before it, read at or
+    after it, ordered by the layer reading them first (as DataflowGraph.live_tensors).
 
-    Inside a residual block it is two (the skip and the branch); boards are cut only where it is one,
-    between blocks (docs/cost-model.md#residual-branches).
+    Between blocks it is one; inside a residual block two (the skip and the branch), sent as one
+    frame in this order (docs/bundle.md#multi-tensor-boundaries).
     """
+    if index <= 0:
+        return [layers[0].input]
+    if index >= len(layers):
+        return [layers[-1].output]
     written = {layers[0].input} | {out for layer in layers[:index] for out in layer.outputs}
-    return {name for layer in layers[index:] for name in layer.inputs if name in written}
+    return list(dict.fromkeys(name for layer in layers[index:] for name in layer.inputs if name in written))
+
+
+def carried_bytes(layers: Sequence[Layer], tensors: Mapping[str, TensorSpec], index: int) -> int:
+    """Bytes of one frame crossing a cut before layers[index]: every carried tensor, each packed densely."""
+    return sum(packed_size(tensors[n].num_elements, tensors[n].dtype) for n in carried(layers, index))
+
+
+def last_reader(layers: Sequence[Layer], index: int) -> int:
+    """The last layer reading a tensor the cut before layers[index] carries: a partition starting there
+    must reach past it, since no tensor passes a board untouched."""
+    names = set(carried(layers, index))
+    return max((i for i in range(index, len(layers)) if names & set(layers[i].inputs)), default=index)
 
 
 def groups(layers: Sequence[Layer]) -> list[tuple[int, int]]:

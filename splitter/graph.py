@@ -162,11 +162,25 @@ class DataflowGraph:
     onnx_output: str = ""  # name of the original model's output tensor
     output_stage: HostStage | None = None  # float ops after the output affine, run by the host
     notes: tuple[str, ...] = ()  # what the import and lowering did that the user should know
+    # A partition cut inside a residual block: every tensor crossing each end, in boundary order
+    # (docs/bundle.md#multi-tensor-boundaries); empty: the one `input` / `output`.
+    input_names: tuple[str, ...] = ()
+    output_names: tuple[str, ...] = ()
 
     @property
     def output(self) -> TensorSpec:
         """The integer tensor the last layer produces."""
         return self.tensors[self.layers[-1].output] if self.layers else self.input
+
+    @property
+    def inputs(self) -> list[TensorSpec]:
+        """Every tensor the graph reads from outside, in boundary order (`input` alone for a chain's)."""
+        return [self.tensors[n] for n in self.input_names] if self.input_names else [self.input]
+
+    @property
+    def outputs(self) -> list[TensorSpec]:
+        """Every tensor the graph hands on, in boundary order (`output` alone for a chain's)."""
+        return [self.tensors[n] for n in self.output_names] if self.output_names else [self.output]
 
     def layer(self, name: str) -> Layer:
         """The layer called `name`."""
@@ -184,19 +198,22 @@ class DataflowGraph:
     def slice(self, start: int, stop: int, name: str) -> DataflowGraph:
         """Layers [start, stop) as a graph of their own (host ops kept only at the ends).
 
-        The cuts before `start` and `stop` must carry one tensor each (`live_tensors`).
+        A cut inside a residual block carries several tensors (`live_tensors`, in that order): the
+        slice then has several inputs or outputs (`input_names`, `output_names`). Every tensor entering
+        must be read inside the slice (nothing passes a board untouched).
         """
         layers = self.layers[start:stop]
         live = self.live_tensors(start) if start > 0 else [layers[0].input]
         after = self.live_tensors(stop) if stop < len(self.layers) else [layers[-1].output]
-        for where, tensors in ((layers[0].name, live), (self.layers[min(stop, len(self.layers) - 1)].name, after)):
-            if len(tensors) != 1:
-                raise ValueError(f"{self.name}: a cut before {where} carries {len(tensors)} tensors ({tensors})")
-        first_input = self.tensors[live[0]]
-        used = {first_input.name} | {out for layer in layers for out in layer.outputs}
+        read = {n for layer in layers for n in layer.inputs}
+        untouched = [n for n in live if n not in read]
+        if untouched:
+            raise ValueError(f"{self.name}: layers {layers[0].name}..{layers[-1].name} do not read {untouched}, "
+                             "which cross the cut before them; a partition must read every tensor it receives")
+        used = set(live) | {out for layer in layers for out in layer.outputs}
         return DataflowGraph(
             name=name,
-            input=first_input,
+            input=self.tensors[live[0]],
             layers=layers,
             tensors={k: v for k, v in self.tensors.items() if k in used},
             input_quant=self.input_quant if start == 0 else None,
@@ -204,4 +221,6 @@ class DataflowGraph:
             reference={k: v for k, v in self.reference.items() if k in used},
             onnx_output=self.onnx_output if stop >= len(self.layers) else "",
             output_stage=self.output_stage if stop >= len(self.layers) else None,
+            input_names=tuple(live) if len(live) > 1 else (),
+            output_names=tuple(after) if len(after) > 1 or after != [layers[-1].output] else (),
         )

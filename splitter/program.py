@@ -15,7 +15,8 @@ from splitter.graph import DataflowGraph, Layer, TensorSpec
 MAGIC = "FINNSPLIT-PROGRAM"
 VERSION = 1  # a chain; written for every graph that does not branch
 BRANCHING_VERSION = 2  # layers with several inputs or outputs (`in=a,b`, `out=a,b`: residual networks)
-VERSIONS = (VERSION, BRANCHING_VERSION)
+BOUNDARY_VERSION = 3  # several `input` / `output` lines: a partition cut inside a residual block
+VERSIONS = (VERSION, BRANCHING_VERSION, BOUNDARY_VERSION)
 ALIGN = 64
 _PARAM_KEYS = ("weights", "thresholds", "param")
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.:/-]+$")
@@ -79,11 +80,13 @@ def to_bytes(graph: DataflowGraph) -> bytes:
             tokens.append(f"{key}={blob_id}")
         layer_lines.append(" ".join(tokens))
     branching = any(layer.extra_inputs or layer.extra_outputs for layer in graph.layers)
+    boundary = len(graph.inputs) > 1 or len(graph.outputs) > 1
+    version = BOUNDARY_VERSION if boundary else BRANCHING_VERSION if branching else VERSION
     header_lines = [
-        f"{MAGIC} {BRANCHING_VERSION if branching else VERSION}",
+        f"{MAGIC} {version}",
         f"graph name={_check_name(graph.name)} layers={len(layer_lines)} blobs={len(blobs)}",
-        _tensor_line("input", graph.input),
-        _tensor_line("output", graph.output),
+        *(_tensor_line("input", spec) for spec in graph.inputs),
+        *(_tensor_line("output", spec) for spec in graph.outputs),
         *layer_lines,
         *blob_lines,
         "end",
@@ -175,7 +178,8 @@ def from_bytes(data: bytes, name_hint: str = "program") -> DataflowGraph:
     version = int(magic[1])
     graph_kv: dict[str, str] = {}
     tensors: dict[str, TensorSpec] = {}
-    in_spec = out_spec = None
+    in_specs: list[TensorSpec] = []
+    out_specs: list[TensorSpec] = []
     raw_layers: list[tuple[str, dict[str, str]]] = []
     blobs: dict[int, np.ndarray] = {}
     for number, line in enumerate(lines[1:], start=2):
@@ -183,10 +187,12 @@ def from_bytes(data: bytes, name_hint: str = "program") -> DataflowGraph:
         kind, *tokens = line.split()
         if kind == "graph":
             graph_kv = _kv(tokens, where)
-        elif kind == "input":
-            in_spec = _tensor(tokens, where)
-        elif kind == "output":
-            out_spec = _tensor(tokens, where)
+        elif kind in ("input", "output"):
+            specs = in_specs if kind == "input" else out_specs
+            if specs and version < BOUNDARY_VERSION:
+                raise ProgramFormatError(f"{where}: a second {kind} line needs program format version "
+                                         f"{BOUNDARY_VERSION}")
+            specs.append(_tensor(tokens, where))
         elif kind == "layer" and tokens:
             raw_layers.append((tokens[0], _kv(tokens[1:], where)))
         elif kind == "blob":
@@ -194,15 +200,18 @@ def from_bytes(data: bytes, name_hint: str = "program") -> DataflowGraph:
             blobs[blob_id] = array
         else:
             raise ProgramFormatError(f"{where}: unknown line kind {kind!r}")
-    if in_spec is None or out_spec is None or not graph_kv:
+    if not in_specs or not out_specs or not graph_kv:
         raise ProgramFormatError(f"{name_hint}: missing graph, input or output line")
-    tensors[in_spec.name] = in_spec
+    in_spec, out_spec = in_specs[0], out_specs[0]
+    tensors.update((spec.name, spec) for spec in in_specs)
+    if len(tensors) != len(in_specs):
+        raise ProgramFormatError(f"{name_hint}: an input tensor is named twice")
     layers = []
     previous = in_spec.name
-    unread = {in_spec.name}  # version 2: tensors written and not yet read (each is one stream, read once)
+    unread = set(tensors)  # version 2: tensors written and not yet read (each is one stream, read once)
     for op_type, kv in raw_layers:
         layer = _layer(op_type, kv, blobs, tensors, previous if version == VERSION else None, name_hint)
-        if version == BRANCHING_VERSION:
+        if version >= BRANCHING_VERSION:
             for name in layer.inputs:
                 if name not in unread:
                     raise ProgramFormatError(f"{name_hint}: layer {layer.name} reads {name!r}, which no earlier "
@@ -213,11 +222,32 @@ def from_bytes(data: bytes, name_hint: str = "program") -> DataflowGraph:
         previous = layer.output
     if len(layers) != int(graph_kv.get("layers", -1)):
         raise ProgramFormatError(f"{name_hint}: header says {graph_kv.get('layers')} layers, found {len(layers)}")
+    if version == BOUNDARY_VERSION:
+        return _boundary_graph(graph_kv.get("name", name_hint), in_specs, out_specs, layers, tensors, unread,
+                               name_hint)
     if version == BRANCHING_VERSION and unread != {previous}:
         raise ProgramFormatError(f"{name_hint}: tensors {sorted(unread - {previous})} are written but never read")
     if previous != out_spec.name:
         raise ProgramFormatError(f"{name_hint}: last layer writes {previous!r} but output is {out_spec.name!r}")
     return DataflowGraph(name=graph_kv.get("name", name_hint), input=in_spec, layers=layers, tensors=tensors)
+
+
+def _boundary_graph(name: str, in_specs: list[TensorSpec], out_specs: list[TensorSpec], layers: list[Layer],
+                    tensors: dict[str, TensorSpec], unread: set[str], name_hint: str) -> DataflowGraph:
+    """Version 3: the tensors written and never read are exactly the outputs, each as its line declares."""
+    names = [spec.name for spec in out_specs]
+    if len(set(names)) != len(names) or unread != set(names):
+        raise ProgramFormatError(f"{name_hint}: the outputs {names} are not the tensors written and never read "
+                                 f"({sorted(unread)})")
+    for spec in out_specs:
+        if spec.name in {i.name for i in in_specs}:
+            raise ProgramFormatError(f"{name_hint}: output {spec.name!r} is an input: no layer computes it")
+        if tensors[spec.name] != spec:
+            raise ProgramFormatError(f"{name_hint}: output {spec.name!r} is declared {spec}, its layer writes "
+                                     f"{tensors[spec.name]}")
+    return DataflowGraph(name=name, input=in_specs[0], layers=layers, tensors=tensors,
+                         input_names=tuple(s.name for s in in_specs) if len(in_specs) > 1 else (),
+                         output_names=tuple(names) if len(names) > 1 or names != [layers[-1].output] else ())
 
 
 def _read_blob(kv: dict[str, str], data: bytes, data_start: int, where: str) -> tuple[int, np.ndarray]:

@@ -27,9 +27,8 @@ from splitter.cost import (
 from splitter.cost.front import Front, Options
 from splitter.cost.memory import dwc
 from splitter.cost.resources import RESOURCE_NAMES
-from splitter.folding import GroupOption, group_options, groups
+from splitter.folding import GroupOption, carried_bytes, group_options, groups, last_reader
 from splitter.graph import Layer, TensorSpec
-from splitter.packing import packed_size
 from splitter.partition.types import LayerTooLargeError, Partition, PartitionError, Plan, TooFewBoardsError
 
 
@@ -58,8 +57,11 @@ class Chain:
         self.types = list({b.name: b for b in boards}.values())
         self.avail = [sum(b.name == t.name for b in boards) for t in self.types]
         self.groups = groups(self.layers)
-        ends = [self.layers[0].input] + [self.layers[stop - 1].output for _, stop in self.groups]
-        self.bytes = [packed_size(tensors[n].num_elements, tensors[n].dtype) for n in ends]
+        cuts = [0] + [stop for _, stop in self.groups]
+        # a cut inside a residual block carries several tensors: all of their bytes cross the link
+        self.bytes = [carried_bytes(self.layers, tensors, i) for i in cuts]
+        # a segment from group boundary g must end after layer need[g]: no tensor passes a board untouched
+        self.need = [last_reader(self.layers, i) for i in cuts]
         self.rates = [_link_rate(t, link_gbps) for t in self.types]
         self._options: dict[tuple[int, int], list[GroupOption]] = options if options is not None else {}
         self._arrays: dict[tuple[int, int], Options] = {}
@@ -136,7 +138,8 @@ class Chain:
             self.truncated = self.truncated or front.truncated
             if not len(front):
                 break
-            if self.bytes[g + 1] * fps <= self._link_share(g + 1, r) * rate * (1 + 1e-12):
+            link_ok = self.bytes[g + 1] * fps <= self._link_share(g + 1, r) * rate * (1 + 1e-12)
+            if link_ok and self.reads_all(pos, g + 1):
                 for by_power in (False, True):
                     k = front.best_closed(cap, self.tail, watts if by_power else None)
                     if k is not None:
@@ -148,6 +151,10 @@ class Chain:
         """The farthest end of a segment from `pos` (`pos` itself if none) and its options."""
         ends = self.ends(pos, t, r, fps)
         return max(ends.items()) if ends else (pos, ())
+
+    def reads_all(self, pos: int, end: int) -> bool:
+        """True when a segment of groups [pos, end) reads every tensor crossing into it."""
+        return self.groups[end - 1][1] > self.need[pos]
 
     def _link_share(self, boundary: int, replicas: int) -> int:
         """How many NICs carry the frames crossing a group boundary: the client has one."""
@@ -200,7 +207,7 @@ class Chain:
                 break
             tails = np.array([self.tail(int(w)).as_tuple() for w in np.unique(opts.out_w)]) @ weights.T
             link_ok = self.bytes[g + 1] * fps <= self._link_share(g + 1, r) * rate * (1 + 1e-12)
-            if link_ok and np.all(low + tails.min(axis=0) <= limit):
+            if link_ok and self.reads_all(pos, g + 1) and np.all(low + tails.min(axis=0) <= limit):
                 out[g + 1] = ()
         return out
 
@@ -439,6 +446,11 @@ class Chain:
                 segments.append(Segment(start, g, t, 1, ()))
                 start, board_i, used, prev = g, board_i + 1, None, None
         segments.append(Segment(start, len(self.groups), self._type_of(board_i), 1, ()))
+        for seg in segments:
+            if not self.reads_all(seg.start, seg.stop):
+                a, b = self.groups[seg.start][0], self.groups[seg.stop - 1][1]
+                raise PartitionError(f"greedy: the board holding {self.layers[a].name}..{self.layers[b - 1].name} "
+                                     "would pass a residual block's skip tensor on untouched; use --strategy balanced")
         if len(segments) > len(self.boards):
             raise TooFewBoardsError("greedy", len(self.boards), {self.boards[-1].name: len(segments)})
         seg_folds = [folds[self.groups[s.start][0]:self.groups[s.stop - 1][1]] for s in segments]
