@@ -49,6 +49,8 @@ def read_build_file(path: str | Path) -> dict[str, Any]:
     """The BuildConfig fields a build file sets, checked (ConfigError naming file and field otherwise)."""
     path = Path(path)
     values = fields_from_data(BuildConfig, read_yaml(path, what="a build file"), str(path), FILE_TYPES)
+    if "boards" in values:
+        values["boards"] = str(values["boards"])  # BuildConfig's type: a count is "6", as on the command line
     for key in ("model", "output"):
         if key in values:
             given = Path(values[key]).expanduser()

@@ -228,6 +228,11 @@ def test_build_files(tmp_path: Path) -> None:
                     "input_spec: {dtype: UINT8, scale: 1/255, mean: [0.485, 0.456, 0.406], std: 0.226}\n")
     values = read_build_file(path)
     assert values["model"] == str(path.parent / "m.onnx") and values["boards"] == "zedboard:4,pynq-z2:2"
+    path.write_text("boards: 6\n")
+    assert read_build_file(path) == {"boards": "6"}
+    path.write_text("model: m.onnx\nboards: zedboard:4,pynq-z2:2\ntarget_fps: 100\nreplicate: false\n"
+                    "input_spec: {dtype: UINT8, scale: 1/255, mean: [0.485, 0.456, 0.406], std: 0.226}\n")
+    values = read_build_file(path)
     assert (values["target_fps"], values["replicate"], values["input_spec"].mean) == (100.0, False,
                                                                                      (0.485, 0.456, 0.406))
     path.write_text("boards: 0\nfinn: maybe\ninput_spec: {dtype: UINT8, sdt: 2}\nmodle: m.onnx\n")
