@@ -16,11 +16,16 @@ narrowest unsigned type holding b bits; no word exceeds 64 bits even where g*b d
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from functools import cache
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from splitter.datatypes import DataType
+
+if TYPE_CHECKING:
+    from splitter.graph import TensorSpec
 
 _BYTE_WIDTHS = (8, 16, 32, 64)  # one value per 1, 2, 4 or 8 bytes: a plain little-endian cast
 _SUB_BYTE_WIDTHS = (2, 4)  # 8/b values per byte, combined within one 4- or 2-byte word
@@ -78,6 +83,24 @@ def unpack(data: bytes, dtype: DataType, shape: tuple[int, ...]) -> np.ndarray:
             codes = _sign_extend(codes, bits)
         values = codes.astype(np.int64)
     return values.reshape(shape)
+
+
+def pack_frame(values: Sequence[np.ndarray], specs: Sequence[TensorSpec]) -> bytes:
+    """One frame of several tensors (a cut inside a residual block): each packed densely, in order
+    (docs/protocol.md#multi-tensor-frames)."""
+    return b"".join(pack(v, spec.dtype) for v, spec in zip(values, specs, strict=True))
+
+
+def unpack_frame(data: bytes, specs: Sequence[TensorSpec]) -> list[np.ndarray]:
+    """The tensors of one frame `pack_frame` wrote (ValueError if the size does not match)."""
+    sizes = [packed_size(spec.num_elements, spec.dtype) for spec in specs]
+    if len(data) != sum(sizes):
+        raise ValueError(f"a frame of {len(data)} bytes, expected {sum(sizes)} for {[s.name for s in specs]}")
+    out, offset = [], 0
+    for spec, size in zip(specs, sizes, strict=True):
+        out.append(unpack(data[offset:offset + size], spec.dtype, spec.shape))
+        offset += size
+    return out
 
 
 def _in_range(flat: np.ndarray, dtype: DataType) -> bool:

@@ -26,7 +26,8 @@ Status DelayBackend::run(const uint8_t* input, uint8_t* output) {
     std::memcpy(output + done, input, take);
     done += take;
   }
-  int usedBits = static_cast<int>((out_.numElements() * out_.dtype().bits()) % 8);
+  const TensorSpec last = out_.parts().back();  // a composite frame ends with its last part's padding
+  int usedBits = static_cast<int>((last.numElements() * last.dtype().bits()) % 8);
   if (usedBits != 0 && outBytes > 0) output[outBytes - 1] &= static_cast<uint8_t>((1u << usedBits) - 1);
 
   // Wake early by twice the mean lateness (plus 10 us), at most 150 us and half the delay; spin the rest.

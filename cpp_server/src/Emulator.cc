@@ -110,9 +110,11 @@ class Graph : public Emulator {
       shapes.push_back(shape);
       ranges.push_back(range);
     };
-    ValueRange inRange = ValueRange::of(program.input().dtype());
-    if (inRange.tooWide || (sizeof(T) == 4 && !inRange.fits32())) return Status::error(kNeeds64);
-    add(program.inputName(), program.input().shape(), inRange);
+    for (size_t i = 0; i < program.inputs().size(); ++i) {  // buffers [0, inputs) are the inputs, in order
+      ValueRange inRange = ValueRange::of(program.inputs()[i].dtype());
+      if (inRange.tooWide || (sizeof(T) == 4 && !inRange.fits32())) return Status::error(kNeeds64);
+      add(program.inputNames()[i], program.inputs()[i].shape(), inRange);
+    }
     size_t narrow = 0;
     size_t wide = 0;
     for (const ProgramLayer& layer : program.layers()) {
@@ -161,9 +163,16 @@ class Graph : public Emulator {
       graph->names_.push_back(layer.name);
       graph->steps_.push_back(std::move(step));
     }
-    if (shapes.back() != program.output().shape()) {
-      return Status::error("the last layer's shape does not match the program's output " + program.output().toString());
+    for (size_t i = 0; i < program.outputs().size(); ++i) {
+      auto it = index.find(program.outputNames()[i]);
+      if (it == index.end() || shapes[it->second] != program.outputs()[i].shape()) {
+        return Status::error("output " + program.outputNames()[i] + " does not match the program's " +
+                             program.outputs()[i].toString());
+      }
+      graph->outBuffers_.push_back(it->second);
     }
+    graph->inSpecs_ = program.inputs();
+    graph->outSpecs_ = program.outputs();
     for (const auto& shape : shapes) graph->buffers_.emplace_back(static_cast<size_t>(numElements(shape)), 0);
     graph->times_.assign(graph->steps_.size(), 0);
     graph->scratch_.narrow.assign(narrow, 0);
@@ -175,8 +184,12 @@ class Graph : public Emulator {
   int storageBits() const override { return 8 * sizeof(T); }
 
   Status run(const uint8_t* input, uint8_t* output) override {
-    Status st = DensePacking::unpack<T>(input, input_.numElements(), input_.dtype(), buffers_[0].data());
-    if (!st) return st;
+    // a composite frame: each input tensor packed densely, one after another (docs/protocol.md#multi-tensor-frames)
+    for (size_t k = 0; k < inSpecs_.size(); ++k) {
+      Status st = DensePacking::unpack<T>(input, inSpecs_[k].numElements(), inSpecs_[k].dtype(), buffers_[k].data());
+      if (!st) return inSpecs_.size() > 1 ? st.withContext("input " + std::to_string(k)) : st;
+      input += inSpecs_[k].packedBytes();
+    }
     for (size_t i = 0; i < steps_.size(); ++i) {
       int64_t start = monotonicNs();
       Step& step = steps_[i];
@@ -192,9 +205,13 @@ class Graph : public Emulator {
       }
       times_[i] += monotonicNs() - start;
     }
-    const T* last = buffers_[steps_.empty() ? 0 : steps_.back().outputs[0]].data();
-    st = DensePacking::pack<T>(last, output_.numElements(), output_.dtype(), output);
-    return st ? st : st.withContext("output of " + (names_.empty() ? std::string("program") : names_.back()));
+    for (size_t k = 0; k < outSpecs_.size(); ++k) {
+      Status st = DensePacking::pack<T>(buffers_[outBuffers_[k]].data(), outSpecs_[k].numElements(),
+                                        outSpecs_[k].dtype(), output);
+      if (!st) return st.withContext("output " + std::to_string(k) + " of " + (names_.empty() ? std::string("program") : names_.back()));
+      output += outSpecs_[k].packedBytes();
+    }
+    return Status::ok();
   }
 
   std::vector<std::pair<std::string, int64_t>> layerTimes() const override {
@@ -213,7 +230,10 @@ class Graph : public Emulator {
   std::vector<Step> steps_;
   std::vector<std::string> names_;
   std::vector<int64_t> times_;
-  std::vector<std::vector<T>> buffers_;  // one per tensor, [0] the program input
+  std::vector<std::vector<T>> buffers_;  // one per tensor, the program inputs first
+  std::vector<size_t> outBuffers_;       // the program outputs' buffers, in boundary order
+  std::vector<TensorSpec> inSpecs_;
+  std::vector<TensorSpec> outSpecs_;
   KernelScratch scratch_;
 };
 

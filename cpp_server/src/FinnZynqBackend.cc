@@ -43,6 +43,13 @@ Status FinnZynqBackend::create(const FinnZynqConfig& config, std::unique_ptr<Acc
   backend->config_ = config;
   const TensorSpec& in = config.in;
   const TensorSpec& outSpec = config.out;
+  if (in.composite() || outSpec.composite()) {
+    // one IODMA per tensor is not built yet (docs/finn.md#multi-tensor-boundaries)
+    return Status::error("finn-zynq: this partition's boundary carries several tensors (" +
+                         (in.composite() ? in : outSpec).toString() +
+                         ", a cut inside a residual block); the finn-zynq backend drives one input and one output "
+                         "IODMA and cannot run it: cut between blocks, or use the emulate backend");
+  }
   Status st = FinnPacking::check(in.numElements(), in.dtype().bits(), config.inWordElems);
   if (!st) return st.withContext("finn-zynq input");
   st = FinnPacking::check(outSpec.numElements(), outSpec.dtype().bits(), config.outWordElems);

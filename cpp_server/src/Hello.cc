@@ -16,11 +16,23 @@ std::string sanitize(const std::string& text) {
   return out.empty() ? "-" : out.substr(0, 64);
 }
 
+std::vector<std::string> splitPlus(const std::string& text) {
+  std::vector<std::string> out;
+  size_t pos = 0;
+  while (pos <= text.size()) {
+    size_t plus = text.find('+', pos);
+    if (plus == std::string::npos) plus = text.size();
+    out.push_back(text.substr(pos, plus - pos));
+    pos = plus + 1;
+  }
+  return out;
+}
+
 }  // namespace
 
 std::string Hello::encode() const {
   std::string text = std::string(kMagicWord) + " role=" + sanitize(role) + " node=" + sanitize(node) + " dtype=" +
-                     spec.dtype().name() + " shape=" + spec.dimsText() + " packing=" + sanitize(packing);
+                     spec.dtypeText() + " shape=" + spec.dimsText() + " packing=" + sanitize(packing);
   if (!order.empty()) text += " order=" + sanitize(order);
   if (!auth.empty()) text += " auth=" + sanitize(auth) + " nonce=" + sanitize(nonce);
   return text;
@@ -110,13 +122,21 @@ Status Hello::parse(const char* data, size_t length, Hello* out) {
   if (first) return Status::error("empty HELLO payload");
   if (hello.role != "sender" && hello.role != "receiver") return Status::error("HELLO without role=sender|receiver");
   if (dtypeText.empty() || shapeText.empty() || !sawPacking) return Status::error("HELLO lacks dtype, shape or packing");
-  DataType dtype;
-  Status st = DataType::parse(dtypeText, &dtype);
-  if (!st) return st.withContext("HELLO dtype");
-  std::vector<int64_t> dims;
-  st = TensorSpec::parseDims(shapeText, &dims);
-  if (!st) return st.withContext("HELLO shape");
-  hello.spec = TensorSpec(dtype, dims);
+  // a composite frame (several tensors, docs/protocol.md#multi-tensor-frames): "UINT4+INT5", "1,8,8,16+1,8,8,16"
+  std::vector<std::string> dtypes = splitPlus(dtypeText);
+  std::vector<std::string> shapes = splitPlus(shapeText);
+  if (dtypes.size() != shapes.size() || dtypes.size() > 16) return Status::error("HELLO dtype and shape lists differ");
+  std::vector<TensorSpec> parts;
+  for (size_t i = 0; i < dtypes.size(); ++i) {
+    DataType dtype;
+    Status st = DataType::parse(dtypes[i], &dtype);
+    if (!st) return st.withContext("HELLO dtype");
+    std::vector<int64_t> dims;
+    st = TensorSpec::parseDims(shapes[i], &dims);
+    if (!st) return st.withContext("HELLO shape");
+    parts.emplace_back(dtype, dims);
+  }
+  hello.spec = TensorSpec::concat(std::move(parts));
   *out = hello;
   return Status::ok();
 }

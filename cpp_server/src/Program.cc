@@ -15,6 +15,7 @@ namespace {
 const char kMagic[] = "FINNSPLIT-PROGRAM";
 const char kVersion[] = "1";           // a chain
 const char kBranchingVersion[] = "2";  // in=a,b / out=a,b lists (residual networks)
+const char kBoundaryVersion[] = "3";   // several input / output lines (a cut inside a residual block)
 constexpr size_t kBlobAlign = 64;
 
 bool parseInt(const std::string& text, int64_t* out) {
@@ -282,13 +283,25 @@ Status Program::parseLine(const std::string& line, int number, const uint8_t* da
     if (kv.count("layers") && parseInt(kv["layers"], &count)) declaredLayers_ = static_cast<int>(count);
     return Status::ok();
   }
-  if (kind == "input") {
-    sawInput_ = true;
-    return tensorLine(kv, where, &inputName_, &input_);
-  }
-  if (kind == "output") {
-    sawOutput_ = true;
-    return tensorLine(kv, where, &outputName_, &output_);
+  if (kind == "input" || kind == "output") {
+    bool input = kind == "input";
+    std::vector<std::string>& names = input ? inputNames_ : outputNames_;
+    std::vector<TensorSpec>& specs = input ? inputs_ : outputs_;
+    if (!names.empty() && !multiIo_) {
+      return Status::error(where + ": a second " + kind + " line needs program format version " + kBoundaryVersion);
+    }
+    if (names.size() >= 16) return Status::error(where + ": more than 16 " + kind + " lines");
+    std::string name;
+    TensorSpec spec;
+    st = tensorLine(kv, where, &name, &spec);
+    if (!st) return st;
+    for (const std::string& other : names) {
+      if (other == name) return Status::error(where + ": " + kind + " '" + name + "' is declared twice");
+    }
+    names.push_back(name);
+    specs.push_back(spec);
+    (input ? sawInput_ : sawOutput_) = true;
+    return Status::ok();
   }
   if (kind == "blob") {
     int id = -1;
@@ -323,11 +336,12 @@ Status Program::parse(const uint8_t* data, size_t size, const std::string& nameH
   if (magic.size() != 2 || magic[0] != kMagic) {
     return Status::error(nameHint + ": not a finnsplit program (first line '" + lines[0].substr(0, 40) + "')");
   }
-  if (magic[1] != kVersion && magic[1] != kBranchingVersion) {
+  if (magic[1] != kVersion && magic[1] != kBranchingVersion && magic[1] != kBoundaryVersion) {
     return Status::error(nameHint + ": program format version " + magic[1] + " (this reader knows " + kVersion +
-                         " and " + kBranchingVersion + ")");
+                         ", " + kBranchingVersion + " and " + kBoundaryVersion + ")");
   }
-  bool branching = magic[1] == kBranchingVersion;
+  bool branching = magic[1] != kVersion;
+  program.multiIo_ = magic[1] == kBoundaryVersion;
   for (size_t i = 1; i < lines.size(); ++i) {
     Status st = program.parseLine(lines[i], static_cast<int>(i + 1), data, size, dataStart);
     if (!st) return st;
@@ -335,8 +349,11 @@ Status Program::parse(const uint8_t* data, size_t size, const std::string& nameH
   if (!program.sawGraph_ || !program.sawInput_ || !program.sawOutput_) {
     return Status::error(nameHint + ": missing graph, input or output line");
   }
-  std::string previous = program.inputName_;
-  std::set<std::string> unread = {program.inputName_};  // version 2: each tensor is one stream, read once
+  program.input_ = TensorSpec::concat(program.inputs_);
+  program.output_ = TensorSpec::concat(program.outputs_);
+  std::string previous = program.inputNames_[0];
+  // versions 2 and 3: each tensor is one stream, read once
+  std::set<std::string> unread(program.inputNames_.begin(), program.inputNames_.end());
   for (const ProgramLayer& layer : program.layers_) {
     if (!branching && (layer.input != previous || layer.inputs.size() != 1 || layer.outputs.size() != 1)) {
       return Status::error(nameHint + ": layer " + layer.name + " reads '" + layer.input + "', expected '" + previous + "'");
@@ -361,17 +378,38 @@ Status Program::parse(const uint8_t* data, size_t size, const std::string& nameH
     return Status::error(nameHint + ": header says " + std::to_string(program.declaredLayers_) + " layers, found " +
                          std::to_string(program.layers_.size()));
   }
+  if (program.multiIo_) {
+    // version 3: the tensors written and never read are exactly the outputs, as their lines declare them
+    std::set<std::string> outs(program.outputNames_.begin(), program.outputNames_.end());
+    if (unread != outs) {
+      return Status::error(nameHint + ": the output lines are not the tensors written and never read");
+    }
+    std::map<std::string, const TensorSpec*> written;
+    for (const ProgramLayer& layer : program.layers_) {
+      for (const std::string& name : layer.outputs) written[name] = &layer.outSpec;
+    }
+    for (size_t i = 0; i < program.outputNames_.size(); ++i) {
+      auto it = written.find(program.outputNames_[i]);
+      if (it == written.end() || *it->second != program.outputs_[i]) {
+        return Status::error(nameHint + ": output '" + program.outputNames_[i] + "' is not written as declared");
+      }
+    }
+    *out = std::move(program);
+    return Status::ok();
+  }
   if (branching && (unread.size() != 1 || *unread.begin() != previous)) {
     return Status::error(nameHint + ": a tensor is written but never read besides the last layer's output");
   }
-  if (previous != program.outputName_) {
-    return Status::error(nameHint + ": last layer writes '" + previous + "' but output is '" + program.outputName_ + "'");
+  if (previous != program.outputNames_[0]) {
+    return Status::error(nameHint + ": last layer writes '" + previous + "' but output is '" + program.outputNames_[0] +
+                         "'");
   }
   *out = std::move(program);
   return Status::ok();
 }
 
 bool Program::branches() const {
+  if (inputs_.size() > 1 || outputs_.size() > 1) return true;
   for (const ProgramLayer& layer : layers_) {
     if (layer.inputs.size() > 1 || layer.outputs.size() > 1) return true;
   }

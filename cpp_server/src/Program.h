@@ -1,5 +1,6 @@
 // Program: a parsed program file (docs/program-format.md) — the layers in execution order (a chain in
-// version 1; version 2 may branch and join) with their attributes and integer parameter blobs.
+// version 1; version 2 may branch and join; version 3 has several inputs or outputs: a partition cut
+// inside a residual block) with their attributes and integer parameter blobs.
 // Rejects everything the Python reader rejects.
 // Thread safety: immutable after parse(); const methods may be called from any thread.
 #pragma once
@@ -48,9 +49,15 @@ class Program {
   static Status load(const std::string& path, Program* out);
 
   const std::string& name() const { return name_; }
-  const std::string& inputName() const { return inputName_; }
+  const std::string& inputName() const { return inputNames_[0]; }
+  // The whole frame in and out: one tensor, or (version 3) a composite of every input / output line.
   const TensorSpec& input() const { return input_; }
   const TensorSpec& output() const { return output_; }
+  // The tensors in boundary order (the input / output lines' order), with their specs.
+  const std::vector<std::string>& inputNames() const { return inputNames_; }
+  const std::vector<std::string>& outputNames() const { return outputNames_; }
+  const std::vector<TensorSpec>& inputs() const { return inputs_; }
+  const std::vector<TensorSpec>& outputs() const { return outputs_; }
   const std::vector<ProgramLayer>& layers() const { return layers_; }
   // True when some layer reads or writes more than one tensor (format version 2).
   bool branches() const;
@@ -62,14 +69,17 @@ class Program {
 
   std::string hint_;
   std::string name_;
-  std::string inputName_;
-  std::string outputName_;
+  std::vector<std::string> inputNames_;
+  std::vector<std::string> outputNames_;
+  std::vector<TensorSpec> inputs_;
+  std::vector<TensorSpec> outputs_;
   TensorSpec input_;
   TensorSpec output_;
   int declaredLayers_ = -1;
   bool sawGraph_ = false;
   bool sawInput_ = false;
   bool sawOutput_ = false;
+  bool multiIo_ = false;  // version 3
   std::vector<ProgramLayer> layers_;
   std::map<int, ProgramBlob> blobs_;
 };
