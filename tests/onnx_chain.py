@@ -17,6 +17,15 @@ def run_onnx(model: onnx.ModelProto, x: np.ndarray) -> np.ndarray:
     return execute_onnx(wrapper, {wrapper.graph.input[0].name: x})[wrapper.graph.output[0].name]
 
 
+def run_onnx_all(model: onnx.ModelProto, xs: list[np.ndarray]) -> list[np.ndarray]:
+    """Execute a (Q)ONNX model on its inputs in graph order; its outputs in graph order."""
+    wrapper = ModelWrapper(model)
+    names = [i.name for i in wrapper.graph.input]
+    assert len(names) == len(xs), f"{len(xs)} inputs for {names}"
+    result = execute_onnx(wrapper, dict(zip(names, xs, strict=True)))
+    return [result[o.name] for o in wrapper.graph.output]
+
+
 def onnx_shape(info: onnx.ValueInfoProto) -> list[int]:
     """Static shape of a graph input or output."""
     return [d.dim_value for d in info.type.tensor_type.shape.dim]
@@ -48,11 +57,14 @@ def whole_model_output(model: onnx.ModelProto, graph: DataflowGraph, raw: np.nda
     return run_onnx(model, model_float_input(iq, raw) if iq.kind == "declared" else raw)
 
 
-def chain_output(subs: list[onnx.ModelProto], graph: DataflowGraph, raw: np.ndarray) -> list[np.ndarray]:
-    """Every sub-model's output, each fed with the previous one's."""
+def chain_output(subs: list[onnx.ModelProto], graph: DataflowGraph, raw: np.ndarray,
+                 every: bool = False) -> list:
+    """Every sub-model's output, each fed with the previous one's; a cut inside a residual block hands
+    on several tensors, in the graph order of the outputs and inputs (`every`: all of them per sub-model,
+    else the first)."""
     outputs = []
-    values = first_sub_model_input(graph, subs[0], raw)
+    values = [first_sub_model_input(graph, subs[0], raw)]
     for sub in subs:
-        values = run_onnx(sub, values)
-        outputs.append(values)
+        values = run_onnx_all(sub, values)
+        outputs.append(values if every else values[0])
     return outputs

@@ -49,20 +49,35 @@ def boundary(graph: DataflowGraph, tensor: str) -> Boundary:
 
 
 def sub_models(model: onnx.ModelProto, graph: DataflowGraph, cuts: Sequence[int]) -> list[onnx.ModelProto]:
-    """One QONNX model per partition of `graph.layers` cut before each layer index in `cuts`."""
+    """One QONNX model per partition of `graph.layers` cut before each layer index in `cuts`.
+
+    A cut inside a residual block carries several tensors: the sub-models on either side have one
+    graph input / output per tensor, in boundary order (`DataflowGraph.live_tensors`,
+    docs/bundle.md#multi-tensor-boundaries).
+    """
     if list(cuts) != sorted(set(cuts)) or any(not 0 < i < len(graph.layers) for i in cuts):
         raise SubModelError(
             f"cut points {list(cuts)} are out of order or out of range: expected increasing layer indices "
             f"between 1 and {len(graph.layers) - 1}"
         )
     shaped = with_shapes(model)
-    bounds = [boundary(graph, graph.layers[i - 1].output) for i in cuts]
+    bounds = [_cut_boundaries(graph, i) for i in cuts]
     first = _first_boundary(graph)
-    edges = [first, *bounds, None]
+    edges = [None if first is None else [first], *bounds, None]
     return [
         _sub_model(shaped, graph, k, edges[k], edges[k + 1])
         for k in range(len(edges) - 1)
     ]
+
+
+def _cut_boundaries(graph: DataflowGraph, index: int) -> list[Boundary]:
+    """The boundaries of every tensor crossing the cut before layers[index], in boundary order."""
+    bounds = [boundary(graph, name) for name in graph.live_tensors(index)]
+    onnx_names = [b.onnx_name for b in bounds]
+    if len(set(onnx_names)) != len(onnx_names):
+        raise SubModelError(f"cannot cut {graph.name} before {graph.layers[index].name}: two of the tensors "
+                            f"crossing it ({[b.tensor for b in bounds]}) are one QONNX tensor; choose another cut")
+    return bounds
 
 
 def _first_boundary(graph: DataflowGraph) -> Boundary | None:
@@ -74,41 +89,42 @@ def _first_boundary(graph: DataflowGraph) -> Boundary | None:
 
 
 def _sub_model(
-    model: onnx.ModelProto, graph: DataflowGraph, index: int, start: Boundary | None, stop: Boundary | None
+    model: onnx.ModelProto, graph: DataflowGraph, index: int, starts: list[Boundary] | None,
+    stops: list[Boundary] | None,
 ) -> onnx.ModelProto:
-    """Nodes between `start` (None: the model input) and `stop` (None: the model output)."""
+    """Nodes between `starts` (None: the model input) and `stops` (None: the model output)."""
     g = model.graph
     model_input = graph_input(model)
-    begin = start.onnx_name if start else model_input.name
-    end = stop.onnx_name if stop else g.output[0].name
-    nodes = _between(g, begin, end, f"{graph.name} partition {index}")
+    begins = [b.onnx_name for b in starts] if starts else [model_input.name]
+    ends = [b.onnx_name for b in stops] if stops else [g.output[0].name]
+    nodes = _between(g, begins, ends, f"{graph.name} partition {index}")
     shapes = _shape_table(model)
-    head, head_inits, in_info = (
-        _scale_head(start, shapes[begin]) if start else _declared_head(graph, model_input, shapes[begin])
-    )
-    tail, tail_inits, out_info = _scale_tail(stop, shapes[end]) if stop else ([], [], g.output[0])
+    heads = [_scale_head(b, shapes[b.onnx_name]) for b in starts] if starts else \
+        [_declared_head(graph, model_input, shapes[begins[0]])]
+    tails = [_scale_tail(b, shapes[b.onnx_name]) for b in stops] if stops else [([], [], g.output[0])]
     used = {name for node in nodes for name in node.input}
     inits = [init for init in g.initializer if init.name in used]
-    kept = {o for node in nodes for o in node.output} - {end}
+    kept = {o for node in nodes for o in node.output} - set(ends)
     infos = [vi for vi in g.value_info if vi.name in kept]
     sub_graph = helper.make_graph(
-        head + nodes + tail, f"{graph.name}_p{index}", [in_info], [out_info], inits + head_inits + tail_inits,
-        value_info=infos,
+        [n for h in heads for n in h[0]] + nodes + [n for t in tails for n in t[0]], f"{graph.name}_p{index}",
+        [h[2] for h in heads], [t[2] for t in tails],
+        inits + [i for h in heads for i in h[1]] + [i for t in tails for i in t[1]], value_info=infos,
     )
     sub = helper.make_model(sub_graph, opset_imports=list(model.opset_import))
     sub.ir_version = model.ir_version
     sub = with_shapes(sub)
-    _annotate(sub, graph, start, stop)
+    _annotate(sub, graph, starts, stops)
     return sub
 
 
-def _between(g: onnx.GraphProto, begin: str, end: str, what: str) -> list[onnx.NodeProto]:
-    """The nodes computing `end` from `begin` and constants, in the model's order."""
+def _between(g: onnx.GraphProto, begins: list[str], ends: list[str], what: str) -> list[onnx.NodeProto]:
+    """The nodes computing `ends` from `begins` and constants, in the model's order."""
     producer = {out: node for node in g.node for out in node.output}
     constants = {init.name for init in g.initializer}
     needed: set[int] = set()
-    stack = [end]
-    seen = {begin}
+    stack = list(ends)
+    seen = set(begins)
     position = {id(node): i for i, node in enumerate(g.node)}
     while stack:
         tensor = stack.pop()
@@ -117,11 +133,13 @@ def _between(g: onnx.GraphProto, begin: str, end: str, what: str) -> list[onnx.N
         seen.add(tensor)
         node = producer.get(tensor)
         if node is None:
-            raise SubModelError(f"{what}: {end} depends on graph input {tensor!r} besides the cut at {begin}")
+            raise SubModelError(f"{what}: {ends} depend on graph input {tensor!r} besides the cut at {begins}")
         needed.add(position[id(node)])
         stack.extend(node.input)
-    if begin not in {name for i in needed for name in g.node[i].input} and begin != end:
-        raise SubModelError(f"{what}: {end} does not depend on {begin}")
+    read = {name for i in needed for name in g.node[i].input}
+    unread = [b for b in begins if b not in read and b not in ends]
+    if unread:
+        raise SubModelError(f"{what}: {ends} do not depend on {unread}")
     return [g.node[i] for i in sorted(needed)]
 
 
@@ -192,11 +210,12 @@ def _scale_tail(stop: Boundary, shape: list[int]):
     return nodes, inits, info
 
 
-def _annotate(sub: onnx.ModelProto, graph: DataflowGraph, start: Boundary | None, stop: Boundary | None) -> None:
-    """Record the FINN datatypes of the integer input and output (qonnx quantization annotations)."""
-    annotations = [(start.tensor, start.dtype_name) if start else (graph.input.name, graph.input.dtype.name)]
-    if stop:
-        annotations.append((stop.tensor, stop.dtype_name))
+def _annotate(sub: onnx.ModelProto, graph: DataflowGraph, starts: list[Boundary] | None,
+              stops: list[Boundary] | None) -> None:
+    """Record the FINN datatypes of the integer inputs and outputs (qonnx quantization annotations)."""
+    annotations = [(b.tensor, b.dtype_name) for b in starts] if starts else [(graph.input.name,
+                                                                              graph.input.dtype.name)]
+    annotations += [(b.tensor, b.dtype_name) for b in stops or []]
     for tensor, dtype in annotations:
         ann = onnx.TensorAnnotation(tensor_name=tensor)
         ann.quant_parameter_tensor_names.append(onnx.StringStringEntryProto(key="finn_datatype", value=dtype))
