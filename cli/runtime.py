@@ -190,6 +190,7 @@ def daemon(bundle: str, fleet_path: str, backend: str, report_s: float, web: str
            ingress_token: str | None) -> None:
     """Keep BUNDLE deployed and running on a fleet until interrupted, reporting health and the bottleneck."""
     import signal
+    import sys
     import threading
 
     from orchestrator.daemon import DaemonConfig
@@ -197,6 +198,7 @@ def daemon(bundle: str, fleet_path: str, backend: str, report_s: float, web: str
     from orchestrator.fleet import load_fleet
     from orchestrator.health import HealthTracker, format_health
     from orchestrator.session import FleetSession
+    from splitter.progress import echo
 
     progress = progress_printer()
     recent = RecentLog(progress)  # the dashboard's last errors
@@ -217,7 +219,7 @@ def daemon(bundle: str, fleet_path: str, backend: str, report_s: float, web: str
             stats = {name: orch.link.board(name).stats for name in orch.assignment.values()}
             stages = {orch.label(k): board for k, board in orch.assignment.items()}
             replicas = {orch.label(k): orch.replicas(k) for k in orch.assignment}
-            click.echo(format_health(orch.state, tracker.sample(stages, stats, replicas)))
+            echo(format_health(orch.state, tracker.sample(stages, stats, replicas)), sys.stdout)  # above a bar
     finally:
         services.close()
         session.close()

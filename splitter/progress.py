@@ -26,15 +26,22 @@ _SHOWN_LOCK = threading.Lock()
 
 
 def echo(message: str, stream: TextIO | None = None) -> None:
-    """Print `message` as a line of its own on `stream` (stderr), above the bar shown there, if any."""
+    """Print `message` as a line of its own on `stream` (stderr), above the bar shown there, if any;
+    on a terminal, above a bar another terminal stream shows (stdout and stderr share one screen)."""
     stream = stream if stream is not None else sys.stderr
     with _SHOWN_LOCK:
         bar = _SHOWN.get(id(stream))
+        if bar is None and _is_terminal(stream):
+            bar = next((b for b in _SHOWN.values() if _is_terminal(b.stream)), None)
     if bar is None:
         stream.write(message + "\n")
         stream.flush()
         return
-    bar.print_above(message)
+    bar.print_above(message, stream)
+
+
+def _is_terminal(stream: TextIO) -> bool:
+    return bool(getattr(stream, "isatty", lambda: False)())
 
 
 def _bytes(value: float) -> str:
@@ -54,7 +61,7 @@ class ProgressBar:
         (time.monotonic(); default now) for the rate and the ETA."""
         self.label, self.total, self.unit = label, max(int(total), 0), unit
         self.stream = stream if stream is not None else sys.stderr
-        self.enabled = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.enabled = _is_terminal(self.stream)
         self.done = 0
         self._start = time.monotonic() if start is None else start
         self._drawn = 0.0
@@ -93,15 +100,18 @@ class ProgressBar:
         self.stream.write("\r" + self.line(now) + "\033[K")
         self.stream.flush()
 
-    def print_above(self, message: str) -> None:
-        """Print `message` on a line of its own and draw the bar again below it."""
+    def print_above(self, message: str, out: TextIO | None = None) -> None:
+        """Print `message` on a line of its own on `out` (the bar's stream by default) and draw the bar
+        again below it."""
+        out = out if out is not None else self.stream
         with self._lock:
-            if not (self.enabled and self._drawn):
-                self.stream.write(message + "\n")
+            if self.enabled and self._drawn:
+                self.stream.write("\r\033[K")
                 self.stream.flush()
-                return
-            self.stream.write("\r\033[K" + message + "\n")
-            self._draw(time.monotonic())
+            out.write(message + "\n")
+            out.flush()
+            if self.enabled and self._drawn:
+                self._draw(time.monotonic())
 
     def advance(self, count: int = 1) -> None:
         """`count` more items are finished."""

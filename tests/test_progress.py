@@ -75,10 +75,26 @@ def test_one_bar_holds_a_stream_at_a_time() -> None:
 
 
 def test_bytes_are_shown_in_kb_mb_gb() -> None:
-    bar = ProgressBar("uploading", 40_100_000, stream=Terminal(), unit="bytes", start=time.monotonic() - 2.0)
-    bar.set(12_300_000)
-    line = bar.line()
-    assert "12.3 MB of 40.1 MB, 6.1 MB/s, ETA 5 s" in line
-    bar.set(40_100_000)
-    assert "40.1 MB of 40.1 MB" in bar.line() and "done in 2 s" in bar.line()
+    with ProgressBar("uploading", 40_100_000, stream=Terminal(), unit="bytes", start=time.monotonic() - 2.0) as bar:
+        bar.set(12_300_000)
+        assert "12.3 MB of 40.1 MB, 6.1 MB/s, ETA 5 s" in bar.line()
+        bar.set(40_100_000)
+        assert "40.1 MB of 40.1 MB" in bar.line() and "done in 2 s" in bar.line()
     assert "x [............................] 0 B of 2.0 kB, 0 B/s" in ProgressBar("x", 2000, unit="bytes").line()
+
+
+def test_a_line_on_the_other_terminal_stream_clears_the_bar_first() -> None:
+    err, out = Terminal(), Terminal()  # stdout and stderr of one terminal: one screen
+    with ProgressBar("uploading", 10, stream=err) as bar:
+        bar.set(3)
+        drawn = len(err.getvalue())
+        echo("health: 6 boards running", out)
+        assert out.getvalue() == "health: 6 boards running\n"
+        after = err.getvalue()[drawn:]
+        assert after.startswith("\r\033[K\ruploading [") and "3/10 frames" in after  # cleared, then drawn again
+    piped = io.StringIO()
+    with ProgressBar("uploading", 10, stream=err) as bar:
+        bar.set(3)
+        drawn = len(err.getvalue())
+        echo("to a pipe", piped)  # not the terminal: the bar stays as it is
+    assert piped.getvalue() == "to a pipe\n" and err.getvalue()[drawn:] == "\n"
