@@ -1,4 +1,4 @@
-"""Dense packing throughput: splitter.packing's numpy paths vs the bit-matrix implementation they replaced.
+"""Dense packing throughput: core.packing's numpy paths vs the bit-matrix implementation they replaced.
 
 Usage: .venv/bin/python benchmarks/packing.py [--repeat 20]
 
@@ -22,8 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from packing_reference import reference_pack, reference_unpack
 
-from splitter.datatypes import datatype
-from splitter.packing import pack, packed_size, unpack
+from core.datatypes import datatype
+from core.packing import pack, packed_size, unpack
 
 FRAMES = [
     ("UINT4", (1, 112, 112, 64), "MobileNetV1 activation"),

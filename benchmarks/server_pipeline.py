@@ -132,12 +132,12 @@ def mobilenet(work: Path) -> None:
     from qonnx.core.modelwrapper import ModelWrapper
     from qonnx.core.onnx_exec import execute_onnx
 
+    from core.packing import pack, unpack
     from splitter import program
     from splitter.executor import execute
     from splitter.load import load_and_lower
     from splitter.lowering.onnx_view import with_shapes
     from splitter.model_io import model_float_input
-    from splitter.packing import pack, unpack
     from splitter.zoo import export
 
     onnx_path = export("mobilenet-v1-w4a4", work / "mobilenet.onnx", seed=0)

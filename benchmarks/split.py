@@ -14,10 +14,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from core.packing import packed_size
 from splitter.boards import load_board, parse_board_list
 from splitter.cost.synthetic import mobilenet_v1_w4a4
 from splitter.folding import finn_set_folding
-from splitter.packing import packed_size
 from splitter.partition import PartitionError, Plan, TooFewBoardsError, plan
 from splitter.report import format_plan
 

@@ -18,7 +18,8 @@ from typing import Any
 from core.errors import FinnsplitError
 
 FORMAT = "finnsplit-bundle"
-VERSION = 1
+VERSION = 2  # 2: a boundary lists its tensors (`tensors`); a cut inside a residual block carries several
+READS = (1, 2)  # version 1 bundles (one tensor per boundary) still load
 BUNDLE_ID_HEX = 16  # a bundle's id: the first hex digits of its manifest's SHA-256
 
 
@@ -107,16 +108,29 @@ def load_manifest(root: str | Path, verify: bool = True) -> dict[str, Any]:
         if not isinstance(manifest, dict):
             raise BundleError(f"{path}: not a finnsplit bundle manifest (a JSON {type(manifest).__name__})")
         raise BundleError(f"{path}: not a finnsplit bundle manifest (format {manifest.get('format')!r})")
-    if manifest.get("version") != VERSION:
+    if manifest.get("version") not in READS or isinstance(manifest.get("version"), bool):
         raise BundleError(
             f"{path}: bundle format version {manifest.get('version')} is not supported (this finnsplit reads "
-            f"{VERSION}); rebuild the bundle with this finnsplit"
+            f"{' and '.join(map(str, READS))}); rebuild the bundle with this finnsplit"
         )
     check_entries(manifest, str(path))
     if verify:
         for entry in bundle_files(manifest):
             check_file(root, entry)
     return manifest
+
+
+def boundary_tensors(entry: dict[str, Any]) -> list[dict[str, Any]]:
+    """The tensors a boundary entry carries, in wire order (docs/bundle.md#multi-tensor-boundaries).
+
+    Version 2 lists them under `tensors`; a version 1 entry is its one tensor.
+    """
+    tensors = entry.get("tensors")
+    if tensors is None:
+        return [entry]
+    if not isinstance(tensors, list) or not tensors or not all(isinstance(t, dict) for t in tensors):
+        raise BundleError(f"a boundary's 'tensors' must be a non-empty list of tensor entries, got {tensors!r:.80}")
+    return tensors
 
 
 def bundle_files(manifest: object, where: str = "manifest") -> list[Any]:

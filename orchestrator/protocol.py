@@ -1,7 +1,7 @@
 """The finnsplit wire protocol (docs/protocol.md, version 2): frames, the handshake, tensor payloads.
 
 The C++ server (cpp_server/src/Frame.h, Hello.h) implements the same format. Tensor payloads are
-packed by splitter.packing, the one Python implementation of the dense wire packing. Link
+packed by core.packing, the one Python implementation of the dense wire packing. Link
 authentication (the AUTH exchange and the per-frame tags) is orchestrator/link_auth.py; the frame
 functions here take its session to tag and verify frames.
 """
@@ -17,10 +17,10 @@ from typing import Protocol
 
 import numpy as np
 
+from core.datatypes import DataType, datatype
 from core.errors import FinnsplitError
-from splitter.datatypes import DataType, datatype
+from core.packing import pack, packed_size, unpack
 from splitter.graph import TensorSpec
-from splitter.packing import pack, packed_size, unpack
 
 MAGIC = b"FSPL"
 VERSION = 2

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from core.datatypes import datatype
 from core.errors import FinnsplitError
 from core.manifest import load_manifest
 from core.server import ServerProcess, server_binary
@@ -23,7 +24,6 @@ from orchestrator.fleet import fan_in_flags
 from orchestrator.link_auth import new_key, write_key
 from orchestrator.netns import VirtualNetwork
 from orchestrator.protocol import WireSpec
-from splitter.datatypes import datatype
 from splitter.progress import ProgressBar, Watcher
 
 

@@ -104,9 +104,12 @@ def step_export(state: BuildState, cfg: BuildConfig, progress: Progress) -> Buil
     """Write the bundle: sub-models, programs, FINN configs, manifest."""
     source = {"file": Path(cfg.model).name, "sha256": sha256_file(Path(cfg.model))}
     with ProgressBar("exporting", len(state.plan.partitions), unit="partitions") as bar:
+        started = [0]
+
         def counting(message: str) -> None:  # write_bundle says "writing partition K: ..." as it starts each one
-            if message.startswith("writing partition ") and bar.done < bar.total:
-                bar.set(int(message.split()[2].rstrip(":")))
+            if message.startswith("writing partition "):
+                bar.set(started[0])  # the ones before it are written
+                started[0] += 1
             progress(message)
 
         state.manifest = write_bundle(state.model, state.graph, state.plan, cfg.output, source, counting)

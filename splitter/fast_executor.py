@@ -20,9 +20,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from core.datatypes import DataType, smallest_storage
 from splitter import kernels as reference
 from splitter.blas_threads import one_blas_thread
-from splitter.datatypes import DataType, smallest_storage
 from splitter.graph import DataflowGraph, Layer, pair
 
 # The exactness limit of each float type: every integer of smaller magnitude is representable.

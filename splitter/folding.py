@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from core.packing import packed_size
 from splitter.cost import (
     COSTED_OPS,
     UNSUPPORTED_OPS,
@@ -29,7 +30,6 @@ from splitter.cost.errors import UnsupportedLayerError
 from splitter.cost.front import pareto_mask
 from splitter.cost.model import folding_from_attrs
 from splitter.graph import Layer, TensorSpec, dtype_attr, pair
-from splitter.packing import packed_size
 
 if TYPE_CHECKING:
     from splitter.boards import Board

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from splitter.datatypes import DataType, datatype
+from core.datatypes import DataType, TensorSpec, datatype
 
 Attr = int | str | tuple[int, ...]
 
@@ -28,20 +28,6 @@ DATAFLOW_OP_TYPES = (
     "DuplicateStreams",
     "AddStreams",
 )
-
-
-@dataclass(frozen=True)
-class TensorSpec:
-    """An integer tensor between layers: NHWC shape and datatype."""
-
-    name: str
-    shape: tuple[int, ...]
-    dtype: DataType
-
-    @property
-    def num_elements(self) -> int:
-        """Number of values in one frame of this tensor."""
-        return int(np.prod(self.shape))
 
 
 @dataclass

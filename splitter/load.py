@@ -31,7 +31,7 @@ def resolve_input_spec(
     input_dtype: str | None, input_scale: str | None, mean: str | None, std: str | None
 ) -> InputSpec | None:
     """An InputSpec from the CLI options, or None when none was given."""
-    from splitter.datatypes import datatype
+    from core.datatypes import datatype
     from splitter.lowering import InputSpec
 
     if input_dtype is None:
@@ -46,7 +46,7 @@ def resolve_input_spec(
 
 def input_spec_of_bundle(manifest: dict) -> InputSpec | None:
     """The declared input quantization a bundle was built with (manifest host.input), None if not declared."""
-    from splitter.datatypes import datatype
+    from core.datatypes import datatype
     from splitter.lowering import InputSpec
 
     host = manifest["host"]["input"]

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from core.datatypes import datatype, smallest_datatype, smallest_storage
 from core.errors import ProgramFormatError
-from splitter.datatypes import datatype, smallest_datatype, smallest_storage
 from splitter.graph import DataflowGraph, Layer, TensorSpec
 
 MAGIC = "FINNSPLIT-PROGRAM"

@@ -75,6 +75,10 @@ MODELS = {
         ZooModel("resnet18-w4a4", "bnn_pynq", "resnet18_4w4a", (1, 3, 32, 32),
                  "ResNet-18 (brevitas_examples QuantResNet), 4-bit weights/activations, CIFAR-10",
                  ("UINT8", "1/255", "", ""), dynamo=False),
+        ZooModel("proxylessnas-w4a4", "finnsplit", "proxylessnas_mobile14_4b_f1024", (1, 3, 224, 224),
+                 "ProxylessNAS-Mobile14 (brevitas_examples): inverted residual units joined by a shared quantizer, "
+                 "4-bit (8-bit first layer weights), final block 1024 channels to fit a Zedboard, ImageNet",
+                 ("UINT8", "1/255", "128/255", "128/255"), dynamo=False),
     )
 }
 

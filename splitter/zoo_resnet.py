@@ -1,10 +1,17 @@
-"""A small residual CIFAR-10 network from brevitas_examples' own residual block (zoo `resnet8-w4a4`).
+"""Residual networks built from brevitas_examples' own definitions, at sizes the zoo needs.
+
+`resnet8-w4a4`: a small residual CIFAR-10 network from brevitas_examples' own residual block.
 
 Three basic blocks of brevitas_examples.bnn_pynq's `QuantBasicBlock` (16, 32 and 64 channels, the last
 two with a downsampling 1x1 convolution on the skip), as `QuantResNet` builds them but narrower and
 shorter: each join adds two tensors quantized by one shared `QuantReLU`, the form FINN streamlines to
 DuplicateStreams / AddStreams. Imported by splitter.zoo (brevitas 0.13) and run by splitter/zoo_legacy.py
 in FINN's interpreter (brevitas 0.10): standard library, torch and brevitas only.
+
+`proxylessnas-w4a4`: brevitas_examples' ProxylessNAS-Mobile14 (`quant_proxylessnas_mobile14_4b`: its stages,
+kernels, expansions and quantizers unchanged; inverted residual units whose two branches share one
+`QuantIdentity`) with the final 1x1 block narrowed from 1792 to 1024 channels: the 1000-class 4-bit classifier
+then holds 1024 x 1000 weights, as MobileNetV1's does, and fits one Zedboard (1792 x 1000 needs 392 BRAM18 of 252).
 """
 
 from __future__ import annotations
@@ -20,6 +27,19 @@ except ImportError:  # brevitas 0.10
     from brevitas.quant import IntBias as _Bias
 
 CONFIGS = {"resnet8_4w4a": {"widths": (16, 32, 64), "weight_bits": 4, "act_bits": 4, "classes": 10}}
+# quant_proxylessnas_mobile14_4b.ini and proxylessnas.quant_proxylessnas_mobile14's lists; only the final block differs.
+PROXYLESS = {
+    "proxylessnas_mobile14_4b_f1024": {
+        "residuals": [[1], [1, 1, 0, 0], [1, 1, 1, 1], [1, 1, 1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 1]],
+        "channels": [[24], [40, 40, 40, 40], [56, 56, 56, 56], [112, 112, 112, 112, 136, 136, 136, 136],
+                     [256, 256, 256, 256, 448]],
+        "kernel_sizes": [[3], [5, 3, 3, 3], [7, 3, 5, 5], [7, 5, 5, 5, 5, 5, 5, 5], [7, 7, 7, 7, 7]],
+        "expansions": [[1], [3, 3, 3, 3], [3, 3, 3, 3], [6, 3, 3, 3, 6, 3, 3, 3], [6, 6, 3, 3, 6]],
+        "shortcuts": [[0], [0, 1, 1, 1], [0, 1, 1, 1], [0, 1, 1, 1, 0, 1, 1, 1], [0, 1, 1, 1, 0]],
+        "init_block_channels": 48, "final_block_channels": 1024, "bit_width": 4, "first_layer_weight_bit_width": 8,
+        "depthwise_bit_width": 4, "hadamard_classifier": False, "round_average_pool": False,
+    },
+}
 
 
 class SmallQuantResNet(nn.Module):
@@ -51,6 +71,10 @@ class SmallQuantResNet(nn.Module):
         return self.linear(out.view(out.size(0), -1))
 
 
-def model_with_cfg(name: str) -> SmallQuantResNet:
-    """The network called `name` (a key of CONFIGS)."""
+def model_with_cfg(name: str) -> nn.Module:
+    """The network called `name` (a key of CONFIGS or PROXYLESS)."""
+    if name in PROXYLESS:
+        from brevitas_examples.imagenet_classification.models.proxylessnas import ProxylessNAS
+
+        return ProxylessNAS(**PROXYLESS[name])
     return SmallQuantResNet(**CONFIGS[name])

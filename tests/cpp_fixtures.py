@@ -18,10 +18,10 @@ import numpy as np
 import pytest
 
 from core import server as core_server
+from core.datatypes import DataType, datatype
+from core.packing import pack, packed_size, unpack
 from splitter import program
-from splitter.datatypes import DataType, datatype
 from splitter.graph import DataflowGraph, Layer, TensorSpec
-from splitter.packing import pack, packed_size, unpack
 
 REPO = Path(__file__).resolve().parents[1]
 CPP = REPO / "cpp_server"

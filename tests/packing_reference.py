@@ -1,4 +1,4 @@
-"""The bit-matrix dense packing splitter.packing used before its numpy fast paths.
+"""The bit-matrix dense packing core.packing used before its numpy fast paths.
 
 Kept as the reference: tests/test_packing.py checks the fast paths against it byte for byte, and
 benchmarks/packing.py measures them against it.
@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from splitter.datatypes import DataType
-from splitter.packing import packed_size
+from core.datatypes import DataType
+from core.packing import packed_size
 
 
 def reference_pack(values: np.ndarray, dtype: DataType) -> bytes:
-    """The bit-matrix pack that splitter.packing used before its numpy fast paths."""
+    """The bit-matrix pack that core.packing used before its numpy fast paths."""
     flat = np.asarray(values).reshape(-1)
     if not dtype.allowed(flat):
         raise ValueError(f"values outside {dtype.name} range [{dtype.min}, {dtype.max}]")
@@ -31,7 +31,7 @@ def reference_pack(values: np.ndarray, dtype: DataType) -> bytes:
 
 
 def reference_unpack(data: bytes, dtype: DataType, shape: tuple[int, ...]) -> np.ndarray:
-    """The bit-matrix unpack that splitter.packing used before its numpy fast paths."""
+    """The bit-matrix unpack that core.packing used before its numpy fast paths."""
     count = int(np.prod(shape))
     if len(data) != packed_size(count, dtype):
         raise ValueError(f"expected {packed_size(count, dtype)} bytes for {count} x {dtype.name}, got {len(data)}")

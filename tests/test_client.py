@@ -9,6 +9,8 @@ import zlib
 import numpy as np
 import pytest
 
+from core.datatypes import datatype
+from core.packing import pack
 from orchestrator.client import ResultReceiver, TensorSender
 from orchestrator.link_auth import LinkSession, Proofs, new_key
 from orchestrator.protocol import (
@@ -25,9 +27,7 @@ from orchestrator.protocol import (
     mismatch,
     read_frame,
 )
-from splitter.datatypes import datatype
 from splitter.graph import TensorSpec
-from splitter.packing import pack
 
 SPEC = WireSpec.parse("INT3:1,2,2,5")
 

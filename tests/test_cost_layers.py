@@ -7,6 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 
+from core.datatypes import datatype
 from splitter.boards import load_board
 from splitter.cost import (
     COSTED_OPS,
@@ -15,7 +16,6 @@ from splitter.cost import (
     UnsupportedLayerError,
     layer_cost,
 )
-from splitter.datatypes import datatype
 from splitter.graph import DATAFLOW_OP_TYPES, Layer, TensorSpec
 
 ZED = load_board("zedboard")

@@ -27,12 +27,12 @@ from cpp_fixtures import (
     sorted_thresholds,
 )
 
+from core.datatypes import DataType, datatype
+from core.packing import pack
 from orchestrator.client import ChainClient
 from splitter import program
-from splitter.datatypes import DataType, datatype
 from splitter.executor import execute
 from splitter.graph import DataflowGraph
-from splitter.packing import pack
 
 CTRL, ADDR_LO, ADDR_HI, NUM_REPS = 0x00, 0x10, 0x14, 0x1C
 AP_START, AP_DONE, AP_IDLE = 1, 2, 4

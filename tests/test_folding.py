@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from core.datatypes import datatype
 from splitter.boards import load_board
 from splitter.cost import CostConfig, Folding, boundary_cost, layer_cost
 from splitter.cost.synthetic import ChainBuilder
-from splitter.datatypes import datatype
 from splitter.folding import (
     CycleTargetError,
     apply_folding,

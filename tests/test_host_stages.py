@@ -10,10 +10,10 @@ import onnx
 from onnx_chain import chain_output, whole_model_output
 from qonnx_builder import GraphBuilder
 
+from core.datatypes import datatype
 from core.manifest import load_manifest
 from splitter.build import BuildConfig, build
 from splitter.bundle.submodel import sub_models
-from splitter.datatypes import datatype
 from splitter.executor import execute
 from splitter.inspect import format_table
 from splitter.lowering import InputSpec, lower_model

@@ -7,8 +7,8 @@ import onnx
 import pytest
 from qonnx_builder import GraphBuilder
 
+from core.datatypes import datatype
 from core.errors import InputQuantizationRequired, UnsupportedNodeError
-from splitter.datatypes import datatype
 from splitter.executor import execute
 from splitter.lowering import InputSpec, lower
 from splitter.model_io import dataflow_input, final_output

@@ -1,4 +1,4 @@
-"""splitter.packing's fast paths give byte-for-byte the output of the bit-matrix reference, every width."""
+"""core.packing's fast paths give byte-for-byte the output of the bit-matrix reference, every width."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import pytest
 from packing_reference import reference_pack as oracle_pack
 from packing_reference import reference_unpack as oracle_unpack
 
-from splitter.datatypes import DataType, datatype
-from splitter.packing import pack, packed_size, unpack
+from core.datatypes import DataType, datatype
+from core.packing import pack, packed_size, unpack
 
 # ---- Helpers ----------------------------------------------------------------------------------------------
 

@@ -9,14 +9,14 @@ from collections.abc import Sequence
 import numpy as np
 import pytest
 
+from core.datatypes import datatype
+from core.packing import packed_size
 from splitter.boards import Board, PowerModel, load_board, parse_board_list
 from splitter.cost import CostConfig, Resources, folding_from_attrs, layer_cost, output_fifo_cost, partition_resources
 from splitter.cost.errors import UnsupportedLayerError
 from splitter.cost.memory import dwc
 from splitter.cost.synthetic import ChainBuilder, mobilenet_v1_w4a4
-from splitter.datatypes import datatype
 from splitter.folding import finn_set_folding, group_options, groups
-from splitter.packing import packed_size
 from splitter.partition import LayerTooLargeError, PartitionError, TooFewBoardsError, plan
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from core.datatypes import datatype
 from core.errors import ProgramFormatError
+from core.packing import pack, packed_size, unpack
 from splitter import program
-from splitter.datatypes import datatype
 from splitter.executor import execute
-from splitter.packing import pack, packed_size, unpack
 
 
 @pytest.mark.parametrize("name", ["cnv-w2a2", "tfc-w2a2", "mobilenet-v1-w4a4"])

@@ -1,5 +1,5 @@
 // DataType: a FINN integer datatype (UINTn, INTn with 1 <= n <= 64, BIPOLAR, BINARY), the same
-// names and ranges as splitter/datatypes.py.
+// names and ranges as core/datatypes.py.
 // Thread safety: an immutable value type.
 #pragma once
 

@@ -1,6 +1,6 @@
 // DensePacking: the wire format of tensor payloads (docs/protocol.md, "Tensor payload"): element i
 // of the flattened NHWC tensor occupies bits [i*b, (i+1)*b) of a little-endian bit stream, b-bit
-// two's complement, BIPOLAR -1/+1 as 0/1, last byte zero padded. Same as splitter/packing.py.
+// two's complement, BIPOLAR -1/+1 as 0/1, last byte zero padded. Same as core/packing.py.
 // Thread safety: pure functions.
 #pragma once
 

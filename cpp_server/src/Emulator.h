@@ -27,7 +27,7 @@ class Emulator {
   // 32 or 64: the storage width the range analysis chose.
   virtual int storageBits() const = 0;
   // Densely packed input -> densely packed output. Fails only if an output value lies outside the
-  // output datatype (the program's declared type is wrong), as splitter.packing.pack would.
+  // output datatype (the program's declared type is wrong), as core.packing.pack would.
   virtual Status run(const uint8_t* input, uint8_t* output) = 0;
   // Cumulative nanoseconds spent in each layer's kernel since build (for benchmarks).
   virtual std::vector<std::pair<std::string, int64_t>> layerTimes() const = 0;

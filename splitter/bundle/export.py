@@ -20,6 +20,7 @@ from typing import Any
 import onnx
 
 from core.manifest import FORMAT, VERSION, BundleError, file_entry, write_manifest
+from core.packing import packed_size
 from splitter import program
 from splitter.bundle.finn_graph import finn_hw_model
 from splitter.bundle.host_stages import add_host_stages
@@ -29,7 +30,6 @@ from splitter.finn.config import CONFIG_FILE, FOLDING_FILE, MODEL_FILE, write_bu
 from splitter.folding import apply_folding, finn_folding_config, finn_node_order
 from splitter.graph import DataflowGraph, TensorSpec
 from splitter.lowering.onnx_view import graph_input
-from splitter.packing import packed_size
 from splitter.partition import Partition, Plan
 
 Progress = Callable[[str], None]
@@ -122,6 +122,16 @@ def tensor_entry(spec: TensorSpec, onnx_shape: list[int] | None = None) -> dict[
     return entry
 
 
+def boundary_entry(specs: list[TensorSpec], onnx_shapes: list[list[int]]) -> dict[str, Any]:
+    """Manifest entry of a partition boundary: its tensors in wire order, and the whole frame's `wire`
+    spec and `packed_bytes` (docs/bundle.md#multi-tensor-boundaries). One tensor: that tensor's entry too."""
+    tensors = [tensor_entry(spec, shape) for spec, shape in zip(specs, onnx_shapes, strict=True)]
+    if len(tensors) == 1:
+        return {**tensors[0], "tensors": [dict(tensors[0])]}
+    return {"tensors": tensors, "wire": "+".join(t["wire"] for t in tensors),
+            "packed_bytes": sum(t["packed_bytes"] for t in tensors)}
+
+
 def _write_partition(root: Path, graph: DataflowGraph, p: Partition, sub: onnx.ModelProto) -> dict[str, Any]:
     part_dir = root / f"partition-{p.index}"
     part_dir.mkdir()
@@ -140,8 +150,8 @@ def _write_partition(root: Path, graph: DataflowGraph, p: Partition, sub: onnx.M
         "part": p.board.part,
         "replicas": p.replicas,
         "layers": list(p.layer_names),
-        "input": tensor_entry(piece.input, _io_shape(sub.graph.input[0])),
-        "output": tensor_entry(piece.output, _io_shape(sub.graph.output[0])),
+        "input": boundary_entry(piece.inputs, [_io_shape(i) for i in sub.graph.input]),
+        "output": boundary_entry(piece.outputs, [_io_shape(o) for o in sub.graph.output]),
         "files": {key: file_entry(root, path) for key, path in paths.items()},
         "finn_io": _finn_io(p, piece),
         "predicted": _predicted(p, list(folding)[1:], finn_node_order(piece.layers, [len(c.nodes) for c in p.costs])),

@@ -16,11 +16,11 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from core.datatypes import threshold_datatype
 from core.errors import FinnsplitError
 from splitter.cost import Folding, LayerCost
 from splitter.cost.branch import join_fifo_depths
 from splitter.cost.compute import accumulator_layer, threshold_layer
-from splitter.datatypes import threshold_datatype
 from splitter.graph import DataflowGraph, Layer, TensorSpec, dtype_attr, pair
 
 DOMAIN = "finn.custom_op.fpgadataflow"
@@ -74,7 +74,7 @@ class FinnExportError(FinnsplitError):
 
 def finn_hw_model(piece: DataflowGraph, foldings: Sequence[Folding], costs: Sequence[LayerCost]) -> onnx.ModelProto:
     """FINN's HW-layer graph of one partition, each layer built as the plan costed it (`foldings`, `costs`)."""
-    nodes, inits, annotations = [], [], {piece.input.name: piece.input.dtype.name}
+    nodes, inits, annotations = [], [], {spec.name: spec.dtype.name for spec in piece.inputs}
     tensors = dict(piece.tensors)
     expanded = [x for layer, f in zip(piece.layers, foldings, strict=True) for x in _finn_layers(layer, f, tensors)]
     impls = [node.impl for cost in costs for node in cost.nodes]
@@ -88,15 +88,17 @@ def finn_hw_model(piece: DataflowGraph, foldings: Sequence[Folding], costs: Sequ
             inits.append(numpy_helper.from_array(array.astype(np.float32), name))
             annotations[name] = dtype
         annotations.update({out: tensors[out].dtype.name for out in layer.outputs})
-    output = piece.output
-    inner = [_info(tensors[out]) for x in expanded for out in x.outputs if out != output.name]
-    graph = helper.make_graph(nodes, piece.name, [_info(piece.input)], [_info(output)], inits, value_info=inner)
+    # a cut inside a residual block: one graph input / output per crossing tensor, in boundary order
+    outputs = {spec.name for spec in piece.outputs}
+    inner = [_info(tensors[out]) for x in expanded for out in x.outputs if out not in outputs]
+    graph = helper.make_graph(nodes, piece.name, [_info(spec) for spec in piece.inputs],
+                              [_info(spec) for spec in piece.outputs], inits, value_info=inner)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="finnsplit")
     model.ir_version = IR_VERSION
     for tensor, dtype in annotations.items():
         ann = onnx.TensorAnnotation(tensor_name=tensor)
         ann.quant_parameter_tensor_names.append(onnx.StringStringEntryProto(key="finn_datatype", value=dtype))
-        if tensor == piece.input.name:
+        if tensor in {spec.name for spec in piece.inputs}:
             # qonnx's InferDataLayouts otherwise assumes a 4D graph input is NCHW; FINN's HW layers are NHWC
             ann.quant_parameter_tensor_names.append(
                 onnx.StringStringEntryProto(key="tensor_layout", value=str(list("NHWC"))))

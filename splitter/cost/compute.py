@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from core.datatypes import threshold_datatype
 from splitter.cost.errors import check_folding
 from splitter.cost.memory import dwc, fifo, lutram_luts, weight_memory
 from splitter.cost.model import CostConfig, Folding, LayerCost, LayerIO, composite, costed
 from splitter.cost.resources import Resources
 from splitter.cost.xnor import finn_xnor_accumulator
-from splitter.datatypes import threshold_datatype
 from splitter.graph import Layer, dtype_attr, pair
 
 if TYPE_CHECKING:

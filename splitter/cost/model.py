@@ -6,8 +6,8 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from core.datatypes import DataType
 from splitter.cost.resources import Resources
-from splitter.datatypes import DataType
 from splitter.graph import Layer, TensorSpec
 
 RAM_STYLES = ("auto", "block", "distributed", "ultra")

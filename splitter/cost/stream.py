@@ -10,11 +10,11 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
+from core.datatypes import threshold_datatype
 from splitter.cost.errors import check_folding
 from splitter.cost.memory import least_waste_memory, lutram_luts, swg_bram, uram_blocks
 from splitter.cost.model import CostConfig, Folding, LayerCost, LayerIO, costed
 from splitter.cost.resources import Resources
-from splitter.datatypes import threshold_datatype
 from splitter.graph import Layer, pair
 
 if TYPE_CHECKING:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from splitter.datatypes import DataType, datatype, smallest_datatype
+from core.datatypes import DataType, datatype, smallest_datatype
 from splitter.graph import Layer, TensorSpec
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from splitter.datatypes import DataType, smallest_datatype
+from core.datatypes import DataType, smallest_datatype
 from splitter.graph import Layer
 
 

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import onnx
 
+from core.datatypes import DataType, datatype, smallest_datatype
 from core.errors import UnsupportedNodeError
-from splitter.datatypes import DataType, datatype, smallest_datatype
 from splitter.lowering.onnx_view import OnnxView, attributes
 
 if TYPE_CHECKING:

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 import onnx
 
+from core.datatypes import DataType, datatype, smallest_datatype
 from core.errors import UnsupportedNodeError
-from splitter.datatypes import DataType, datatype, smallest_datatype
 from splitter.lowering.accumulator import finish_accumulator
 from splitter.lowering.binary import binary_form, flip_decreasing, popcount_range
 from splitter.lowering.chain import Activation, ChainOp, derive_thresholds

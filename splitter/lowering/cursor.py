@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from splitter.datatypes import DataType, smallest_storage
+from core.datatypes import DataType, smallest_storage
 
 
 @dataclass(frozen=True)

@@ -24,8 +24,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 import onnx
 
+from core.datatypes import DataType
 from core.errors import InputQuantizationRequired, LoweringError, UnsupportedNodeError
-from splitter.datatypes import DataType
 from splitter.graph import Affine, DataflowGraph, HostStage, InputQuant, Layer, RefTensor, TensorSpec
 from splitter.lowering.activation import standalone_activation
 from splitter.lowering.chain import ELEMENTWISE_OPS

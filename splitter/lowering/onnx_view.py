@@ -12,8 +12,8 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from core.datatypes import DataType, datatype
 from core.errors import LoweringError, UnsupportedNodeError
-from splitter.datatypes import DataType, datatype
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import onnx
 
+from core.datatypes import DataType, smallest_datatype
 from core.errors import UnsupportedNodeError
-from splitter.datatypes import DataType, smallest_datatype
 from splitter.graph import Layer, TensorSpec, pair
 from splitter.lowering.cursor import Cursor
 

@@ -19,8 +19,8 @@ from math import lcm
 
 import numpy as np
 
+from core.datatypes import smallest_datatype
 from core.errors import UnsupportedNodeError
-from splitter.datatypes import smallest_datatype
 from splitter.graph import InputQuant
 from splitter.lowering.cursor import Cursor
 

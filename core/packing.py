@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from splitter.datatypes import DataType
+from core.datatypes import DataType
 
 if TYPE_CHECKING:
-    from splitter.graph import TensorSpec
+    from core.datatypes import TensorSpec
 
 _BYTE_WIDTHS = (8, 16, 32, 64)  # one value per 1, 2, 4 or 8 bytes: a plain little-endian cast
 _SUB_BYTE_WIDTHS = (2, 4)  # 8/b values per byte, combined within one 4- or 2-byte word

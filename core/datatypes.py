@@ -78,3 +78,17 @@ def threshold_datatype(thresholds: np.ndarray, idt: DataType) -> DataType:
     if idt.min <= lo and hi <= idt.max:
         return idt
     return smallest_datatype(min(lo, idt.min), max(hi, idt.max))
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """An integer tensor between layers: NHWC shape and datatype."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: DataType
+
+    @property
+    def num_elements(self) -> int:
+        """Number of values in one frame of this tensor."""
+        return int(np.prod(self.shape))
