@@ -98,7 +98,7 @@ def host_lines(graph: DataflowGraph) -> list[str]:
     iq = graph.input_quant
     if iq is not None:
         how = f"declared {iq.dtype.name} x {iq.scale:.6g}" + (f", mean {iq.mean}, std {iq.std}" if iq.mean else "")
-        if iq.factor != 1:
+        if iq.factor != 1 or iq.shift:
             how += (f"; sent as x * {iq.factor} - {list(iq.shift)} ({graph.input.dtype.name}), so the padded first "
                     "convolution is exact")
         if iq.kind == "onnx":

@@ -57,9 +57,14 @@ def test_build_and_virtual_check(name: str, exporter: str, boards: str, zoo_dir:
 
 
 @pytest.mark.usefixtures("server_bin")
-def test_check_uses_the_bundles_declared_input(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("mean", "std", "sent"), [
+    ("0.485,0.456,0.406", "0.226", "sent as x * 200 - [24735, 23256, 20706] (INT16)"),
+    # a mean of whole pixels (ProxylessNAS' 128/255): factor 1, but the shift must still reach the manifest
+    ("128/255", "128/255", "sent as x * 1 - [128, 128, 128] (INT8)"),
+])
+def test_check_uses_the_bundles_declared_input(mean: str, std: str, sent: str, tmp_path: Path) -> None:
     """A model without finnsplit's metadata, built with --input-dtype ... --mean ...: `virtual --check` needs no
-    options (the manifest has them), here with the padded first convolution's shifted input (x * 200 - K)."""
+    options (the manifest has them), here with the padded first convolution's shifted input (x * D - K)."""
     import onnx
     from qonnx_builder import GraphBuilder
 
@@ -70,10 +75,9 @@ def test_check_uses_the_bundles_declared_input(tmp_path: Path) -> None:
     path = tmp_path / "padded.onnx"
     onnx.save(b.model(x), str(path))
     built = finnsplit("build", str(path), "--boards", "1", "--finn", "no", "-o", str(tmp_path / "b"),
-                      "--input-dtype", "UINT8", "--input-scale", "1/255", "--mean", "0.485,0.456,0.406",
-                      "--std", "0.226")
+                      "--input-dtype", "UINT8", "--input-scale", "1/255", "--mean", mean, "--std", std)
     assert built.returncode == 0, built.stderr[-3000:]
-    assert "sent as x * 200 - [24735, 23256, 20706] (INT16)" in built.stdout
+    assert sent in built.stdout
     done = finnsplit("virtual", str(tmp_path / "b"), "--images", "4", "--check", str(path))
     assert done.returncode == 0, done.stderr[-3000:]
     assert "bit-exact vs the Python executor: 4/4 frames" in done.stdout

@@ -16,7 +16,7 @@ def add_host_stages(graph: DataflowGraph, root: Path, entry: dict[str, Any]) -> 
     iq = graph.input_quant
     if iq is not None and iq.kind == "onnx":
         entry["input"]["ops"] = list(iq.ops)
-    if iq is not None and iq.factor != 1:
+    if iq is not None and (iq.factor != 1 or iq.shift):  # a mean of whole pixels shifts with factor 1 (x - 128)
         entry["input"]["factor"] = iq.factor
         entry["input"]["shift"] = list(iq.shift)
     stage = graph.output_stage
