@@ -21,11 +21,10 @@ from splitter.lowering.onnx_view import attributes
 from splitter.lowering.residual import RESIDUAL_UNQUANTIZED, is_join
 
 if TYPE_CHECKING:
-    from splitter.lowering.compute import ComputeLayer
-    from splitter.lowering.lower import Lowering
+    from splitter.lowering.emitter import ComputeLayer, Emitter
 
 
-def finish_accumulator(lw: Lowering, node, acc_cur: Cursor, layer: ComputeLayer, chain, end, acc_dtype) -> Cursor:
+def finish_accumulator(lw: Emitter, node, acc_cur: Cursor, layer: ComputeLayer, chain, end, acc_dtype) -> Cursor:
     """A compute layer with no quantizer after it: output, optional bias and top-K (else the host's stage)."""
     if end is not None and end.name not in lw.tail and is_join(lw, end):
         raise UnsupportedNodeError(end.name, end.op_type, f"reached from {node.name!r}: {RESIDUAL_UNQUANTIZED}")
@@ -58,12 +57,12 @@ def finish_accumulator(lw: Lowering, node, acc_cur: Cursor, layer: ComputeLayer,
     return cur
 
 
-def float_input(lw: Lowering, node: onnx.NodeProto) -> str:
+def float_input(lw: Emitter, node: onnx.NodeProto) -> str:
     """The computed (non-constant) input of `node`: where the host's output stage starts."""
     return next(name for name in node.input if name and lw.view.const(name) is None)
 
 
-def _integer_bias(lw: Lowering, node: onnx.NodeProto, cur: Cursor, param: np.ndarray) -> Cursor:
+def _integer_bias(lw: Emitter, node: onnx.NodeProto, cur: Cursor, param: np.ndarray) -> Cursor:
     """Add an integer bias (in accumulator steps) to the accumulator with a ChannelwiseOp."""
     acc_dtype: DataType = cur.dtype
     dtype = smallest_datatype(acc_dtype.min + int(param.min()), acc_dtype.max + int(param.max()))
@@ -86,7 +85,7 @@ def _integer_bias(lw: Lowering, node: onnx.NodeProto, cur: Cursor, param: np.nda
     return replace(cur, tensor=out, dtype=dtype)
 
 
-def labelselect_refusal(lw: Lowering, node: onnx.NodeProto, scale: np.ndarray, bias: np.ndarray) -> str:
+def labelselect_refusal(lw: Emitter, node: onnx.NodeProto, scale: np.ndarray, bias: np.ndarray) -> str:
     """Why TopK `node` on integer * scale + bias cannot be FINN's LabelSelect ("" when it can)."""
     attrs = attributes(node)
     if np.any(bias) or not np.all(scale == scale[0]) or scale[0] <= 0:
@@ -99,7 +98,7 @@ def labelselect_refusal(lw: Lowering, node: onnx.NodeProto, scale: np.ndarray, b
     return ""
 
 
-def topk(lw: Lowering, node: onnx.NodeProto, cur: Cursor, scale: np.ndarray, bias: np.ndarray) -> Cursor:
+def topk(lw: Emitter, node: onnx.NodeProto, cur: Cursor, scale: np.ndarray, bias: np.ndarray) -> Cursor:
     """TopK on the logits: LabelSelect (the integer order equals the float order; see labelselect_refusal)."""
     k = int(np.asarray(lw.view.const(node.input[1])).reshape(-1)[0])
     labels = cur.channels

@@ -19,10 +19,10 @@ from splitter.lowering.onnx_view import per_channel
 from splitter.lowering.residual import RESIDUAL_UNQUANTIZED, is_join
 
 if TYPE_CHECKING:
-    from splitter.lowering.lower import Lowering
+    from splitter.lowering.emitter import Emitter
 
 
-def standalone_activation(lw: Lowering, node: onnx.NodeProto, cur: Cursor) -> Cursor:
+def standalone_activation(lw: Emitter, node: onnx.NodeProto, cur: Cursor) -> Cursor:
     """Elementwise ops and a Quant directly on an integer tensor: a Thresholding layer."""
     chain, end = collect_chain(lw.view, cur.onnx, node)
     if end is not None and end.op_type not in ("Quant", "BipolarQuant") and end.name not in lw.tail \

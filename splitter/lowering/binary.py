@@ -22,7 +22,7 @@ from splitter.lowering.cursor import Cursor
 from splitter.lowering.weights import bipolar_weights
 
 if TYPE_CHECKING:
-    from splitter.lowering.compute import ComputeLayer
+    from splitter.lowering.emitter import ComputeLayer
     from splitter.lowering.onnx_view import OnnxView
 
 

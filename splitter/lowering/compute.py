@@ -8,7 +8,7 @@ Without a quantizer after it the layer keeps its accumulator (lowering/accumulat
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
 import numpy as np
 import onnx
@@ -19,31 +19,19 @@ from splitter.lowering.accumulator import finish_accumulator
 from splitter.lowering.binary import binary_form, flip_decreasing, popcount_range
 from splitter.lowering.chain import Activation, ChainOp, derive_thresholds
 from splitter.lowering.cursor import Cursor, store
+from splitter.lowering.emitter import ComputeLayer
 from splitter.lowering.host import collect_chain
 from splitter.lowering.onnx_view import attributes, per_channel
 from splitter.lowering.weights import conv_weights, matmul_weights, real_bias
 from splitter.lowering.window import padding, sliding_window
 
 if TYPE_CHECKING:
-    from splitter.lowering.lower import Lowering
+    from splitter.lowering.emitter import Emitter
 
 QUANTIZERS = ("Quant", "BipolarQuant")
 
 
-class ComputeLayer(NamedTuple):
-    """An MVAU or VVAU before its activation is known: integer weights and accumulator meaning."""
-
-    op_type: str  # "MVAU" (weights (K, C)) or "VVAU" (weights (C, K))
-    attrs: dict
-    weights: np.ndarray
-    alpha: np.ndarray  # (C,) real value of one accumulator step
-    beta: np.ndarray  # (C,) real value of accumulator 0
-    bias: np.ndarray | None  # the node's real bias, applied before the chain
-    source: tuple[str, ...]
-    xnor: bool = False  # FINN's XNOR-popcount MVAU (lowering/binary.py)
-
-
-def compute(lw: Lowering, node: onnx.NodeProto, cur: Cursor) -> Cursor:
+def compute(lw: Emitter, node: onnx.NodeProto, cur: Cursor) -> Cursor:
     """Conv / MatMul / Gemm, the elementwise chain after it and its quantizer."""
     if node.op_type == "Conv" and any(attributes(node).get("pads", ())) and np.any(cur.offset):
         cur = lw.shift_input(cur, node)  # FMPadding's 0 must be the model's 0.0 (lowering/shift.py)
@@ -66,7 +54,7 @@ def compute(lw: Lowering, node: onnx.NodeProto, cur: Cursor) -> Cursor:
     return finish_accumulator(lw, node, acc_cur, layer, chain, end, acc_dtype)
 
 
-def _with_thresholds(lw: Lowering, node, cur: Cursor, acc_cur: Cursor, layer: ComputeLayer, chain, end, acc_range):
+def _with_thresholds(lw: Emitter, node, cur: Cursor, acc_cur: Cursor, layer: ComputeLayer, chain, end, acc_range):
     """The compute layer with its activation (chain + `end`, a Quant) folded into thresholds."""
     quant = lw.view.quant_params(end)
     channels = layer.alpha.shape[0]
@@ -97,7 +85,7 @@ def _with_thresholds(lw: Lowering, node, cur: Cursor, acc_cur: Cursor, layer: Co
     return nxt
 
 
-def conv(lw: Lowering, node: onnx.NodeProto, cur: Cursor) -> tuple[Cursor, ComputeLayer]:
+def conv(lw: Emitter, node: onnx.NodeProto, cur: Cursor) -> tuple[Cursor, ComputeLayer]:
     """Emit padding and sliding window for a Conv; returns the cursor feeding the MVAU/VVAU."""
     attrs = attributes(node)
     w_int, w_scale = conv_weights(lw.view, node)
@@ -146,7 +134,7 @@ def _check_conv(node: onnx.NodeProto, cur: Cursor, w_shape, group: int) -> bool:
     return depthwise
 
 
-def matmul(lw: Lowering, node: onnx.NodeProto, cur: Cursor) -> tuple[Cursor, ComputeLayer]:
+def matmul(lw: Emitter, node: onnx.NodeProto, cur: Cursor) -> tuple[Cursor, ComputeLayer]:
     """MatMul / Gemm on a flattened tensor: an MVAU with rows reordered to NHWC."""
     if cur.rank != 2:
         raise UnsupportedNodeError(node.name, node.op_type, "input must be a 2D (N, K) tensor")

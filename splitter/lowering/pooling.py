@@ -16,10 +16,10 @@ from splitter.lowering.onnx_view import attributes
 from splitter.lowering.window import sliding_window
 
 if TYPE_CHECKING:
-    from splitter.lowering.lower import Lowering
+    from splitter.lowering.emitter import Emitter
 
 
-def maxpool(lw: Lowering, node: onnx.NodeProto, cur: Cursor) -> Cursor:
+def maxpool(lw: Emitter, node: onnx.NodeProto, cur: Cursor) -> Cursor:
     """MaxPool on integers (exact: positive scales preserve order)."""
     attrs = attributes(node)
     kernel = tuple(attrs["kernel_shape"])
@@ -49,7 +49,7 @@ def maxpool(lw: Lowering, node: onnx.NodeProto, cur: Cursor) -> Cursor:
     return nxt
 
 
-def avgpool(lw: Lowering, node: onnx.NodeProto, cur: Cursor) -> Cursor:
+def avgpool(lw: Emitter, node: onnx.NodeProto, cur: Cursor) -> Cursor:
     """AveragePool [-> Mul] -> Trunc (brevitas TruncAvgPool2d, 0.10 and 0.13 exports)."""
     kernel, strides, out_dims, trunc, out_dtype, out_scale, shift, acc_dtype = trunc_avgpool(lw.view, node, cur)
     window = sliding_window(lw, cur, kernel, strides, out_dims, (node.name,))

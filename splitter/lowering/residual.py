@@ -24,14 +24,14 @@ from splitter.graph import Layer, TensorSpec, pair
 from splitter.lowering.cursor import Cursor
 
 if TYPE_CHECKING:
-    from splitter.lowering.lower import Lowering
+    from splitter.lowering.emitter import Emitter
 
 JOIN_OPS = ("Add",)
 RESIDUAL_UNQUANTIZED = ("a branch into a residual join must end in a quantizer, one for both branches "
                         "(brevitas: one QuantReLU / QuantIdentity applied to both before the add): FINN adds integers")
 
 
-def is_join(lw: Lowering, node: onnx.NodeProto) -> bool:
+def is_join(lw: Emitter, node: onnx.NodeProto) -> bool:
     """True for an elementwise op whose inputs are all computed tensors (a residual join)."""
     if node.op_type not in ("Add", "Sub", "Mul", "Div"):
         return False
@@ -39,7 +39,7 @@ def is_join(lw: Lowering, node: onnx.NodeProto) -> bool:
     return len(dynamic) > 1
 
 
-def duplicate(lw: Lowering, cur: Cursor, readers: int) -> list[Cursor]:
+def duplicate(lw: Emitter, cur: Cursor, readers: int) -> list[Cursor]:
     """A DuplicateStreams layer copying `cur` to `readers` streams; one cursor per stream, in order."""
     *vectors, channels = cur.shape  # FINN's numInputVectors: every axis but the channels, batch included
     out = lw.emit(
@@ -60,7 +60,7 @@ def add_output_dtype(dtype: DataType) -> DataType:
     return smallest_datatype(2 * dtype.min, 0) if dtype.signed else smallest_datatype(0, 2 * dtype.max)
 
 
-def join(lw: Lowering, node: onnx.NodeProto, first: Cursor, second: Cursor) -> Cursor:
+def join(lw: Emitter, node: onnx.NodeProto, first: Cursor, second: Cursor) -> Cursor:
     """An AddStreams layer adding the integers of two branches that share one integer grid."""
     if node.op_type not in JOIN_OPS:
         raise UnsupportedNodeError(node.name, node.op_type, "both inputs are computed tensors; of such joins "

@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING
 from splitter.lowering.cursor import Cursor
 
 if TYPE_CHECKING:
-    from splitter.lowering.lower import Lowering
+    from splitter.lowering.emitter import Emitter
 
 
-def padding(lw: Lowering, cur: Cursor, pads, source: tuple[str, ...]) -> Cursor:
+def padding(lw: Emitter, cur: Cursor, pads, source: tuple[str, ...]) -> Cursor:
     """Emit an FMPadding for ONNX `pads` (top, left, bottom, right); no layer when they are all 0."""
     if not any(pads):
         return cur
@@ -40,7 +40,7 @@ def padding(lw: Lowering, cur: Cursor, pads, source: tuple[str, ...]) -> Cursor:
 
 
 def sliding_window(
-    lw: Lowering,
+    lw: Emitter,
     cur: Cursor,
     kernel,
     strides,
