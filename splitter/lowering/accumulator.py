@@ -16,7 +16,7 @@ import onnx
 from core.datatypes import DataType, datatype, smallest_datatype
 from core.errors import UnsupportedNodeError
 from splitter.lowering.cursor import Cursor, store
-from splitter.lowering.host import affine_of_chain
+from splitter.lowering.host_stages import affine_of_chain
 from splitter.lowering.onnx_view import attributes
 from splitter.lowering.residual import RESIDUAL_UNQUANTIZED, is_join
 

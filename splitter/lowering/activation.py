@@ -14,7 +14,7 @@ import onnx
 from core.errors import UnsupportedNodeError
 from splitter.lowering.chain import Activation, derive_thresholds
 from splitter.lowering.cursor import Cursor, store
-from splitter.lowering.host import affine_of_chain, collect_chain
+from splitter.lowering.host_stages import affine_of_chain, collect_chain
 from splitter.lowering.onnx_view import per_channel
 from splitter.lowering.residual import RESIDUAL_UNQUANTIZED, is_join
 

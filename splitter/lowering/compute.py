@@ -20,7 +20,7 @@ from splitter.lowering.binary import binary_form, flip_decreasing, popcount_rang
 from splitter.lowering.chain import Activation, ChainOp, derive_thresholds
 from splitter.lowering.cursor import Cursor, store
 from splitter.lowering.emitter import ComputeLayer
-from splitter.lowering.host import collect_chain
+from splitter.lowering.host_stages import collect_chain
 from splitter.lowering.onnx_view import attributes, per_channel
 from splitter.lowering.weights import conv_weights, matmul_weights, real_bias
 from splitter.lowering.window import padding, sliding_window
