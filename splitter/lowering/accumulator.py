@@ -16,7 +16,7 @@ import onnx
 from core.datatypes import DataType, datatype, smallest_datatype
 from core.errors import UnsupportedNodeError
 from splitter.lowering.cursor import Cursor, store
-from splitter.lowering.host_stages import affine_of_chain
+from splitter.lowering.host_stages import affine_of_elementwise
 from splitter.lowering.onnx_view import attributes
 from splitter.lowering.residual import RESIDUAL_UNQUANTIZED, is_join
 
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from splitter.lowering.emitter import ComputeLayer, Emitter
 
 
-def finish_accumulator(lw: Emitter, node, acc_cur: Cursor, layer: ComputeLayer, chain, end, acc_dtype) -> Cursor:
+def finish_accumulator(lw: Emitter, node, acc_cur: Cursor, layer: ComputeLayer, ops, end, acc_dtype) -> Cursor:
     """A compute layer with no quantizer after it: output, optional bias and top-K (else the host's stage)."""
     if end is not None and end.name not in lw.tail and is_join(lw, end):
         raise UnsupportedNodeError(end.name, end.op_type, f"reached from {node.name!r}: {RESIDUAL_UNQUANTIZED}")
@@ -35,7 +35,7 @@ def finish_accumulator(lw: Emitter, node, acc_cur: Cursor, layer: ComputeLayer, 
             f"reached from {node.name!r} without a quantizer "
             "in between (float tensors can only flow to the model output or TopK)",
         )
-    scale, bias = affine_of_chain(chain, layer.alpha, layer.beta, node.name)
+    scale, bias = affine_of_elementwise(ops, layer.alpha, layer.beta, node.name)
     attrs = layer.attrs
     attrs.update(noActivation=1, ActVal=0, outputDataType=acc_dtype.name)
     params = {"weights": store(layer.weights)}

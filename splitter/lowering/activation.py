@@ -12,9 +12,9 @@ import numpy as np
 import onnx
 
 from core.errors import UnsupportedNodeError
-from splitter.lowering.chain import Activation, derive_thresholds
 from splitter.lowering.cursor import Cursor, store
-from splitter.lowering.host_stages import affine_of_chain, collect_chain
+from splitter.lowering.elementwise import Activation, derive_thresholds
+from splitter.lowering.host_stages import affine_of_elementwise, collect_elementwise
 from splitter.lowering.onnx_view import per_channel
 from splitter.lowering.residual import RESIDUAL_UNQUANTIZED, is_join
 
@@ -24,12 +24,12 @@ if TYPE_CHECKING:
 
 def standalone_activation(lw: Emitter, node: onnx.NodeProto, cur: Cursor) -> Cursor:
     """Elementwise ops and a Quant directly on an integer tensor: a Thresholding layer."""
-    chain, end = collect_chain(lw.view, cur.onnx, node)
+    ops, end = collect_elementwise(lw.view, cur.onnx, node)
     if end is not None and end.op_type not in ("Quant", "BipolarQuant") and end.name not in lw.tail \
             and is_join(lw, end):
         raise UnsupportedNodeError(end.name, end.op_type, RESIDUAL_UNQUANTIZED)
     if end is None or end.op_type not in ("Quant", "BipolarQuant"):
-        scale, bias = affine_of_chain(chain, cur.scale, cur.offset, node.name)
+        scale, bias = affine_of_elementwise(ops, cur.scale, cur.offset, node.name)
         if end is not None and end.name not in lw.tail:
             raise UnsupportedNodeError(end.name, end.op_type, "follows float elementwise ops without a quantizer")
         if end is not None:  # after the last quantized layer: the host runs the rest (Softmax, ...)
@@ -40,7 +40,7 @@ def standalone_activation(lw: Emitter, node: onnx.NodeProto, cur: Cursor) -> Cur
     quant = lw.view.quant_params(end)
     channels = cur.channels
     qscale = per_channel(quant.scale, channels, cur.rank, end.name).astype(np.float32)
-    act = Activation(cur.scale, cur.offset, chain, quant, qscale)
+    act = Activation(cur.scale, cur.offset, ops, quant, qscale)
     lo = np.full(channels, cur.dtype.min)
     hi = np.full(channels, cur.dtype.max)
     thresholds, sign, act_val = derive_thresholds(act, lo, hi)

@@ -17,10 +17,10 @@ from core.datatypes import DataType, datatype, smallest_datatype
 from core.errors import UnsupportedNodeError
 from splitter.lowering.accumulator import finish_accumulator
 from splitter.lowering.binary import binary_form, flip_decreasing, popcount_range
-from splitter.lowering.chain import Activation, ChainOp, derive_thresholds
 from splitter.lowering.cursor import Cursor, store
+from splitter.lowering.elementwise import Activation, ElementwiseOp, derive_thresholds
 from splitter.lowering.emitter import ComputeLayer
-from splitter.lowering.host_stages import collect_chain
+from splitter.lowering.host_stages import collect_elementwise
 from splitter.lowering.onnx_view import attributes, per_channel
 from splitter.lowering.weights import conv_weights, matmul_weights, real_bias
 from splitter.lowering.window import padding, sliding_window
@@ -37,9 +37,9 @@ def compute(lw: Emitter, node: onnx.NodeProto, cur: Cursor) -> Cursor:
         cur = lw.shift_input(cur, node)  # FMPadding's 0 must be the model's 0.0 (lowering/shift.py)
     acc_cur, layer = conv(lw, node, cur) if node.op_type == "Conv" else matmul(lw, node, cur)
     layer = binary_form(lw.view, node, cur, layer)
-    chain, end = collect_chain(lw.view, node.output[0])
+    ops, end = collect_elementwise(lw.view, node.output[0])
     if layer.bias is not None:
-        chain = [ChainOp("Add", (layer.bias.astype(np.float32),)), *chain]
+        ops = [ElementwiseOp("Add", (layer.bias.astype(np.float32),)), *ops]
     if layer.xnor:
         lo, hi = popcount_range(layer)
         acc_dtype = smallest_datatype(0, int(hi.max()) + 1)  # holds the "never reached" threshold K + 1
@@ -50,16 +50,16 @@ def compute(lw: Emitter, node: onnx.NodeProto, cur: Cursor) -> Cursor:
         weight_dtype = smallest_datatype(int(layer.weights.min()), int(layer.weights.max()))
     layer.attrs.update(inputDataType=cur.dtype.name, weightDataType=weight_dtype.name, accDataType=acc_dtype.name)
     if end is not None and end.op_type in QUANTIZERS:
-        return _with_thresholds(lw, node, cur, acc_cur, layer, chain, end, (lo, hi))
-    return finish_accumulator(lw, node, acc_cur, layer, chain, end, acc_dtype)
+        return _with_thresholds(lw, node, cur, acc_cur, layer, ops, end, (lo, hi))
+    return finish_accumulator(lw, node, acc_cur, layer, ops, end, acc_dtype)
 
 
-def _with_thresholds(lw: Emitter, node, cur: Cursor, acc_cur: Cursor, layer: ComputeLayer, chain, end, acc_range):
+def _with_thresholds(lw: Emitter, node, cur: Cursor, acc_cur: Cursor, layer: ComputeLayer, ops, end, acc_range):
     """The compute layer with its activation (chain + `end`, a Quant) folded into thresholds."""
     quant = lw.view.quant_params(end)
     channels = layer.alpha.shape[0]
     qscale = per_channel(quant.scale, channels, cur.rank, end.name).astype(np.float32)
-    act = Activation(layer.alpha, layer.beta, chain, quant, qscale)
+    act = Activation(layer.alpha, layer.beta, ops, quant, qscale)
     thresholds, sign, act_val = derive_thresholds(act, *acc_range)
     if layer.xnor:
         weights, thresholds = flip_decreasing(layer.weights, thresholds, sign)

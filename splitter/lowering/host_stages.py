@@ -8,21 +8,21 @@ from onnx import helper, numpy_helper
 
 from core.errors import LoweringError, UnsupportedNodeError
 from splitter.graph import HostStage, InputQuant
-from splitter.lowering.chain import ELEMENTWISE_OPS, ChainOp
+from splitter.lowering.elementwise import ELEMENTWISE_OPS, ElementwiseOp
 from splitter.lowering.onnx_view import OnnxView, QuantParams, attributes, per_channel, with_shapes
 
 _COMPUTE_OPS = ("Conv", "MatMul", "Gemm")
 
 
-def collect_chain(
+def collect_elementwise(
     view: OnnxView, tensor: str, first: onnx.NodeProto | None = None
-) -> tuple[list[ChainOp], onnx.NodeProto | None]:
+) -> tuple[list[ElementwiseOp], onnx.NodeProto | None]:
     """Elementwise ops with constant operands following `tensor`; returns them and the node that ends them.
 
     `first`: the node reading `tensor` where the chain starts (needed when `tensor` has several readers).
     An elementwise op of two computed tensors (a residual Add) ends the chain.
     """
-    ops: list[ChainOp] = []
+    ops: list[ElementwiseOp] = []
     shape = view.shape(tensor)
     channels = shape[1] if len(shape) > 1 else 1
     while True:
@@ -42,16 +42,16 @@ def _two_computed(view: OnnxView, node: onnx.NodeProto) -> bool:
     return node.op_type != "BatchNormalization" and sum(1 for i in node.input if i and view.const(i) is None) > 1
 
 
-def _chain_op(view: OnnxView, node: onnx.NodeProto, tensor: str, channels: int, ndim: int) -> ChainOp:
+def _chain_op(view: OnnxView, node: onnx.NodeProto, tensor: str, channels: int, ndim: int) -> ElementwiseOp:
     if node.op_type == "Relu":
-        return ChainOp("Relu")
+        return ElementwiseOp("Relu")
     if node.op_type == "BatchNormalization":
         consts = [view.const(name) for name in node.input[1:5]]
         if any(c is None for c in consts) or node.input[0] != tensor:
             raise UnsupportedNodeError(node.name, node.op_type, "parameters must be constants")
         epsilon = float(attributes(node).get("epsilon", 1e-5))
         vectors = tuple(np.broadcast_to(np.asarray(c, np.float32).reshape(-1), (channels,)).copy() for c in consts)
-        return ChainOp("BatchNormalization", vectors, epsilon=epsilon)
+        return ElementwiseOp("BatchNormalization", vectors, epsilon=epsilon)
     other_index = 1 if node.input[0] == tensor else 0
     const = view.const(node.input[other_index])
     if const is None:
@@ -64,11 +64,11 @@ def _chain_op(view: OnnxView, node: onnx.NodeProto, tensor: str, channels: int, 
         vector = per_channel(const, channels, ndim, node.name).astype(np.float32)
     except ValueError as exc:
         raise UnsupportedNodeError(node.name, node.op_type, str(exc)) from None
-    return ChainOp(node.op_type, (vector,), const_first=other_index == 0)
+    return ElementwiseOp(node.op_type, (vector,), const_first=other_index == 0)
 
 
-def affine_of_chain(
-    ops: list[ChainOp], alpha: np.ndarray, beta: np.ndarray, where: str
+def affine_of_elementwise(
+    ops: list[ElementwiseOp], alpha: np.ndarray, beta: np.ndarray, where: str
 ) -> tuple[np.ndarray, np.ndarray]:
     """(scale, bias) per channel such that chain(acc * alpha + beta) = acc * scale + bias, exactly in reals."""
     a = np.asarray(alpha, dtype=np.float64).copy()

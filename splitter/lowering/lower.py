@@ -28,9 +28,9 @@ from core.datatypes import DataType
 from core.errors import InputQuantizationRequired, LoweringError, UnsupportedNodeError
 from splitter.graph import Affine, DataflowGraph, HostStage, InputQuant, Layer, RefTensor, TensorSpec
 from splitter.lowering.activation import standalone_activation
-from splitter.lowering.chain import ELEMENTWISE_OPS
 from splitter.lowering.compute import compute
 from splitter.lowering.cursor import Cursor
+from splitter.lowering.elementwise import ELEMENTWISE_OPS
 from splitter.lowering.host_stages import build_input_quant, build_output_stage
 from splitter.lowering.importer import import_model
 from splitter.lowering.onnx_view import OnnxView, per_channel

@@ -6,7 +6,7 @@ import numpy as np
 import onnx
 
 from core.errors import UnsupportedNodeError
-from splitter.lowering.chain import quant_int
+from splitter.lowering.elementwise import quant_int
 from splitter.lowering.onnx_view import OnnxView, attributes
 
 

@@ -1,4 +1,4 @@
-"""Monotone elementwise chains between an integer accumulator and a Quant node, and thresholds.
+"""Monotone elementwise ops between an integer accumulator and a Quant node, and thresholds.
 
 A dataflow layer with an activation computes, per output channel c, an integer accumulator `acc`
 whose real value is acc * alpha[c] + beta[c]. The QONNX model then applies a chain of elementwise
@@ -21,7 +21,7 @@ ELEMENTWISE_OPS = ("Mul", "Div", "Add", "Sub", "BatchNormalization", "Relu")
 
 
 @dataclass(frozen=True)
-class ChainOp:
+class ElementwiseOp:
     """One elementwise op with per-channel float32 constants of shape (C,)."""
 
     op_type: str
@@ -53,7 +53,7 @@ class ChainOp:
         raise ValueError(f"not an elementwise chain op: {self.op_type}")
 
 
-def apply_chain(ops: list[ChainOp], x: np.ndarray) -> np.ndarray:
+def apply_ops(ops: list[ElementwiseOp], x: np.ndarray) -> np.ndarray:
     """Apply `ops` in order to a float32 array."""
     x = x.astype(np.float32)
     for op in ops:
@@ -81,7 +81,7 @@ class Activation:
 
     alpha: np.ndarray  # (C,) float64: real value of one accumulator step
     beta: np.ndarray  # (C,) float64: real offset (e.g. from input mean subtraction)
-    ops: list[ChainOp]
+    ops: list[ElementwiseOp]
     quant: QuantParams
     quant_scale: np.ndarray  # (C,) float32: the Quant node's scale per output channel
 
@@ -94,7 +94,7 @@ class Activation:
         """Output integers for integer accumulators `acc` of shape (C, ...)."""
         shape = (-1,) + (1,) * (acc.ndim - 1)
         real = acc.astype(np.float64) * self.alpha.reshape(shape) + self.beta.reshape(shape)
-        return quant_int(apply_chain(self.ops, real.astype(np.float32)), self.quant, self.quant_scale.reshape(shape))
+        return quant_int(apply_ops(self.ops, real.astype(np.float32)), self.quant, self.quant_scale.reshape(shape))
 
 
 def derive_thresholds(act: Activation, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
