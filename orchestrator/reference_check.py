@@ -10,13 +10,18 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import numpy as np
 
 from core.errors import FinnsplitError
 from splitter.progress import ProgressBar, Watcher
+
+if TYPE_CHECKING:
+    import onnx
+
+    from splitter.graph import DataflowGraph
 
 QONNX_FRAMES = 3
 CHUNK = 8  # frames per executor call: about as fast as one call with all of them, and counted
@@ -30,6 +35,7 @@ class ReferenceCheck:
         self.model_path, self.manifest, self.bundle, self.raws = model_path, manifest, bundle, raws
         self.executor: list[np.ndarray] = []
         self.qonnx: list[np.ndarray] = []
+        self.why: dict[int, str] = {}  # frame -> why the executor differs from qonnx there (splitter.verify.explain)
         self.error: BaseException | None = None
         self._thread = threading.Thread(target=self._compute, name="reference-check", daemon=True)
         self._thread.start()
@@ -59,9 +65,27 @@ class ReferenceCheck:
         wrapper = ModelWrapper(model)
         name, out = wrapper.graph.input[0].name, wrapper.graph.output[0].name
         iq = graph.input_quant
-        for raw in self.raws[:QONNX_FRAMES]:
+        for i, raw in enumerate(self.raws[:QONNX_FRAMES]):
             x = model_float_input(iq, raw) if iq is not None and iq.kind == "declared" else raw
-            self.qonnx.append(np.asarray(execute_onnx(wrapper, {name: x})[out]).reshape(1, -1))
+            context = execute_onnx(wrapper, {name: x}, return_full_exec_context=True)
+            self.qonnx.append(np.asarray(context[out]).reshape(1, -1))
+            self.why[i] = self._explain(graph, model, raw, context, self.qonnx[-1], self.executor[i])
+
+    def _explain(self, graph: DataflowGraph, model: onnx.ModelProto, raw: np.ndarray, context: dict,
+                 reference: np.ndarray, integers: np.ndarray) -> str:
+        """Why the executor's output differs from qonnx's for this frame ('' when they agree up to the affine's
+        float32 rounding): every layer checked on the reference's own input (splitter.verify)."""
+        from orchestrator.bundle_io import finish_output
+        from splitter.verify import check_layers_in, explain
+
+        ours = finish_output(self.manifest, integers[None], self.bundle).reshape(1, -1)
+        if ours.shape == reference.shape and np.allclose(ours, reference, rtol=1e-5, atol=1e-4):
+            return ""
+        try:
+            checks = check_layers_in(graph, model, raw, context)
+        except (AssertionError, KeyError, ValueError) as exc:  # a reference tensor off its integer grid: say so
+            return f"the layer-by-layer check could not run ({exc})"
+        return explain(checks, {layer.output: layer.name for layer in graph.layers})
 
     def wait(self, progress: Callable[[str], None]) -> None:
         """Until the references are computed, with a bar for each reference on a terminal (re-raises what
@@ -91,5 +115,8 @@ class ReferenceCheck:
                     default=0.0)
         click.echo(f"vs the original QONNX model: identical outputs {same}/{count}, same top-1 {top1}/{count}, "
                    f"largest difference {worst:.3g} (why they can differ: docs/lowering.md, float32 near-ties)")
+        for frame, why in sorted(self.why.items()):
+            if why:
+                click.echo(f"  frame {frame} differs from qonnx: {why}")
         if exact != len(outputs):
             raise FinnsplitError("virtual boards disagree with the Python executor")

@@ -58,6 +58,12 @@ def check_layers(graph: DataflowGraph, model: onnx.ModelProto, raw: np.ndarray) 
     cascade into others. Returns the checks and the reference context.
     """
     context = reference_context(model, model_float_input(graph.input_quant, raw))
+    return check_layers_in(graph, model, raw, context), context
+
+
+def check_layers_in(graph: DataflowGraph, model: onnx.ModelProto, raw: np.ndarray,
+                    context: dict[str, np.ndarray]) -> list[TensorCheck]:
+    """`check_layers` against a reference execution already made (`context`, every tensor of it)."""
     checks = []
     values = {graph.input.name: dataflow_input(graph, raw)}
     last_read = {name: i for i, layer in enumerate(graph.layers) for name in layer.inputs}
@@ -76,7 +82,27 @@ def check_layers(graph: DataflowGraph, model: onnx.ModelProto, raw: np.ndarray) 
             ties = _near_ties(model, context, onnx_name, diff) if diff.any() else 0
             checks.append(TensorCheck(layer.output, onnx_name, int(np.count_nonzero(diff)), diff.size,
                                       int(diff.max(initial=0)), ties))
-    return checks, context
+    return checks
+
+
+def explain(checks: list[TensorCheck], producers: dict[str, str]) -> str:
+    """Why an output differs from the reference, from its layer-by-layer checks (`producers`: tensor -> layer).
+
+    Only float32 near-ties: the reference's own rounding, amplified by the layers after it. Anything
+    else is a lowering error.
+    """
+    ties = [c for c in checks if c.near_ties]
+    wrong = [c for c in checks if c.unexplained]
+    where = ", ".join(f"{producers.get(c.tensor, c.tensor)}: {c.near_ties}" for c in ties[:4])
+    if wrong:
+        first = producers.get(wrong[0].tensor, wrong[0].tensor)
+        return (f"{sum(c.unexplained for c in wrong)} values differ that are not float32 near-ties (first in "
+                f"{first}): a lowering error, please report it")
+    if not ties:
+        return "every layer equals the reference on its own input: the difference is the output's float32 rounding"
+    return (f"{sum(c.near_ties for c in ties)} float32 near-tie(s) ({where}) and no other difference in "
+            f"{sum(c.total for c in checks):,} values: the reference's float32 rounding at a rounding boundary, "
+            "amplified by the layers after it; not a lowering error")
 
 
 # Distance from a rounding boundary (x.5), in quantization steps, below which the float32
