@@ -16,8 +16,9 @@ import numpy as np
 
 from core.manifest import load_manifest
 from splitter import program
-from splitter.executor import execute
+from splitter.executor import execute, execute_boundary
 from splitter.finn.estimates import OUTPUT_DIR, EstimateResult
+from splitter.graph import DataflowGraph
 
 INPUTS_FILE = "verify_inputs.npz"
 OUTPUTS_FILE = "outputs.npz"
@@ -32,25 +33,40 @@ class BoundaryFrames:
 
 
 def boundary_frames(bundle_dir: str | Path, count: int, seed: int = 0) -> BoundaryFrames:
-    """Write each partition's input frames (seeded for partition 0, chained after) beside its FINN output."""
+    """Write each partition's input frames (seeded for partition 0, chained after) beside its FINN output.
+
+    A boundary carrying several tensors (a cut inside a residual block) stores tensor k of frame F
+    under `F#k`, in boundary order (`frame_keys`).
+    """
     root = Path(bundle_dir)
     manifest = load_manifest(root)
     parts = sorted(manifest["partitions"], key=lambda p: p["index"])
     graphs = [program.read(root / p["files"]["program"]["path"]) for p in parts]
     dtype = graphs[0].input.dtype
     rng = np.random.default_rng(seed)
-    frames = {f"frame{i}": rng.integers(dtype.min, dtype.max + 1, size=graphs[0].input.shape, dtype=np.int64)
+    frames = {f"frame{i}": [rng.integers(dtype.min, dtype.max + 1, size=graphs[0].input.shape, dtype=np.int64)]
               for i in range(count)}
     inputs, expected = {}, {}
     for part, graph in zip(parts, graphs, strict=True):
         out_dir = root / part["dir"] / OUTPUT_DIR
         out_dir.mkdir(parents=True, exist_ok=True)
         path = out_dir / INPUTS_FILE
-        np.savez(path, **frames)
+        np.savez(path, **frame_keys(frames))
         inputs[part["index"]] = path
-        frames = {key: execute(graph, x) for key, x in frames.items()}
-        expected[part["index"]] = frames
+        frames = {key: _run(graph, xs) for key, xs in frames.items()}
+        expected[part["index"]] = frame_keys(frames)
     return BoundaryFrames(inputs, expected)
+
+
+def frame_keys(frames: dict[str, list[np.ndarray]]) -> dict[str, np.ndarray]:
+    """Frames of one boundary as npz entries: `F` for one tensor, `F#0`, `F#1`, ... for several."""
+    return {(key if len(xs) == 1 else f"{key}#{k}"): x for key, xs in frames.items() for k, x in enumerate(xs)}
+
+
+def _run(graph: DataflowGraph, xs: list[np.ndarray]) -> list[np.ndarray]:
+    if len(graph.inputs) == 1 and len(graph.outputs) == 1:
+        return [execute(graph, xs[0])]
+    return execute_boundary(graph, xs)
 
 
 def check_finn_outputs(bundle_dir: str | Path, results: list[EstimateResult], frames: BoundaryFrames) -> list[str]:

@@ -163,17 +163,26 @@ def _execute(part: Path, out: Path, inputs_path: Path, final_step: str) -> dict[
     # The last step's graph: specialized, folded and named (step_specialize_layers drops node names).
     specialized = ModelWrapper(str(out / "intermediate_models" / f"{final_step}.onnx"))
     inputs = np.load(inputs_path)
-    in_name, out_name = generic.graph.input[0].name, generic.graph.output[0].name
+    # a partition cut inside a residual block has several graph inputs / outputs: tensor k of frame F
+    # is the npz entry F#k (splitter.finn_check.frame_keys), in graph order
+    in_names = [i.name for i in generic.graph.input]
+    out_names = [o.name for o in generic.graph.output]
+    frames = sorted({key.split("#")[0] for key in inputs.files})
     results, checked, range_errors = {}, {}, []
-    for key in sorted(inputs.files):
-        context = execute_onnx(generic, {in_name: inputs[key].astype(np.float32)}, return_full_exec_context=True)
+    for key in frames:
+        keys = [key] if len(in_names) == 1 else [f"{key}#{k}" for k in range(len(in_names))]
+        feed = {name: inputs[k].astype(np.float32) for name, k in zip(in_names, keys, strict=True)}
+        context = execute_onnx(generic, feed, return_full_exec_context=True)
         range_errors += _range_errors(generic, context, key)
-        results[key] = context[out_name]
+        if len(out_names) == 1:
+            results[key] = context[out_names[0]]
+        else:
+            results.update({f"{key}#{k}": context[name] for k, name in enumerate(out_names)})
         for name, ok in _run_specialized(specialized, generic, context, getCustomOp).items():
             checked.setdefault(name, True)
             checked[name] = checked[name] and ok
     np.savez(out / "outputs.npz", **results)
-    return {"inputs": sorted(inputs.files), "outputs": "outputs.npz", "range_errors": range_errors,
+    return {"inputs": frames, "outputs": "outputs.npz", "range_errors": range_errors,
             "specialized_nodes_run": checked,
             "specialized_nodes_skipped": [n.name for n in specialized.graph.node if n.name not in checked]}
 
@@ -213,7 +222,7 @@ def _matched_nodes(specialized, generic) -> list:
     def data_inputs(model, node) -> list[str]:
         return [name for name in node.input if model.get_initializer(name) is None]
 
-    tensors = {specialized.graph.input[0].name: generic.graph.input[0].name}
+    tensors = {s.name: g.name for s, g in zip(specialized.graph.input, generic.graph.input, strict=True)}
     pairs, used = [], set()
     for spec_node in specialized.graph.node:
         wanted = [tensors.get(name) for name in data_inputs(specialized, spec_node)]
