@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import queue
 import secrets
-import select
 import socket
 import threading
 import time
@@ -24,8 +24,6 @@ import numpy as np
 
 from orchestrator.link_auth import receiver_handshake, sender_handshake
 from orchestrator.protocol import (
-    ConnectionClosed,
-    Frame,
     FrameType,
     PeerError,
     ProtocolError,
@@ -83,55 +81,156 @@ class TensorSender:
         self._sock.close()
 
 
-class ResultReceiver:
-    """The client's result port: the last server of the chain connects here and sends results.
+class ResultPort:
+    """The client's one result port: the last stage connects here; every accepted upstream's results
+    go to `deliver(wire_seq, payload)`, each upstream served by a thread of its own.
 
-    Several senders may be connected at once (the replicas of a replicated last stage, or a last
-    stage that reconnects); results come from whichever has one (docs/protocol.md#fan-out-and-merge).
+    Several upstreams may be connected at once (the replicas of a replicated last stage, or a last
+    stage that reconnects or moved to another board; docs/protocol.md#fan-out-and-merge). With `key`
+    only authenticated upstreams, and only nodes `accept_node` admits (the chain's last stage), are
+    accepted. `on_handshake(hello, error)` hears every handshake's outcome, `on_error(message)` an
+    upstream's ERROR frame. An upstream that closes, says BYE or breaks the protocol is dropped.
     """
 
-    def __init__(self, spec: TensorSpec | WireSpec, host: str = "127.0.0.1", port: int = 0, node: str = "client",
-                 timeout: float = 10.0, key: bytes | None = None, accept_node: NodeFilter | None = None):
-        """Listen on host:port (0: an ephemeral port, see `address`); with `key`, only authenticated
-        senders, and only nodes `accept_node` admits (the chain's last stage), are accepted."""
-        self.spec = WireSpec.of(spec)
-        self.node = node
-        self.timeout = timeout
+    def __init__(self, spec: TensorSpec | WireSpec, deliver: Callable[[int, bytes], None], host: str = "127.0.0.1",
+                 port: int = 0, key: bytes | None = None, accept_node: NodeFilter | None = None,
+                 node: str = "client", handshake_timeout: float = 5.0,
+                 on_handshake: Callable[[Any, BaseException | None], None] | None = None,
+                 on_error: Callable[[str], None] | None = None) -> None:
+        """Listen on host:port (0: an ephemeral port, see `address`) and accept in a background thread."""
+        self.spec, self.deliver, self.node = WireSpec.of(spec), deliver, node
         self.key, self.accept_node = key, accept_node or (lambda _node: True)
+        self.handshake_timeout = handshake_timeout
+        self.on_handshake, self.on_error = on_handshake, on_error
+        self.refused: list[str] = []  # why upstreams were refused, for the abuse tests and the log
         self._listener = socket.create_server((host, port))
-        self._links: list[tuple[socket.socket, Any]] = []  # (connection, session) past the handshake
-        self.refused: list[str] = []  # why later upstreams were refused (the first one's refusal is raised)
-        self.peer = ""
+        self._conns: set[socket.socket] = set()
+        self._lock = threading.Lock()
+        self._closed = threading.Event()
+        threading.Thread(target=self._accept_loop, daemon=True).start()
 
     @property
     def address(self) -> Address:
-        """Where the last server must connect (its --next)."""
+        """Where the last stage sends (its --next)."""
         host, port = self._listener.getsockname()[:2]
         return host, port
 
     @property
-    def _conn(self) -> socket.socket | None:
-        """The first connected sender, if any."""
-        return self._links[0][0] if self._links else None
+    def connected(self) -> int:
+        """Upstreams connected now, past the handshake or in it."""
+        with self._lock:
+            return len(self._conns)
+
+    def _accept_loop(self) -> None:
+        while not self._closed.is_set():
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                return
+            with self._lock:
+                self._conns.add(conn)
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        try:
+            with conn:
+                try:
+                    conn.settimeout(self.handshake_timeout)  # the whole handshake
+                    hello, session = receiver_handshake(conn, self.spec, self.node, self.key, self.accept_node)
+                    conn.settimeout(None)
+                except (ProtocolError, OSError) as exc:
+                    self.refused.append(str(exc))
+                    del self.refused[:-100]
+                    if self.on_handshake is not None:
+                        self.on_handshake(None, exc)
+                    return
+                if self.on_handshake is not None:
+                    self.on_handshake(hello, None)
+                self._read(conn, session)
+        finally:
+            with self._lock:
+                self._conns.discard(conn)
+
+    def _read(self, conn: socket.socket, session: Any) -> None:
+        try:
+            while not self._closed.is_set():
+                frame = read_frame(conn, self.spec.packed_size, session)
+                if frame.type == FrameType.TENSOR:
+                    self.deliver(frame.seq, frame.payload)
+                elif frame.type == FrameType.ERROR and self.on_error is not None:
+                    self.on_error(frame.payload.decode(errors="replace"))
+                elif frame.type == FrameType.BYE:
+                    return
+        except (ProtocolError, OSError):
+            return  # that upstream is gone (or broke the protocol); the orchestrator wires a new one
+
+    def close(self) -> None:
+        """Stop accepting and close every upstream's connection."""
+        self._closed.set()
+        with contextlib.suppress(OSError):
+            self._listener.close()
+        with self._lock:
+            conns = list(self._conns)
+        for conn in conns:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+                conn.close()
+
+
+class ResultReceiver:
+    """Results to ask for, one at a time: the result port (`ResultPort`) with a queue.
+
+    The first upstream's refusal is raised (by `accept` or `receive`), later ones are only recorded
+    in `refused` (a stranger must not end the stream). An upstream's ERROR frame raises PeerError.
+    """
+
+    def __init__(self, spec: TensorSpec | WireSpec, host: str = "127.0.0.1", port: int = 0, node: str = "client",
+                 timeout: float = 10.0, key: bytes | None = None, accept_node: NodeFilter | None = None):
+        """Listen on host:port (0: an ephemeral port, see `address`); `key`, `accept_node` as ResultPort's."""
+        self.spec, self.key = WireSpec.of(spec), key
+        self.timeout = timeout
+        self.peer = ""
+        self._results: queue.Queue[tuple[int, bytes] | BaseException] = queue.Queue()
+        self._admissions: queue.Queue[tuple[Any, BaseException | None]] = queue.Queue()
+        self._admitted = threading.Event()  # an upstream was accepted once: later refusals are not raised
+        self._port = ResultPort(self.spec, lambda seq, payload: self._results.put((seq, payload)), host, port, key,
+                                accept_node, node, handshake_timeout=min(timeout, 5.0),
+                                on_handshake=self._handshake, on_error=lambda m: self._results.put(PeerError(m)))
+
+    @property
+    def address(self) -> Address:
+        """Where the last server must connect (its --next)."""
+        return self._port.address
+
+    @property
+    def refused(self) -> list[str]:
+        """Why upstreams were refused."""
+        return self._port.refused
+
+    @property
+    def admitted(self) -> bool:
+        """An upstream has been accepted."""
+        return self._admitted.is_set()
+
+    def _handshake(self, hello: Any, error: BaseException | None) -> None:
+        if error is None and not self._admitted.is_set():
+            self.peer = hello.node
+        if not self._admitted.is_set():
+            self._admissions.put((hello, error))
+        if error is None:
+            self._admitted.set()
 
     def accept(self, timeout: float | None = None) -> None:
-        """Wait for the last server and handshake; raises HandshakeError if it sends a different spec."""
-        self._listener.settimeout(self.timeout if timeout is None else timeout)
+        """Wait for the last server's handshake; raises its refusal (HandshakeError: a different spec, a
+        stranger) or ProtocolError if none connects in time."""
         try:
-            conn, _ = self._listener.accept()
-        except TimeoutError:
+            _, error = self._admissions.get(timeout=self.timeout if timeout is None else timeout)
+        except queue.Empty:
+            if self._admitted.is_set():
+                return
             raise ProtocolError(f"no server connected to result port {self.address[1]}") from None
-        self._handshake(conn, self.timeout)
-
-    def _handshake(self, conn: socket.socket, timeout: float) -> None:
-        conn.settimeout(timeout)
-        try:
-            hello, session = receiver_handshake(conn, self.spec, self.node, self.key, self.accept_node)
-        except BaseException:
-            conn.close()
-            raise
-        self._links.append((conn, session))
-        self.peer = hello.node
+        if error is not None:
+            raise error
 
     def receive(self, timeout: float | None = None) -> tuple[int, np.ndarray]:
         """The next result as (sequence number, int64 array of spec.shape); see receive_packed."""
@@ -139,67 +238,25 @@ class ResultReceiver:
         return seq, decode_tensor(payload, self.spec)
 
     def receive_packed(self, timeout: float | None = None) -> tuple[int, bytes]:
-        """The next result from any connected sender as (sequence number, densely packed payload).
+        """The next result from any connected upstream as (sequence number, densely packed payload).
 
-        Accepts the last server first if needed, and more senders as they connect (replicas, a
-        restarted or reconnecting last server), within the same timeout. A sender that closes or
-        says BYE is dropped; one that sends ERROR raises PeerError.
+        Waits for the last server's handshake first if none was accepted yet, all within `timeout`.
         """
         wait = self.timeout if timeout is None else timeout
         deadline = time.monotonic() + wait
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise ProtocolError(f"no result within {wait} s")
-            if not self._links:
-                self.accept(left)
-                continue
-            ready, _, _ = select.select([self._listener] + [c for c, _ in self._links], [], [], left)
-            for sock in ready:
-                if sock is self._listener:
-                    self._accept_another(left)
-                    continue
-                frame = self._read(sock, left)
-                if frame is not None and frame.type == FrameType.TENSOR:
-                    return frame.seq, frame.payload
-
-    def _accept_another(self, left: float) -> None:
-        """A further sender while one is connected: a refusal is recorded, not raised (a stranger must
-        not end the stream)."""
+        while not self._admitted.is_set():
+            self.accept(max(deadline - time.monotonic(), 0.0))
         try:
-            conn, _ = self._listener.accept()
-        except OSError:
-            return
-        try:
-            self._handshake(conn, min(left, 5.0))
-        except (ProtocolError, OSError) as exc:
-            self.refused.append(str(exc))
-            del self.refused[:-100]
-
-    def _read(self, sock: socket.socket, left: float) -> Frame | None:
-        """One frame from a connected sender; None (and the sender dropped) on BYE or a close."""
-        session = next(s for c, s in self._links if c is sock)
-        sock.settimeout(left)
-        try:
-            frame = read_frame(sock, self.spec.packed_size, session)
-        except ConnectionClosed:
-            frame = Frame(FrameType.BYE, 0, b"")
-        if frame.type == FrameType.TENSOR:
-            return frame
-        if frame.type == FrameType.ERROR:
-            raise PeerError(frame.payload.decode(errors="replace"))
-        if frame.type != FrameType.BYE:
-            raise ProtocolError(f"expected a TENSOR result, got {frame.type.name}")
-        self._links = [(c, s) for c, s in self._links if c is not sock]
-        sock.close()
-        return None
+            item = self._results.get(timeout=max(deadline - time.monotonic(), 0.0))
+        except queue.Empty:
+            raise ProtocolError(f"no result within {wait} s") from None
+        if isinstance(item, BaseException):
+            raise item
+        return item
 
     def close(self) -> None:
         """Close the result connections and the listening socket."""
-        for conn, _ in self._links:
-            conn.close()
-        self._links = []
-        self._listener.close()
+        self._port.close()
 
 
 def node_filter(nodes: str | Collection[str] | None) -> NodeFilter | None:
@@ -253,7 +310,7 @@ class ChainClient:
         hops = [first_hop] if isinstance(first_hop[0], str) else list(first_hop)  # type: ignore[list-item]
         self.senders = [TensorSender(hop, self.input_spec, node=self.node, timeout=self.timeout, key=self.key)
                         for hop in hops]
-        if self.receiver._conn is None:
+        if not self.receiver.admitted:
             self.receiver.accept()
 
     def send_packed(self, payload: bytes) -> int:

@@ -16,78 +16,20 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import socket
 import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Sequence
 
 import numpy as np
 
-from orchestrator.client import Address, NodeFilter, TensorSender, random_seq_base
-from orchestrator.link_auth import receiver_handshake
+from orchestrator.client import Address, ResultPort, TensorSender, random_seq_base
 from orchestrator.protocol import (
     ConnectionClosed,
-    FrameType,
     ProtocolError,
     WireSpec,
     decode_tensor,
     encode_tensor,
-    read_frame,
 )
-
-
-class ResultPort:
-    """Listens for the last stage; every accepted upstream's results go to `deliver(wire_seq, payload)`."""
-
-    def __init__(self, spec: WireSpec, deliver: Callable[[int, bytes], None], host: str = "127.0.0.1",
-                 port: int = 0, key: bytes | None = None, accept_node: NodeFilter | None = None) -> None:
-        """Start accepting in a background thread; `key` and `accept_node` as ResultReceiver's."""
-        self.spec, self.deliver = spec, deliver
-        self.key, self.accept_node = key, accept_node or (lambda _node: True)
-        self.refused: list[str] = []  # why upstreams were refused, for the abuse tests and the log
-        self._listener = socket.create_server((host, port))
-        self._closed = threading.Event()
-        threading.Thread(target=self._accept_loop, daemon=True).start()
-
-    @property
-    def address(self) -> Address:
-        """Where the last stage sends (its --next)."""
-        host, port = self._listener.getsockname()[:2]
-        return host, port
-
-    def _accept_loop(self) -> None:
-        while not self._closed.is_set():
-            try:
-                conn, _ = self._listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-
-    def _serve(self, conn: socket.socket) -> None:
-        with conn:
-            try:
-                conn.settimeout(5.0)  # the whole handshake
-                _, session = receiver_handshake(conn, self.spec, "client", self.key, self.accept_node)
-                conn.settimeout(None)
-            except (ProtocolError, OSError) as exc:
-                self.refused.append(str(exc))
-                del self.refused[:-100]
-                return
-            try:
-                while not self._closed.is_set():
-                    frame = read_frame(conn, self.spec.packed_size, session)
-                    if frame.type == FrameType.TENSOR:
-                        self.deliver(frame.seq, frame.payload)
-                    elif frame.type == FrameType.BYE:
-                        return
-            except (ProtocolError, OSError):
-                return  # that upstream is gone; the orchestrator wires a new one
-
-    def close(self) -> None:
-        """Stop accepting."""
-        self._closed.set()
-        with contextlib.suppress(OSError):
-            self._listener.close()
 
 
 def _is_one_of(node: str, allowed: str | Collection[str] | None) -> bool:
