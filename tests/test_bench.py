@@ -7,15 +7,14 @@ a frame before its predicted compute time, and the files say what the table says
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from bench_checks import check_report
 from cpp_fixtures import server_bin  # noqa: F401  (fixture: builds cpp_server)
 
-from core.manifest import load_manifest
 from orchestrator.netns import netns_available
 
 FINNSPLIT = [sys.executable, "-c", "from cli.main import main; main()"]
@@ -34,32 +33,6 @@ def cnv_bundle(zoo_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
                      "-o", str(out))
     assert done.returncode == 0, done.stderr
     return out
-
-
-def check_report(stdout: str, report: Path, bundle: Path, frames: int, nodes: list[str]) -> dict:
-    """The table, bench.json, bench.png and bench.html agree and cover every board; returns bench.json."""
-    manifest = load_manifest(bundle)
-    data = json.loads((report / "bench.json").read_text())
-    assert data["frames"] == frames
-    assert sorted(b["node"] for b in data["boards"]) == sorted(nodes)  # a fleet's planner picks the boards
-    assert [b["stage"] for b in data["boards"]] == [p["index"] for p in manifest["partitions"]]
-    assert all(b["frames"] == frames for b in data["boards"])  # each board's stats cover exactly these frames
-    assert all(b["compute_us"] > 0 and b["recv_us"] > 0 and b["send_us"] > 0 for b in data["boards"])
-    assert [p["stage"] for p in data["predictions"]] == [p["index"] for p in manifest["partitions"]]
-    assert data["predicted_fps"] == manifest["plan"]["fps"]
-    assert data["ratio"] == pytest.approx(data["fps"] / data["predicted_fps"])
-    lat = data["latency_ms"]
-    assert 0 < lat["min"] <= lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["max"]
-    assert f"throughput {data['fps']:.1f} fps measured, {data['predicted_fps']:.1f} fps predicted" in stdout
-    assert f"p50 {lat['p50']:.2f} ms, p90 {lat['p90']:.2f} ms, p99 {lat['p99']:.2f} ms" in stdout
-    for node in nodes:
-        assert f" {node} " in stdout
-    assert (report / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    page = (report / "bench.html").read_text()
-    assert "data:image/png;base64," in page
-    assert "http://" not in page and "https://" not in page and "<script" not in page  # self-contained
-    assert all(f"<td>{node}</td>" in page for node in nodes)
-    return data
 
 
 @pytest.mark.usefixtures("server_bin")

@@ -40,7 +40,7 @@ from agent_fixtures import (
     with_finn_build,
 )
 from cpp_fixtures import server_bin  # noqa: F401  (fixture: builds cpp_server)
-from test_cpp_finn_zynq import IN_PHYS, OUT_PHYS, IodmaSimulator
+from iodma_simulator import IN_PHYS, OUT_PHYS, IodmaSimulator
 
 from board_agent.config import AgentConfig, ConfigError, config_from_dict, load_config
 from board_agent.fpga import FpgaError, FpgaManager, firmware_name

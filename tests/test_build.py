@@ -277,7 +277,7 @@ def test_virtual_boards_take_inputs_from_a_npy_file(zoo_dir: Path, tmp_path: Pat
 def test_bench_mobilenet_on_a_virtual_fleet(mobilenet_bundle: tuple[Path, str], tmp_path: Path) -> None:
     """`finnsplit bench` on a virtual fleet of the MobileNetV1 bundle (deployed over SSH, run over MQTT,
     delay backends at the predicted compute times) writes the table, bench.json, bench.png and bench.html."""
-    from test_bench import check_report
+    from bench_checks import check_report
 
     root, _ = mobilenet_bundle
     done = finnsplit("bench", str(root), "--virtual-fleet", "0", "--backend", "delay", "--frames", "200",
