@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -213,12 +214,46 @@ def _weighted(entry: ZooModel, seed: int, checkpoint: str | Path | None):
     torch.manual_seed(seed)
     model = entry.build()
     if checkpoint is not None:
-        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-        model.load_state_dict(state.get("state_dict", state) if isinstance(state, dict) else state, strict=True)
+        try:
+            state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError:
+            raise FinnsplitError(f"checkpoint {str(checkpoint)!r} is not a PyTorch file of tensors (a state_dict saved "
+                                 "with torch.save); torch.load(weights_only=True) refused it") from None
+        except (OSError, RuntimeError, ValueError, EOFError) as exc:  # an unreadable or truncated file
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise FinnsplitError(f"checkpoint {str(checkpoint)!r} cannot be read as a state_dict: {first}") from None
+        state = state.get("state_dict", state) if isinstance(state, dict) else state
+        try:
+            model.load_state_dict(state, strict=True)
+        except (RuntimeError, TypeError, AttributeError) as exc:  # brevitas fills its lazy scales; torch says the rest
+            problem = _state_mismatch(model.state_dict(), state) or str(exc).strip().splitlines()[0]
+            raise FinnsplitError(f"checkpoint {str(checkpoint)!r} does not fit zoo model {entry.name!r}: {problem}") \
+                from None
         model.eval()
     else:
         _randomize(model, seed, entry.input_shape)
     return model
+
+
+def _state_mismatch(expected: dict, given: object) -> str:
+    """Why state_dict `given` does not load into a model whose state_dict is `expected` ('' if not found here).
+
+    Keys only in `given` are not counted: brevitas' activation scales appear in a model's state_dict
+    only after it has run, and a checkpoint holds them.
+    """
+    if not isinstance(given, dict):
+        return f"it holds a {type(given).__name__}, not a state_dict"
+    missing = [k for k in expected if k not in given]
+    shaped = [k for k in expected if k in given and hasattr(given[k], "shape")
+              and tuple(given[k].shape) != tuple(expected[k].shape)]
+    parts = []
+    if shaped:
+        k = shaped[0]
+        parts.append(f"{len(shaped)} tensors of other shapes (e.g. {k}: {tuple(given[k].shape)} in the checkpoint, "
+                     f"{tuple(expected[k].shape)} in the model)")
+    if missing:
+        parts.append(f"{len(missing)} tensors missing (e.g. {missing[0]})")
+    return "; ".join(parts)
 
 
 def _record_input_quant(path: Path, entry: ZooModel) -> None:
