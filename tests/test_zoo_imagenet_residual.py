@@ -3,7 +3,8 @@
 
 - both lower to the same dataflow layers, DuplicateStreams / AddStreams at every shortcut;
 - every layer equals qonnx's execute_onnx on its own input, but for float32 near-ties;
-- `finnsplit build M --boards 9` on Zedboards and `finnsplit virtual B --check M` end bit-exact.
+- `finnsplit build M --boards 9` on Zedboards and `finnsplit virtual B --check M` end bit-exact;
+- FINN's flow takes every partition (estimates equal to the plan, its execution equal to the executor).
 
 Its own module (not conftest.ZOO): a 224x224 network is slow in the per-layer checks the small models get
 20 inputs of. Kept to a few frames.
@@ -11,6 +12,7 @@ Its own module (not conftest.ZOO): a 224x224 network is slow in the per-layer ch
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -22,6 +24,7 @@ import pytest
 from cpp_fixtures import server_bin  # noqa: F401  (fixture: builds cpp_server)
 from test_exporters import differences
 
+from splitter.finn.env import find_finn_python
 from splitter.load import load_and_lower
 from splitter.verify import check_layers
 
@@ -103,3 +106,14 @@ def test_build_on_zedboards_and_virtual_check(exporter: str, exports: dict[str, 
     # a frame that differs from qonnx is explained, and only by float32 near-ties (docs/lowering.md)
     explained = [line for line in done.stdout.splitlines() if "differs from qonnx:" in line]
     assert all(line.endswith("; not a lowering error") for line in explained), done.stdout
+    if exporter == "brevitas-0.13":  # FINN's own flow takes every partition: estimates = plan, execution = executor
+        find_finn_python()  # this tier is part of CI: a missing FINN fails
+        finn = finnsplit("finn-build", str(tmp_path / "b"), "--estimates-only", "--verify", "1")
+        assert finn.returncode == 0, finn.stderr[-3000:]
+        manifest = json.loads((tmp_path / "b" / "manifest.json").read_text())
+        for part in manifest["partitions"]:
+            entry = part["finn_estimates"]
+            assert entry["ok"] and entry["mismatches"] == [], entry
+            assert entry["max_cycles"] == part["predicted"]["cycles"]
+        assert "FINN's execution checked on 1 frame(s) per partition" in finn.stdout, finn.stdout
+        assert "mismatch" not in finn.stdout
