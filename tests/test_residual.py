@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -12,9 +13,10 @@ from qonnx_builder import GraphBuilder
 from test_lowering_patterns import assert_equivalent, ops
 
 from core.errors import ProgramFormatError, UnsupportedNodeError
+from core.packing import pack_frame, unpack_frame
 from splitter import program
-from splitter.executor import execute
-from splitter.graph import DataflowGraph
+from splitter.executor import execute, execute_boundary
+from splitter.folding import cut_allowed
 from splitter.lowering import lower
 from splitter.model_io import dataflow_input
 
@@ -77,23 +79,70 @@ def test_layer_order_reads_only_earlier_tensors() -> None:
     assert len(dup.outputs) == 2 and dup.attrs["NumOutputStreams"] == 2
 
 
-def test_cuts_between_blocks_carry_one_tensor() -> None:
+def test_cuts_inside_a_block_carry_the_skip_and_the_branch() -> None:
     graph = lower(residual_model("identity"), "t")
     kinds = ops(graph)
     dup, add = kinds.index("DuplicateStreams"), kinds.index("AddStreams")
     for index in range(1, len(graph.layers)):
         live = graph.live_tensors(index)
         assert len(live) == (2 if dup < index <= add else 1), (index, live)
-    with pytest.raises(ValueError, match="carries 2 tensors"):
-        graph.slice(dup + 1, len(graph.layers), "inside")
-    # slices at single-tensor boundaries chain to the whole graph
+    # a board holding only the branch's second convolution would pass the skip on untouched
+    inside = [i for i in range(dup + 2, add + 1) if cut_allowed(graph.layers, i)]
+    assert len(inside) == 2  # before the second convolution's padding, before the join
+    with pytest.raises(ValueError, match="do not read"):
+        graph.slice(inside[0], inside[1], "untouched")
+    # slices at two-tensor boundaries chain to the whole graph, in boundary order
     x = dataflow_input(graph, np.random.default_rng(1).random((1, 4, 8, 8), dtype=np.float32))
-    pieces = [graph.slice(0, dup, "a"), graph.slice(dup, add + 1, "b"), graph.slice(add + 1, len(graph.layers), "c")]
-    y = x
-    for piece in pieces:
-        assert isinstance(piece, DataflowGraph)
-        y = execute(piece, y)
-    assert np.array_equal(y, execute(graph, x))
+    for cut in inside:
+        first, second = graph.slice(0, cut, "a"), graph.slice(cut, len(graph.layers), "b")
+        assert [s.name for s in first.outputs] == [s.name for s in second.inputs] == graph.live_tensors(cut)
+        assert execute_boundary(second, execute_boundary(first, [x]))[0].tolist() == execute(graph, x).tolist()
+
+
+@pytest.mark.parametrize("skip", ["identity", "downsample"])
+def test_program_format_3_runs_in_the_emulator(skip: str, server_bin: Path, tmp_path: Path) -> None:  # noqa: F811
+    """A partition with two inputs and one with two outputs: written as version 3, read back, and run by
+    the C++ emulate backend on frames holding both tensors one after another, equal to the executor."""
+    graph = lower(residual_model(skip), "t")
+    kinds = ops(graph)
+    cut = next(i for i in range(kinds.index("DuplicateStreams") + 2, len(kinds))
+               if cut_allowed(graph.layers, i) and len(graph.live_tensors(i)) == 2)
+    rng = np.random.default_rng(4)
+    frames = [random_input(graph, rng) for _ in range(3)]
+    first, second = graph.slice(0, cut, "first"), graph.slice(cut, len(graph.layers), "second")
+    for piece, inputs in ((first, [[f] for f in frames]),
+                          (second, [execute_boundary(first, [f]) for f in frames])):
+        data = program.to_bytes(piece)
+        assert data.startswith(b"FINNSPLIT-PROGRAM 3\n")
+        again = program.from_bytes(data)
+        assert [s.name for s in again.inputs] == [s.name for s in piece.inputs]
+        assert [s.name for s in again.outputs] == [s.name for s in piece.outputs]
+        want = [execute_boundary(piece, xs) for xs in inputs]
+        assert all(all(np.array_equal(a, b) for a, b in zip(execute_boundary(again, xs), w, strict=True))
+                   for xs, w in zip(inputs, want, strict=True))
+        program.write(piece, tmp_path / "p.fsprog")
+        (tmp_path / "in.bin").write_bytes(b"".join(pack_frame(xs, piece.inputs) for xs in inputs))
+        done = subprocess.run([str(server_bin), "run", "--program", str(tmp_path / "p.fsprog"), "--input",
+                               str(tmp_path / "in.bin"), "--output", str(tmp_path / "out.bin")],
+                              capture_output=True, text=True, timeout=600, check=False)
+        assert done.returncode == 0, done.stderr
+        out = (tmp_path / "out.bin").read_bytes()
+        size = len(out) // len(inputs)
+        for k, w in enumerate(want):
+            got = unpack_frame(out[k * size:(k + 1) * size], piece.outputs)
+            assert all(np.array_equal(a, b) for a, b in zip(got, w, strict=True))
+
+
+def test_a_malformed_version_3_program_is_refused() -> None:
+    graph = lower(residual_model("identity"), "t")
+    cut = next(i for i in range(1, len(graph.layers)) if len(graph.live_tensors(i)) == 2
+               and cut_allowed(graph.layers, i))
+    data = program.to_bytes(graph.slice(0, cut, "a"))
+    with pytest.raises(ProgramFormatError, match="second output line needs program format version 3"):
+        program.from_bytes(data.replace(b"FINNSPLIT-PROGRAM 3\n", b"FINNSPLIT-PROGRAM 2\n", 1))
+    first_output = next(line for line in data.split(b"\n") if line.startswith(b"output "))
+    with pytest.raises(ProgramFormatError, match="are not the tensors written and never read"):
+        program.from_bytes(data.replace(first_output, b"input " + first_output[len(b"output"):], 1))  # same length
 
 
 def test_branches_of_different_scales_are_refused() -> None:
