@@ -60,8 +60,9 @@ def brute_force_plans(layers, tensors, boards: Sequence[Board], replicate: bool,
                       link_gbps=None) -> list[tuple[float, float, int]]:
     """(fps, least watts reaching that fps, boards) of every plan: cut set, board types, replicas, foldings."""
     grp = groups(layers)
-    ends = [layers[0].input] + [layers[stop - 1].output for _, stop in grp]
-    nbytes = [packed_size(tensors[e].num_elements, tensors[e].dtype) for e in ends]
+    cuts = [0] + [stop for _, stop in grp]
+    crossing = [_crossing(layers, i) for i in cuts]  # inside a residual block: the skip and the branch
+    nbytes = [sum(packed_size(tensors[e].num_elements, tensors[e].dtype) for e in names) for names in crossing]
     types = list({b.name: b for b in boards}.values())
     avail = {t.name: sum(b.name == t.name for b in boards) for t in types}
     options = {(g, t.name): group_options(layers[a:b], t, tensors) for g, (a, b) in enumerate(grp) for t in types}
@@ -88,6 +89,8 @@ def brute_force_plans(layers, tensors, boards: Sequence[Board], replicate: bool,
     for k in range(1, len(boards) + 1):
         for cuts in itertools.combinations(range(1, n), k - 1):
             segs = list(itertools.pairwise([0, *cuts, n]))
+            if not all(_reads(layers[grp[i][0]:grp[j - 1][1]], crossing[i]) for i, j in segs):
+                continue  # a board would pass a tensor on untouched
             for assign in itertools.product(types, repeat=k):
                 for reps in itertools.product(range(1, (len(boards) if replicate else 1) + 1), repeat=k):
                     used = {t.name: 0 for t in types}
@@ -109,6 +112,18 @@ def brute_force_plans(layers, tensors, boards: Sequence[Board], replicate: bool,
                         if all(len(m) for m in meets):
                             out.append((fps, sum(float(m.min()) for m in meets), sum(reps)))
     return out
+
+
+def _crossing(layers, index: int) -> list[str]:
+    """The tensors a cut before layers[index] carries: written before it, read at or after it."""
+    if index == len(layers):
+        return [layers[-1].output]
+    written = {layers[0].input} | {o for x in layers[:index] for o in x.outputs}
+    return sorted({i for x in layers[index:] for i in x.inputs if i in written})
+
+
+def _reads(segment, names: list[str]) -> bool:
+    return set(names) <= {i for x in segment for i in x.inputs}
 
 
 def brute_force(layers, tensors, boards: Sequence[Board], replicate: bool, link_gbps=None) -> float:
@@ -286,3 +301,46 @@ def test_more_resources_cheaper_terms_and_looser_limits_never_lower_the_fps(seed
     # a cut front never claims more than the exact answer, and its bound never claims less
     cut = plan(layers, tensors, base, "balanced", replicate=False, front_limit=1)
     assert cut.fps <= exact.fps * (1 + 1e-12) <= cut.fps_bound * (1 + 1e-12)
+
+
+def residual_chain():
+    """MVAU 2->4, a residual block (DuplicateStreams, two 1x1 MVAUs, AddStreams), Thresholding; 4x4 UINT2."""
+    b = ChainBuilder((1, 4, 4, 2), datatype("UINT2"))
+    b.mvau(4, "INT2", "UINT2")
+    block_in, dt = b.current, b.dtype
+    attrs = {"NumChannels": 4, "PE": 1, "NumOutputStreams": 2, "inputDataType": dt.name, "numInputVectors": (1, 4, 4)}
+    skip = "DuplicateStreams_0_out1"
+    b._emit("DuplicateStreams", attrs, b.shape, dt)
+    b.layers[-1].extra_outputs = (skip,)
+    b.tensors[skip] = b.tensors[b.current]
+    b.mvau(4, "INT2", "UINT2").mvau(4, "INT2", "UINT2")
+    add = {"NumChannels": 4, "PE": 1, "inputDataType": dt.name, "numInputVectors": (1, 4, 4), "inFIFOPixels": (0, 1)}
+    b._emit("AddStreams", add, b.shape, datatype("UINT3"))
+    b.layers[-1].extra_inputs = (skip,)
+    b._emit("Thresholding", {"NumChannels": 4, "PE": 1, "numSteps": 3, "inputDataType": "UINT3",
+                             "outputDataType": "UINT2", "ActVal": 0}, b.shape, datatype("UINT2"))
+    assert block_in in b.layers[1].inputs
+    return b.build()
+
+
+RESIDUAL_CASES = [  # label, boards, whether the optimum cuts inside the block
+    ("two boards", [tiny("a", lut=1_200, bram=2, dsp=2)] * 2, True),
+    ("three boards", [tiny("a", lut=900, bram=2, dsp=2)] * 3, True),
+    # two tensors cost twice the link: on a slow link the best plan cuts around the block instead
+    ("slow link", [tiny("a", lut=1_200, bram=2, dsp=2, nic_mbps=0.01)] * 3, False),
+]
+
+
+@pytest.mark.parametrize(("label", "boards", "inside"), RESIDUAL_CASES, ids=[c[0] for c in RESIDUAL_CASES])
+def test_balanced_cuts_inside_a_residual_block_as_brute_force(label: str, boards: list[Board], inside: bool) -> None:
+    """Cuts inside the block are allowed, each charged every crossing tensor's bytes, and no board passes
+    a tensor on untouched; the balanced search equals the brute force over every cut set."""
+    layers, tensors = residual_chain()
+    expected = brute_force(layers, tensors, boards, replicate=False)
+    got = plan(layers, tensors, boards, "balanced", replicate=False)
+    assert got.fps == pytest.approx(expected, rel=1e-9)
+    _check_consistent(got, layers, tensors)
+    assert any(len(_crossing(layers, p.start)) == 2 for p in got.partitions[1:]) == inside
+    for before, after in itertools.pairwise(got.partitions):
+        assert before.bytes_out == after.bytes_in == sum(
+            packed_size(tensors[n].num_elements, tensors[n].dtype) for n in _crossing(layers, after.start))
