@@ -206,6 +206,11 @@ def last_reader(layers: Sequence[Layer], index: int) -> int:
     return max((i for i in range(index, len(layers)) if names & set(layers[i].inputs)), default=index)
 
 
+def in_block(layers: Sequence[Layer], start: int, stop: int) -> bool:
+    """True when layers [start, stop) lie inside a residual block: a cut at either end carries several tensors."""
+    return len(carried(layers, start)) > 1 or len(carried(layers, stop)) > 1
+
+
 def groups(layers: Sequence[Layer]) -> list[tuple[int, int]]:
     """Maximal runs [start, stop) of layers with no allowed cut inside (folded jointly)."""
     bounds = [0, *[i for i in range(1, len(layers)) if cut_allowed(layers, i)], len(layers)]
@@ -240,15 +245,17 @@ _PRUNE_AT = 4096
 
 def group_options(
     layers: Sequence[Layer], board: Board, tensors: Mapping[str, TensorSpec], cfg: CostConfig | None = None,
-    fixed: Sequence[Folding] | None = None, prune: bool = True,
+    fixed: Sequence[Folding] | None = None, prune: bool = True, budgeted: bool = False,
 ) -> list[GroupOption]:
     """Every coupled legal folding of `layers` (one group) on `board`, or only `fixed` if given.
 
     With `prune`, a combination another one beats in every resource and in cycles, with the same
-    input and output widths, is left out: it can never be the better choice.
+    input and output widths, is left out: it can never be the better choice. A group holding a fork
+    or a join, or lying inside a residual block (`budgeted`, see `in_block`), takes one option per
+    cycle budget instead (`_budgeted_options`), as the whole block did before it could be cut.
     """
     cfg = cfg or CostConfig()
-    if fixed is None and any(x.extra_inputs or x.extra_outputs for x in layers):
+    if fixed is None and (budgeted or any(x.extra_inputs or x.extra_outputs for x in layers)):
         return _budgeted_options(layers, board, tensors, cfg)
     return _joint_options(layers, board, tensors, cfg, fixed, prune)
 

@@ -16,7 +16,7 @@ from splitter.cost import CostConfig, Resources, folding_from_attrs, layer_cost,
 from splitter.cost.errors import UnsupportedLayerError
 from splitter.cost.memory import dwc
 from splitter.cost.synthetic import ChainBuilder, mobilenet_v1_w4a4
-from splitter.folding import finn_set_folding, group_options, groups
+from splitter.folding import finn_set_folding, group_options, groups, in_block
 from splitter.partition import LayerTooLargeError, PartitionError, TooFewBoardsError, plan
 
 
@@ -65,7 +65,8 @@ def brute_force_plans(layers, tensors, boards: Sequence[Board], replicate: bool,
     nbytes = [sum(packed_size(tensors[e].num_elements, tensors[e].dtype) for e in names) for names in crossing]
     types = list({b.name: b for b in boards}.values())
     avail = {t.name: sum(b.name == t.name for b in boards) for t in types}
-    options = {(g, t.name): group_options(layers[a:b], t, tensors) for g, (a, b) in enumerate(grp) for t in types}
+    options = {(g, t.name): group_options(layers[a:b], t, tensors, budgeted=in_block(layers, a, b))
+               for g, (a, b) in enumerate(grp) for t in types}
 
     def segment(i: int, j: int, board: Board) -> tuple[np.ndarray, np.ndarray]:
         """Cycles and watts of every folding combination of groups i..j-1 that fits one board."""
@@ -326,8 +327,8 @@ def residual_chain():
 RESIDUAL_CASES = [  # label, boards, whether the optimum cuts inside the block
     ("two boards", [tiny("a", lut=1_200, bram=2, dsp=2)] * 2, True),
     ("three boards", [tiny("a", lut=900, bram=2, dsp=2)] * 3, True),
-    # two tensors cost twice the link: on a slow link the best plan cuts around the block instead
-    ("slow link", [tiny("a", lut=1_200, bram=2, dsp=2, nic_mbps=0.01)] * 3, False),
+    ("slow link", [tiny("a", lut=1_200, bram=2, dsp=2, nic_mbps=0.01)] * 3, True),  # link-bound: both tensors' bytes
+    ("roomy boards", [tiny("a", lut=1_400, bram=2, dsp=2)] * 3, False),  # the block fits one board
 ]
 
 

@@ -27,7 +27,7 @@ from splitter.cost import (
 from splitter.cost.front import Front, Options
 from splitter.cost.memory import dwc
 from splitter.cost.resources import RESOURCE_NAMES
-from splitter.folding import GroupOption, carried_bytes, group_options, groups, last_reader
+from splitter.folding import GroupOption, carried_bytes, group_options, groups, in_block, last_reader
 from splitter.graph import Layer, TensorSpec
 from splitter.partition.types import LayerTooLargeError, Partition, PartitionError, Plan, TooFewBoardsError
 
@@ -73,7 +73,8 @@ class Chain:
         """Every coupled folding of group g on board type t."""
         if (g, t) not in self._options:
             start, stop = self.groups[g]
-            self._options[(g, t)] = group_options(self.layers[start:stop], self.types[t], self.tensors, self.cfg)
+            self._options[(g, t)] = group_options(self.layers[start:stop], self.types[t], self.tensors, self.cfg,
+                                                  budgeted=in_block(self.layers, start, stop))
         return self._options[(g, t)]
 
     def shared_options(self) -> dict[tuple[int, int], list[GroupOption]]:
