@@ -30,7 +30,7 @@ from iodma_simulator import (
 
 from core.datatypes import DataType, datatype
 from core.packing import pack
-from orchestrator.client import ChainClient
+from orchestrator.dataplane.client import ChainClient
 from splitter import program
 from splitter.executor import execute
 from splitter.graph import DataflowGraph
@@ -121,3 +121,26 @@ def test_finn_zynq_reports_a_missing_ap_done_and_keeps_serving(fleet: ServerFlee
         assert stats["frames"]["dropped"] == 1
         assert server.proc.poll() is None
     sim.stop()
+
+
+def test_finn_zynq_refuses_a_partition_cut_inside_a_residual_block(server_bin: Path,  # noqa: F811
+                                                                   tmp_path: Path) -> None:
+    """A two-tensor boundary needs one IODMA per tensor, which finn-zynq does not drive: refused at start-up,
+    naming the tensors and the cause (docs/finn.md#multi-tensor-boundaries); --spec-in alike."""
+    from test_residual import residual_model
+
+    from splitter.folding import cut_allowed
+    from splitter.lowering import lower
+
+    graph = lower(residual_model("identity"), "t")
+    cut = next(i for i in range(1, len(graph.layers)) if cut_allowed(graph.layers, i)
+               and len(graph.live_tensors(i)) == 2)
+    program.write(graph.slice(cut, len(graph.layers), "second"), tmp_path / "second.fsprog")
+    sim = IodmaSimulator(tmp_path, graph, in_elems=1, out_elems=1)  # never started: refused before any register
+    for source in (["--program", str(tmp_path / "second.fsprog")],
+                   ["--spec-in", "UINT4:1,8,8,8+UINT4:1,8,8,8", "--spec-out", "UINT4:1,1,1,8"]):
+        done = subprocess.run([str(server_bin), "serve", "--listen", "127.0.0.1:0", "--next", "127.0.0.1:9",
+                               *source, *sim.server_args()], capture_output=True, text=True, timeout=60)
+        assert done.returncode != 0
+        assert "carries several tensors" in done.stderr and "cut between blocks" in done.stderr, done.stderr
+        assert "UINT4 1x8x8x8 + UINT4 1x8x8x8" in done.stderr
