@@ -287,3 +287,36 @@ def test_bench_mobilenet_on_a_virtual_fleet(mobilenet_bundle: tuple[Path, str], 
     assert "6 boards of a virtual fleet (delay backend)" in data["setup"]
     for board, predicted in zip(data["boards"], data["predictions"], strict=True):
         assert board["compute_us"] >= round(predicted["compute_us"])
+
+
+@pytest.mark.usefixtures("server_bin")
+def test_a_version_1_bundle_still_loads_and_runs(zoo_dir: Path, tmp_path: Path) -> None:
+    """A bundle written before boundaries listed their tensors (manifest version 1: one tensor entry per
+    boundary, no `tensors`) loads, its boundaries read as one tensor each, and runs bit-exact."""
+    import json
+
+    from core.manifest import boundary_tensors, load_manifest
+
+    out = tmp_path / "tfc"
+    built = finnsplit("build", str(zoo_dir / "tfc-w2a2.onnx"), "--boards", "2", "--no-replicate", "--finn", "no",
+                      "-o", str(out))
+    assert built.returncode == 0, built.stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["version"] == 2
+    manifest["version"] = 1
+    for part in manifest["partitions"]:
+        for side in ("input", "output"):
+            assert part[side]["tensors"] == [{k: v for k, v in part[side].items() if k != "tensors"}]
+            del part[side]["tensors"]
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    loaded = load_manifest(out)
+    assert [boundary_tensors(p["output"])[0]["tensor"] for p in loaded["partitions"]] == \
+        [p["output"]["tensor"] for p in manifest["partitions"]]
+    result = finnsplit("virtual", str(out), "--random", "4", "--check", str(zoo_dir / "tfc-w2a2.onnx"))
+    assert result.returncode == 0, result.stderr
+    assert "bit-exact vs the Python executor: 4/4 frames" in result.stdout
+    manifest["version"] = 3
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    refused = finnsplit("virtual", str(out), "--random", "1")
+    assert refused.returncode != 0 and "Traceback" not in refused.stderr
+    assert "bundle format version 3 is not supported (this finnsplit reads 1 and 2)" in refused.stderr
