@@ -26,9 +26,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from orchestrator.client import ChainClient  # noqa: E402
-from orchestrator.link_auth import new_key, write_key  # noqa: E402
-from orchestrator.protocol import WireSpec  # noqa: E402
+from orchestrator.dataplane.client import ChainClient  # noqa: E402
+from orchestrator.dataplane.link_auth import new_key, write_key  # noqa: E402
+from orchestrator.dataplane.protocol import WireSpec  # noqa: E402
 
 BINARY = REPO / "cpp_server" / "build" / "finnsplit-server"
 CUTS = [WireSpec.parse("UINT4:1,28,28,256"), WireSpec.parse("UINT4:1,112,112,64")]  # 100 KB and 401 KB

@@ -1,12 +1,12 @@
 """Measured vs predicted: the zoo MobileNetV1 plan on 6 network-namespace boards with 1 Gbit/s links.
 
-Every board is a real finnsplit-server in its own namespace (orchestrator/netns.py), both directions
+Every board is a real finnsplit-server in its own namespace (orchestrator/rigs/netns.py), both directions
 of its link shaped to 1 Gbit/s, running the `delay` backend: each frame takes the partition's
 predicted compute time (its slowest layer's cycles / clock, from the manifest) and the real packed
 boundary tensors cross the links. The client streams the real 224x224x3 UINT8 inputs. Printed:
 measured pipeline fps / the plan's predicted fps (goal 0.9-1.1), each board's own times beside the
 plan's, and the client's own ceiling (a zero-delay first board: how fast this client can feed).
-The measurement is `finnsplit bench` (orchestrator/bench.py), run twice: with the boards sharing
+The measurement is `finnsplit bench` (orchestrator/bench/measure.py), run twice: with the boards sharing
 this machine's CPU as they come, and at real-time priority, where a board's thread runs as soon as
 it is ready, as on a board with a CPU of its own (docs/bench.md#virtual-boards-and-the-cpu). The goal
 is judged on the second; the first shows what a loaded 2-core machine takes away. With
@@ -28,10 +28,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from core.manifest import load_manifest  # noqa: E402
-from orchestrator import bench_report  # noqa: E402
-from orchestrator.bench import BenchResult  # noqa: E402
-from orchestrator.bench_run import bench_virtual, use_realtime  # noqa: E402
-from orchestrator.netns import NetworkConfig, VirtualNetwork, netns_available  # noqa: E402
+from orchestrator.bench.measure import BenchResult  # noqa: E402
+from orchestrator.bench.measure import report as bench_report  # noqa: E402
+from orchestrator.bench.runs import bench_virtual, use_realtime  # noqa: E402
+from orchestrator.rigs.netns import NetworkConfig, VirtualNetwork, netns_available  # noqa: E402
 
 FINNSPLIT = [str(Path(sys.executable).parent / "finnsplit")]  # the venv's command, as a user runs it
 MBIT = 1000.0

@@ -24,11 +24,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from core.manifest import load_manifest  # noqa: E402
-from orchestrator.daemon import DaemonConfig  # noqa: E402
-from orchestrator.fleet import load_fleet  # noqa: E402
-from orchestrator.netns import netns_available  # noqa: E402
-from orchestrator.session import FleetSession  # noqa: E402
-from orchestrator.vfleet import VirtualFleet  # noqa: E402
+from orchestrator.control.daemon import DaemonConfig  # noqa: E402
+from orchestrator.control.fleet import load_fleet  # noqa: E402
+from orchestrator.control.session import FleetSession  # noqa: E402
+from orchestrator.rigs.netns import netns_available  # noqa: E402
+from orchestrator.rigs.vfleet import VirtualFleet  # noqa: E402
 
 
 def build_bundle(work: Path) -> Path:

@@ -4,7 +4,7 @@ A bundle runs on virtual boards on loopback (the delay backend: each partition's
 time per frame, real wire sizes). The same frames go through it twice: straight through the
 resilient client the daemon uses (what the Python API does), and through the ingress (HTTPS, the
 bearer token, JSON with base64 tensors, batches of B frames per request, from 1 and from 2
-concurrent senders). Printed: the host's input stage per frame (orchestrator/bundle_io.py, which both
+concurrent senders). Printed: the host's input stage per frame (orchestrator/dataplane/bundle_io.py, which both
 paths run), frames/s of each and the ratio ingress / direct (with the host stage) per batch size.
 
 Usage: .venv/bin/python benchmarks/ingress.py [BUNDLE] [--frames 512]
@@ -27,15 +27,15 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from core.manifest import load_manifest  # noqa: E402
-from orchestrator.bundle_io import prepare_input  # noqa: E402
-from orchestrator.ingress import Ingress, server_tls  # noqa: E402
-from orchestrator.ingress_client import IngressClient  # noqa: E402
-from orchestrator.link_auth import new_key  # noqa: E402
-from orchestrator.pipeline_client import ResilientClient  # noqa: E402
-from orchestrator.pki import ensure_ca, write_private  # noqa: E402
-from orchestrator.protocol import WireSpec  # noqa: E402
-from orchestrator.virtual import VirtualChain, last_stage_nodes, random_inputs  # noqa: E402
-from orchestrator.web import WebServer  # noqa: E402
+from orchestrator.control.pki import ensure_ca, write_private  # noqa: E402
+from orchestrator.dataplane.bundle_io import prepare_input  # noqa: E402
+from orchestrator.dataplane.ingress import Ingress, server_tls  # noqa: E402
+from orchestrator.dataplane.ingress_client import IngressClient  # noqa: E402
+from orchestrator.dataplane.link_auth import new_key  # noqa: E402
+from orchestrator.dataplane.pipeline_client import ResilientClient  # noqa: E402
+from orchestrator.dataplane.protocol import WireSpec  # noqa: E402
+from orchestrator.rigs.virtual import VirtualChain, last_stage_nodes, random_inputs  # noqa: E402
+from orchestrator.web.server import WebServer  # noqa: E402
 
 
 def build(work: Path) -> Path:

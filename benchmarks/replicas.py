@@ -26,9 +26,9 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from orchestrator.client import ChainClient  # noqa: E402
-from orchestrator.link_auth import new_key, write_key  # noqa: E402
-from orchestrator.protocol import WireSpec, encode_tensor  # noqa: E402
+from orchestrator.dataplane.client import ChainClient  # noqa: E402
+from orchestrator.dataplane.link_auth import new_key, write_key  # noqa: E402
+from orchestrator.dataplane.protocol import WireSpec, encode_tensor  # noqa: E402
 
 BINARY = REPO / "cpp_server" / "build" / "finnsplit-server"
 SPEC = WireSpec.parse("UINT4:1,28,28,64")  # 25 KB frames

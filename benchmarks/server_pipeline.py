@@ -28,8 +28,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from orchestrator.client import ChainClient  # noqa: E402
-from orchestrator.protocol import WireSpec  # noqa: E402
+from orchestrator.dataplane.client import ChainClient  # noqa: E402
+from orchestrator.dataplane.protocol import WireSpec  # noqa: E402
 
 BINARY = REPO / "cpp_server" / "build" / "finnsplit-server"
 CUT = WireSpec.parse("UINT4:1,28,28,256")  # a typical MobileNetV1 cut: 100 KB per frame

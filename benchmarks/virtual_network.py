@@ -1,6 +1,6 @@
 """Link-bound pipelines on virtual boards with their own network, every figure measured in this run.
 
-A chain of delay-backend servers, each in its own network namespace (orchestrator/netns.py), every
+A chain of delay-backend servers, each in its own network namespace (orchestrator/rigs/netns.py), every
 board's link shaped to a Zedboard's 1 Gbit/s in both directions. The frames are large enough that
 the links, not the compute delays, bound the pipeline. Printed: achieved fps vs the raw link bound
 (rate / frame bytes) and vs the planner's link model (rate x link_efficiency of the board file /
@@ -26,10 +26,10 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from orchestrator.client import ChainClient  # noqa: E402
-from orchestrator.netns import NetworkConfig, VirtualNetwork, netns_available  # noqa: E402
-from orchestrator.protocol import WireSpec  # noqa: E402
-from orchestrator.virtual import VirtualBoard  # noqa: E402
+from orchestrator.dataplane.client import ChainClient  # noqa: E402
+from orchestrator.dataplane.protocol import WireSpec  # noqa: E402
+from orchestrator.rigs.netns import NetworkConfig, VirtualNetwork, netns_available  # noqa: E402
+from orchestrator.rigs.virtual import VirtualBoard  # noqa: E402
 from splitter.boards import load_board  # noqa: E402
 
 BINARY = REPO / "cpp_server" / "build" / "finnsplit-server"

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 if TYPE_CHECKING:
-    from orchestrator.bench import BenchResult
+    from orchestrator.bench.measure import BenchResult
 
 Log = Callable[[str], None]
 
@@ -43,7 +43,7 @@ def bench(bundle: str, fleet_path: str | None, spares: int | None, virtual: bool
     """Measure BUNDLE's throughput, latency and per-board times on boards; compare with the plan."""
     from cli.common import progress_printer
     from core.manifest import load_manifest
-    from orchestrator import bench_report
+    from orchestrator.bench.measure import report as bench_report
 
     if sum((fleet_path is not None, spares is not None, virtual)) != 1:
         raise click.UsageError("give exactly one of --fleet FLEET.yaml, --virtual-fleet SPARES and --virtual")
@@ -67,7 +67,7 @@ def bench(bundle: str, fleet_path: str | None, spares: int | None, virtual: bool
     progress = progress_printer()
     if virtual:
         if realtime:
-            from orchestrator.bench_run import use_realtime
+            from orchestrator.bench.runs import use_realtime
 
             use_realtime()
         result = _virtual(bundle, manifest, frames, window, latency_frames, warmup, backend, netns, link_mbit,
@@ -83,14 +83,14 @@ def bench(bundle: str, fleet_path: str | None, spares: int | None, virtual: bool
 
 def _virtual(bundle: str, manifest: dict[str, Any], frames: int, window: int, latency_frames: int, warmup: int,
              backend: str, netns: bool, link_mbit: float | None, logs: str, progress: Log) -> BenchResult:
-    from orchestrator.bench_run import bench_virtual
+    from orchestrator.bench.runs import bench_virtual
 
     if backend not in ("emulate", "delay"):
         raise click.UsageError("virtual boards run --backend emulate or delay")
     with contextlib.ExitStack() as stack:
         network = None
         if netns:
-            from orchestrator.netns import NetworkConfig, VirtualNetwork
+            from orchestrator.rigs.netns import NetworkConfig, VirtualNetwork
 
             network = stack.enter_context(VirtualNetwork(NetworkConfig(len(manifest["partitions"]),
                                                                        rate_mbit=link_mbit)))
@@ -101,15 +101,15 @@ def _virtual(bundle: str, manifest: dict[str, Any], frames: int, window: int, la
 def _fleet(bundle: str, manifest: dict[str, Any], fleet_path: str | None, spares: int | None, frames: int,
            window: int, latency_frames: int, warmup: int, backend: str, link_mbit: float | None,
            progress: Log) -> BenchResult:
-    from orchestrator.bench_run import bench_session, delay_args
-    from orchestrator.daemon import DaemonConfig
-    from orchestrator.fleet import load_fleet
-    from orchestrator.session import FleetSession
+    from orchestrator.bench.runs import bench_session, delay_args
+    from orchestrator.control.daemon import DaemonConfig
+    from orchestrator.control.fleet import load_fleet
+    from orchestrator.control.session import FleetSession
 
     with contextlib.ExitStack() as stack:
         where = f"fleet {fleet_path}"
         if spares is not None:
-            from orchestrator.vfleet import VirtualFleet
+            from orchestrator.rigs.vfleet import VirtualFleet
 
             types = [p["board"] for p in manifest["partitions"] for _ in range(int(p.get("replicas", 1)))]
             names = [(f"vb{i}", t) for i, t in enumerate(types)]

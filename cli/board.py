@@ -1,4 +1,4 @@
-"""`finnsplit board install`: the agent and the server onto boards over SSH (orchestrator/board_install.py)."""
+"""`finnsplit board install`: the agent and the server onto boards over SSH (orchestrator/deployment/)."""
 
 from __future__ import annotations
 
@@ -36,8 +36,8 @@ def install(names: tuple[str, ...], fleet_path: str, secrets: str | None, wheels
     its remote_root, the server built for its architecture (x86_64, armv7l, aarch64) and the unit
     (docs/board-setup.md).
     """
-    from orchestrator.board_install import InstallOptions, install_many
-    from orchestrator.fleet import load_fleet
+    from orchestrator.control.fleet import load_fleet
+    from orchestrator.deployment.board_install import InstallOptions, install_many
 
     if online and wheels:
         raise click.UsageError("--online and --wheels exclude each other")

@@ -1,4 +1,4 @@
-"""`finnsplit fleet init`: a fleet's broker secrets, made once (orchestrator/broker.py, docs/security.md)."""
+"""`finnsplit fleet init`: a fleet's broker secrets, made once (orchestrator/control/broker.py, docs/security.md)."""
 
 from __future__ import annotations
 
@@ -25,8 +25,8 @@ def init(fleet_path: str, out_dir: str | None, hosts: tuple[str, ...], port: int
 
     Run again after adding a board: existing keys and passwords are kept, missing ones are made.
     """
-    from orchestrator.broker import init_secrets
-    from orchestrator.fleet import load_fleet
+    from orchestrator.control.broker import init_secrets
+    from orchestrator.control.fleet import load_fleet
 
     inventory = load_fleet(fleet_path)
     directory = Path(out_dir) if out_dir else Path(fleet_path).resolve().parent / "fleet-secrets"

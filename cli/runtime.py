@@ -29,7 +29,7 @@ class _UserInputs:
 def _inputs(manifest: dict, images: tuple[str, ...], inputs: str | None, random_count: int | None, seed: int,
             default_random: int, labels: str | None) -> _UserInputs:
     """The inputs, checked before anything starts; `--images 32` (before --random) means --random 32."""
-    from orchestrator.user_io import classes_of, load_labels, preprocessing_for, select_inputs
+    from orchestrator.dataplane.user_io import classes_of, load_labels, preprocessing_for, select_inputs
 
     if len(images) == 1 and images[0].isdigit() and not Path(images[0]).exists():
         click.echo(f"(--images {images[0]}: {images[0]} seeded random inputs, as --random {images[0]})", err=True)
@@ -46,7 +46,7 @@ def _print_results(manifest: dict, given: _UserInputs, results: list, top: int) 
     """Top-K with class names for images or labels; else the top-1 indices of the first eight."""
     import numpy as np
 
-    from orchestrator.user_io import format_top, outputs_are_labels
+    from orchestrator.dataplane.user_io import format_top, outputs_are_labels
 
     if not given.images and given.labels is None:
         click.echo(f"top-1 of the first inputs: {[int(np.argmax(r)) for r in results[:8]]}")
@@ -70,8 +70,8 @@ def virtual(bundle: str, images: tuple[str, ...], inputs: str | None, random_cou
     """Run a bundle on virtual boards: one emulate server per partition, on loopback or in namespaces."""
 
     from core.manifest import load_manifest
-    from orchestrator.bundle_io import finish_output
-    from orchestrator.virtual import board_count, infer_on_virtual_boards
+    from orchestrator.dataplane.bundle_io import finish_output
+    from orchestrator.rigs.virtual import board_count, infer_on_virtual_boards
 
     manifest = load_manifest(bundle)
     given = _inputs(manifest, images, inputs, random_count, seed, 32, labels)
@@ -85,7 +85,7 @@ def virtual(bundle: str, images: tuple[str, ...], inputs: str | None, random_cou
     with contextlib.ExitStack() as stack:
         network = None
         if netns:
-            from orchestrator.netns import NetworkConfig, VirtualNetwork
+            from orchestrator.rigs.netns import NetworkConfig, VirtualNetwork
 
             network = stack.enter_context(VirtualNetwork(NetworkConfig(board_count(manifest), rate_mbit=link_mbit)))
             progress(f"namespaces {network.namespace(0)}.. on {network.config.subnet}.0/24"
@@ -98,7 +98,7 @@ def virtual(bundle: str, images: tuple[str, ...], inputs: str | None, random_cou
     results = [finish_output(manifest, y, bundle) for y in outputs]
     _print_results(manifest, given, results, top)
     if check_model:  # after the boards: on this machine's cores they would compete with the emulation
-        from orchestrator.reference_check import ReferenceCheck
+        from orchestrator.dataplane.reference_check import ReferenceCheck
 
         ReferenceCheck(check_model, manifest, bundle, raws).report(outputs, results, progress)
 
@@ -122,10 +122,10 @@ def run(bundle: str, fleet_path: str | None, spares: int | None, link_mbit: floa
     """Deploy BUNDLE to a fleet over SSH, start it over MQTT, stream inputs, keep it running through failures."""
 
     from core.manifest import load_manifest
-    from orchestrator.bundle_io import finish_output, prepare_input
-    from orchestrator.daemon import DaemonConfig
-    from orchestrator.fleet import load_fleet
-    from orchestrator.session import FleetSession
+    from orchestrator.control.daemon import DaemonConfig
+    from orchestrator.control.fleet import load_fleet
+    from orchestrator.control.session import FleetSession
+    from orchestrator.dataplane.bundle_io import finish_output, prepare_input
 
     if (fleet_path is None) == (spares is None):
         raise click.UsageError("give exactly one of --fleet FLEET.yaml and --virtual-fleet SPARES")
@@ -137,14 +137,14 @@ def run(bundle: str, fleet_path: str | None, spares: int | None, link_mbit: floa
     raws = given.raws
     check = None
     if check_model:  # the references are computed while the fleet comes up (SSH, agents: waiting)
-        from orchestrator.reference_check import ReferenceCheck
+        from orchestrator.dataplane.reference_check import ReferenceCheck
 
         check = ReferenceCheck(check_model, manifest, bundle, raws)
     tensors = [prepare_input(manifest, bundle, raw) for raw in raws]
     with contextlib.ExitStack() as stack:
         vfleet = None
         if spares is not None:
-            from orchestrator.vfleet import VirtualFleet
+            from orchestrator.rigs.vfleet import VirtualFleet
 
             types = [p["board"] for p in manifest["partitions"] for _ in range(p["replicas"])]
             boards = [(f"vb{i}", t) for i, t in enumerate(types)]
@@ -193,11 +193,11 @@ def daemon(bundle: str, fleet_path: str, backend: str, report_s: float, web: str
     import sys
     import threading
 
-    from orchestrator.daemon import DaemonConfig
-    from orchestrator.daemon_web import RecentLog, check_options, start_dashboard, start_ingress
-    from orchestrator.fleet import load_fleet
-    from orchestrator.health import HealthTracker, format_health
-    from orchestrator.session import FleetSession
+    from orchestrator.control.daemon import DaemonConfig
+    from orchestrator.control.fleet import load_fleet
+    from orchestrator.control.health import HealthTracker, format_health
+    from orchestrator.control.session import FleetSession
+    from orchestrator.web.daemon_web import RecentLog, check_options, start_dashboard, start_ingress
     from splitter.progress import echo
 
     progress = progress_printer()
@@ -234,15 +234,15 @@ def status(fleet_path: str, wait: float, web: str | None) -> None:
     import asyncio
     import contextlib
 
-    from orchestrator.fleet import load_fleet
-    from orchestrator.fleet_link import FleetLink
+    from orchestrator.control.fleet import load_fleet
+    from orchestrator.control.fleet_link import FleetLink
 
     fleet = load_fleet(fleet_path)
     if web:
         import signal
         import threading
 
-        from orchestrator.status_web import serve_status
+        from orchestrator.web.status_web import serve_status
 
         done = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -1,7 +1,7 @@
 """How an MQTT client of the chain logs in: username, password file, TLS against the fleet's CA.
 
-Shared by the board agent and the orchestrator (orchestrator/fleet_link.py), so it is part of core:
-standard library only. `finnsplit fleet init` makes the files (orchestrator/broker.py, docs/security.md).
+Shared by the board agent and the orchestrator (orchestrator/control/fleet_link.py), so it is part of core:
+standard library only. `finnsplit fleet init` makes the files (orchestrator/control/broker.py, docs/security.md).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """finnsplit-server as a child process: finding the binary, reading its stdout events, stopping it.
 
 The server prints one JSON object per stdout line ("listening", "stats", "exit"; docs/protocol.md)
-and logs to stderr. Three places run it — virtual boards (orchestrator/virtual.py), the tests'
+and logs to stderr. Three places run it — virtual boards (orchestrator/rigs/virtual.py), the tests'
 server fleets (tests/cpp_fixtures.py) and, asynchronously, the board agent (board_agent/server.py) —
 and all find it and read its events here.
 """

@@ -1,6 +1,6 @@
 """Host-side conversions around the dataflow: user input -> first integer tensor -> ... -> final output.
 
-What the laptop does to a model's inputs and outputs (orchestrator/bundle_io.py applies it from a
+What the laptop does to a model's inputs and outputs (orchestrator/dataplane/bundle_io.py applies it from a
 bundle's manifest; the tests call it directly).
 """
 
@@ -83,7 +83,7 @@ def model_output(y: np.ndarray, affine: Affine | None, stage: tuple[bytes, Seque
 
     The output affine (float32), then the host's output stage (onnxruntime) if there is one; a
     spatial output comes back in the model's NCHW layout, one pixel as (N, C). Used by the tests
-    (final_output) and by what users run (orchestrator.bundle_io.finish_output) alike.
+    (final_output) and by what users run (orchestrator.dataplane.bundle_io.finish_output) alike.
     """
     if affine is None:
         return y.reshape(y.shape[0], -1)

@@ -30,12 +30,12 @@ from cpp_fixtures import random_input
 
 from core.manifest import bundle_id_of, file_entry, load_manifest, write_manifest
 from core.mqtt_login import tls_context
-from orchestrator.broker import Identity, init_secrets
-from orchestrator.client import ResultReceiver, TensorSender
-from orchestrator.fleet import BrokerSettings
-from orchestrator.link_auth import new_key
-from orchestrator.protocol import WireSpec
-from orchestrator.rig import start_mosquitto
+from orchestrator.control.broker import Identity, init_secrets
+from orchestrator.control.fleet import BrokerSettings
+from orchestrator.dataplane.client import ResultReceiver, TensorSender
+from orchestrator.dataplane.link_auth import new_key
+from orchestrator.dataplane.protocol import WireSpec
+from orchestrator.rigs.services import start_mosquitto
 from splitter import program
 from splitter.executor import execute
 

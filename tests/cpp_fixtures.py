@@ -135,7 +135,7 @@ class ServerFleet:
         its links are authenticated (--auth-key-file)."""
         auth: list[str] = []
         if key is not None:
-            from orchestrator.link_auth import write_key
+            from orchestrator.dataplane.link_auth import write_key
 
             auth = ["--auth-key-file", str(write_key(self.log_dir / f"{name}.key", key))]
         command = [*self.wrapper, str(self.binary), "serve", "--listen", listen,

@@ -15,7 +15,7 @@ import pytest
 from bench_checks import check_report
 from cpp_fixtures import server_bin  # noqa: F401  (fixture: builds cpp_server)
 
-from orchestrator.netns import netns_available
+from orchestrator.rigs.netns import netns_available
 
 FINNSPLIT = [sys.executable, "-c", "from cli.main import main; main()"]
 

@@ -47,7 +47,7 @@ from board_agent.fpga import FpgaError, FpgaManager, firmware_name
 from board_agent.run import parse_run, prepare_run
 from board_agent.server import server_command
 from core.manifest import load_manifest
-from orchestrator.client import TensorSender
+from orchestrator.dataplane.client import TensorSender
 
 
 @pytest.fixture

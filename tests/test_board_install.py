@@ -17,9 +17,9 @@ import yaml
 from agent_fixtures import build_bundle
 from cpp_fixtures import QEMU, armhf_bin, server_bin  # noqa: F401  (fixtures: build cpp_server, native and armhf)
 
-from orchestrator.board_install import FORBIDDEN, agent_wheel, exec_start, unit_text
-from orchestrator.netns import netns_available
-from orchestrator.vfleet import VirtualFleet
+from orchestrator.deployment.board_install import FORBIDDEN, agent_wheel, exec_start, unit_text
+from orchestrator.rigs.netns import netns_available
+from orchestrator.rigs.vfleet import VirtualFleet
 
 FINNSPLIT = [str(Path(sys.executable).with_name("finnsplit"))]
 

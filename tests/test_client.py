@@ -1,4 +1,4 @@
-"""The Python side of the wire protocol (orchestrator/protocol.py, client.py, link_auth.py) over real sockets."""
+"""The Python side of the wire protocol (orchestrator/dataplane/: protocol, client, link_auth) over real sockets."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import pytest
 
 from core.datatypes import datatype
 from core.packing import pack
-from orchestrator.client import ResultReceiver, TensorSender
-from orchestrator.link_auth import LinkSession, Proofs, new_key
-from orchestrator.protocol import (
+from orchestrator.dataplane.client import ResultReceiver, TensorSender
+from orchestrator.dataplane.link_auth import LinkSession, Proofs, new_key
+from orchestrator.dataplane.protocol import (
     HEADER,
     ConnectionClosed,
     FrameType,

@@ -21,7 +21,7 @@ import yaml
 from board_agent.config import config_from_dict, load_config
 from core.config import NonEmpty, Port, Range, Text, check, from_data, load_yaml, to_data
 from core.errors import ConfigError, Problem
-from orchestrator.fleet import load_fleet
+from orchestrator.control.fleet import load_fleet
 from splitter.boards import BUILTIN_DIR, BoardFileError, load_board
 from splitter.build_file import read_build_file
 
@@ -246,7 +246,7 @@ def test_build_files(tmp_path: Path) -> None:
 
 
 def test_the_agent_yaml_board_install_writes_loads(tmp_path: Path) -> None:
-    from orchestrator.board_install import agent_config
+    from orchestrator.deployment.board_install import agent_config
 
     path = tmp_path / "fleet.yaml"
     path.write_text(FLEET)

@@ -22,9 +22,9 @@ from cpp_fixtures import (
 )
 from test_cpp_emulate import GRAPHS
 
-from orchestrator.client import ChainClient
-from orchestrator.link_auth import LinkSession
-from orchestrator.protocol import FrameType, Hello, WireSpec, encode_frame
+from orchestrator.dataplane.client import ChainClient
+from orchestrator.dataplane.link_auth import LinkSession
+from orchestrator.dataplane.protocol import FrameType, Hello, WireSpec, encode_frame
 from splitter import program
 from splitter.executor import execute
 

@@ -14,7 +14,7 @@ from cpp_fixtures import (
 )
 from test_cpp_pipeline import start_emulate_chain
 
-from orchestrator.client import ChainClient
+from orchestrator.dataplane.client import ChainClient
 from splitter.executor import execute
 from splitter.graph import DataflowGraph
 

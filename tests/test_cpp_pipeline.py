@@ -18,8 +18,8 @@ from cpp_fixtures import (
 )
 from test_cpp_emulate import conv_stack
 
-from orchestrator.client import ChainClient
-from orchestrator.protocol import WireSpec
+from orchestrator.dataplane.client import ChainClient
+from orchestrator.dataplane.protocol import WireSpec
 from splitter import program
 from splitter.executor import execute
 from splitter.graph import DataflowGraph

@@ -20,8 +20,8 @@ from cpp_fixtures import (
     server_bin,  # noqa: F401 - fixture
 )
 
-from orchestrator.client import ChainClient, TensorSender
-from orchestrator.protocol import (
+from orchestrator.dataplane.client import ChainClient, TensorSender
+from orchestrator.dataplane.protocol import (
     ConnectionClosed,
     FrameType,
     HandshakeError,

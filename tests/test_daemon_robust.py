@@ -13,9 +13,9 @@ import aiomqtt
 from agent_fixtures import Broker
 
 from core.manifest import FORMAT, VERSION
-from orchestrator.daemon import DaemonConfig, Orchestrator
-from orchestrator.fleet import load_fleet
-from orchestrator.reconcile import Degraded
+from orchestrator.control.daemon import DaemonConfig, Orchestrator
+from orchestrator.control.fleet import load_fleet
+from orchestrator.control.reconcile import Degraded
 
 
 def _fleet_and_bundle(tmp_path: Path, broker: Broker) -> tuple[Path, dict]:

@@ -26,11 +26,11 @@ import pytest
 from cpp_fixtures import server_bin  # noqa: F401  (fixture)
 
 from core.manifest import load_manifest
-from orchestrator.bundle_io import finish_output, prepare_input
-from orchestrator.ingress_client import IngressClient, IngressRequestError
-from orchestrator.netns import netns_available
-from orchestrator.vfleet import VirtualFleet
-from orchestrator.virtual import random_inputs
+from orchestrator.dataplane.bundle_io import finish_output, prepare_input
+from orchestrator.dataplane.ingress_client import IngressClient, IngressRequestError
+from orchestrator.rigs.netns import netns_available
+from orchestrator.rigs.vfleet import VirtualFleet
+from orchestrator.rigs.virtual import random_inputs
 from splitter import program
 from splitter.executor import execute
 

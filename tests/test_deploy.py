@@ -1,4 +1,4 @@
-"""orchestrator/deploy.py against a real sshd on loopback, with a real bundle from `finnsplit build`.
+"""orchestrator/deployment/deploy.py against a real sshd on loopback, with a real bundle from `finnsplit build`.
 
 The "board" is this machine: remote_root is a temporary directory, so the tests read the result on disk.
 """
@@ -21,7 +21,8 @@ import paramiko
 import pytest
 
 from core.manifest import BundleError, check_file, file_entry, load_manifest, partition_files, write_manifest
-from orchestrator.deploy import (
+from orchestrator.control.fleet import BoardEntry, assign, load_fleet
+from orchestrator.deployment.deploy import (
     ActivationError,
     CorruptUploadError,
     Progress,
@@ -31,10 +32,9 @@ from orchestrator.deploy import (
     deploy,
     upload_size,
 )
-from orchestrator.fleet import BoardEntry, assign, load_fleet
-from orchestrator.rig import Sshd as SshdProcess
-from orchestrator.rig import keygen
-from orchestrator.ssh import AuthError, HostKeyError, UnreachableError
+from orchestrator.deployment.ssh import AuthError, HostKeyError, UnreachableError
+from orchestrator.rigs.services import Sshd as SshdProcess
+from orchestrator.rigs.services import keygen
 
 SSHD = Path("/usr/sbin/sshd")
 FINNSPLIT = [sys.executable, "-c", "from cli.main import main; main()"]

@@ -1,4 +1,4 @@
-"""orchestrator/fleet.py: fleet.yaml validation and placing a bundle's partitions on the fleet's boards."""
+"""orchestrator/control/fleet.py: fleet.yaml validation and placing a bundle's partitions on the fleet's boards."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from core.errors import ConfigError
-from orchestrator.fleet import AssignmentError, FleetError, assign, load_fleet
+from orchestrator.control.fleet import AssignmentError, FleetError, assign, load_fleet
 
 FLEET = """\
 chain: lab
@@ -124,7 +124,7 @@ def test_too_few_boards_of_a_type_says_how_many(tmp_path: Path) -> None:
 def test_the_example_fleet_loads() -> None:
     from pathlib import Path
 
-    from orchestrator.fleet import load_fleet
+    from orchestrator.control.fleet import load_fleet
 
     fleet = load_fleet(Path(__file__).resolve().parents[1] / "orchestrator" / "fleet.example.yaml")
     assert [b.name for b in fleet.boards][-1] == "spare0" and {b.type for b in fleet.boards} == {"zedboard"}

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.broker import acl_text, hash_password
-from orchestrator.fleet import load_fleet
-from orchestrator.pki import certificate_hosts
+from orchestrator.control.broker import acl_text, hash_password
+from orchestrator.control.fleet import load_fleet
+from orchestrator.control.pki import certificate_hosts
 
 FINNSPLIT = [sys.executable, "-c", "from cli.main import main; main()"]
 FLEET = """\

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from orchestrator.health import HealthTracker, bottleneck, format_health
+from orchestrator.control.health import HealthTracker, bottleneck, format_health
 
 
 def stats(uptime: float, out: int, compute_us: float, queue_in: int = 0) -> dict:
@@ -31,7 +31,7 @@ def test_boards_without_stats_are_left_out() -> None:
 
 
 def test_a_replicated_partition_shares_its_frames_so_its_replicas_are_not_the_bottleneck() -> None:
-    from orchestrator.health import StageHealth
+    from orchestrator.control.health import StageHealth
 
     rows = [StageHealth("0", "a", 100.0, 3000.0, 0, 0, 0), StageHealth("1.0", "b", 50.0, 5000.0, 0, 0, 0, replicas=2),
             StageHealth("1.1", "c", 50.0, 5000.0, 0, 0, 0, replicas=2)]

@@ -1,4 +1,4 @@
-"""One host output conversion: what users get (orchestrator.bundle_io.finish_output) is what the tests check
+"""One host output conversion: what users get (orchestrator.dataplane.bundle_io.finish_output) is what the tests check
 (splitter.model_io.final_output), for one-pixel and spatial outputs, with and without an affine."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from orchestrator.bundle_io import finish_output
+from orchestrator.dataplane.bundle_io import finish_output
 from splitter.graph import Affine
 from splitter.model_io import final_output
 

@@ -65,7 +65,7 @@ def test_float_preprocessing_runs_on_the_host() -> None:
 
 
 def test_the_bundle_records_and_runs_the_host_stages(tmp_path: Path) -> None:
-    from orchestrator.bundle_io import finish_output, prepare_input
+    from orchestrator.dataplane.bundle_io import finish_output, prepare_input
 
     path = tmp_path / "sm.onnx"
     onnx.save(small_net("Abs", "Softmax"), str(path))

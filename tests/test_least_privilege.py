@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 from cpp_fixtures import ServerFleet, fleet, server_bin  # noqa: F401 - fixtures
 
-from orchestrator.client import ChainClient
-from orchestrator.link_auth import new_key
-from orchestrator.protocol import WireSpec
+from orchestrator.dataplane.client import ChainClient
+from orchestrator.dataplane.link_auth import new_key
+from orchestrator.dataplane.protocol import WireSpec
 
 REPO = Path(__file__).resolve().parents[1]
 UNIT = REPO / "board_agent" / "systemd" / "finnsplit-agent.service"

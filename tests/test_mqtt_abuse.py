@@ -34,8 +34,8 @@ from agent_fixtures import (
 from cpp_fixtures import server_bin  # noqa: F401  (fixture: builds cpp_server)
 
 from core.mqtt_login import tls_context
-from orchestrator.fleet_link import FleetLink
-from orchestrator.pki import ensure_ca
+from orchestrator.control.fleet_link import FleetLink
+from orchestrator.control.pki import ensure_ca
 
 DEEP = [b"[" * 60_000, b'{"a":' * 10_000 + b"1" + b"}" * 10_000, b'{"id": "d", "op": "ping", "x": ' + b"[" * 5000]
 

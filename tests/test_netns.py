@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from cpp_fixtures import server_bin  # noqa: F401  (fixture)
 
-from orchestrator.netns import NetworkConfig, VirtualNetwork, netns_available
+from orchestrator.rigs.netns import NetworkConfig, VirtualNetwork, netns_available
 
 pytestmark = pytest.mark.skipif(netns_available() is not None, reason=str(netns_available()))
 FINNSPLIT = [sys.executable, "-c", "from cli.main import main; main()"]

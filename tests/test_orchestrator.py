@@ -19,14 +19,14 @@ from cpp_fixtures import server_bin  # noqa: F401  (fixture)
 
 from core.manifest import load_manifest
 from core.mqtt_login import tls_context
-from orchestrator.client import TensorSender
-from orchestrator.daemon import DaemonConfig, Orchestrator
-from orchestrator.fleet import load_fleet
-from orchestrator.link_auth import new_key
-from orchestrator.netns import netns_available
-from orchestrator.pipeline_client import ResilientClient
-from orchestrator.protocol import HandshakeError, WireSpec
-from orchestrator.vfleet import VirtualFleet
+from orchestrator.control.daemon import DaemonConfig, Orchestrator
+from orchestrator.control.fleet import load_fleet
+from orchestrator.dataplane.client import TensorSender
+from orchestrator.dataplane.link_auth import new_key
+from orchestrator.dataplane.pipeline_client import ResilientClient
+from orchestrator.dataplane.protocol import HandshakeError, WireSpec
+from orchestrator.rigs.netns import netns_available
+from orchestrator.rigs.vfleet import VirtualFleet
 from splitter import program
 from splitter.executor import execute
 

@@ -16,8 +16,8 @@ from cpp_fixtures import server_bin  # noqa: F401  (fixture: builds cpp_server)
 from PIL import Image
 
 from core.manifest import load_manifest
-from orchestrator.bundle_io import finish_output, prepare_input
-from orchestrator.user_io import Preprocessing, UserInputError, load_image, preprocessing_for
+from orchestrator.dataplane.bundle_io import finish_output, prepare_input
+from orchestrator.dataplane.user_io import Preprocessing, UserInputError, load_image, preprocessing_for
 from splitter.fast_executor import FastExecutor
 
 REPO = Path(__file__).resolve().parents[1]
@@ -124,7 +124,7 @@ def test_preprocessing_from_the_manifest(workdir: Path) -> None:
 
 
 def test_run_on_a_virtual_fleet_prints_labelled_top_5(workdir: Path) -> None:
-    from orchestrator.netns import netns_available
+    from orchestrator.rigs.netns import netns_available
 
     if netns_available() is not None:
         pytest.skip(str(netns_available()))

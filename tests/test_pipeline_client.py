@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from cpp_fixtures import ServerFleet, server_bin  # noqa: F401  (fixture)
 
-from orchestrator.pipeline_client import ResilientClient
-from orchestrator.protocol import WireSpec
+from orchestrator.dataplane.pipeline_client import ResilientClient
+from orchestrator.dataplane.protocol import WireSpec
 from splitter import program
 from splitter.executor import execute
 

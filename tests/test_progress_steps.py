@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 
 from core.manifest import load_manifest
-from orchestrator.reference_check import ReferenceCheck
-from orchestrator.virtual import infer_on_virtual_boards, random_inputs
+from orchestrator.dataplane.reference_check import ReferenceCheck
+from orchestrator.rigs.virtual import infer_on_virtual_boards, random_inputs
 from splitter.build import BuildConfig, build
 from splitter.progress import echo
 

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 
-from orchestrator.reconcile import BoardView, Degraded, Deploy, Prestage, Run, StagePlan, Stop, Target, plan_steps
+from orchestrator.control.reconcile import (
+    BoardView,
+    Degraded,
+    Deploy,
+    Prestage,
+    Run,
+    StagePlan,
+    Stop,
+    Target,
+    plan_steps,
+)
 
 TARGET = Target("b1", (StagePlan(0, "zedboard"), StagePlan(1, "zedboard"), StagePlan(2, "pynq-z2")), "10.0.0.1:9000")
 

@@ -21,12 +21,12 @@ import pytest
 from cpp_fixtures import ServerFleet, server_bin  # noqa: F401  (fixture)
 
 from core.manifest import load_manifest
-from orchestrator.client import ChainClient
-from orchestrator.link_auth import new_key
-from orchestrator.netns import netns_available
-from orchestrator.pipeline_client import ResilientClient
-from orchestrator.protocol import ProtocolError, WireSpec
-from orchestrator.reconcile import BoardView, Run, plan_steps, target_of
+from orchestrator.control.reconcile import BoardView, Run, plan_steps, target_of
+from orchestrator.dataplane.client import ChainClient
+from orchestrator.dataplane.link_auth import new_key
+from orchestrator.dataplane.pipeline_client import ResilientClient
+from orchestrator.dataplane.protocol import ProtocolError, WireSpec
+from orchestrator.rigs.netns import netns_available
 from splitter import program
 from splitter.executor import execute
 
@@ -168,8 +168,8 @@ def test_a_replicated_plan_runs_bit_exact_on_virtual_boards(replicated_bundle, z
 
 def test_the_result_port_takes_every_replica_of_the_last_stage_and_refuses_strangers() -> None:
     """A last stage on two replicas: each sends its results on its own connection, interleaved."""
-    from orchestrator.client import TensorSender
-    from orchestrator.protocol import HandshakeError
+    from orchestrator.dataplane.client import TensorSender
+    from orchestrator.dataplane.protocol import HandshakeError
 
     spec = WireSpec.parse("UINT4:1,2")
     values = [np.array([[i % 16, (i * 3) % 16]]) for i in range(6)]
@@ -251,7 +251,7 @@ def test_finnsplit_run_fails_a_replica_over_to_a_spare(replicated_bundle, zoo_di
 @pytest.mark.usefixtures("server_bin")
 def test_order_any_lets_interleaved_numbers_through_an_ordered_link_does_not(server_bin: Path,  # noqa: F811
                                                                             tmp_path: Path) -> None:
-    from orchestrator.client import TensorSender
+    from orchestrator.dataplane.client import TensorSender
 
     spec = WireSpec.parse("UINT4:1,2")
     key = new_key()

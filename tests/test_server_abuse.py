@@ -27,11 +27,10 @@ from cpp_fixtures import (
     server_bin,  # noqa: F401 - fixture
 )
 
-from orchestrator.client import ChainClient, TensorSender
-from orchestrator.link_auth import new_key, write_key
-from orchestrator.netns import NetworkConfig, VirtualNetwork, netns_available
-from orchestrator.pipeline_client import ResilientClient
-from orchestrator.protocol import (
+from orchestrator.dataplane.client import ChainClient, TensorSender
+from orchestrator.dataplane.link_auth import new_key, write_key
+from orchestrator.dataplane.pipeline_client import ResilientClient
+from orchestrator.dataplane.protocol import (
     ConnectionClosed,
     FrameType,
     HandshakeError,
@@ -41,6 +40,7 @@ from orchestrator.protocol import (
     encode_frame,
     read_frame,
 )
+from orchestrator.rigs.netns import NetworkConfig, VirtualNetwork, netns_available
 
 SPEC = WireSpec.parse("UINT4:1,4,4,8")
 KEY = new_key()
@@ -238,9 +238,9 @@ def test_peer_text_is_escaped_in_the_log(fleet: ServerFleet) -> None:  # noqa: F
 
 AGENTLESS_UPSTREAM = """
 import sys, time
-from orchestrator.client import TensorSender
-from orchestrator.link_auth import read_key
-from orchestrator.protocol import WireSpec
+from orchestrator.dataplane.client import TensorSender
+from orchestrator.dataplane.link_auth import read_key
+from orchestrator.dataplane.protocol import WireSpec
 import numpy as np
 address, spec = (sys.argv[1], int(sys.argv[2])), WireSpec.parse(sys.argv[3])
 sender = TensorSender(address, spec, node="doomed", key=read_key(sys.argv[4]))

@@ -24,7 +24,7 @@ from core.manifest import (
     load_manifest,
     write_manifest,
 )
-from orchestrator.deploy import UnsafePathError, connect
+from orchestrator.deployment.deploy import UnsafePathError, connect
 
 UNSAFE = ["../../etc/x", "/etc/passwd", "partition-0/../../x", "partition-0\\..\\x", "a\0b", "", ".", "a//b",
           "partition-0/./x", "line\nbreak", 7, None]

@@ -11,8 +11,8 @@ from pathlib import Path
 from agent_fixtures import Broker
 from test_daemon_robust import _fleet_and_bundle
 
-from orchestrator.daemon import DaemonConfig, Orchestrator
-from orchestrator.fleet import load_fleet
+from orchestrator.control.daemon import DaemonConfig, Orchestrator
+from orchestrator.control.fleet import load_fleet
 
 FINNSPLIT = [sys.executable, "-c", "from cli.main import main; main()"]
 

@@ -1,5 +1,5 @@
-"""The daemon's HTTP server (orchestrator/web.py) on a real socket, and the dashboard's rates
-(orchestrator/dashboard.py) from stats lines as the servers write them. The daemon with its
+"""The daemon's HTTP server (orchestrator/web/server.py) on a real socket, and the dashboard's rates
+(orchestrator/web/dashboard.py) from stats lines as the servers write them. The daemon with its
 dashboard and ingress on a virtual fleet: tests/test_dashboard_ingress.py."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import time
 
 import pytest
 
-from orchestrator.dashboard import _Rate
-from orchestrator.web import Response, Route, WebError, WebServer, json_response, parse_address
+from orchestrator.web.dashboard import _Rate
+from orchestrator.web.server import Response, Route, WebError, WebServer, json_response, parse_address
 
 
 def _boom(_request):

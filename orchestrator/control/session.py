@@ -18,11 +18,11 @@ import numpy as np
 
 from core.errors import FinnsplitError
 from core.manifest import load_manifest
-from orchestrator.daemon import DaemonConfig, Orchestrator
-from orchestrator.fleet import Fleet
-from orchestrator.link_auth import new_key
-from orchestrator.pipeline_client import ResilientClient
-from orchestrator.protocol import WireSpec
+from orchestrator.control.daemon import DaemonConfig, Orchestrator
+from orchestrator.control.fleet import Fleet
+from orchestrator.dataplane.link_auth import new_key
+from orchestrator.dataplane.pipeline_client import ResilientClient
+from orchestrator.dataplane.protocol import WireSpec
 
 Log = Callable[[str], None]
 

@@ -12,12 +12,12 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from orchestrator.dashboard import DashboardState, RecentLog
-from orchestrator.dashboard_page import PAGE
-from orchestrator.fleet import Fleet
-from orchestrator.ingress import Ingress, IngressSetupError, read_token, server_tls
-from orchestrator.session import FleetSession
-from orchestrator.web import Response, Route, WebServer, is_loopback, json_response, parse_address
+from orchestrator.control.fleet import Fleet
+from orchestrator.control.session import FleetSession
+from orchestrator.dataplane.ingress import Ingress, IngressSetupError, read_token, server_tls
+from orchestrator.web.dashboard import DashboardState, RecentLog
+from orchestrator.web.dashboard_page import PAGE
+from orchestrator.web.server import Response, Route, WebServer, is_loopback, json_response, parse_address
 
 Log = Callable[[str], None]
 ANY_HOST = ("0.0.0.0", "::", "")

@@ -15,18 +15,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from orchestrator.dashboard import DashboardState
-from orchestrator.dashboard_page import PAGE
-from orchestrator.fleet import Fleet
-from orchestrator.fleet_link import FleetLink
-from orchestrator.web import Response, Route, WebServer, is_loopback, json_response, parse_address
+from orchestrator.control.fleet import Fleet
+from orchestrator.control.fleet_link import FleetLink
+from orchestrator.web.dashboard import DashboardState
+from orchestrator.web.dashboard_page import PAGE
+from orchestrator.web.server import Response, Route, WebServer, is_loopback, json_response, parse_address
 
 Log = Callable[[str], None]
 
 
 @dataclass(frozen=True)
 class _Timeouts:
-    heartbeat_timeout_s: float = 5.0  # the daemon's default (orchestrator/daemon.py DaemonConfig)
+    heartbeat_timeout_s: float = 5.0  # the daemon's default (orchestrator/control/daemon.py DaemonConfig)
 
 
 class BrokerView:

@@ -47,7 +47,7 @@ class ReferenceCheck:
             self.error = exc
 
     def _references(self) -> None:
-        from orchestrator.bundle_io import prepare_input
+        from orchestrator.dataplane.bundle_io import prepare_input
         from splitter.fast_executor import FastExecutor
         from splitter.load import input_spec_of_bundle, load_and_lower
 
@@ -75,7 +75,7 @@ class ReferenceCheck:
                  reference: np.ndarray, integers: np.ndarray) -> str:
         """Why the executor's output differs from qonnx's for this frame ('' when they agree up to the affine's
         float32 rounding): every layer checked on the reference's own input (splitter.verify)."""
-        from orchestrator.bundle_io import finish_output
+        from orchestrator.dataplane.bundle_io import finish_output
         from splitter.verify import check_layers_in, explain
 
         ours = finish_output(self.manifest, integers[None], self.bundle).reshape(1, -1)

@@ -1,9 +1,9 @@
 """What the live dashboard shows (docs/dashboard.md): the daemon's view of its fleet, sampled once a second.
 
 Everything comes from what the orchestrator already knows: the fleet file, the agents' status and
-heartbeats and the servers' stats lines over MQTT (orchestrator/fleet_link.py), its assignment of
+heartbeats and the servers' stats lines over MQTT (orchestrator/control/fleet_link.py), its assignment of
 stages to boards, and its own log. A sample is a plain JSON-able dict; the page
-(orchestrator/dashboard_page.py) polls it from `GET /api/state` (orchestrator/web.py).
+(orchestrator/web/dashboard_page.py) polls it from `GET /api/state` (orchestrator/web/server.py).
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from orchestrator.daemon import Orchestrator
+from orchestrator.control.daemon import Orchestrator
 
 Log = Callable[[str], None]
-log = logging.getLogger("orchestrator.dashboard")
+log = logging.getLogger("orchestrator.web.dashboard")
 TROUBLE = ("failed", "DEGRADED", "killing", "refused", "lost", "error", "gave up")
 STALE_S = 3.0  # a board whose stats stopped this long ago shows 0 fps (it sends nothing now)
 

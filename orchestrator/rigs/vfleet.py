@@ -21,9 +21,9 @@ from pathlib import Path
 
 import yaml
 
-from orchestrator.broker import TLS_PORT, FleetSecrets, init_secrets
-from orchestrator.netns import NetworkConfig, VirtualNetwork
-from orchestrator.rig import Sshd, VirtualFleetError, keygen, start_mosquitto
+from orchestrator.control.broker import TLS_PORT, FleetSecrets, init_secrets
+from orchestrator.rigs.netns import NetworkConfig, VirtualNetwork
+from orchestrator.rigs.services import Sshd, VirtualFleetError, keygen, start_mosquitto
 
 __all__ = ["BROKER_PORT", "VirtualFleet", "VirtualFleetError"]
 

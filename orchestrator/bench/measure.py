@@ -5,7 +5,7 @@ own stage times (docs/protocol.md, the stats line: `stage_total_ms` of recv, rec
 send and the frame counters). A fresh stats line before and after the measured frames gives each
 board's mean time per frame over exactly those frames. Beside them stands the plan's prediction for
 every stage, read from the bundle's manifest (docs/bundle.md#manifest). Used by `finnsplit bench`
-(cli/bench.py) and benchmarks/e2e.py; the report is orchestrator/bench_report.py.
+(cli/bench.py) and benchmarks/e2e.py; the report is orchestrator/bench/report.py.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 
 from core.errors import FinnsplitError
-from orchestrator.client import ChainClient
-from orchestrator.protocol import ProtocolError
+from orchestrator.dataplane.client import ChainClient
+from orchestrator.dataplane.protocol import ProtocolError
 from splitter.boards import BoardError, load_board
 
 STAGES = ("recv", "recv_wait", "compute", "send")

@@ -1,10 +1,10 @@
 """The orchestrator daemon: keep a bundle's pipeline deployed, running and wired across a fleet.
 
-A reconcile loop (docs/control-plane.md): observe the agents over MQTT (orchestrator/fleet_link.py),
-plan with the pure planner (orchestrator/reconcile.py), execute the steps through a table of
+A reconcile loop (docs/control-plane.md): observe the agents over MQTT (orchestrator/control/fleet_link.py),
+plan with the pure planner (orchestrator/control/reconcile.py), execute the steps through a table of
 executors (SSH uploads in a thread, MQTT commands), repeat. A board that stops heartbeating is
 lost: its stage moves to a spare of the same type, upstream is re-pointed, and the client
-(orchestrator/pipeline_client.py) follows `first_hop()` and resends what was lost. A replicated
+(orchestrator/dataplane/pipeline_client.py) follows `first_hop()` and resends what was lost. A replicated
 partition is one stage per replica board: each fails over on its own, and the stage before it
 fans out to all of them (docs/protocol.md#fan-out-and-merge).
 """
@@ -21,11 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from core.manifest import load_manifest
-from orchestrator.deploy import UploadMeter, UploadReport, bundle_id, deploy
-from orchestrator.fleet import Fleet, assign, fan_in_flags
-from orchestrator.fleet_link import CommandError, FleetLink
-from orchestrator.link_auth import new_key
-from orchestrator.reconcile import (
+from orchestrator.control.fleet import Fleet, assign, fan_in_flags
+from orchestrator.control.fleet_link import CommandError, FleetLink
+from orchestrator.control.reconcile import (
     BoardView,
     Decision,
     Degraded,
@@ -37,7 +35,9 @@ from orchestrator.reconcile import (
     plan_steps,
     target_of,
 )
-from orchestrator.ssh import DeployError
+from orchestrator.dataplane.link_auth import new_key
+from orchestrator.deployment.deploy import UploadMeter, UploadReport, bundle_id, deploy
+from orchestrator.deployment.ssh import DeployError
 
 Log = Callable[[str], None]
 

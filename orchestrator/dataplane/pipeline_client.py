@@ -8,7 +8,7 @@ gets the frames round robin (a replica that fails is skipped); results of replic
 interleaved and are put back in frame order here (docs/protocol.md#fan-out-and-merge). The
 result port accepts a new upstream whenever the last stage moves to another board, and only the
 board that is the last stage now, authenticated with the deployment's link key
-(orchestrator/link_auth.py). Wire numbers start from a random base. Results are delivered once per
+(orchestrator/dataplane/link_auth.py). Wire numbers start from a random base. Results are delivered once per
 frame, in frame order.
 """
 
@@ -22,8 +22,8 @@ from collections.abc import Callable, Collection, Iterable, Sequence
 
 import numpy as np
 
-from orchestrator.client import Address, ResultPort, TensorSender, random_seq_base
-from orchestrator.protocol import (
+from orchestrator.dataplane.client import Address, ResultPort, TensorSender, random_seq_base
+from orchestrator.dataplane.protocol import (
     ConnectionClosed,
     ProtocolError,
     WireSpec,

@@ -1,6 +1,6 @@
 """Where `finnsplit bench` runs a bundle: virtual boards chained directly, or a fleet kept by the orchestrator.
 
-Both stream the same frames and read the boards' own stats through orchestrator/bench.py: the
+Both stream the same frames and read the boards' own stats through orchestrator/bench/measure.py: the
 virtual chain from each server's stdout, a fleet from the stats lines its agents forward over MQTT.
 """
 
@@ -13,13 +13,13 @@ from typing import Any
 
 import numpy as np
 
-from orchestrator.bench import BenchError, BenchResult, measure, result, stream_windowed
-from orchestrator.bundle_io import prepare_input
-from orchestrator.client import ChainClient
-from orchestrator.link_auth import new_key
-from orchestrator.netns import VirtualNetwork
-from orchestrator.protocol import WireSpec, encode_tensor
-from orchestrator.virtual import VirtualChain, is_replicated, last_stage_nodes, predicted_compute_us, random_inputs
+from orchestrator.bench.measure import BenchError, BenchResult, measure, result, stream_windowed
+from orchestrator.dataplane.bundle_io import prepare_input
+from orchestrator.dataplane.client import ChainClient
+from orchestrator.dataplane.link_auth import new_key
+from orchestrator.dataplane.protocol import WireSpec, encode_tensor
+from orchestrator.rigs.netns import VirtualNetwork
+from orchestrator.rigs.virtual import VirtualChain, is_replicated, last_stage_nodes, predicted_compute_us, random_inputs
 
 Log = Callable[[str], None]
 DISTINCT_INPUTS = 16  # frames cycle through this many prepared inputs
@@ -82,7 +82,7 @@ def bench_virtual(bundle: str | Path, manifest: dict[str, Any], frames: int, win
 
 def bench_session(session: Any, bundle: str | Path, manifest: dict[str, Any], frames: int, window: int,
                   latency_frames: int, warmup: int, setup: str, log: Log = lambda _m: None) -> BenchResult:
-    """Benchmark the pipeline a running FleetSession (orchestrator/session.py) keeps up."""
+    """Benchmark the pipeline a running FleetSession (orchestrator/control/session.py) keeps up."""
     tensors = inputs(manifest, bundle, max(frames, warmup))
     client = session.client
 

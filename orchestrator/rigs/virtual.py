@@ -1,10 +1,10 @@
 """Virtual boards: a bundle's partitions as local finnsplit-server processes (emulate or delay backend).
 
 Each partition runs the same server binary a board runs, on loopback or in a network namespace of
-its own (orchestrator/netns.py), chained partition k -> k+1 -> the client's result port; a
+its own (orchestrator/rigs/netns.py), chained partition k -> k+1 -> the client's result port; a
 replicated partition runs on as many boards, fed round robin by the stage before it (or the
 client) and merged by the stage after it (docs/protocol.md#fan-out-and-merge). Every link
-authenticated with a key made for the run (orchestrator/link_auth.py) as on real boards. Reads only
+authenticated with a key made for the run (orchestrator/dataplane/link_auth.py) as on real boards. Reads only
 the bundle's manifest and files (docs/bundle.md).
 """
 
@@ -20,10 +20,10 @@ from core.datatypes import datatype
 from core.errors import FinnsplitError
 from core.manifest import load_manifest
 from core.server import ServerProcess, server_binary
-from orchestrator.fleet import fan_in_flags
-from orchestrator.link_auth import new_key, write_key
-from orchestrator.netns import VirtualNetwork
-from orchestrator.protocol import WireSpec
+from orchestrator.control.fleet import fan_in_flags
+from orchestrator.dataplane.link_auth import new_key, write_key
+from orchestrator.dataplane.protocol import WireSpec
+from orchestrator.rigs.netns import VirtualNetwork
 from splitter.progress import ProgressBar, Watcher
 
 
@@ -185,8 +185,8 @@ def infer_on_virtual_boards(bundle: str | Path, inputs: list, log_dir: str | Pat
 
     `manifest`: the bundle's, already read and verified (else it is read here).
     """
-    from orchestrator.bundle_io import prepare_input
-    from orchestrator.client import ChainClient
+    from orchestrator.dataplane.bundle_io import prepare_input
+    from orchestrator.dataplane.client import ChainClient
 
     manifest = manifest if manifest is not None else load_manifest(bundle)
     tensors = [prepare_input(manifest, bundle, raw) for raw in inputs]

@@ -2,7 +2,7 @@
 
 The last server connects to the client's result port (`ResultReceiver`); the client connects to the
 first server (`TensorSender`). `ChainClient` combines both. Protocol: docs/protocol.md. With the
-deployment's link key every link is authenticated (orchestrator/link_auth.py) and the result port
+deployment's link key every link is authenticated (orchestrator/dataplane/link_auth.py) and the result port
 accepts only the node it is told is the chain's last stage. Wire sequence numbers start from a
 random base, so a new run never reuses the numbers of one still in flight.
 """
@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from orchestrator.link_auth import receiver_handshake, sender_handshake
-from orchestrator.protocol import (
+from orchestrator.dataplane.link_auth import receiver_handshake, sender_handshake
+from orchestrator.dataplane.protocol import (
     FrameType,
     PeerError,
     ProtocolError,

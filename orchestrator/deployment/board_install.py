@@ -36,9 +36,9 @@ import paramiko
 import yaml
 
 from core.errors import FinnsplitError
-from orchestrator import ssh
-from orchestrator.broker import board_username
-from orchestrator.fleet import BoardEntry, Fleet
+from orchestrator.control.broker import board_username
+from orchestrator.control.fleet import BoardEntry, Fleet
+from orchestrator.deployment import ssh
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGES = ("core", "board_agent")

@@ -1,6 +1,6 @@
 """finnsplit as a Python library: a bundle running on boards, fed from a program (docs/python-api.md).
 
-    from orchestrator.pipeline import Pipeline
+    from orchestrator.dataplane.pipeline import Pipeline
 
     with Pipeline("build/", virtual=True, labels="labels.txt") as pipe:   # or fleet="fleet.yaml"
         for result in pipe.infer(["cat.jpg", "dog.png"]):
@@ -10,7 +10,7 @@
 
 Where it runs: `fleet=` a fleet.yaml (deployed over SSH, started over MQTT, failures survived as
 `finnsplit run` does), or `virtual=True`: one emulate server per partition on this machine
-(`finnsplit virtual`). Inputs are image files (preprocessed as orchestrator.user_io says) or
+(`finnsplit virtual`). Inputs are image files (preprocessed as orchestrator.dataplane.user_io says) or
 arrays in the original model's input layout.
 """
 
@@ -27,8 +27,15 @@ import numpy as np
 
 from core.errors import FinnsplitError
 from core.manifest import load_manifest
-from orchestrator.bundle_io import finish_output, prepare_input
-from orchestrator.user_io import classes_of, load_image, load_labels, outputs_are_labels, preprocessing_for, top_k
+from orchestrator.dataplane.bundle_io import finish_output, prepare_input
+from orchestrator.dataplane.user_io import (
+    classes_of,
+    load_image,
+    load_labels,
+    outputs_are_labels,
+    preprocessing_for,
+    top_k,
+)
 
 Input = str | Path | np.ndarray
 
@@ -69,10 +76,10 @@ class Pipeline:
             raise
 
     def _start_virtual(self, log_dir: str | Path | None) -> Any:
-        from orchestrator.client import ChainClient
-        from orchestrator.link_auth import new_key
-        from orchestrator.protocol import WireSpec
-        from orchestrator.virtual import VirtualChain, is_replicated, last_stage_nodes
+        from orchestrator.dataplane.client import ChainClient
+        from orchestrator.dataplane.link_auth import new_key
+        from orchestrator.dataplane.protocol import WireSpec
+        from orchestrator.rigs.virtual import VirtualChain, is_replicated, last_stage_nodes
 
         key = new_key()
         client = self._stack.enter_context(ChainClient(
@@ -85,9 +92,9 @@ class Pipeline:
         return client.infer_many
 
     def _start_fleet(self, fleet: str | Path, backend: str) -> Any:
-        from orchestrator.daemon import DaemonConfig
-        from orchestrator.fleet import load_fleet
-        from orchestrator.session import FleetSession
+        from orchestrator.control.daemon import DaemonConfig
+        from orchestrator.control.fleet import load_fleet
+        from orchestrator.control.session import FleetSession
 
         session = FleetSession(load_fleet(str(fleet)), self.bundle, DaemonConfig(backend=backend), self._log,
                                self.manifest)

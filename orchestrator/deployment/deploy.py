@@ -33,9 +33,9 @@ from core.manifest import (
     load_manifest,
     partition_files,
 )
-from orchestrator import ssh
-from orchestrator.fleet import BoardEntry
-from orchestrator.ssh import DeployError, RemoteCommandError
+from orchestrator.control.fleet import BoardEntry
+from orchestrator.deployment import ssh
+from orchestrator.deployment.ssh import DeployError, RemoteCommandError
 from splitter.progress import ProgressBar
 
 BUNDLE_ID = re.compile(r"[0-9a-f]{16}")
@@ -310,7 +310,7 @@ def _notify(progress: ProgressFn | None, path: str, action: str, done: int, tota
 
 
 def connect(board: BoardEntry, timeout: float = 10.0) -> BoardSession:
-    """A session to `board`: pinned host key, key-file login, SFTP open (orchestrator/ssh.py)."""
+    """A session to `board`: pinned host key, key-file login, SFTP open (orchestrator/deployment/ssh.py)."""
     return BoardSession(board, ssh.connect(board, timeout))
 
 

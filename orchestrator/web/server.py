@@ -25,7 +25,7 @@ from typing import Any
 
 from core.errors import FinnsplitError
 
-log = logging.getLogger("orchestrator.web")
+log = logging.getLogger("orchestrator.web.server")
 DRAIN_LIMIT = 1 << 20  # an unread body up to this size is read and dropped before an error is sent
 
 

@@ -131,7 +131,7 @@ def select_inputs(manifest: dict[str, Any], images: tuple[str, ...], random_coun
 
     One of: image files/directories, a .npy file (N first), `random_count` seeded random inputs.
     """
-    from orchestrator.virtual import random_inputs
+    from orchestrator.rigs.virtual import random_inputs
 
     if sum(bool(x) for x in (images, npy, random_count is not None)) > 1:
         raise UserInputError("give one of --images, --inputs and --random")

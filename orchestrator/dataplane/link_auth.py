@@ -21,7 +21,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.poly1305 import Poly1305
 
-from orchestrator.protocol import (
+from orchestrator.dataplane.protocol import (
     FrameType,
     HandshakeError,
     Hello,

@@ -2,7 +2,7 @@
 
 The C++ server (cpp_server/src/Frame.h, Hello.h) implements the same format. Tensor payloads are
 packed by core.packing, the one Python implementation of the dense wire packing. Link
-authentication (the AUTH exchange and the per-frame tags) is orchestrator/link_auth.py; the frame
+authentication (the AUTH exchange and the per-frame tags) is orchestrator/dataplane/link_auth.py; the frame
 functions here take its session to tag and verify frames.
 """
 

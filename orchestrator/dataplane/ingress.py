@@ -30,11 +30,11 @@ from typing import Any
 import numpy as np
 
 from core.errors import FinnsplitError
-from orchestrator.bundle_io import HostInputError, finish_output, prepare_input
-from orchestrator.pipeline_client import ResilientClient
-from orchestrator.pki import issue_server_cert
-from orchestrator.user_io import UserInputError, load_image, outputs_are_labels, preprocessing_for, top_k
-from orchestrator.web import Request, Response, Route, WebError, json_response
+from orchestrator.control.pki import issue_server_cert
+from orchestrator.dataplane.bundle_io import HostInputError, finish_output, prepare_input
+from orchestrator.dataplane.pipeline_client import ResilientClient
+from orchestrator.dataplane.user_io import UserInputError, load_image, outputs_are_labels, preprocessing_for, top_k
+from orchestrator.web.server import Request, Response, Route, WebError, json_response
 
 DTYPES = ("uint8", "int8", "uint16", "int16", "int32", "int64", "float32", "float64")
 TOKEN_HEADER = "authorization"

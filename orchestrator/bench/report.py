@@ -13,7 +13,7 @@ import io
 import json
 from pathlib import Path
 
-from orchestrator.bench import BenchResult, Prediction
+from orchestrator.bench.measure import BenchResult, Prediction
 
 COLORS = {"wait": "#1f77b4", "compute": "#ff7f0e", "send": "#2ca02c"}  # the paper's blue, orange, green
 # resources in colours of their own, not the times'

@@ -14,7 +14,7 @@ import shlex
 import paramiko
 
 from core.errors import FinnsplitError
-from orchestrator.fleet import BoardEntry
+from orchestrator.control.fleet import BoardEntry
 
 
 class DeployError(FinnsplitError):

@@ -1,6 +1,6 @@
 """The processes virtual boards and fleets are made of: SSH keys, an OpenSSH sshd, a Mosquitto broker.
 
-One place for them, used by the virtual fleet (orchestrator/vfleet.py, `finnsplit run
+One place for them, used by the virtual fleet (orchestrator/rigs/vfleet.py, `finnsplit run
 --virtual-fleet`), the benchmarks and the tests alike. Each process is the real program (Debian's
 sshd and mosquitto), started with a generated configuration and waited for until its port answers.
 """

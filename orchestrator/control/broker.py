@@ -2,7 +2,7 @@
 
 `init_secrets` (the core of `finnsplit fleet init`) makes, in one directory, everything a Mosquitto
 broker needs to serve one chain with authenticated, authorized, encrypted MQTT: the fleet's CA and
-the broker's certificate (orchestrator/pki.py), one random password per board and one for the
+the broker's certificate (orchestrator/control/pki.py), one random password per board and one for the
 orchestrator (files 0600), the daemon ingress's token, Mosquitto's password file (PBKDF2-SHA512,
 its `$7$` format), an ACL file (a board reads only its own `cmd` and writes only its own topics;
 the orchestrator reads and writes the chain), and a mosquitto.conf with a TLS listener, no
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.topics import board_prefix, chain_filter
-from orchestrator.pki import ensure_ca, issue_server_cert, write_private
+from orchestrator.control.pki import ensure_ca, issue_server_cert, write_private
 
 TLS_PORT = 8883
 BOARD_WRITES = ("status", "reply", "stats", "event", "heartbeat")

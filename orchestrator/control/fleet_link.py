@@ -26,10 +26,10 @@ from core.mqtt_login import BrokerAuthError
 from core.mqtt_login import client_id as unpredictable_id
 from core.safe_json import MessageError, check_fields, loads_object
 from core.topics import board_prefix, board_topic, chain_topic
-from orchestrator.fleet import BrokerSettings
+from orchestrator.control.fleet import BrokerSettings
 
-log = logging.getLogger("orchestrator.fleet_link")
-MAX_MESSAGE_BYTES = 65536  # the broker refuses larger packets too (orchestrator/broker.py)
+log = logging.getLogger("orchestrator.control.fleet_link")
+MAX_MESSAGE_BYTES = 65536  # the broker refuses larger packets too (orchestrator/control/broker.py)
 STATES = ("idle", "starting", "running", "stopping", "error", "lost")
 # The shape of each board topic's payload ("!": required); docs/control-plane.md#mqtt-topics
 SHAPES: dict[str, dict[str, Any]] = {

@@ -1,0 +1,2 @@
+"""`finnsplit bench`: measuring a running pipeline, where it runs, and the report.
+"""

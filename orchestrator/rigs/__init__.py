@@ -1,0 +1,3 @@
+"""Virtual boards and fleets: real server processes, network namespaces, sshd and Mosquitto, used by
+commands, benchmarks and tests alike.
+"""
