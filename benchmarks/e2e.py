@@ -28,8 +28,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from core.manifest import load_manifest  # noqa: E402
+from orchestrator.bench import report as bench_report  # noqa: E402
 from orchestrator.bench.measure import BenchResult  # noqa: E402
-from orchestrator.bench.measure import report as bench_report  # noqa: E402
 from orchestrator.bench.runs import bench_virtual, use_realtime  # noqa: E402
 from orchestrator.rigs.netns import NetworkConfig, VirtualNetwork, netns_available  # noqa: E402
 

@@ -43,7 +43,7 @@ def bench(bundle: str, fleet_path: str | None, spares: int | None, virtual: bool
     """Measure BUNDLE's throughput, latency and per-board times on boards; compare with the plan."""
     from cli.common import progress_printer
     from core.manifest import load_manifest
-    from orchestrator.bench.measure import report as bench_report
+    from orchestrator.bench import report as bench_report
 
     if sum((fleet_path is not None, spares is not None, virtual)) != 1:
         raise click.UsageError("give exactly one of --fleet FLEET.yaml, --virtual-fleet SPARES and --virtual")
