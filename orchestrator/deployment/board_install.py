@@ -40,7 +40,7 @@ from orchestrator.control.broker import board_username
 from orchestrator.control.fleet import BoardEntry, Fleet
 from orchestrator.deployment import ssh
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 PACKAGES = ("core", "board_agent")
 DISTRIBUTION = "finnsplit-board"
 # The agent's own dependencies, pinned as pyproject.toml pins them.

@@ -103,7 +103,7 @@ class VirtualFleet:
                   "server": {"stats_interval_ms": 500, "stop_timeout_s": 5.0}}
         (base / "agent.yaml").write_text(yaml.safe_dump(config))
         argv = [sys.executable, "-m", "board_agent", "--config", str(base / "agent.yaml")]
-        env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+        env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
         agent = subprocess.Popen(self.network.command(index, argv), stdout=(base / "agent.log").open("ab"),
                                  stderr=subprocess.STDOUT, env=env)
         self.procs[name].append(agent)
