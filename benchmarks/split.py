@@ -104,7 +104,7 @@ def main() -> None:
         print("  FINN default folding (PE=SIMD=1): fits")
     except PartitionError as exc:
         print(f"  FINN default folding (PE=SIMD=1): {exc}")
-    # finn_set_folding equals FINN v0.10.1's own SetFolding node for node (tests/test_finn_flow.py)
+    # finn_set_folding equals FINN v0.10.1's own SetFolding node for node (tests/finn/test_finn_flow.py)
     folds = finn_set_folding(layers, board, tensors, int(board.clock_hz / PAPER_FPS))
     (greedy, needed), greedy_s = timed(greedy_on, layers, tensors, args.boards, args.board, folds)
     print(f"  FINN SetFolding(target {PAPER_FPS} fps, two-pass) + fill in order: ", end="")

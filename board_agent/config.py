@@ -90,7 +90,7 @@ class ServerPolicy:
     user: str | None = "nobody"  # the server gives up root for this user once its devices are mapped
     max_buffer_mb: Positive = 64.0  # frame buffers a run's --queue-depth may allocate (board memory)
     # A command the server runs under, e.g. "qemu-arm-static -L /usr/arm-linux-gnueabihf" for an
-    # armhf server on an x86 test host (tests/test_board_install.py); never needed on a board.
+    # armhf server on an x86 test host (tests/board_agent/test_board_install.py); never needed on a board.
     launcher: str | None = None
 
     def __post_init__(self) -> None:

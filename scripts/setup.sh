@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 need_apt=()
 # clang + libclang-rt: the ASan/UBSan and libFuzzer build of cpp_server (tests/cpp_fixtures.py);
-# chromium: the dashboard test drives it headless (tests/test_dashboard_ingress.py).
+# chromium: the dashboard test drives it headless (tests/orchestrator/test_dashboard_ingress.py).
 for pkg in mosquitto openssh-server g++-arm-linux-gnueabihf g++-aarch64-linux-gnu qemu-user-static cmake iproute2 clang libclang-rt-14-dev chromium; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done

@@ -3,7 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-# FINN v0.10.1 in its own venv: tests/test_finn_flow.py runs FINN's flow on real bundles (docs/finn.md)
+# FINN v0.10.1 in its own venv: tests/finn/test_finn_flow.py runs FINN's flow on real bundles (docs/finn.md)
 bash scripts/setup-finn.sh
 .venv/bin/ruff check .
 # Two workers (the machine's 2 cores; most tests wait on processes and sockets), a test file per

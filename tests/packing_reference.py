@@ -1,6 +1,6 @@
 """The bit-matrix dense packing core.packing used before its numpy fast paths.
 
-Kept as the reference: tests/test_packing.py checks the fast paths against it byte for byte, and
+Kept as the reference: tests/core/test_packing.py checks the fast paths against it byte for byte, and
 benchmarks/packing.py measures them against it.
 """
 

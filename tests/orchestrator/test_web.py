@@ -1,6 +1,6 @@
 """The daemon's HTTP server (orchestrator/web/server.py) on a real socket, and the dashboard's rates
 (orchestrator/web/dashboard.py) from stats lines as the servers write them. The daemon with its
-dashboard and ingress on a virtual fleet: tests/test_dashboard_ingress.py."""
+dashboard and ingress on a virtual fleet: tests/orchestrator/test_dashboard_ingress.py."""
 
 from __future__ import annotations
 

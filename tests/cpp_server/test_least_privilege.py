@@ -18,7 +18,7 @@ from orchestrator.dataplane.client import ChainClient
 from orchestrator.dataplane.link_auth import new_key
 from orchestrator.dataplane.protocol import WireSpec
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 UNIT = REPO / "board_agent" / "systemd" / "finnsplit-agent.service"
 SPEC = WireSpec.parse("UINT8:1,8,8,3")
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="dropping privileges needs root")

@@ -258,7 +258,7 @@ def test_keepalive_frees_the_slot_of_an_upstream_that_lost_power(fleet: ServerFl
         key_file = write_key(tmp_path / "link.key", KEY)
         upstream = subprocess.Popen(network.command(0, [sys.executable, "-c", AGENTLESS_UPSTREAM, network.host_address,
                                                         str(server.port), SPEC.flag(), str(key_file)]),
-                                    stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[1])
+                                    stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[2])
         try:
             assert upstream.stdout is not None and upstream.stdout.readline().strip() == "ready"
             client.receiver.receive(timeout=10)

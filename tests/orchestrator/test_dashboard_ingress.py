@@ -38,7 +38,7 @@ CHROMIUM = shutil.which("chromium")
 pytestmark = [pytest.mark.skipif(netns_available() is not None, reason=str(netns_available())),
               pytest.mark.skipif(CHROMIUM is None, reason="no chromium (scripts/setup.sh installs it)")]
 FINNSPLIT = [sys.executable, "-c", "from cli.main import main; main()"]
-ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
 
 
 @pytest.fixture(scope="module")

@@ -157,7 +157,7 @@ def test_residual_add_names_the_node() -> None:
     b = GraphBuilder((1, 4, 6, 6))
     x = b.quant("x", 0.1, 4, signed=False)
     y = b.node("Conv", [x, b.qweight((4, 4, 1, 1), 4)], kernel_shape=[1, 1])
-    y = b.quant(y, 0.15, 4, signed=False)  # not the skip's scale: no integer add (tests/test_residual.py)
+    y = b.quant(y, 0.15, 4, signed=False)  # not the skip's scale: no integer add (tests/splitter/test_residual.py)
     model = b.model(b.node("Add", [x, y]))
     with pytest.raises(UnsupportedNodeError, match=r"different scales.*shared quantizer") as info:
         lower(model, "t")

@@ -4,7 +4,7 @@
     finnsplit virtual B --check M
 
 ends bit-exact against the Python executor and reports the comparison with qonnx's execute_onnx.
-(brevitas 0.13's MobileNetV1 on six boards is tests/test_build.py's bundle.)
+(brevitas 0.13's MobileNetV1 on six boards is tests/splitter/test_build.py's bundle.)
 """
 
 from __future__ import annotations

@@ -60,7 +60,7 @@ def test_lowers_to_finn_layers_alike_from_both_exporters(lowered: dict) -> None:
     assert (ops["DuplicateStreams"], ops["AddStreams"], ops["Thresholding"]) == (13, 13, 13)
     assert (ops["MVAU"], ops["VVAU"], ops["FMPadding"]) == (42, 20, 21)
     assert new.input_quant.shift == (128, 128, 128) and new.input_quant.factor == 1  # the padded first conv
-    # as MobileNetV1's (tests/test_exporters.py): brevitas 0.10's TruncAvgPool2d keeps its input's scale, so
+    # as MobileNetV1's (tests/splitter/test_exporters.py): brevitas 0.10's TruncAvgPool2d keeps its input's scale, so
     # only the last bias' integers (in steps of pool scale x weight scale) differ
     found = differences(new, old)
     bias = new.layers[-1]

@@ -126,7 +126,7 @@ def test_the_example_fleet_loads() -> None:
 
     from orchestrator.control.fleet import load_fleet
 
-    fleet = load_fleet(Path(__file__).resolve().parents[1] / "orchestrator" / "fleet.example.yaml")
+    fleet = load_fleet(Path(__file__).resolve().parents[2] / "orchestrator" / "fleet.example.yaml")
     assert [b.name for b in fleet.boards][-1] == "spare0" and {b.type for b in fleet.boards} == {"zedboard"}
     broker = fleet.broker  # authenticated and encrypted; files relative to the fleet file
     assert (broker.port, broker.username, broker.insecure) == (8883, "lab-orchestrator", False)

@@ -30,7 +30,7 @@ from orchestrator.rigs.netns import netns_available
 from splitter import program
 from splitter.executor import execute
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 FINNSPLIT = [sys.executable, "-c", "from cli.main import main; main()"]
 FRAMES = 10_000
 

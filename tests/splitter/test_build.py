@@ -249,7 +249,7 @@ def test_mobilenet_bundle_records_finn_iodma_word_sizes(mobilenet_bundle: tuple[
 
 def test_layer_that_fits_no_board_names_the_resource(zoo_dir: Path, tmp_path: Path) -> None:
     tiny = tmp_path / "tiny-z7.yaml"
-    text = (Path(__file__).resolve().parents[1] / "boards" / "zedboard.yaml").read_text()
+    text = (Path(__file__).resolve().parents[2] / "boards" / "zedboard.yaml").read_text()
     tiny.write_text(text.replace("name: zedboard", "name: tiny-z7").replace("bram18: 280 ", "bram18: 40  "))
     result = finnsplit("build", str(zoo_dir / "mobilenet-v1-w4a4.onnx"), "--boards", f"{tiny}:8", "--finn", "no",
                        "-o", str(tmp_path / "b"))

@@ -20,7 +20,7 @@ from orchestrator.dataplane.bundle_io import finish_output, prepare_input
 from orchestrator.dataplane.user_io import Preprocessing, UserInputError, load_image, preprocessing_for
 from splitter.fast_executor import FastExecutor
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 FINNSPLIT = [sys.executable, "-c", "from cli.main import main; main()"]
 CIFAR10 = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 

@@ -170,8 +170,8 @@ def test_run_build_without_finn(no_finn: None, tmp_path: Path) -> None:
 
 # ---- the runner against a stand-in FINN (tests/fakes/) ---------------------------------------------
 
-FAKES = Path(__file__).parent / "fakes"  # the stand-in FINN and Xilinx tools (tests/fakes/README.md)
-HWH = Path(__file__).parent / "data" / "finn-accel-kv260.hwh"
+FAKES = Path(__file__).parents[1] / "fakes"  # the stand-in FINN and Xilinx tools (tests/fakes/README.md)
+HWH = Path(__file__).parents[1] / "data" / "finn-accel-kv260.hwh"
 HWH_IODMA = {"idma0": {"base": "0xA0000000", "range": 4096}, "odma0": {"base": "0xA0001000", "range": 4096}}
 
 

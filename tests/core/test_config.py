@@ -25,7 +25,7 @@ from orchestrator.control.fleet import load_fleet
 from splitter.boards import BUILTIN_DIR, BoardFileError, load_board
 from splitter.build_file import read_build_file
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 FINNSPLIT = [sys.executable, "-c", "from cli.main import main; main()"]
 LINE = re.compile(r"^(?P<file>[^:]+): (?:(?P<field>[\w.\[\]]+): )?expected (?P<expected>.+), found (?P<found>.+)$")
 

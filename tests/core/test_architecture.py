@@ -10,7 +10,7 @@ import ast
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 PACKAGES = ("core", "splitter", "orchestrator", "board_agent", "cli")
 # The stack, bottom up (docs/architecture.md): a package imports only packages on lower floors. The
 # board agent and the splitter share a floor and import neither each other nor anything above.
