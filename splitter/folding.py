@@ -399,7 +399,7 @@ def finn_node_order(layers: Sequence[Layer], counts: Sequence[int]) -> list[int]
     """Positions of the FINN nodes (`counts[k]` per layer k, in a row) in the order FINN's flow sorts them.
 
     qonnx's SortGraph (toposort_flatten) emits the nodes level by level, the nodes of one level by
-    position; a node's level is the longest path to it. A chain keeps its order; the branches of a
+    position; a node's level is the longest path to it. A sequence without branches keeps its order; the branches of a
     residual block interleave.
     """
     producer: dict[str, int] = {}

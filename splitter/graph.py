@@ -1,4 +1,4 @@
-"""The dataflow graph: a chain of FINN-style layers over integer NHWC tensors.
+"""The dataflow graph: FINN-style layers over integer NHWC tensors.
 
 Layer semantics are specified once, in docs/program-format.md; splitter.executor implements them.
 """
@@ -136,7 +136,7 @@ class RefTensor:
 
 @dataclass
 class DataflowGraph:
-    """A lowered model: integer input, a chain of layers, and the host-side ops around it."""
+    """A lowered model: integer input, its layers in order, and the host-side ops around it."""
 
     name: str
     input: TensorSpec
@@ -160,12 +160,12 @@ class DataflowGraph:
 
     @property
     def inputs(self) -> list[TensorSpec]:
-        """Every tensor the graph reads from outside, in boundary order (`input` alone for a chain's)."""
+        """Every tensor the graph reads from outside, in boundary order (`input` alone for a graph that does not branch)."""
         return [self.tensors[n] for n in self.input_names] if self.input_names else [self.input]
 
     @property
     def outputs(self) -> list[TensorSpec]:
-        """Every tensor the graph hands on, in boundary order (`output` alone for a chain's)."""
+        """Every tensor the graph hands on, in boundary order (`output` alone for a graph that does not branch)."""
         return [self.tensors[n] for n in self.output_names] if self.output_names else [self.output]
 
     def layer(self, name: str) -> Layer:

@@ -13,7 +13,7 @@ from core.errors import ProgramFormatError
 from splitter.graph import DataflowGraph, Layer, TensorSpec
 
 MAGIC = "FINNSPLIT-PROGRAM"
-VERSION = 1  # a chain; written for every graph that does not branch
+VERSION = 1  # one tensor per boundary; written for every graph that does not branch
 BRANCHING_VERSION = 2  # layers with several inputs or outputs (`in=a,b`, `out=a,b`: residual networks)
 BOUNDARY_VERSION = 3  # several `input` / `output` lines: a partition cut inside a residual block
 VERSIONS = (VERSION, BRANCHING_VERSION, BOUNDARY_VERSION)

@@ -1,6 +1,6 @@
 """Layer chains built from shapes alone (no weights), for what-if costing, tests and benchmarks.
 
-`mobilenet_v1_w4a4()` mirrors the chain the lowering produces for brevitas' quant_mobilenet_v1_4b.
+`mobilenet_v1_w4a4()` mirrors the layers the lowering produces for brevitas' quant_mobilenet_v1_4b.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from splitter.graph import Layer, TensorSpec
 
 
 @dataclass
-class ChainBuilder:
-    """Appends FINN-style layers (PE = SIMD = 1, as the lowering emits them) to an NHWC chain."""
+class LayerBuilder:
+    """Appends FINN-style layers (PE = SIMD = 1, as the lowering emits them) in order, NHWC."""
 
     shape: tuple[int, int, int, int]
     dtype: DataType
@@ -24,7 +24,7 @@ class ChainBuilder:
         self.current = "input"
         self.tensors["input"] = TensorSpec("input", self.shape, self.dtype)
 
-    def _emit(self, op: str, attrs: dict, shape: tuple[int, ...], dtype: DataType) -> ChainBuilder:
+    def _emit(self, op: str, attrs: dict, shape: tuple[int, ...], dtype: DataType) -> LayerBuilder:
         name = f"{op}_{sum(x.op_type == op for x in self.layers)}"
         out = f"{name}_out"
         self.tensors[out] = TensorSpec(out, tuple(shape), dtype)
@@ -32,14 +32,14 @@ class ChainBuilder:
         self.current, self.shape, self.dtype = out, tuple(shape), dtype
         return self
 
-    def pad(self, p: int) -> ChainBuilder:
+    def pad(self, p: int) -> LayerBuilder:
         """FMPadding by p on every side."""
         _, h, w, c = self.shape
         attrs = {"ImgDim": (h, w), "Padding": (p, p, p, p), "NumChannels": c, "SIMD": 1,
                  "inputDataType": self.dtype.name}
         return self._emit("FMPadding", attrs, (1, h + 2 * p, w + 2 * p, c), self.dtype)
 
-    def window(self, k: int, stride: int, depthwise: bool) -> ChainBuilder:
+    def window(self, k: int, stride: int, depthwise: bool) -> LayerBuilder:
         """ConvolutionInputGenerator, k x k, no padding."""
         _, h, w, c = self.shape
         oh, ow = (h - k) // stride + 1, (w - k) // stride + 1
@@ -52,7 +52,7 @@ class ChainBuilder:
         extreme = max(abs(self.dtype.min), abs(self.dtype.max)) * max(abs(wdt.min), abs(wdt.max)) * dot
         return smallest_datatype(-extreme, extreme)
 
-    def mvau(self, out_ch: int, wdt: str, odt: str | None) -> ChainBuilder:
+    def mvau(self, out_ch: int, wdt: str, odt: str | None) -> LayerBuilder:
         """MVAU over the last axis; odt None means noActivation (accumulator output)."""
         _, h, w, mw = self.shape
         weights, acc = datatype(wdt), self._acc(mw, datatype(wdt))
@@ -63,7 +63,7 @@ class ChainBuilder:
                  "mem_mode": "internal_decoupled", "ram_style": "auto", "resType": "auto"}
         return self._emit("MVAU", attrs, (1, h, w, out_ch), out)
 
-    def vvau(self, k: int, wdt: str, odt: str) -> ChainBuilder:
+    def vvau(self, k: int, wdt: str, odt: str) -> LayerBuilder:
         """Depthwise VVAU after a k x k depthwise window."""
         _, h, w, kc = self.shape
         c, weights = kc // (k * k), datatype(wdt)
@@ -72,7 +72,7 @@ class ChainBuilder:
                  "accDataType": self._acc(k * k, weights).name, "noActivation": 0, "ActVal": 0}
         return self._emit("VVAU", attrs, (1, h, w, c), datatype(odt))
 
-    def avgpool(self, k: int, odt: str, shift: int) -> ChainBuilder:
+    def avgpool(self, k: int, odt: str, shift: int) -> LayerBuilder:
         """QuantAvgPool behind a k x k depthwise window."""
         _, h, w, kc = self.shape
         c = kc // (k * k)
@@ -81,7 +81,7 @@ class ChainBuilder:
                  "AccumBits": self.dtype.bitwidth + (k * k - 1).bit_length(), "Shift": shift, "BatchSize": 1}
         return self._emit("Pool", attrs, (1, h, w, c), datatype(odt))
 
-    def bias(self, pdt: str) -> ChainBuilder:
+    def bias(self, pdt: str) -> LayerBuilder:
         """ChannelwiseOp add of a per-channel integer bias."""
         c, param = self.shape[-1], datatype(pdt)
         out = smallest_datatype(self.dtype.min + param.min, self.dtype.max + param.max)
@@ -100,7 +100,7 @@ MOBILENET_BLOCKS = ((64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2),
 
 def mobilenet_v1_w4a4(image: int = 224, classes: int = 1000) -> tuple[list[Layer], dict[str, TensorSpec]]:
     """MobileNetV1 w4a4 as lowered: conv0 (INT8 weights, valid padding), 13 dw/pw blocks, pool, FC, bias."""
-    b = ChainBuilder((1, image, image, 3), datatype("UINT8"))
+    b = LayerBuilder((1, image, image, 3), datatype("UINT8"))
     b.window(3, 2, depthwise=False).mvau(32, "INT8", "UINT4")
     for out_ch, stride in MOBILENET_BLOCKS:
         b.pad(1).window(3, stride, depthwise=True).vvau(3, "INT4", "UINT4").mvau(out_ch, "INT4", "UINT4")

@@ -1,7 +1,7 @@
-"""Conv / MatMul / Gemm, the elementwise chain after it and its quantizer: an MVAU or VVAU.
+"""Conv / MatMul / Gemm, the elementwise epilogue after it and its quantizer: an MVAU or VVAU.
 
 `conv` and `matmul` emit what feeds the compute layer (padding, sliding window) and lay the integer
-weights out as FINN expects; `compute` derives the thresholds from the chain and emits the layer.
+weights out as FINN expects; `compute` derives the thresholds from the epilogue and emits the layer.
 Without a quantizer after it the layer keeps its accumulator (lowering/accumulator.py).
 """
 
@@ -32,7 +32,7 @@ QUANTIZERS = ("Quant", "BipolarQuant")
 
 
 def compute(lw: Emitter, node: onnx.NodeProto, cur: Cursor) -> Cursor:
-    """Conv / MatMul / Gemm, the elementwise chain after it and its quantizer."""
+    """Conv / MatMul / Gemm, the elementwise epilogue after it and its quantizer."""
     if node.op_type == "Conv" and any(attributes(node).get("pads", ())) and np.any(cur.offset):
         cur = lw.shift_input(cur, node)  # FMPadding's 0 must be the model's 0.0 (lowering/shift.py)
     acc_cur, layer = conv(lw, node, cur) if node.op_type == "Conv" else matmul(lw, node, cur)
@@ -55,7 +55,7 @@ def compute(lw: Emitter, node: onnx.NodeProto, cur: Cursor) -> Cursor:
 
 
 def _with_thresholds(lw: Emitter, node, cur: Cursor, acc_cur: Cursor, layer: ComputeLayer, ops, end, acc_range):
-    """The compute layer with its activation (chain + `end`, a Quant) folded into thresholds."""
+    """The compute layer with its activation (epilogue + `end`, a Quant) folded into thresholds."""
     quant = lw.view.quant_params(end)
     channels = layer.alpha.shape[0]
     qscale = per_channel(quant.scale, channels, cur.rank, end.name).astype(np.float32)

@@ -1,10 +1,10 @@
 """Monotone elementwise ops between an integer accumulator and a Quant node, and thresholds.
 
 A dataflow layer with an activation computes, per output channel c, an integer accumulator `acc`
-whose real value is acc * alpha[c] + beta[c]. The QONNX model then applies a chain of elementwise
+whose real value is acc * alpha[c] + beta[c]. The QONNX model then applies an epilogue of elementwise
 ops (Mul, Div, Add, Sub, BatchNormalization, Relu) and a Quant node. That composite is monotone in
 acc, so it equals a multi-threshold function: output = ActVal + #{t : acc >= T[c, t]}. We find each
-threshold by binary search over the integers, evaluating the chain in float32 op by op as qonnx's
+threshold by binary search over the integers, evaluating the epilogue in float32 op by op as qonnx's
 executor does (onnxruntime per node, numpy for Quant), so ties and rounding follow the reference:
 Quant's ROUND is numpy's round-half-to-even, applied after clipping (docs/lowering.md).
 """
@@ -50,7 +50,7 @@ class ElementwiseOp:
             return a + b
         if self.op_type == "Sub":
             return a - b
-        raise ValueError(f"not an elementwise chain op: {self.op_type}")
+        raise ValueError(f"not an elementwise epilogue op: {self.op_type}")
 
 
 def apply_ops(ops: list[ElementwiseOp], x: np.ndarray) -> np.ndarray:

@@ -58,6 +58,6 @@ class ComputeLayer(NamedTuple):
     weights: np.ndarray
     alpha: np.ndarray  # (C,) real value of one accumulator step
     beta: np.ndarray  # (C,) real value of accumulator 0
-    bias: np.ndarray | None  # the node's real bias, applied before the chain
+    bias: np.ndarray | None  # the node's real bias, applied before the epilogue
     source: tuple[str, ...]
     xnor: bool = False  # FINN's XNOR-popcount MVAU (lowering/binary.py)

@@ -19,8 +19,8 @@ def collect_elementwise(
 ) -> tuple[list[ElementwiseOp], onnx.NodeProto | None]:
     """Elementwise ops with constant operands following `tensor`; returns them and the node that ends them.
 
-    `first`: the node reading `tensor` where the chain starts (needed when `tensor` has several readers).
-    An elementwise op of two computed tensors (a residual Add) ends the chain.
+    `first`: the node reading `tensor` where the ops start (needed when `tensor` has several readers).
+    An elementwise op of two computed tensors (a residual Add) ends them.
     """
     ops: list[ElementwiseOp] = []
     shape = view.shape(tensor)
@@ -34,7 +34,7 @@ def collect_elementwise(
             continue
         if node.op_type not in ELEMENTWISE_OPS or _two_computed(view, node):
             return ops, node
-        ops.append(_chain_op(view, node, tensor, channels, len(shape)))
+        ops.append(_epilogue_op(view, node, tensor, channels, len(shape)))
         tensor = node.output[0]
 
 
@@ -42,7 +42,7 @@ def _two_computed(view: OnnxView, node: onnx.NodeProto) -> bool:
     return node.op_type != "BatchNormalization" and sum(1 for i in node.input if i and view.const(i) is None) > 1
 
 
-def _chain_op(view: OnnxView, node: onnx.NodeProto, tensor: str, channels: int, ndim: int) -> ElementwiseOp:
+def _epilogue_op(view: OnnxView, node: onnx.NodeProto, tensor: str, channels: int, ndim: int) -> ElementwiseOp:
     if node.op_type == "Relu":
         return ElementwiseOp("Relu")
     if node.op_type == "BatchNormalization":
@@ -70,7 +70,7 @@ def _chain_op(view: OnnxView, node: onnx.NodeProto, tensor: str, channels: int, 
 def affine_of_elementwise(
     ops: list[ElementwiseOp], alpha: np.ndarray, beta: np.ndarray, where: str
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(scale, bias) per channel such that chain(acc * alpha + beta) = acc * scale + bias, exactly in reals."""
+    """(scale, bias) per channel such that ops(acc * alpha + beta) = acc * scale + bias, exactly in reals."""
     a = np.asarray(alpha, dtype=np.float64).copy()
     b = np.asarray(beta, dtype=np.float64).copy()
     for op in ops:
@@ -158,7 +158,7 @@ def build_output_stage(view: OnnxView, tensor: str) -> HostStage:
         node = producer.get(name)
         if node is None:
             raise LoweringError(f"the model output {output.name!r} depends on {name!r} besides the last board's "
-                                f"output {tensor!r}; the host can only run a chain after the last quantized layer")
+                                f"output {tensor!r}; the host can only run elementwise ops after the last quantized layer")
         needed.add(position[id(node)])
         stack.extend(node.input)
     nodes = [g.node[i] for i in sorted(needed)]

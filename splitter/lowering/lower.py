@@ -1,4 +1,4 @@
-"""Lower a QONNX model (a chain of quantized layers) to FINN-style dataflow layers.
+"""Lower a QONNX model (quantized layers, in order or branching) to FINN-style dataflow layers.
 
 The walk follows the graph from its input. At every step a `Cursor` (lowering/cursor.py) names the
 ONNX tensor that the current integer dataflow tensor represents (ONNX value = integer * scale[c] +

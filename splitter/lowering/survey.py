@@ -174,7 +174,7 @@ class _Graph:
             if len(users) > 1 and any(u.name in where.head for u in users):
                 names = ", ".join(f"{u.name} ({u.op_type})" for u in users)
                 out.append(f"tensor {tensor!r} feeds {len(users)} nodes ({names}) in the host's input stage, which "
-                           "is one chain of ops up to the first quantizer")
+                           "is one run of elementwise ops up to the first quantizer")
         for node in self.nodes:
             if node.name in where.core and node.op_type in _TWO_INPUT and node.op_type != "Add" \
                     and len(self.dynamic_inputs(node)) > 1:

@@ -1,4 +1,4 @@
-"""Cutting a layer chain into per-board partitions and predicting the pipeline's throughput.
+"""Cutting a dataflow graph's layers into per-board partitions and predicting the pipeline's throughput.
 
 Strategies (docs/cost-model.md#cut-strategies): "greedy" is the reference paper's (fixed folding,
 fill boards in order); "balanced" maximizes min over boards of min(clock / slowest layer's cycles,
@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from splitter.boards import Board
 from splitter.cost import CostConfig, Folding, folding_from_attrs
 from splitter.graph import Layer, TensorSpec
-from splitter.partition.search import Chain
+from splitter.partition.search import PlanningProblem
 from splitter.partition.types import LayerTooLargeError, Partition, PartitionError, Plan, TooFewBoardsError
 
 STRATEGIES = ("balanced", "greedy")
@@ -47,20 +47,20 @@ def plan(
         raise PartitionError("need at least one layer and one board")
     limits = list(front_limit) if isinstance(front_limit, Sequence) else [front_limit]
     if strategy == "greedy":
-        chain = Chain(layers, tensors, boards, cfg or CostConfig(), link_gbps, limits[0])
+        problem = PlanningProblem(layers, tensors, boards, cfg or CostConfig(), link_gbps, limits[0])
         folds = list(greedy_foldings) if greedy_foldings is not None else [folding_from_attrs(x) for x in layers]
-        return chain.greedy(folds)
+        return problem.greedy(folds)
     if target_fps is not None:
-        chain = Chain(layers, tensors, boards, cfg or CostConfig(), link_gbps, limits[-1])
-        chain.max_boards = max_boards
-        return chain.fewest(target_fps, replicate, least_power)
+        problem = PlanningProblem(layers, tensors, boards, cfg or CostConfig(), link_gbps, limits[-1])
+        problem.max_boards = max_boards
+        return problem.fewest(target_fps, replicate, least_power)
     best: Plan | None = None
     options = None
     for limit in limits:
-        chain = Chain(layers, tensors, boards, cfg or CostConfig(), link_gbps, limit, options)
-        chain.max_boards, chain.on_probe = max_boards, on_probe
-        found = chain.balanced(replicate)
-        options = chain.shared_options()
+        problem = PlanningProblem(layers, tensors, boards, cfg or CostConfig(), link_gbps, limit, options)
+        problem.max_boards, problem.on_probe = max_boards, on_probe
+        found = problem.balanced(replicate)
+        options = problem.shared_options()
         bound = min(found.fps_bound, best.fps_bound) if best else found.fps_bound
         if best is None or found.fps > best.fps * (1 + 1e-12):
             best = found
@@ -77,7 +77,7 @@ def plan_for(
 ) -> Plan:
     """The balanced plan best for `objective` ("fps" or "fps-per-watt") within `power_cap_w` watts.
 
-    "fps": the fastest plan drawing at most the cap (exact: Chain.fastest_within). "fps-per-watt":
+    "fps": the fastest plan drawing at most the cap (exact: PlanningProblem.fastest_within). "fps-per-watt":
     for every board count k, the fastest plan on k boards is re-planned for the least power at its
     rate; among those within the cap, the one with the most frames per joule wins.
     """
@@ -106,8 +106,8 @@ def plan_for(
 
 
 def _chain(layers: Sequence[Layer], tensors: Mapping[str, TensorSpec], boards: Sequence[Board],
-           kwargs: Mapping[str, object]) -> Chain:
+           kwargs: Mapping[str, object]) -> PlanningProblem:
     """The search of `plan`'s keyword arguments, with its loosest front limit."""
     limits = kwargs.get("front_limit", FRONT_LIMITS)
     limit = list(limits)[-1] if isinstance(limits, Sequence) else limits
-    return Chain(layers, tensors, boards, kwargs.get("cfg") or CostConfig(), kwargs.get("link_gbps"), limit)  # type: ignore[arg-type]
+    return PlanningProblem(layers, tensors, boards, kwargs.get("cfg") or CostConfig(), kwargs.get("link_gbps"), limit)  # type: ignore[arg-type]

@@ -1,7 +1,7 @@
 """The cut search: layer groups, per-board folding options, and the two strategies over them.
 
 "balanced" binary-searches the pipeline throughput over every value a bottleneck can set and asks,
-per target, for the fewest boards reaching the end of the chain (docs/cost-model.md#cut-strategies).
+per target, for the fewest boards reaching the last layer (docs/cost-model.md#cut-strategies).
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ class Segment:
     options: tuple[int, ...]  # option id per group
 
 
-class Chain:
+class PlanningProblem:
     """One planning problem: groups of layers, board types, options and link sizes."""
 
     def __init__(
@@ -188,7 +188,7 @@ class Chain:
         its option + width converters + output FIFO) <= w . cap, and so at least w . shell + sum over
         groups of the least w . option of any option meeting the budget (converters left out, the
         cheapest output FIFO). A segment failing this for one of WEIGHTS cannot fit; a plan over
-        these ends bounds the best plan from above (Chain.upper_bound).
+        these ends bounds the best plan from above (PlanningProblem.upper_bound).
         """
         board, rate = self.types[t], self.rates[t]
         out: dict[int, tuple[int, ...]] = {}
@@ -215,7 +215,7 @@ class Chain:
     def feasible(
         self, fps: float, avail: Sequence[int], replicate: bool, relaxed: bool = False,
     ) -> list[Segment] | None:
-        """Segments reaching the end of the chain at `fps` with the boards in `avail`, fewest boards first.
+        """Segments reaching the last layer at `fps` with the boards in `avail`, fewest boards first.
 
         A dynamic program over (boards of each type used, group boundary reached): every reachable
         boundary is kept, so the answer is exact whenever the fronts are. `relaxed`: over
@@ -241,7 +241,7 @@ class Chain:
         return None
 
     def least_power(self, fps: float, replicate: bool) -> list[Segment] | None:
-        """Segments reaching the end of the chain at `fps` drawing the least predicted power in all."""
+        """Segments reaching the last layer at `fps` drawing the least predicted power in all."""
         fewest = self.feasible(fps, self.avail, replicate)
         if fewest is None:
             return None
@@ -280,7 +280,7 @@ class Chain:
         return self.build("balanced", [self._folds(s) for s in answer[0]], answer[0])
 
     def _least_power(self, fps: float, replicate: bool, bound: float = np.inf) -> tuple[list[Segment], float] | None:
-        """Segments reaching the end of the chain at `fps` drawing the least predicted power in all.
+        """Segments reaching the last layer at `fps` drawing the least predicted power in all.
 
         The dynamic program of `feasible`, over (boards of each type used, boundary reached), keeping
         the least power per state instead of stopping at the fewest boards: a plan on more boards can
@@ -349,7 +349,7 @@ class Chain:
         minimal = self.feasible(single[0], self.avail, False)
         if minimal is None:
             self.diagnose(single[0])
-        # A replica needs a board the chain does not need even at the loosest target.
+        # A replica needs a board the plan does not need even at the loosest target.
         most = len(self.boards) if self.max_boards is None else min(len(self.boards), self.max_boards)
         replicate = replicate and len(minimal) < most
         cand = self.candidates(True) if replicate else single

@@ -11,7 +11,7 @@ from splitter.cost import Folding, LayerCost, Resources
 
 
 class PartitionError(FinnsplitError):
-    """The chain cannot be placed on the given boards."""
+    """The layers cannot be placed on the given boards."""
 
 
 class LayerTooLargeError(PartitionError):

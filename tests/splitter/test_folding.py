@@ -8,7 +8,7 @@ import pytest
 from core.datatypes import datatype
 from splitter.boards import load_board
 from splitter.cost import CostConfig, Folding, boundary_cost, layer_cost
-from splitter.cost.synthetic import ChainBuilder
+from splitter.cost.synthetic import LayerBuilder
 from splitter.folding import (
     CycleTargetError,
     apply_folding,
@@ -29,7 +29,7 @@ ZCU = load_board("zcu104")
 
 def chain():
     """conv 3x3 (8->16) then a depthwise-separable block (16->32) on an 8x8 image."""
-    b = ChainBuilder((1, 8, 8, 8), datatype("UINT4"))
+    b = LayerBuilder((1, 8, 8, 8), datatype("UINT4"))
     b.window(3, 1, depthwise=False).mvau(16, "INT4", "UINT4")
     b.pad(1).window(3, 1, depthwise=True).vvau(3, "INT4", "UINT4").mvau(32, "INT4", "UINT4")
     return b.build()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from test_build import finnsplit
-from test_partition import brute_force_plans, tiny, toy_chain
+from test_partition import brute_force_plans, tiny, toy_layers
 
 from splitter.boards import Board
 from splitter.partition import PartitionError, plan, plan_for
@@ -24,7 +24,7 @@ CASES = [
 @pytest.mark.parametrize("replicate", [False, True])
 def test_target_fps_gives_the_fewest_boards_and_the_least_power(label: str, boards: list[Board],
                                                                 replicate: bool) -> None:
-    layers, tensors = toy_chain()
+    layers, tensors = toy_layers()
     every = brute_force_plans(layers, tensors, boards, replicate)
     fastest = max(f for f, _, _ in every)
     for target in (fastest / 4, fastest / 2, fastest):
@@ -40,7 +40,7 @@ def test_target_fps_gives_the_fewest_boards_and_the_least_power(label: str, boar
 
 
 def test_an_unreachable_target_names_the_fastest_plan() -> None:
-    layers, tensors = toy_chain()
+    layers, tensors = toy_layers()
     boards = CASES[0][1]
     fastest = plan(layers, tensors, boards).fps
     for least_power in (False, True):
@@ -49,7 +49,7 @@ def test_an_unreachable_target_names_the_fastest_plan() -> None:
 
 
 def test_power_cap_and_fps_per_watt_match_brute_force() -> None:
-    layers, tensors = toy_chain()
+    layers, tensors = toy_layers()
     boards = CASES[0][1]
     every = brute_force_plans(layers, tensors, boards, replicate=True)
     best = plan_for(layers, tensors, boards, "fps-per-watt", front_limit=None)

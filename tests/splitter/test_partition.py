@@ -15,7 +15,7 @@ from splitter.boards import Board, PowerModel, load_board, parse_board_list
 from splitter.cost import CostConfig, Resources, folding_from_attrs, layer_cost, output_fifo_cost, partition_resources
 from splitter.cost.errors import UnsupportedLayerError
 from splitter.cost.memory import dwc
-from splitter.cost.synthetic import ChainBuilder, mobilenet_v1_w4a4
+from splitter.cost.synthetic import LayerBuilder, mobilenet_v1_w4a4
 from splitter.folding import finn_set_folding, group_options, groups, in_block
 from splitter.partition import LayerTooLargeError, PartitionError, TooFewBoardsError, plan
 
@@ -32,9 +32,9 @@ def tiny(name: str, lut: float, bram: float = 4, dsp: float = 4, clock_mhz: floa
     )
 
 
-def toy_chain(with_block: bool = True):
+def toy_layers(with_block: bool = True):
     """MVAU 2->4, [pad, dw window, VVAU], MVAU 4->2, Thresholding on a 4x4 UINT2 image."""
-    b = ChainBuilder((1, 4, 4, 2), datatype("UINT2"))
+    b = LayerBuilder((1, 4, 4, 2), datatype("UINT2"))
     b.mvau(4, "INT2", "UINT2")
     if with_block:
         b.pad(1).window(3, 1, depthwise=True).vvau(3, "INT2", "UINT2")
@@ -144,7 +144,7 @@ CASES = [
 
 @pytest.mark.parametrize(("label", "boards"), CASES, ids=[c[0] for c in CASES])
 def test_balanced_matches_brute_force(label: str, boards: list[Board]) -> None:
-    layers, tensors = toy_chain()
+    layers, tensors = toy_layers()
     expected = brute_force(layers, tensors, boards, replicate=False)
     got = plan(layers, tensors, boards, "balanced", replicate=False)
     assert got.fps == pytest.approx(expected, rel=1e-9)
@@ -157,7 +157,7 @@ def test_balanced_chooses_memory_styles_jointly() -> None:
     Choosing each layer's cheapest folding on its own (a front of size 1) misses that; the full
     front finds what brute force finds.
     """
-    b = ChainBuilder((1, 1, 1, 64), datatype("UINT4"))
+    b = LayerBuilder((1, 1, 1, 64), datatype("UINT4"))
     layers, tensors = b.mvau(64, "INT4", "UINT4").mvau(128, "INT4", "UINT4").build()
     for lut in (2_900, 3_200):
         boards = [tiny("a", lut=lut, bram=1, dsp=0)]
@@ -168,7 +168,7 @@ def test_balanced_chooses_memory_styles_jointly() -> None:
 
 
 def test_balanced_replicates_the_bottleneck_on_spare_boards() -> None:
-    layers, tensors = toy_chain(with_block=False)
+    layers, tensors = toy_layers(with_block=False)
     boards = [tiny("a", lut=6_000, nic_mbps=50)] * 4
     expected = brute_force(layers, tensors, boards, replicate=True)
     got = plan(layers, tensors, boards, "balanced")
@@ -179,7 +179,7 @@ def test_balanced_replicates_the_bottleneck_on_spare_boards() -> None:
 
 
 def test_link_override_limits_throughput() -> None:
-    layers, tensors = toy_chain()
+    layers, tensors = toy_layers()
     boards = [tiny("a", lut=4_500, clock_mhz=100)] * 2
     fast = plan(layers, tensors, boards, "balanced", replicate=False)
     slow = plan(layers, tensors, boards, "balanced", replicate=False, link_gbps=1e-6)
@@ -202,7 +202,7 @@ def _check_consistent(p, layers, tensors) -> None:
 
 
 def test_greedy_fills_boards_in_order() -> None:
-    layers, tensors = toy_chain()
+    layers, tensors = toy_layers()
     boards = [tiny("a", lut=3_000), tiny("b", lut=3_500), tiny("a", lut=3_000)]
     p = plan(layers, tensors, boards, "greedy")
     assert [part.board.name for part in p.partitions] == ["a", "b", "a"][: len(p.partitions)]
@@ -219,7 +219,7 @@ def test_greedy_fills_boards_in_order() -> None:
 
 
 def test_greedy_too_few_boards_says_how_many() -> None:
-    layers, tensors = toy_chain()
+    layers, tensors = toy_layers()
     with pytest.raises(TooFewBoardsError) as exc:
         plan(layers, tensors, [tiny("a", lut=1_200)], "greedy")
     assert exc.value.needed["a"] >= 2 and "needs at least" in str(exc.value) and "1 board(s) given" in str(exc.value)
@@ -228,7 +228,7 @@ def test_greedy_too_few_boards_says_how_many() -> None:
 
 
 def test_balanced_too_few_boards_says_how_many() -> None:
-    layers, tensors = toy_chain()
+    layers, tensors = toy_layers()
     with pytest.raises(TooFewBoardsError) as exc:
         plan(layers, tensors, [tiny("a", lut=1_200)], "balanced")
     needed = exc.value.needed["a"]
@@ -237,7 +237,7 @@ def test_balanced_too_few_boards_says_how_many() -> None:
 
 
 def test_layer_too_large_names_layer_and_resource() -> None:
-    b = ChainBuilder((1, 1, 1, 512), datatype("UINT4"))
+    b = LayerBuilder((1, 1, 1, 512), datatype("UINT4"))
     layers, tensors = b.mvau(512, "INT4", "UINT4").build()
     board = tiny("small", lut=3_000, bram=8)
     for strategy in ("balanced", "greedy"):
@@ -249,7 +249,7 @@ def test_layer_too_large_names_layer_and_resource() -> None:
 
 
 def test_unsupported_layer_and_strategy() -> None:
-    layers, tensors = toy_chain()
+    layers, tensors = toy_layers()
     odd = [*layers[:1], dataclasses.replace(layers[1], op_type="StreamingConcat"), *layers[2:]]
     with pytest.raises(UnsupportedLayerError, match="StreamingConcat"):
         plan(odd, tensors, [tiny("a", lut=60_000)], "balanced")
@@ -258,7 +258,7 @@ def test_unsupported_layer_and_strategy() -> None:
 
 
 def test_plan_rows_and_power() -> None:
-    layers, tensors = toy_chain()
+    layers, tensors = toy_layers()
     p = plan(layers, tensors, [tiny("a", lut=4_500)] * 2, "balanced")
     rows = p.rows()
     assert [r["partition"] for r in rows] == list(range(len(p.partitions)))
@@ -287,7 +287,7 @@ def test_mobilenet_v1_on_six_zedboards() -> None:
 def test_more_resources_cheaper_terms_and_looser_limits_never_lower_the_fps(seed: int) -> None:
     """Monotone, and equal to brute force, on small chains: the exact search (no front limit)."""
     rng = np.random.default_rng(seed)
-    layers, tensors = toy_chain(with_block=bool(seed % 2))
+    layers, tensors = toy_layers(with_block=bool(seed % 2))
     lut = float(rng.integers(1_300, 2_600))
     base = [tiny("a", lut=lut, bram=2, dsp=2)] * int(rng.integers(2, 4))
     exact = plan(layers, tensors, base, "balanced", replicate=False, front_limit=None)
@@ -306,7 +306,7 @@ def test_more_resources_cheaper_terms_and_looser_limits_never_lower_the_fps(seed
 
 def residual_chain():
     """MVAU 2->4, a residual block (DuplicateStreams, two 1x1 MVAUs, AddStreams), Thresholding; 4x4 UINT2."""
-    b = ChainBuilder((1, 4, 4, 2), datatype("UINT2"))
+    b = LayerBuilder((1, 4, 4, 2), datatype("UINT2"))
     b.mvau(4, "INT2", "UINT2")
     block_in, dt = b.current, b.dtype
     attrs = {"NumChannels": 4, "PE": 1, "NumOutputStreams": 2, "inputDataType": dt.name, "numInputVectors": (1, 4, 4)}
