@@ -23,6 +23,20 @@ Status toU64(const std::string& flag, const std::string& text, uint64_t* out) {
   return Status::ok();
 }
 
+// "a,b,c" -> its items; an empty item is an error (a stray comma is a typo, not a default).
+Status splitList(const std::string& flag, const std::string& text, std::vector<std::string>* out) {
+  out->clear();
+  size_t start = 0;
+  while (true) {
+    size_t comma = text.find(',', start);
+    std::string item = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    if (item.empty()) return Status::error("--" + flag + " has an empty item in '" + text + "'");
+    out->push_back(item);
+    if (comma == std::string::npos) return Status::ok();
+    start = comma + 1;
+  }
+}
+
 }  // namespace
 
 const char* Options::usage() {
@@ -39,6 +53,7 @@ const char* Options::usage() {
          "  finn-zynq: (--program FILE | --spec-in/--spec-out)  --in-word-elems N --out-word-elems N\n"
          "             --idma /dev/uioN|/dev/mem@ADDR  --odma ...  --dmabuf-in /dev/udmabufN --dmabuf-out ...\n"
          "             [--dmabuf-in-phys ADDR --dmabuf-out-phys ADDR]  --done-timeout-ms MS(2000)\n"
+         "             a boundary of several tensors: one value per tensor, comma-separated (idma0,idma1,..)\n"
          "finnsplit-server run --program FILE --input FRAMES.bin --output RESULTS.bin [--repeat N]\n"
          "finnsplit-server convert --to finn|dense --dtype DT --count N --word-elems E --input F --output G\n"
          "finnsplit-server self-test\n";
@@ -69,8 +84,26 @@ Status Options::parse(int argc, char** argv, Options* out) {
   auto integer = [](int64_t* field) -> Setter {
     return [field](const std::string& flag, const std::string& v) { return toInt(flag, v, field); };
   };
-  auto address = [](uint64_t* field) -> Setter {
-    return [field](const std::string& flag, const std::string& v) { return toU64(flag, v, field); };
+  auto texts = [](std::vector<std::string>* field) -> Setter {
+    return [field](const std::string& flag, const std::string& v) { return splitList(flag, v, field); };
+  };
+  auto integers = [](std::vector<int64_t>* field) -> Setter {
+    return [field](const std::string& flag, const std::string& v) {
+      std::vector<std::string> items;
+      Status st = splitList(flag, v, &items);
+      field->assign(items.size(), 0);
+      for (size_t k = 0; st && k < items.size(); ++k) st = toInt(flag, items[k], &(*field)[k]);
+      return st;
+    };
+  };
+  auto addresses = [](std::vector<uint64_t>* field) -> Setter {
+    return [field](const std::string& flag, const std::string& v) {
+      std::vector<std::string> items;
+      Status st = splitList(flag, v, &items);
+      field->assign(items.size(), 0);
+      for (size_t k = 0; st && k < items.size(); ++k) st = toU64(flag, items[k], &(*field)[k]);
+      return st;
+    };
   };
   const std::map<std::string, Setter> flags = {
       {"listen", text(&o.listen)},
@@ -85,14 +118,14 @@ Status Options::parse(int argc, char** argv, Options* out) {
       {"spec-in", text(&o.specIn)},
       {"spec-out", text(&o.specOut)},
       {"delay-us", integer(&o.delayUs)},
-      {"idma", text(&o.idma)},
-      {"odma", text(&o.odma)},
-      {"dmabuf-in", text(&o.dmabufIn)},
-      {"dmabuf-out", text(&o.dmabufOut)},
-      {"dmabuf-in-phys", address(&o.dmabufInPhys)},
-      {"dmabuf-out-phys", address(&o.dmabufOutPhys)},
-      {"in-word-elems", integer(&o.inWordElems)},
-      {"out-word-elems", integer(&o.outWordElems)},
+      {"idma", texts(&o.idma)},
+      {"odma", texts(&o.odma)},
+      {"dmabuf-in", texts(&o.dmabufIn)},
+      {"dmabuf-out", texts(&o.dmabufOut)},
+      {"dmabuf-in-phys", addresses(&o.dmabufInPhys)},
+      {"dmabuf-out-phys", addresses(&o.dmabufOutPhys)},
+      {"in-word-elems", integers(&o.inWordElems)},
+      {"out-word-elems", integers(&o.outWordElems)},
       {"done-timeout-ms", integer(&o.doneTimeoutMs)},
       {"queue-depth", integer(&o.queueDepth)},
       {"io-timeout-ms", integer(&o.ioTimeoutMs)},

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "Status.h"
 
@@ -25,14 +26,16 @@ struct Options {
   std::string specIn;
   std::string specOut;
   int64_t delayUs = 1000;
-  std::string idma;
-  std::string odma;
-  std::string dmabufIn;
-  std::string dmabufOut;
-  uint64_t dmabufInPhys = 0;
-  uint64_t dmabufOutPhys = 0;
-  int64_t inWordElems = 0;
-  int64_t outWordElems = 0;
+  // finn-zynq: one value per tensor of the boundary, in boundary order (a comma list on the command
+  // line: idma0, idma1, ...; docs/finn.md#multi-tensor-boundaries).
+  std::vector<std::string> idma;
+  std::vector<std::string> odma;
+  std::vector<std::string> dmabufIn;
+  std::vector<std::string> dmabufOut;
+  std::vector<uint64_t> dmabufInPhys;  // empty: every buffer's address from sysfs
+  std::vector<uint64_t> dmabufOutPhys;
+  std::vector<int64_t> inWordElems;
+  std::vector<int64_t> outWordElems;
   int64_t doneTimeoutMs = 2000;
   int64_t queueDepth = 4;
   int64_t ioTimeoutMs = 10000;

@@ -59,6 +59,27 @@ Status writeFile(const std::string& path, const std::vector<uint8_t>& data) {
   return Status::ok();
 }
 
+// One side's finn-zynq channels from its per-tensor lists, which must be equally long (the
+// physical addresses may be left out altogether).
+Status finnChannels(const std::string& side, const std::vector<std::string>& regs,
+                    const std::vector<std::string>& buffers, const std::vector<uint64_t>& phys,
+                    const std::vector<int64_t>& wordElems, std::vector<FinnZynqChannel>* out) {
+  const char* dma = side == "in" ? "--idma" : "--odma";
+  const size_t n = regs.size();
+  if (buffers.size() != n || wordElems.size() != n || (!phys.empty() && phys.size() != n)) {
+    return Status::error(std::string(dma) + " names " + std::to_string(n) + " DMA(s) but --dmabuf-" + side + " " +
+                         std::to_string(buffers.size()) + ", --" + side + "-word-elems " +
+                         std::to_string(wordElems.size()) + ", --dmabuf-" + side + "-phys " +
+                         std::to_string(phys.size()) + ": one value per tensor each");
+  }
+  out->assign(n, FinnZynqChannel());
+  for (size_t k = 0; k < n; ++k) {
+    if (wordElems[k] < 1) return Status::error("--" + side + "-word-elems must be positive");
+    (*out)[k] = FinnZynqChannel{regs[k], buffers[k], phys.empty() ? 0 : phys[k], wordElems[k]};
+  }
+  return Status::ok();
+}
+
 LogLevel levelOf(const std::string& name) {
   if (name == "debug") return LogLevel::kDebug;
   if (name == "warn") return LogLevel::kWarn;
@@ -90,19 +111,13 @@ Status Tools::makeAccelerator(const Options& o, std::unique_ptr<Accelerator>* ou
     FinnZynqConfig config;
     Status st = specsFrom(o, &config.in, &config.out);
     if (!st) return st;
-    if (o.idma.empty() || o.odma.empty() || o.dmabufIn.empty() || o.dmabufOut.empty() || o.inWordElems < 1 ||
-        o.outWordElems < 1) {
+    if (o.idma.empty() || o.odma.empty() || o.dmabufIn.empty() || o.dmabufOut.empty() || o.inWordElems.empty() ||
+        o.outWordElems.empty()) {
       return Status::error("--backend finn-zynq needs --idma, --odma, --dmabuf-in, --dmabuf-out, --in-word-elems "
                            "and --out-word-elems");
     }
-    config.idmaRegs = o.idma;
-    config.odmaRegs = o.odma;
-    config.inBuffer = o.dmabufIn;
-    config.outBuffer = o.dmabufOut;
-    config.inPhys = o.dmabufInPhys;
-    config.outPhys = o.dmabufOutPhys;
-    config.inWordElems = o.inWordElems;
-    config.outWordElems = o.outWordElems;
+    if (!(st = finnChannels("in", o.idma, o.dmabufIn, o.dmabufInPhys, o.inWordElems, &config.inputs))) return st;
+    if (!(st = finnChannels("out", o.odma, o.dmabufOut, o.dmabufOutPhys, o.outWordElems, &config.outputs))) return st;
     config.doneTimeoutMs = static_cast<int>(o.doneTimeoutMs);
     return FinnZynqBackend::create(config, out);
   }

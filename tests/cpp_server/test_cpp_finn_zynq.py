@@ -33,7 +33,7 @@ from core.packing import pack
 from orchestrator.dataplane.client import ChainClient
 from splitter import program
 from splitter.executor import execute
-from splitter.graph import DataflowGraph
+from splitter.graph import DataflowGraph, TensorSpec
 
 
 def _random(dtype: DataType, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
@@ -116,31 +116,166 @@ def test_finn_zynq_reports_a_missing_ap_done_and_keeps_serving(fleet: ServerFlee
         client.connect(server.address)
         assert client.sender is not None
         client.sender.send(np.zeros(graph.input.shape, dtype=np.int64))
-        server.wait_log("output DMA did not signal ap_done within 200 ms")
+        server.wait_log("output DMA odma0 did not signal ap_done within 200 ms")
         stats = server.stats(lambda s: s["errors"]["accelerator"] == 1)
         assert stats["frames"]["dropped"] == 1
         assert server.proc.poll() is None
     sim.stop()
 
 
-def test_finn_zynq_refuses_a_partition_cut_inside_a_residual_block(server_bin: Path,  # noqa: F811
-                                                                   tmp_path: Path) -> None:
-    """A two-tensor boundary needs one IODMA per tensor, which finn-zynq does not drive: refused at start-up,
-    naming the tensors and the cause (docs/finn.md#multi-tensor-boundaries); --spec-in alike."""
-    from test_residual import residual_model
+# ---- boundaries of several tensors: one IODMA per tensor -----------------------------------------
 
-    from splitter.folding import cut_allowed
+
+def two_block_graph() -> DataflowGraph:
+    """x -> conv -> two residual blocks (identity skips) -> 1x1 conv head, lowered."""
+    from qonnx_builder import GraphBuilder as QonnxBuilder
+
     from splitter.lowering import lower
 
-    graph = lower(residual_model("identity"), "t")
-    cut = next(i for i in range(1, len(graph.layers)) if cut_allowed(graph.layers, i)
-               and len(graph.live_tensors(i)) == 2)
-    program.write(graph.slice(cut, len(graph.layers), "second"), tmp_path / "second.fsprog")
-    sim = IodmaSimulator(tmp_path, graph, in_elems=1, out_elems=1)  # never started: refused before any register
-    for source in (["--program", str(tmp_path / "second.fsprog")],
-                   ["--spec-in", "UINT4:1,8,8,8+UINT4:1,8,8,8", "--spec-out", "UINT4:1,1,1,8"]):
+    b = QonnxBuilder((1, 4, 8, 8), seed=7)
+
+    def conv_bn_act(b: QonnxBuilder, x: str, cin: int, cout: int, scale: float) -> str:
+        """QuantConv2d 3x3 -> BatchNorm -> Relu -> UINT4 Quant (as tests/splitter/test_residual.py builds them)."""
+        y = b.node("Conv", [x, b.qweight((cout, cin, 3, 3), 4)], kernel_shape=[3, 3], pads=[1] * 4, strides=[1, 1])
+        return b.quant(b.node("Relu", [b.batchnorm(y, cout)]), scale, 4, signed=False)
+
+    x = conv_bn_act(b, b.quant("x", 0.1, 4, signed=False), 4, 8, 0.125)
+    for _ in range(2):
+        y = conv_bn_act(b, conv_bn_act(b, x, 8, 8, 0.17), 8, 8, 0.125)
+        x = b.quant(b.node("Relu", [b.node("Add", [y, x])]), 0.125, 4, signed=False)
+    return lower(b.model(b.node("Conv", [x, b.qweight((3, 8, 1, 1), 4)], kernel_shape=[1, 1])), "two_blocks")
+
+
+def three_pieces(graph: DataflowGraph) -> list[DataflowGraph]:
+    """Cut inside both blocks: 1 -> 2 tensors, 2 -> 2 (the join of one block, the start of the next), 2 -> 1."""
+    from splitter.folding import cut_allowed
+
+    inside = [i for i in range(1, len(graph.layers)) if cut_allowed(graph.layers, i)
+              and len(graph.live_tensors(i)) == 2]
+    for first in reversed(inside):
+        for second in (i for i in inside if i > first):
+            try:
+                middle = graph.slice(first, second, "middle")
+            except ValueError:  # the middle would pass a tensor on untouched
+                continue
+            if len(middle.inputs) == len(middle.outputs) == 2:
+                return [graph.slice(0, first, "head"), middle, graph.slice(second, len(graph.layers), "tail")]
+    raise AssertionError(f"no 2 -> 2 partition among the cuts {inside}")
+
+
+def word_elems(spec: TensorSpec, k: int) -> int:
+    """A different FINN word width per tensor: a divisor of its channels, padded words for small ones."""
+    divisors = [d for d in range(1, spec.shape[-1] + 1) if spec.shape[-1] % d == 0]
+    return divisors[(k * 2 + 1) % len(divisors)]
+
+
+def run_chain(fleet: ServerFleet, pieces: list[DataflowGraph], frames: list[np.ndarray], tmp_path: Path,  # noqa: F811
+              sims: dict[int, IodmaSimulator]) -> list[np.ndarray]:
+    """The pieces as a chain of servers: piece k on finn-zynq against sims[k], else emulate."""
+    whole_in, whole_out = pieces[0].input, pieces[-1].output
+    with ChainClient(whole_in, whole_out) as client:
+        hop, servers = client.result_address, []
+        for k in reversed(range(len(pieces))):
+            path = tmp_path / f"{pieces[k].name}.fsprog"
+            program.write(pieces[k], path)
+            backend = sims[k].server_args() if k in sims else ["--backend", "emulate"]
+            servers.append(fleet.start(f"b{k}-{len(sims)}", hop, "--program", str(path), *backend))
+            hop = servers[-1].address
+        client.connect(hop)
+        results = client.infer_many(frames)
+        assert all(server.terminate() == 0 for server in servers)
+    return results
+
+
+def test_finn_zynq_drives_one_iodma_per_tensor_equal_to_emulate(fleet: ServerFleet, tmp_path: Path) -> None:  # noqa: F811
+    """Cut inside two residual blocks: 1 -> 2, 2 -> 2 and 2 -> 1 tensors, every piece on finn-zynq with one
+    simulated IODMA per tensor (its own word width and buffer): the results equal the emulate chain's bit for
+    bit, and the executor's; every DMA saw the register protocol (outputs started first, own addresses)."""
+    graph = two_block_graph()
+    pieces = three_pieces(graph)
+    assert [(len(p.inputs), len(p.outputs)) for p in pieces] == [(1, 2), (2, 2), (2, 1)]
+    rng = np.random.default_rng(3)
+    frames = [random_input(graph, rng) for _ in range(12)]
+    emulated = run_chain(fleet, pieces, frames, tmp_path, {})
+    sims = {}
+    for k, piece in enumerate(pieces):
+        work = tmp_path / f"sim{k}"
+        work.mkdir()
+        sims[k] = IodmaSimulator(work, piece, [word_elems(s, j) for j, s in enumerate(piece.inputs)],
+                                 [word_elems(s, j + 1) for j, s in enumerate(piece.outputs)])
+        sims[k].start()
+    assert len(set(sims[1].in_elems)) == 2 and len(set(sims[1].out_elems)) == 2  # each tensor its own width
+    try:
+        on_fpga = run_chain(fleet, pieces, frames, tmp_path, sims)
+    finally:
+        for sim in sims.values():
+            sim.stop()
+    for frame, a, b in zip(frames, on_fpga, emulated, strict=True):
+        assert a.tobytes() == b.tobytes()
+        np.testing.assert_array_equal(a, execute(graph, frame))
+    assert [sim.violations for sim in sims.values()] == [[], [], []]
+    assert [sim.frames for sim in sims.values()] == [12, 12, 12]
+
+
+def _with(args: list[str], flag: str, value: str) -> list[str]:
+    """`args` with `flag`'s value replaced."""
+    i = args.index(flag)
+    return [*args[: i + 1], value, *args[i + 2 :]]
+
+
+def test_finn_zynq_refuses_iodmas_that_do_not_match_the_tensors(server_bin: Path,  # noqa: F811
+                                                              tmp_path: Path) -> None:
+    """Two input tensors but one IODMA configured (the old one-value form): refused at start-up, naming the
+    tensors, the counts and the per-tensor form; lists of different lengths on one side are named too."""
+    middle = three_pieces(two_block_graph())[1]
+    program.write(middle, tmp_path / "middle.fsprog")
+    sim = IodmaSimulator(tmp_path, middle, [1, 1], [1, 1])  # never started: refused before any register
+    args = sim.server_args()
+    one_dma = args
+    for flag in ("--idma", "--dmabuf-in", "--dmabuf-in-phys", "--in-word-elems"):
+        one_dma = _with(one_dma, flag, args[args.index(flag) + 1].split(",")[0])
+    uneven = _with(args, "--out-word-elems", "1")
+    spec = "+".join(f"{s.dtype.name}:{','.join(map(str, s.shape))}" for s in middle.inputs)
+    cases = [
+        (["--program", str(tmp_path / "middle.fsprog"), *one_dma],
+         ["input boundary carries 2 tensors (", "but 1 idma is configured", "one value per tensor"]),
+        (["--spec-in", spec, "--spec-out", "UINT4:1,8,8,8+UINT4:1,8,8,8", *one_dma],
+         ["input boundary carries 2 tensors (" + " + ".join(
+             f"{s.dtype.name} {'x'.join(map(str, s.shape))}" for s in middle.inputs), "1 idma is configured"]),
+        (["--program", str(tmp_path / "middle.fsprog"), *uneven],
+         ["--odma names 2 DMA(s) but --dmabuf-out 2, --out-word-elems 1"]),
+        (["--program", str(tmp_path / "middle.fsprog"), *_with(args, "--dmabuf-out", ",".join(
+            [str(sim.paths[sim.out_bufs[0]])] * 2))], ["odma0 and odma1 are given the same buffer"]),
+    ]
+    for source, wanted in cases:
         done = subprocess.run([str(server_bin), "serve", "--listen", "127.0.0.1:0", "--next", "127.0.0.1:9",
-                               *source, *sim.server_args()], capture_output=True, text=True, timeout=60)
+                               *source], capture_output=True, text=True, timeout=60)
         assert done.returncode != 0
-        assert "carries several tensors" in done.stderr and "cut between blocks" in done.stderr, done.stderr
-        assert "UINT4 1x8x8x8 + UINT4 1x8x8x8" in done.stderr
+        assert all(w in done.stderr for w in wanted), (wanted, done.stderr)
+
+
+def test_finn_zynq_names_the_output_dma_that_times_out(fleet: ServerFleet, tmp_path: Path) -> None:  # noqa: F811
+    """A partition writing two tensors whose second output DMA never signals ap_done: the error names odma1;
+    the frame is dropped and the server keeps serving."""
+    graph = two_block_graph()
+    head = three_pieces(graph)[0]
+    rest = graph.slice(len(head.layers), len(graph.layers), "rest")  # takes the two tensors on, emulated
+    sim = IodmaSimulator(tmp_path, head, 1, [2, 4], stuck_outputs={1})
+    sim.start()
+    program.write(head, tmp_path / "head.fsprog")
+    program.write(rest, tmp_path / "rest.fsprog")
+    args = _with(sim.server_args(), "--done-timeout-ms", "200")
+    try:
+        with ChainClient(graph.input, graph.output) as client:
+            tail = fleet.start("zed1", client.result_address, "--program", str(tmp_path / "rest.fsprog"))
+            server = fleet.start("zed0", tail.address, "--program", str(tmp_path / "head.fsprog"), *args)
+            client.connect(server.address)
+            assert client.sender is not None
+            client.sender.send(np.zeros(graph.input.shape, dtype=np.int64))
+            server.wait_log("output DMA odma1 did not signal ap_done within 200 ms")
+            assert "odma0 did not" not in server.log()
+            stats = server.stats(lambda s: s["errors"]["accelerator"] == 1)
+            assert stats["frames"]["dropped"] == 1
+            assert server.proc.poll() is None
+    finally:
+        sim.stop()
