@@ -127,6 +127,9 @@ class BoardFile:
     power: PowerSection
     usable: UsableFractions = field(default_factory=UsableFractions)
     shell: ResourceCounts | None = None  # absent: no shell resources
+    # one IODMA beyond the shell's two, for each further tensor of a boundary (docs/cost-model.md#extra-iodmas);
+    # absent: none charged
+    iodma: ResourceCounts | None = None
     finn_board: Text | None = None  # FINN's pynq_part_map key; absent or null: FINN does not know the board
 
 
@@ -164,6 +167,7 @@ class Board:
     finn_board: str | None = None  # FINN's name for the board (pynq_part_map key); None: not known to FINN
     path: str = ""
     calibration: Calibration | None = None  # fitted factors from <stem>.calibration.json beside `path`
+    iodma: Resources = field(default_factory=Resources)  # one IODMA beyond the shell's two (several tensors)
 
     @property
     def usable(self) -> Resources:
@@ -252,6 +256,7 @@ def _parse(path: Path, expected_name: str | None) -> Board:
         link_efficiency=spec.link_efficiency,
         iodma_width=spec.iodma_width,
         shell=spec.shell.amounts() if spec.shell is not None else Resources(),
+        iodma=spec.iodma.amounts() if spec.iodma is not None else Resources(),
         power=PowerModel(ps_w=spec.power.ps_w, pl_static_w=spec.power.pl_static_w,
                          dynamic_mw_at_100mhz=spec.power.dynamic_mw_at_100mhz.amounts()),
         finn_board=spec.finn_board.strip() if spec.finn_board is not None else None,

@@ -1,7 +1,7 @@
 """Resource and cycle cost model of FINN dataflow layers (formulas and sources: docs/cost-model.md).
 
 Public surface: Folding, Resources, LayerCost, CostConfig, layer_cost (with the board's calibration,
-docs/calibration.md), calibrated, boundary_cost, partition_resources, the op tables COSTED_OPS /
+docs/calibration.md), calibrated, boundary_cost, extra_iodmas, partition_resources, the op tables COSTED_OPS /
 ZERO_COST_OPS / UNSUPPORTED_OPS and the errors.
 """
 
@@ -38,6 +38,7 @@ __all__ = [
     "UnsupportedLayerError",
     "boundary_cost",
     "calibrated",
+    "extra_iodmas",
     "folding_from_attrs",
     "layer_cost",
     "layer_io",
@@ -116,9 +117,18 @@ def output_fifo_cost(out_width: int, cfg: CostConfig | None = None) -> Resources
     return fifo(out_width, cfg.fifo_depth, cfg.ff_per_lut)
 
 
-def partition_resources(costs: Sequence[LayerCost], board: Board, cfg: CostConfig | None = None) -> Resources:
-    """Everything one board holds: layers, a FIFO per layer input and output, DWCs, and the shell."""
-    total = board.shell
+def extra_iodmas(board: Board, inputs: int = 1, outputs: int = 1) -> Resources:
+    """The IODMAs a partition needs beyond the shell's one per side: one per further tensor of its input
+    and output boundaries (FINN's InsertIODMA makes one per graph input and output;
+    docs/cost-model.md#extra-iodmas)."""
+    return board.iodma.scale(max(inputs - 1, 0) + max(outputs - 1, 0))
+
+
+def partition_resources(costs: Sequence[LayerCost], board: Board, cfg: CostConfig | None = None,
+                        inputs: int = 1, outputs: int = 1) -> Resources:
+    """Everything one board holds: layers, a FIFO per layer input and output, DWCs, the shell, and an
+    IODMA per tensor beyond the first of a boundary carrying `inputs` / `outputs` tensors."""
+    total = board.shell + extra_iodmas(board, inputs, outputs)
     prev: int | None = None
     for cost in costs:
         total = total + cost.resources + boundary_cost(prev, cost.in_width, cfg)

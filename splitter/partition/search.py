@@ -20,6 +20,7 @@ from splitter.cost import (
     CostConfig,
     Folding,
     Resources,
+    extra_iodmas,
     layer_cost,
     output_fifo_cost,
     partition_resources,
@@ -27,7 +28,7 @@ from splitter.cost import (
 from splitter.cost.front import Front, Options
 from splitter.cost.memory import dwc
 from splitter.cost.resources import RESOURCE_NAMES
-from splitter.folding import GroupOption, carried_bytes, group_options, groups, in_block, last_reader
+from splitter.folding import GroupOption, carried, carried_bytes, group_options, groups, in_block, last_reader
 from splitter.graph import Layer, TensorSpec
 from splitter.partition.types import LayerTooLargeError, Partition, PartitionError, Plan, TooFewBoardsError
 
@@ -60,6 +61,8 @@ class PlanningProblem:
         cuts = [0] + [stop for _, stop in self.groups]
         # a cut inside a residual block carries several tensors: all of their bytes cross the link
         self.bytes = [carried_bytes(self.layers, tensors, i) for i in cuts]
+        # ... and each tensor needs an IODMA of its own on both boards (the shell has one per side)
+        self.tensor_count = [len(carried(self.layers, i)) for i in cuts]
         # a segment from group boundary g must end after layer need[g]: no tensor passes a board untouched
         self.need = [last_reader(self.layers, i) for i in cuts]
         self.rates = [_link_rate(t, link_gbps) for t in self.types]
@@ -103,7 +106,19 @@ class PlanningProblem:
         return self._dwc[(prev, width)]
 
     def tail(self, width: int) -> Resources:
+        """What closing a segment after an output stream of `width` bits adds: the output FIFO."""
         return output_fifo_cost(width, self.cfg)
+
+    def opening(self, t: int, pos: int) -> Resources:
+        """What a board of type t starting at group boundary `pos` holds before any layer: the shell and an
+        IODMA per further tensor crossing into it."""
+        return self.types[t].shell + extra_iodmas(self.types[t], inputs=self.tensor_count[pos])
+
+    def closing(self, t: int, end: int) -> Callable[[int], Resources]:
+        """`tail` for a segment on type t ending at group boundary `end`: plus an IODMA per further tensor
+        leaving it. The same for every element of a front, so it never changes which one dominates."""
+        extra = extra_iodmas(self.types[t], outputs=self.tensor_count[end])
+        return lambda width: self.tail(width) + extra
 
     def ends(self, pos: int, t: int, r: int, fps: float) -> dict[int, tuple[int, ...]]:
         """Every group boundary a segment from `pos` on r boards of type t can end at for `fps`, with its options.
@@ -131,7 +146,7 @@ class PlanningProblem:
         budget = r * board.clock_hz / fps
         cap = np.array(board.usable.as_tuple())
         watts = _watts_per_unit(board)
-        front = Front.start(board.shell)
+        front = Front.start(self.opening(t, pos))
         for g in range(pos, len(self.groups)):
             nxt = self.within(g + 1, t, budget).in_w if g + 1 < len(self.groups) else None
             front = front.extend(self.within(g, t, budget), cap, self.dwc_lut, self.cfg.ff_per_lut, self.limit,
@@ -141,11 +156,12 @@ class PlanningProblem:
                 break
             link_ok = self.bytes[g + 1] * fps <= self._link_share(g + 1, r) * rate * (1 + 1e-12)
             if link_ok and self.reads_all(pos, g + 1):
+                tail = self.closing(t, g + 1)
                 for by_power in (False, True):
-                    k = front.best_closed(cap, self.tail, watts if by_power else None)
+                    k = front.best_closed(cap, tail, watts if by_power else None)
                     if k is not None:
                         out[by_power][g + 1] = (front.paths[k], board.power.ps_w + board.power.pl_static_w
-                                                + float(front.closed(k, self.tail) @ watts))
+                                                + float(front.closed(k, tail) @ watts))
         return out
 
     def reach(self, pos: int, t: int, r: int, fps: float) -> tuple[int, tuple[int, ...]]:
@@ -198,7 +214,7 @@ class PlanningProblem:
         cap = np.array(board.usable.as_tuple())
         weights = _weights(cap)  # (W, R)
         limit = weights @ cap + 1e-6
-        low = weights @ np.array(board.shell.as_tuple())
+        low = weights @ np.array(self.opening(t, pos).as_tuple())
         for g in range(pos, len(self.groups)):
             opts = self.within(g, t, budget)
             if not len(opts.ids):
@@ -206,7 +222,8 @@ class PlanningProblem:
             low = low + (opts.res @ weights.T).min(axis=0)
             if np.any(low > limit):
                 break
-            tails = np.array([self.tail(int(w)).as_tuple() for w in np.unique(opts.out_w)]) @ weights.T
+            tail = self.closing(t, g + 1)
+            tails = np.array([tail(int(w)).as_tuple() for w in np.unique(opts.out_w)]) @ weights.T
             link_ok = self.bytes[g + 1] * fps <= self._link_share(g + 1, r) * rate * (1 + 1e-12)
             if link_ok and self.reads_all(pos, g + 1) and np.all(low + tails.min(axis=0) <= limit):
                 out[g + 1] = ()
@@ -416,7 +433,7 @@ class PlanningProblem:
         best = None
         for t, board in enumerate(self.types):
             for o in self.options(g, t):
-                total = board.shell + o.resources + self.tail(o.out_width)
+                total = self.opening(t, g) + o.resources + self.closing(t, g + 1)(o.out_width)
                 over = total.overflows(board.usable)
                 worst = max((v.needed - v.available) / max(v.available, 1) for v in over) if over else 0
                 if best is None or worst < best[0]:
@@ -433,14 +450,15 @@ class PlanningProblem:
                 t = self._type_of(board_i)
                 board = self.types[t]
                 option = group_options(self.layers[a:b], board, self.tensors, self.cfg, fixed=folds[a:b])[0]
-                grown = (board.shell if used is None else used) + option.resources
+                grown = (self.opening(t, start) if used is None else used) + option.resources
                 if prev is not None:
                     grown = grown + dwc(prev, option.in_width, self.cfg.ff_per_lut)
-                if (grown + self.tail(option.out_width)).fits(board.usable):
+                closed = grown + self.closing(t, g + 1)(option.out_width)
+                if closed.fits(board.usable):
                     used, prev = grown, option.out_width
                     break
                 if used is None:  # does not fit even alone on an empty board
-                    over = (grown + self.tail(option.out_width)).overflows(board.usable)
+                    over = closed.overflows(board.usable)
                     layers = self.layers[a:b]
                     raise LayerTooLargeError([x.name for x in layers], [x.op_type for x in layers], board.name,
                                              over, "with its fixed folding")
@@ -483,7 +501,8 @@ class PlanningProblem:
         start, stop = self.groups[seg.start][0], self.groups[seg.stop - 1][1]
         layers = self.layers[start:stop]
         costs = [layer_cost(x, f, board, self.tensors, self.cfg) for x, f in zip(layers, folds, strict=True)]
-        resources = partition_resources(costs, board, self.cfg)
+        resources = partition_resources(costs, board, self.cfg, self.tensor_count[seg.start],
+                                        self.tensor_count[seg.stop])
         slowest = max(range(len(costs)), key=lambda k: costs[k].cycles)
         cycles = max(costs[slowest].cycles, 1)
         compute = seg.replicas * board.clock_hz / cycles

@@ -5,7 +5,15 @@ from __future__ import annotations
 import pytest
 
 from splitter.boards import load_board
-from splitter.cost import CostConfig, LayerCost, Resources, boundary_cost, output_fifo_cost, partition_resources
+from splitter.cost import (
+    CostConfig,
+    LayerCost,
+    Resources,
+    boundary_cost,
+    extra_iodmas,
+    output_fifo_cost,
+    partition_resources,
+)
 from splitter.cost.memory import dwc, fifo, least_waste_memory, mvau_bram, vvau_bram, weight_memory
 
 ZED = load_board("zedboard")
@@ -77,3 +85,17 @@ def test_partition_resources_adds_fifos_dwcs_and_shell() -> None:
     assert boundary_cost(None, 32, cfg) == fifo(32, 32, 1.0)
     assert output_fifo_cost(8, cfg) == fifo(8, 32, 1.0)
     assert partition_resources([], ZED, cfg) == ZED.shell
+
+
+def test_each_further_tensor_of_a_boundary_costs_an_iodma() -> None:
+    """The shell holds one input and one output IODMA; a boundary of k tensors needs k - 1 more on that side
+    (FINN's InsertIODMA: one per graph input and output), at the board file's per-IODMA figure."""
+    a = LayerCost(Resources(lut=1000, bram18=2), 10, "MVAU_hls", in_width=32, out_width=16)
+    one = partition_resources([a], ZED)
+    # zedboard.yaml iodma: the shell's per-IODMA share, 1500 LUT, 2000 FF, 1 BRAM18
+    assert ZED.iodma == Resources(lut=1500, ff=2000, bram18=1)
+    assert extra_iodmas(ZED, 1, 1) == Resources()
+    assert partition_resources([a], ZED, inputs=2) == one + Resources(lut=1500, ff=2000, bram18=1)
+    assert partition_resources([a], ZED, inputs=2, outputs=3) == one + Resources(lut=4500, ff=6000, bram18=3)
+    zcu = load_board("zcu104")  # 128-bit IODMAs: 1800 LUT, (9000 - 3000 - 1000) / 2 = 2500 FF, 2 BRAM18
+    assert extra_iodmas(zcu, 2, 2) == Resources(lut=3600, ff=5000, bram18=4)

@@ -70,7 +70,9 @@ def brute_force_plans(layers, tensors, boards: Sequence[Board], replicate: bool,
 
     def segment(i: int, j: int, board: Board) -> tuple[np.ndarray, np.ndarray]:
         """Cycles and watts of every folding combination of groups i..j-1 that fits one board."""
-        res, cyc, out_w = np.array([board.shell.as_tuple()]), np.zeros(1), np.array([-1])
+        # the shell has one IODMA per side; each further tensor crossing in or out needs one more
+        iodmas = board.iodma.scale(len(crossing[i]) - 1 + len(crossing[j]) - 1)
+        res, cyc, out_w = np.array([(board.shell + iodmas).as_tuple()]), np.zeros(1), np.array([-1])
         for g in range(i, j):
             opts = options[(g, board.name)]
             o_res = np.array([o.resources.as_tuple() for o in opts])
@@ -196,7 +198,8 @@ def _check_consistent(p, layers, tensors) -> None:
         assert part.within_usable
         costs = [layer_cost(x, f, part.board, tensors) for x, f in zip(layers[part.start:part.stop], part.foldings,
                                                                         strict=True)]
-        assert part.resources == partition_resources(costs, part.board)
+        inputs, outputs = len(_crossing(layers, part.start)), len(_crossing(layers, part.stop))
+        assert part.resources == partition_resources(costs, part.board, inputs=inputs, outputs=outputs)
         assert part.cycles == max(c.cycles for c in costs)
     assert p.fps == pytest.approx(min(part.fps for part in p.partitions))
 
@@ -329,6 +332,10 @@ RESIDUAL_CASES = [  # label, boards, whether the optimum cuts inside the block
     ("three boards", [tiny("a", lut=900, bram=2, dsp=2)] * 3, True),
     ("slow link", [tiny("a", lut=1_200, bram=2, dsp=2, nic_mbps=0.01)] * 3, True),  # link-bound: both tensors' bytes
     ("roomy boards", [tiny("a", lut=1_400, bram=2, dsp=2)] * 3, False),  # the block fits one board
+    # cutting inside would pay an IODMA more on both boards: the optimum goes around the block
+    # (with free IODMAs it cuts inside, as "two boards" does)
+    ("dear IODMAs", [dataclasses.replace(tiny("a", lut=1_350, bram=2, dsp=2), iodma=Resources(lut=300, ff=300))] * 2,
+     False),
 ]
 
 
@@ -345,3 +352,23 @@ def test_balanced_cuts_inside_a_residual_block_as_brute_force(label: str, boards
     for before, after in itertools.pairwise(got.partitions):
         assert before.bytes_out == after.bytes_in == sum(
             packed_size(tensors[n].num_elements, tensors[n].dtype) for n in _crossing(layers, after.start))
+
+
+def test_a_cut_inside_a_block_pays_an_iodma_per_further_tensor() -> None:
+    """The plan's resources for a cut inside the block hold one extra IODMA on each board (the first has two
+    outputs, the second two inputs), exactly board.iodma; a charge too large for the boards rules the cut out."""
+    layers, tensors = residual_chain()
+    free = tiny("a", lut=1_200, bram=2, dsp=2)
+    dear = dataclasses.replace(free, iodma=Resources(lut=100, ff=100, bram18=0.5))
+    got = plan(layers, tensors, [dear] * 2, "balanced", replicate=False)
+    assert len(got.partitions) == 2 and len(_crossing(layers, got.partitions[1].start)) == 2
+    for part in got.partitions:
+        costs = [layer_cost(x, f, dear, tensors) for x, f in zip(layers[part.start:part.stop], part.foldings,
+                                                                  strict=True)]
+        uncharged = partition_resources(costs, dear)
+        assert part.resources - uncharged == Resources(lut=100, ff=100, bram18=0.5)
+    assert partition_resources([], dear, inputs=2, outputs=3) == dear.shell + Resources(lut=300, ff=300, bram18=1.5)
+    assert plan(layers, tensors, [free] * 2, "balanced", replicate=False).fps == got.fps
+    with pytest.raises(TooFewBoardsError):  # 150 LUTs more per board: neither the cut nor one board fits
+        plan(layers, tensors, [dataclasses.replace(free, iodma=Resources(lut=150, ff=150))] * 2, "balanced",
+             replicate=False)
