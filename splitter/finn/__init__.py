@@ -28,7 +28,7 @@ from splitter.finn.errors import (
     FinnUnavailableError,
     HwhError,
 )
-from splitter.finn.hwh import iodma_ranges
+from splitter.finn.hwh import dma_order, iodma_ranges
 from splitter.finn.record import clear_finn_build, finn_entry, record_finn_build
 from splitter.finn.registry import prepare_board, register_board
 from splitter.finn.runner import RESULT_FILE, partition_dirs, run_build, run_builds
@@ -52,6 +52,7 @@ __all__ = [
     "bootgen_arch",
     "clear_finn_build",
     "dataflow_build_config",
+    "dma_order",
     "finn_board_name",
     "finn_entry",
     "finn_status",

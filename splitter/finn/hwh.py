@@ -10,10 +10,14 @@ writes the result into the processing system's MEMORYMAP, as PYNQ's hwh_parser r
               MASTERBUSINTERFACE="M_AXI_HPM0_FPD" MEMTYPE="REGISTER" SLAVEBUSINTERFACE="s_axi_control_0" .../>
 
 An IODMA's own MEMORYMAP lists what it reaches (DDR, INSTANCE of the PS, MEMTYPE MEMORY): not matched.
+
+Which DMA moves which graph input or output is not in the numbers (docs/finn.md#multi-tensor-boundaries):
+FINN's driver states it (`dma_order`).
 """
 
 from __future__ import annotations
 
+import ast
 import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -65,3 +69,24 @@ def _window(hwh: Path, memrange: ET.Element, instance: str) -> dict[str, object]
     if high < base:
         raise HwhError(hwh, f"{instance}: HIGHVALUE 0x{high:X} below BASEVALUE 0x{base:X}")
     return {"base": f"0x{base:08X}", "range": high - base + 1}
+
+
+def dma_order(driver: Path) -> dict[str, list[str]]:
+    """{"inputs": ["idma1", "idma0"], "outputs": [...]}: the DMA of each graph input and output, in graph order,
+    as FINN's make_pynq_driver writes them into its driver's io_shape_dict (`input_dma_name`, `output_dma_name`)."""
+    try:
+        text = driver.read_text()
+    except OSError as exc:
+        raise HwhError(driver, f"FINN's driver is not readable ({exc}); was the pynq_driver output built?") from None
+    out: dict[str, list[str]] = {}
+    for side, key in (("inputs", "input_dma_name"), ("outputs", "output_dma_name")):
+        found = re.search(rf'"{key}"\s*:\s*(\[[^\]]*\])', text)
+        try:
+            names = ast.literal_eval(found.group(1)) if found else None
+        except (ValueError, SyntaxError):
+            names = None
+        if not isinstance(names, list) or not names or not all(
+                isinstance(n, str) and IODMA_INSTANCE.fullmatch(n) for n in names):
+            raise HwhError(driver, f"no list of DMA names for {key!r} in FINN's io_shape_dict")
+        out[side] = names
+    return out
