@@ -27,7 +27,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from core.manifest import load_manifest  # noqa: E402
+from core.manifest import Manifest, load_manifest, write_manifest  # noqa: E402
 from orchestrator.bench import report as bench_report  # noqa: E402
 from orchestrator.bench.measure import BenchResult  # noqa: E402
 from orchestrator.bench.runs import bench_virtual, use_realtime  # noqa: E402
@@ -49,9 +49,9 @@ def bundle(work: Path, boards: int) -> Path:
     return out
 
 
-def boards_of(manifest: dict) -> int:
+def boards_of(manifest: Manifest) -> int:
     """Boards the bundle occupies (replicas included)."""
-    return sum(int(p.get("replicas", 1)) for p in manifest["partitions"])
+    return manifest.boards
 
 
 def measure(path: Path, frames: int, logs: Path) -> BenchResult:
@@ -64,19 +64,18 @@ def measure(path: Path, frames: int, logs: Path) -> BenchResult:
 
 def client_ceiling(path: Path, frames: int, logs: Path) -> float:
     """Frames per second this client feeds a zero-delay first board (the same frames and link)."""
-    import json
+    import dataclasses
     import shutil
 
     manifest = load_manifest(path)
-    first = dict(manifest["partitions"][0])
-    first["predicted"] = {**first["predicted"], "cycles": 0}
-    first["replicas"] = 1
+    part = manifest.partitions[0]
+    first = dataclasses.replace(part, predicted={**part.predicted, "cycles": 0}, replicas=1)
     probe = logs / "probe"
     shutil.rmtree(probe, ignore_errors=True)
     probe.mkdir(parents=True)
     # a one-partition bundle: the first partition with no compute time (its files are not read by `delay`)
-    (probe / "manifest.json").write_text(json.dumps({**manifest, "partitions": [first], "output": first["output"]}))
-    one = load_manifest(probe, verify=False)
+    one = dataclasses.replace(manifest, partitions=(first,), output=part.output.tensors[-1])
+    write_manifest(probe, one)
     with VirtualNetwork(NetworkConfig(1, rate_mbit=MBIT)) as net:
         return bench_virtual(probe, one, frames, 8, 1, 16, "delay", logs, net, MBIT).fps
 

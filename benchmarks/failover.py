@@ -64,10 +64,10 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="failover-"))
     bundle = build_bundle(work)
     manifest = load_manifest(bundle)
-    spec = manifest["input"]
+    spec = manifest.input
     rng = np.random.default_rng(0)
-    dtype_max = 127 if spec["dtype"].startswith("INT") else 255
-    frames = [rng.integers(-dtype_max if spec["dtype"].startswith("INT") else 0, dtype_max, size=spec["shape"])
+    dtype_max = 127 if spec.dtype.startswith("INT") else 255
+    frames = [rng.integers(-dtype_max if spec.dtype.startswith("INT") else 0, dtype_max, size=spec.shape)
               for _ in range(args.frames)]
     boards = [("z0", "zedboard"), ("z1", "zedboard"), ("z2", "zedboard"), ("spare", "zedboard")]
     with VirtualFleet(work / "fleet", boards, heartbeat_s=0.5) as vfleet:
@@ -76,7 +76,7 @@ def main() -> None:
                                log=lambda line: events.append((time.perf_counter(), line)))
         try:
             session.wait_running()
-            while len(session.orch.deployed["spare"]) < len(manifest["partitions"]):
+            while len(session.orch.deployed["spare"]) < len(manifest.partitions):
                 time.sleep(0.1)  # the orchestrator prestages the spare while the pipeline is healthy
             times: list[float] = []
             stop = threading.Event()

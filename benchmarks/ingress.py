@@ -75,7 +75,7 @@ def main() -> None:
     raws = np.concatenate(random_inputs(manifest, args.frames, seed=1))
     key = new_key()
     chain_box: dict[str, VirtualChain] = {}
-    client = ResilientClient(WireSpec.parse(manifest["input"]["wire"]), WireSpec.parse(manifest["output"]["wire"]),
+    client = ResilientClient(WireSpec.parse(manifest.input.wire), WireSpec.parse(manifest.output.wire),
                              lambda: chain_box["c"].first_hop if "c" in chain_box else None, key=key,
                              last_stage=lambda: last_stage_nodes(manifest))
     secrets = work / "secrets"
@@ -100,9 +100,9 @@ def main() -> None:
         server = WebServer(("127.0.0.1", 0), ingress.routes(), server_tls(secrets, ["127.0.0.1"]))
         try:
             sender = IngressClient(server.url, secrets / "ingress.token", secrets / "ca.crt")
-            print(f"{bundle.name}: {len(manifest['partitions'])} partitions, delay backend, plan "
-                  f"{manifest['plan']['fps']:.0f} fps; {args.frames} frames")
-            print(f"the host's input stage ({manifest['host']['input']['kind']}): "
+            print(f"{bundle.name}: {len(manifest.partitions)} partitions, delay backend, plan "
+                  f"{manifest.plan.fps:.0f} fps; {args.frames} frames")
+            print(f"the host's input stage ({manifest.host.input.kind}): "
                   f"{prepare_s / len(tensors) * 1000:.2f} ms per frame")
             print(f"direct, the pipeline alone (resilient client): {pipeline:8.1f} fps")
             print(f"direct, with the host's input stage:           {direct:8.1f} fps  (the reference)")

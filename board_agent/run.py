@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import FinnsplitError
-from core.manifest import BundleError, bundle_id_of, check_file, contained_path, load_manifest, partition_files
+from core.manifest import BundleError, Partition, bundle_id_of, check_file, contained_path, load_manifest
 
 BACKENDS = ("emulate", "delay", "finn-zynq")
 BUNDLE_ID = re.compile(r"[0-9a-f]{16}\Z")
@@ -44,7 +44,7 @@ class PreparedRun:
     request: RunRequest
     bundle_id: str
     bundle_dir: Path
-    partition: dict[str, Any]  # the manifest's partitions[k]
+    partition: Partition  # the manifest's partitions[k]
     bitbin: Path | None  # the .bit.bin to load (finn-zynq only)
     program: Path | None = None  # the partition's program file (checked to lie inside the bundle)
 
@@ -98,22 +98,21 @@ def prepare_run(remote_root: str | Path, request: RunRequest) -> PreparedRun:
         digest = bundle_id_of(manifest_path.read_bytes())
         if digest != bundle_id:
             raise RunError(f"bundle {bundle_id}: manifest.json is corrupted (its SHA-256 starts {digest})")
-        entries = partition_files(manifest, request.partition)
-        for entry in entries:
+        part = manifest.partition(request.partition)
+        for entry in part.all_files():
             check_file(bundle_dir, entry)
     except BundleError as exc:
         raise RunError(str(exc)) from None
-    part = next(p for p in manifest["partitions"] if p.get("index") == request.partition)
     bitbin = program = None
     try:
         if request.backend == "emulate":
-            program = contained_path(bundle_dir, part.get("files", {}).get("program", {}).get("path"))
+            program_file = part.files.get("program")
+            program = contained_path(bundle_dir, program_file.path if program_file else None)
         if request.backend == "finn-zynq":
-            finn = part.get("finn")
-            if not finn or "bitbin" not in finn.get("files", {}) or "iodma" not in finn:
+            if part.finn is None or "bitbin" not in part.finn.files:
                 raise RunError(f"bundle {bundle_id}: partition {request.partition} has no FINN build "
                                "(run `finnsplit finn-build` and deploy again)")
-            bitbin = contained_path(bundle_dir, finn["files"]["bitbin"]["path"])
+            bitbin = contained_path(bundle_dir, part.finn.files["bitbin"].path)
     except BundleError as exc:
         raise RunError(str(exc)) from None
     return PreparedRun(request, bundle_id, bundle_dir, part, bitbin, program)

@@ -23,6 +23,7 @@ from board_agent.config import AgentConfig, ServerPolicy
 from board_agent.run import PreparedRun, RunError
 from board_agent.server_args import check_args
 from core.errors import FinnsplitError
+from core.manifest import Partition
 from core.server import parse_event
 
 log = logging.getLogger("board_agent.server")
@@ -52,25 +53,26 @@ def server_command(cfg: AgentConfig, binary: Path, run: PreparedRun, port: int,
         assert run.program is not None  # prepare_run checked it lies inside the bundle
         command += ["--program", str(run.program)]
     else:
-        command += ["--spec-in", part["input"]["wire"], "--spec-out", part["output"]["wire"]]
+        command += ["--spec-in", part.input.wire, "--spec-out", part.output.wire]
     if run.request.backend == "finn-zynq":
         command += finn_zynq_flags(cfg, part)
     owned = {arg for arg in command[len(launcher):] if arg.startswith("--")}
     for arg in run.request.args:
         if arg.split("=", 1)[0] in owned:
             raise RunError(f"run: 'args' may not set {arg.split('=', 1)[0]} (the agent sets it)")
-    frame_bytes = int(part["input"].get("packed_bytes", 0)) + int(part["output"].get("packed_bytes", 0))
+    frame_bytes = part.input.packed_bytes + part.output.packed_bytes
     extra = check_args(run.request.args, run.request.backend, frame_bytes, cfg.server.max_buffer_mb)
     extra.setdefault("--stats-interval-ms", str(cfg.server.stats_interval_ms))
     return command + [word for flag, value in extra.items() for word in (flag, value)]
 
 
-def finn_zynq_flags(cfg: AgentConfig, part: dict[str, Any]) -> list[str]:
+def finn_zynq_flags(cfg: AgentConfig, part: Partition) -> list[str]:
     """The finn-zynq backend's flags from the manifest's finn_io and finn.iodma, and the config's devices."""
     dev = cfg.finn_zynq
-    iodma = part["finn"]["iodma"]
-    flags = ["--in-word-elems", str(part["finn_io"]["in_word_elems"]),
-             "--out-word-elems", str(part["finn_io"]["out_word_elems"]),
+    assert part.finn is not None  # prepare_run refuses a finn-zynq run without a FINN build
+    iodma = part.finn.iodma
+    flags = ["--in-word-elems", str(part.finn_io.in_word_elems),
+             "--out-word-elems", str(part.finn_io.out_word_elems),
              "--idma", dev.idma or f"{dev.mem_device}@{iodma['idma0']['base']}",
              "--odma", dev.odma or f"{dev.mem_device}@{iodma['odma0']['base']}",
              "--dmabuf-in", dev.dmabuf_in, "--dmabuf-out", dev.dmabuf_out,

@@ -5,11 +5,12 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
 if TYPE_CHECKING:
+    from core.manifest import Manifest
     from orchestrator.bench.measure import BenchResult
 
 Log = Callable[[str], None]
@@ -60,7 +61,7 @@ def bench(bundle: str, fleet_path: str | None, spares: int | None, virtual: bool
     if (window is not None and window < 1) or (warmup is not None and warmup < 0):
         raise click.UsageError("--window must be at least 1 and --warmup at least 0")
     manifest = load_manifest(bundle)
-    boards = sum(int(p.get("replicas", 1)) for p in manifest["partitions"])
+    boards = manifest.boards
     window = window or 2 * boards + 2
     warmup = 2 * window if warmup is None else warmup
     latency_frames = min(latency_frames, frames)
@@ -81,7 +82,7 @@ def bench(bundle: str, fleet_path: str | None, spares: int | None, virtual: bool
         click.echo("wrote " + ", ".join(str(p) for p in paths))
 
 
-def _virtual(bundle: str, manifest: dict[str, Any], frames: int, window: int, latency_frames: int, warmup: int,
+def _virtual(bundle: str, manifest: Manifest, frames: int, window: int, latency_frames: int, warmup: int,
              backend: str, netns: bool, link_mbit: float | None, logs: str, progress: Log) -> BenchResult:
     from orchestrator.bench.runs import bench_virtual
 
@@ -92,13 +93,13 @@ def _virtual(bundle: str, manifest: dict[str, Any], frames: int, window: int, la
         if netns:
             from orchestrator.rigs.netns import NetworkConfig, VirtualNetwork
 
-            network = stack.enter_context(VirtualNetwork(NetworkConfig(len(manifest["partitions"]),
+            network = stack.enter_context(VirtualNetwork(NetworkConfig(len(manifest.partitions),
                                                                        rate_mbit=link_mbit)))
         return bench_virtual(bundle, manifest, frames, window, latency_frames, warmup, backend, logs, network,
                              link_mbit, progress)
 
 
-def _fleet(bundle: str, manifest: dict[str, Any], fleet_path: str | None, spares: int | None, frames: int,
+def _fleet(bundle: str, manifest: Manifest, fleet_path: str | None, spares: int | None, frames: int,
            window: int, latency_frames: int, warmup: int, backend: str, link_mbit: float | None,
            progress: Log) -> BenchResult:
     from orchestrator.bench.runs import bench_session, delay_args
@@ -111,7 +112,7 @@ def _fleet(bundle: str, manifest: dict[str, Any], fleet_path: str | None, spares
         if spares is not None:
             from orchestrator.rigs.vfleet import VirtualFleet
 
-            types = [p["board"] for p in manifest["partitions"] for _ in range(int(p.get("replicas", 1)))]
+            types = [p.board for p in manifest.partitions for _ in range(p.replicas)]
             names = [(f"vb{i}", t) for i, t in enumerate(types)]
             names += [(f"spare{j}-{t}", t) for t in dict.fromkeys(types) for j in range(spares)]
             progress(f"virtual fleet: {len(names)} boards ({spares} spare per type), sshd + agent each")

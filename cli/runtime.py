@@ -9,11 +9,15 @@ import contextlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from cli.common import progress_printer, stream_input_options
 from core.errors import FinnsplitError
+
+if TYPE_CHECKING:
+    from core.manifest import Manifest
 
 
 @dataclass
@@ -26,7 +30,7 @@ class _UserInputs:
     labels: list[str] | None  # class names (--labels)
 
 
-def _inputs(manifest: dict, images: tuple[str, ...], inputs: str | None, random_count: int | None, seed: int,
+def _inputs(manifest: Manifest, images: tuple[str, ...], inputs: str | None, random_count: int | None, seed: int,
             default_random: int, labels: str | None) -> _UserInputs:
     """The inputs, checked before anything starts; `--images 32` (before --random) means --random 32."""
     from orchestrator.dataplane.user_io import classes_of, load_labels, preprocessing_for, select_inputs
@@ -42,7 +46,7 @@ def _inputs(manifest: dict, images: tuple[str, ...], inputs: str | None, random_
     return _UserInputs(names, raws, bool(images), load_labels(labels, classes_of(manifest)) if labels else None)
 
 
-def _print_results(manifest: dict, given: _UserInputs, results: list, top: int) -> None:
+def _print_results(manifest: Manifest, given: _UserInputs, results: list, top: int) -> None:
     """Top-K with class names for images or labels; else the top-1 indices of the first eight."""
     import numpy as np
 
@@ -77,8 +81,8 @@ def virtual(bundle: str, images: tuple[str, ...], inputs: str | None, random_cou
     given = _inputs(manifest, images, inputs, random_count, seed, 32, labels)
     raws = given.raws
     progress = progress_printer()
-    replicated = [p for p in manifest["partitions"] if p["replicas"] > 1]
-    progress(f"{board_count(manifest)} virtual boards for {len(manifest['partitions'])} partitions"
+    replicated = [p for p in manifest.partitions if p.replicas > 1]
+    progress(f"{board_count(manifest)} virtual boards for {len(manifest.partitions)} partitions"
              + "".join(f", partition {p['index']} on {p['replicas']}" for p in replicated) + f"; {len(raws)} inputs")
     if link_mbit is not None and not netns:
         raise click.UsageError("--link-mbit shapes namespace links: add --netns")
@@ -94,7 +98,7 @@ def virtual(bundle: str, images: tuple[str, ...], inputs: str | None, random_cou
                                                    manifest)
     click.echo(f"{len(raws)} frames through {board_count(manifest)} virtual boards in {seconds:.2f} s: "
                f"{len(raws) / seconds:.1f} fps (emulated on this machine's CPU; predicted on boards "
-               f"{manifest['plan']['fps']:.1f} fps)")
+               f"{manifest.plan.fps:.1f} fps)")
     results = [finish_output(manifest, y, bundle) for y in outputs]
     _print_results(manifest, given, results, top)
     if check_model:  # after the boards: on this machine's cores they would compete with the emulation
@@ -146,7 +150,7 @@ def run(bundle: str, fleet_path: str | None, spares: int | None, link_mbit: floa
         if spares is not None:
             from orchestrator.rigs.vfleet import VirtualFleet
 
-            types = [p["board"] for p in manifest["partitions"] for _ in range(p["replicas"])]
+            types = [p.board for p in manifest.partitions for _ in range(p.replicas)]
             boards = [(f"vb{i}", t) for i, t in enumerate(types)]
             boards += [(f"spare{j}-{t}", t) for t in dict.fromkeys(types) for j in range(spares)]
             progress(f"virtual fleet: {len(boards)} boards ({spares} spare per type), sshd + agent each")

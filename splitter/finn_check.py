@@ -40,21 +40,21 @@ def boundary_frames(bundle_dir: str | Path, count: int, seed: int = 0) -> Bounda
     """
     root = Path(bundle_dir)
     manifest = load_manifest(root)
-    parts = sorted(manifest["partitions"], key=lambda p: p["index"])
-    graphs = [program.read(root / p["files"]["program"]["path"]) for p in parts]
+    parts = sorted(manifest.partitions, key=lambda p: p.index)
+    graphs = [program.read(root / p.files["program"].path) for p in parts]
     dtype = graphs[0].input.dtype
     rng = np.random.default_rng(seed)
     frames = {f"frame{i}": [rng.integers(dtype.min, dtype.max + 1, size=graphs[0].input.shape, dtype=np.int64)]
               for i in range(count)}
     inputs, expected = {}, {}
     for part, graph in zip(parts, graphs, strict=True):
-        out_dir = root / part["dir"] / OUTPUT_DIR
+        out_dir = root / part.dir / OUTPUT_DIR
         out_dir.mkdir(parents=True, exist_ok=True)
         path = out_dir / INPUTS_FILE
         np.savez(path, **frame_keys(frames))
-        inputs[part["index"]] = path
+        inputs[part.index] = path
         frames = {key: _run(graph, xs) for key, xs in frames.items()}
-        expected[part["index"]] = frame_keys(frames)
+        expected[part.index] = frame_keys(frames)
     return BoundaryFrames(inputs, expected)
 
 
@@ -73,7 +73,7 @@ def check_finn_outputs(bundle_dir: str | Path, results: list[EstimateResult], fr
     """Every difference between FINN's execution and the executor; empty when all are bit-exact."""
     root = Path(bundle_dir)
     manifest = load_manifest(root, verify=False)
-    dirs = {p["index"]: root / p["dir"] for p in manifest["partitions"]}
+    dirs = {p.index: root / p.dir for p in manifest.partitions}
     problems = []
     for result in results:
         k = result.index

@@ -16,6 +16,7 @@ from core.errors import FinnsplitError
 if TYPE_CHECKING:
     import onnx
 
+    from core.manifest import Manifest
     from splitter.graph import DataflowGraph
     from splitter.lowering import InputSpec
 
@@ -44,16 +45,16 @@ def resolve_input_spec(
     return InputSpec(datatype(input_dtype), _number(input_scale or "1"), means, _number(std) if std else 1.0)
 
 
-def input_spec_of_bundle(manifest: dict) -> InputSpec | None:
+def input_spec_of_bundle(manifest: Manifest) -> InputSpec | None:
     """The declared input quantization a bundle was built with (manifest host.input), None if not declared."""
     from core.datatypes import datatype
     from splitter.lowering import InputSpec
 
-    host = manifest["host"]["input"]
-    if host["kind"] != "declared":
+    host = manifest.host.input
+    if host.kind != "declared":
         return None  # the model quantizes its input itself, or takes integers
-    return InputSpec(datatype(host["dtype"]), float(host["scale"]), tuple(float(m) for m in host.get("mean", ())),
-                     float(host.get("std", 1.0)))
+    return InputSpec(datatype(host.dtype), float(host.scale or 0.0), tuple(float(m) for m in host.mean or ()),
+                     float(1.0 if host.std is None else host.std))
 
 
 def load_and_lower(

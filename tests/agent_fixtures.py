@@ -28,7 +28,7 @@ import numpy as np
 import yaml
 from cpp_fixtures import random_input
 
-from core.manifest import bundle_id_of, file_entry, load_manifest, write_manifest
+from core.manifest import FinnBuild, bundle_id_of, file_entry, load_manifest, write_manifest
 from core.mqtt_login import tls_context
 from orchestrator.control.broker import Identity, init_secrets
 from orchestrator.control.fleet import BrokerSettings
@@ -137,11 +137,11 @@ def with_finn_build(bundle: Path, work: Path) -> Path:
     bitbin.parent.mkdir(parents=True)
     bitbin.write_bytes(b"\xff" * 16 + ZYNQ_SYNC + np.random.default_rng(0).bytes(2000))
     manifest = load_manifest(copy, verify=False)
-    manifest["partitions"][0]["finn"] = {
-        "files": {"bitbin": file_entry(copy, bitbin)}, "arch": "zynq",
-        "iodma": {"idma0": {"base": "0x40000000", "range": 4096}, "odma0": {"base": "0x40001000", "range": 4096}},
-    }
-    write_manifest(copy, manifest)
+    finn = FinnBuild(
+        files={"bitbin": file_entry(copy, bitbin)}, arch="zynq",
+        iodma={"idma0": {"base": "0x40000000", "range": 4096}, "odma0": {"base": "0x40001000", "range": 4096}},
+    )
+    write_manifest(copy, manifest.replace_partition(0, finn=finn))
     return copy
 
 
@@ -370,9 +370,9 @@ def gone(pid: int, timeout: float = 10.0) -> bool:
 
 def partition_specs(bundle: Path) -> tuple[WireSpec, WireSpec, Any]:
     """Partition 0's input and output wire specs and its program (the executor's reference)."""
-    part = load_manifest(bundle, verify=False)["partitions"][0]
-    graph = program.read(bundle / part["files"]["program"]["path"])
-    return WireSpec.parse(part["input"]["wire"]), WireSpec.parse(part["output"]["wire"]), graph
+    part = load_manifest(bundle, verify=False).partitions[0]
+    graph = program.read(bundle / part.files["program"].path)
+    return WireSpec.parse(part.input.wire), WireSpec.parse(part.output.wire), graph
 
 
 def serve_frames(address: tuple[str, int], receiver: ResultReceiver, graph: Any, count: int, seed: int) -> None:

@@ -16,11 +16,11 @@ def check_report(stdout: str, report: Path, bundle: Path, frames: int, nodes: li
     data = json.loads((report / "bench.json").read_text())
     assert data["frames"] == frames
     assert sorted(b["node"] for b in data["boards"]) == sorted(nodes)  # a fleet's planner picks the boards
-    assert [b["stage"] for b in data["boards"]] == [p["index"] for p in manifest["partitions"]]
+    assert [b["stage"] for b in data["boards"]] == [p.index for p in manifest.partitions]
     assert all(b["frames"] == frames for b in data["boards"])  # each board's stats cover exactly these frames
     assert all(b["compute_us"] > 0 and b["recv_us"] > 0 and b["send_us"] > 0 for b in data["boards"])
-    assert [p["stage"] for p in data["predictions"]] == [p["index"] for p in manifest["partitions"]]
-    assert data["predicted_fps"] == manifest["plan"]["fps"]
+    assert [p["stage"] for p in data["predictions"]] == [p.index for p in manifest.partitions]
+    assert data["predicted_fps"] == manifest.plan.fps
     assert data["ratio"] == pytest.approx(data["fps"] / data["predicted_fps"])
     lat = data["latency_ms"]
     assert 0 < lat["min"] <= lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["max"]

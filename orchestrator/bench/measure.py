@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from core.errors import FinnsplitError
+from core.manifest import Manifest
 from orchestrator.dataplane.client import ChainClient
 from orchestrator.dataplane.protocol import ProtocolError
 from splitter.boards import BoardError, load_board
@@ -110,18 +111,18 @@ class BenchResult:
         return data
 
 
-def predictions(manifest: dict[str, Any]) -> list[Prediction]:
+def predictions(manifest: Manifest) -> list[Prediction]:
     """The plan's prediction for every stage of the bundle, from its manifest and board files."""
     out = []
-    for part in manifest["partitions"]:
-        predicted = part["predicted"]
+    for part in manifest.partitions:
+        predicted = part.predicted
         try:
-            rate = load_board(part["board"]).link_bytes_per_s
+            rate = load_board(part.board).link_bytes_per_s
         except BoardError:
             # a board file that is not installed here: the link rate the plan used, from its link bound
             rate = float(predicted["link_fps"]) * max(int(predicted["bytes_in"]), int(predicted["bytes_out"]), 1)
         out.append(Prediction(
-            part["index"], part["board"], int(part.get("replicas", 1)), float(predicted["fps"]),
+            part.index, part.board, part.replicas, float(predicted["fps"]),
             float(predicted["cycles"]) / float(predicted["clock_mhz"]),
             1e6 * int(predicted["bytes_in"]) / rate, 1e6 * int(predicted["bytes_out"]) / rate,
             int(predicted["bytes_in"]), int(predicted["bytes_out"]), str(predicted["bottleneck"]),
@@ -272,11 +273,11 @@ def latencies_ms(sent: list[float], received: list[float]) -> list[float]:
     return [1000.0 * (r - s) for s, r in zip(sent, received, strict=True)]
 
 
-def result(bundle: str, setup: str, manifest: dict[str, Any], window: int, sent: list[float],
+def result(bundle: str, setup: str, manifest: Manifest, window: int, sent: list[float],
            received: list[float], boards: list[BoardTimes], lat_sent: list[float],
            lat_received: list[float]) -> BenchResult:
     """Assemble the figures of one run: the throughput run and the one-frame-at-a-time latency run."""
     return BenchResult(bundle, setup, len(received), window, steady_fps(received), max(received) - min(sent),
                        percentiles(latencies_ms(lat_sent, lat_received)),
-                       percentiles(latencies_ms(sent, received)), float(manifest["plan"]["fps"]),
-                       str(manifest["plan"]["limited_by"]), boards, predictions(manifest))
+                       percentiles(latencies_ms(sent, received)), float(manifest.plan.fps),
+                       str(manifest.plan.limited_by), boards, predictions(manifest))

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from core.manifest import Manifest
 from orchestrator.bench.measure import BenchError, BenchResult, measure, result, stream_windowed
 from orchestrator.dataplane.bundle_io import prepare_input
 from orchestrator.dataplane.client import ChainClient
@@ -25,7 +26,7 @@ Log = Callable[[str], None]
 DISTINCT_INPUTS = 16  # frames cycle through this many prepared inputs
 
 
-def inputs(manifest: dict[str, Any], bundle: str | Path, count: int, seed: int = 0) -> list[np.ndarray]:
+def inputs(manifest: Manifest, bundle: str | Path, count: int, seed: int = 0) -> list[np.ndarray]:
     """`count` prepared first-board tensors, cycling through a few seeded random inputs."""
     raws = random_inputs(manifest, min(count, DISTINCT_INPUTS), seed)
     tensors = [prepare_input(manifest, bundle, raw) for raw in raws]
@@ -45,20 +46,20 @@ def use_realtime(priority: int = 10) -> None:
         raise BenchError("--realtime needs root (SCHED_FIFO scheduling)") from None
 
 
-def delay_args(manifest: dict[str, Any]) -> dict[int, tuple[str, ...]]:
+def delay_args(manifest: Manifest) -> dict[int, tuple[str, ...]]:
     """The delay backend's --delay-us per partition: its predicted compute time per frame."""
-    return {p["index"]: ("--delay-us", str(round(predicted_compute_us(p)))) for p in manifest["partitions"]}
+    return {p.index: ("--delay-us", str(round(predicted_compute_us(p)))) for p in manifest.partitions}
 
 
-def bench_virtual(bundle: str | Path, manifest: dict[str, Any], frames: int, window: int, latency_frames: int,
+def bench_virtual(bundle: str | Path, manifest: Manifest, frames: int, window: int, latency_frames: int,
                   warmup: int, backend: str, log_dir: str | Path, network: VirtualNetwork | None = None,
                   link_mbit: float | None = None, log: Log = lambda _m: None) -> BenchResult:
     """Benchmark the bundle on virtual boards (one server per partition) on loopback or in `network`."""
-    spec_in = WireSpec.parse(manifest["input"]["wire"])
+    spec_in = WireSpec.parse(manifest.input.wire)
     payloads = [encode_tensor(t, spec_in) for t in inputs(manifest, bundle, max(frames, warmup))]
     key = new_key()
     host = network.host_address if network else "127.0.0.1"
-    with (ChainClient(spec_in, WireSpec.parse(manifest["output"]["wire"]), result_host=host, key=key,
+    with (ChainClient(spec_in, WireSpec.parse(manifest.output.wire), result_host=host, key=key,
                       last_stage=last_stage_nodes(manifest), ordered=not is_replicated(manifest)) as client,
           VirtualChain(bundle, client.result_address, log_dir, network=network, manifest=manifest, key=key,
                        backend=backend, stats_interval_ms=200) as chain):
@@ -69,8 +70,8 @@ def bench_virtual(bundle: str | Path, manifest: dict[str, Any], frames: int, win
         lat_sent, lat_received = stream_windowed(client, payloads[:latency_frames], 1)
 
         def source() -> dict[str, tuple[int, dict[str, Any]]]:
-            return {b.name: (part["index"], b.last_stats() or {})
-                    for part, stage in zip(manifest["partitions"], chain.stages, strict=True) for b in stage}
+            return {b.name: (part.index, b.last_stats() or {})
+                    for part, stage in zip(manifest.partitions, chain.stages, strict=True) for b in stage}
 
         log(f"throughput: {frames} frames, at most {window} in flight")
         sent, received, boards = measure(lambda: stream_windowed(client, payloads[:frames], window), source, frames)
@@ -80,7 +81,7 @@ def bench_virtual(bundle: str | Path, manifest: dict[str, Any], frames: int, win
     return result(str(bundle), setup, manifest, window, sent, received, boards, lat_sent, lat_received)
 
 
-def bench_session(session: Any, bundle: str | Path, manifest: dict[str, Any], frames: int, window: int,
+def bench_session(session: Any, bundle: str | Path, manifest: Manifest, frames: int, window: int,
                   latency_frames: int, warmup: int, setup: str, log: Log = lambda _m: None) -> BenchResult:
     """Benchmark the pipeline a running FleetSession (orchestrator/control/session.py) keeps up."""
     tensors = inputs(manifest, bundle, max(frames, warmup))

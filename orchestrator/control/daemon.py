@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.manifest import load_manifest
+from core.manifest import Manifest, load_manifest
 from orchestrator.control.fleet import Fleet, assign, fan_in_flags
 from orchestrator.control.fleet_link import CommandError, FleetLink
 from orchestrator.control.reconcile import (
@@ -60,7 +60,7 @@ class Orchestrator:
     """Reconciles one bundle onto one fleet; `run()` forever, or `until_running()` once."""
 
     def __init__(self, fleet: Fleet, bundle_dir: str | Path, result_address: tuple[str, int],
-                 cfg: DaemonConfig | None = None, log: Log = print, manifest: dict[str, Any] | None = None,
+                 cfg: DaemonConfig | None = None, log: Log = print, manifest: Manifest | None = None,
                  link_key: bytes | None = None) -> None:
         """Prepare the target from the bundle's manifest (`manifest` if the caller verified it, else read here).
 
@@ -71,7 +71,7 @@ class Orchestrator:
         self.link_key = link_key or new_key()
         self.manifest = manifest if manifest is not None else load_manifest(self.bundle_dir)
         self.bundle = bundle_id(self.bundle_dir)
-        self.target = target_of(self.bundle, self.manifest["partitions"], f"{result_address[0]}:{result_address[1]}")
+        self.target = target_of(self.bundle, self.manifest.partitions, f"{result_address[0]}:{result_address[1]}")
         fleet.broker.client_options()  # credentials and TLS are set and readable (BrokerAuthError), or say so now
         self.link = FleetLink(fleet.broker, fleet.chain, on_change=lambda _: self._wake(),
                               boards=[b.name for b in fleet.boards])

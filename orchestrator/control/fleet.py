@@ -9,13 +9,13 @@ the file and the field) into frozen dataclasses;
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
 from core.config import AbsolutePath, Name, NonEmpty, Port, Text, load_yaml
 from core.errors import ConfigError, FinnsplitError, Problem
+from core.manifest import Manifest
 from core.mqtt_login import client_options
 from splitter.boards import BoardError, UnknownBoardError, load_board
 
@@ -221,14 +221,14 @@ def _board(spec: BoardSection, board_type: str, default_root: str) -> BoardEntry
     )
 
 
-def assign(fleet: Fleet, manifest: Mapping[str, Any]) -> Assignment:
+def assign(fleet: Fleet, manifest: Manifest) -> Assignment:
     """Place the manifest's partitions, in order and with their replicas, on the fleet's boards of each type."""
     pools: dict[str, list[BoardEntry]] = {}
     for entry in fleet.boards:
         pools.setdefault(entry.type.lower(), []).append(entry)
     needed: dict[str, list[int]] = {}
-    for part in manifest["partitions"]:
-        needed.setdefault(str(part["board"]).lower(), []).extend([part["index"]] * int(part.get("replicas", 1)))
+    for part in manifest.partitions:
+        needed.setdefault(part.board.lower(), []).extend([part.index] * part.replicas)
     short = [(kind, parts) for kind, parts in needed.items() if len(parts) > len(pools.get(kind, []))]
     if short:
         raise AssignmentError("; ".join(
@@ -237,23 +237,23 @@ def assign(fleet: Fleet, manifest: Mapping[str, Any]) -> Assignment:
             f"{' (' + ', '.join(b.name for b in pools.get(kind, [])) + ')' if pools.get(kind) else ''}"
             for kind, parts in short))
     placements: list[tuple[int, BoardEntry]] = []
-    for part in manifest["partitions"]:
-        pool = pools[str(part["board"]).lower()]
-        placements.extend((part["index"], pool.pop(0)) for _ in range(int(part.get("replicas", 1))))
+    for part in manifest.partitions:
+        pool = pools[part.board.lower()]
+        placements.extend((part.index, pool.pop(0)) for _ in range(part.replicas))
     used = {entry.name for _, entry in placements}
     return Assignment(placements=tuple(placements), spares=tuple(b for b in fleet.boards if b.name not in used))
 
 
-def fan_in_flags(manifest: dict[str, Any], index: int) -> list[str]:
+def fan_in_flags(manifest: Manifest, index: int) -> list[str]:
     """Server flags for partition `index` downstream of replicated stages (docs/protocol.md#fan-out-and-merge):
     `--order any` once an earlier partition is replicated (frames arrive interleaved), and room for
     every upstream replica (and a replacement) past the default 4 upstream connections."""
-    parts = manifest["partitions"]
-    position = next(i for i, p in enumerate(parts) if p["index"] == index)
+    parts = manifest.partitions
+    position = next(i for i, p in enumerate(parts) if p.index == index)
     flags = []
-    if any(int(p.get("replicas", 1)) > 1 for p in parts[:position]):
+    if any(p.replicas > 1 for p in parts[:position]):
         flags += ["--order", "any"]
-    upstream = int(parts[position - 1].get("replicas", 1)) if position else 1
+    upstream = parts[position - 1].replicas if position else 1
     if upstream + 1 > 4:
         flags += ["--max-upstreams", str(min(upstream + 2, 8))]
     return flags

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from core.manifest import Partition
+
 
 @dataclass(frozen=True)
 class StagePlan:
@@ -45,12 +47,12 @@ class Target:
         return groups
 
 
-def target_of(bundle: str, partitions: Sequence[Mapping], result_address: str) -> Target:
+def target_of(bundle: str, partitions: Sequence[Partition], result_address: str) -> Target:
     """The target for a manifest's partitions: one stage per board, replicas included."""
     stages = []
     for part in partitions:
-        for replica in range(int(part.get("replicas", 1))):
-            stages.append(StagePlan(part["index"], part["board"], replica, len(stages)))
+        for replica in range(part.replicas):
+            stages.append(StagePlan(part.index, part.board, replica, len(stages)))
     return Target(bundle, tuple(stages), result_address)
 
 

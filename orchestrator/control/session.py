@@ -12,12 +12,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from core.errors import FinnsplitError
-from core.manifest import load_manifest
+from core.manifest import Manifest, load_manifest
 from orchestrator.control.daemon import DaemonConfig, Orchestrator
 from orchestrator.control.fleet import Fleet
 from orchestrator.dataplane.link_auth import new_key
@@ -42,13 +41,13 @@ class FleetSession:
     """An orchestrator running in a background thread, and a client for the pipeline it keeps up."""
 
     def __init__(self, fleet: Fleet, bundle: str | Path, cfg: DaemonConfig, log: Log,
-                 manifest: dict[str, Any] | None = None) -> None:
+                 manifest: Manifest | None = None) -> None:
         """Start the result port and the orchestrator; `wait_running` before streaming."""
         manifest = manifest if manifest is not None else load_manifest(bundle)
         self.log = log
         key = new_key()  # this deployment's data-plane key: the boards get it with their run commands
-        self.client = ResilientClient(WireSpec.parse(manifest["input"]["wire"]),
-                                      WireSpec.parse(manifest["output"]["wire"]), self._first_hop,
+        self.client = ResilientClient(WireSpec.parse(manifest.input.wire),
+                                      WireSpec.parse(manifest.output.wire), self._first_hop,
                                       result_host=fleet.client_host, deadline_s=3.0, window=8,
                                       rewired=lambda: self.orch.generation, key=key,
                                       last_stage=lambda: self.orch.last_stage())

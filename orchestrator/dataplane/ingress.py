@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from core.errors import FinnsplitError
+from core.manifest import Manifest
 from orchestrator.control.pki import issue_server_cert
 from orchestrator.dataplane.bundle_io import HostInputError, finish_output, prepare_input
 from orchestrator.dataplane.pipeline_client import ResilientClient
@@ -93,12 +94,12 @@ class IngressCounters:
 class Ingress:
     """Validates requests, queues their frames for the pipeline and answers each with its own results."""
 
-    def __init__(self, client: ResilientClient, manifest: dict[str, Any], bundle_dir: str | Path, token: bytes,
+    def __init__(self, client: ResilientClient, manifest: Manifest, bundle_dir: str | Path, token: bytes,
                  state: Callable[[], str], max_frames: int = 256, timeout_s: float = 120.0) -> None:
         """`client`: the daemon's resilient client (only this worker uses it); `state()`: the pipeline's state."""
         self.client, self.manifest, self.bundle_dir = client, manifest, Path(bundle_dir)
         self.token, self.state, self.max_frames, self.timeout_s = token, state, max_frames, timeout_s
-        self.shape = [int(d) for d in manifest["host"]["model_input"]["shape"]]
+        self.shape = [int(d) for d in manifest.host.model_input.shape]
         self.max_body = MAX_BODY
         self.counters = IngressCounters()
         self.address = ""
@@ -134,8 +135,8 @@ class Ingress:
 
     def model(self, _request: Request) -> Response:
         """What the model takes and gives (so a client can shape its tensors)."""
-        return json_response({"bundle": self.manifest.get("name"), "input_shape": self.shape,
-                              "output_shape": self.manifest["output"]["shape"], "max_frames": self.max_frames,
+        return json_response({"bundle": self.manifest.model.name, "input_shape": self.shape,
+                              "output_shape": list(self.manifest.output.shape), "max_frames": self.max_frames,
                               "outputs_are_labels": outputs_are_labels(self.manifest)})
 
     def infer(self, request: Request) -> Response:

@@ -83,7 +83,7 @@ class Pipeline:
 
         key = new_key()
         client = self._stack.enter_context(ChainClient(
-            WireSpec.parse(self.manifest["input"]["wire"]), WireSpec.parse(self.manifest["output"]["wire"]),
+            WireSpec.parse(self.manifest.input.wire), WireSpec.parse(self.manifest.output.wire),
             key=key, last_stage=last_stage_nodes(self.manifest), ordered=not is_replicated(self.manifest)))
         chain = self._stack.enter_context(VirtualChain(self.bundle, client.result_address,
                                                        log_dir or Path(self.bundle) / "logs",
@@ -109,7 +109,7 @@ class Pipeline:
             raw, name = load_image(Path(item), preprocessing_for(self.manifest)), Path(item).name
         else:
             raw, name = np.asarray(item), f"#{number}"
-            if raw.ndim == len(self.manifest["host"]["model_input"]["shape"]) - 1:
+            if raw.ndim == len(self.manifest.host.model_input.shape) - 1:
                 raw = raw[None]
         return name, prepare_input(self.manifest, self.bundle, raw)
 

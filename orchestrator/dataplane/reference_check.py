@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 import numpy as np
 
 from core.errors import FinnsplitError
+from core.manifest import Manifest
 from splitter.progress import ProgressBar, Watcher
 
 if TYPE_CHECKING:
@@ -30,7 +31,7 @@ CHUNK = 8  # frames per executor call: about as fast as one call with all of the
 class ReferenceCheck:
     """Expected outputs of `raws` by the Python executor (all) and qonnx (the first three)."""
 
-    def __init__(self, model_path: str, manifest: dict[str, Any], bundle: str, raws: list) -> None:
+    def __init__(self, model_path: str, manifest: Manifest, bundle: str, raws: list) -> None:
         """Start computing at once, in a daemon thread."""
         self.model_path, self.manifest, self.bundle, self.raws = model_path, manifest, bundle, raws
         self.executor: list[np.ndarray] = []

@@ -18,11 +18,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from core.errors import FinnsplitError
+from core.manifest import Manifest
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 _RESIZE_RATIO = {"imagenet": 0.875, "direct": 1.0}
@@ -51,22 +51,22 @@ class Preprocessing:
                 f"{values}")
 
 
-def preprocessing_for(manifest: dict[str, Any]) -> Preprocessing:
+def preprocessing_for(manifest: Manifest) -> Preprocessing:
     """The bundle's preprocessing (host.preprocess, if present) or the defaults for its input shape."""
-    shape = manifest["host"]["model_input"]["shape"]
+    shape = list(manifest.host.model_input.shape)
     if len(shape) != 4:
         raise UserInputError(f"images need a model with an NCHW image input, this one takes shape {shape}")
     _, channels, height, width = (int(d) for d in shape)
     if channels not in (1, 3):
         raise UserInputError(f"images need a model input of 1 or 3 channels, this one has {channels}")
-    given = manifest["host"].get("preprocess", {})
+    given = manifest.host.preprocess or {}
     resize = given.get("resize", "imagenet" if min(height, width) >= 128 else "direct")
     if resize not in _RESIZE_RATIO:
         raise UserInputError(f"bundle preprocess.resize {resize!r} is not one of {', '.join(_RESIZE_RATIO)}")
-    host_input = manifest["host"]["input"]
-    pixels = "unit" if host_input["kind"] == "onnx" else "integers"
-    if pixels == "integers" and host_input["dtype"] != "UINT8":
-        raise UserInputError(f"images are 0..255 pixels, but this model's integer input is {host_input['dtype']}")
+    host_input = manifest.host.input
+    pixels = "unit" if host_input.kind == "onnx" else "integers"
+    if pixels == "integers" and host_input.dtype != "UINT8":
+        raise UserInputError(f"images are 0..255 pixels, but this model's integer input is {host_input.dtype}")
     return Preprocessing(height, width, channels, resize, given.get("pixels", pixels))
 
 
@@ -106,7 +106,7 @@ def load_image(path: Path, prep: Preprocessing) -> np.ndarray:
     return chw.astype(np.int64) if prep.pixels == "integers" else (chw / 255.0).astype(np.float32)
 
 
-def load_images(paths: list[str], manifest: dict[str, Any]) -> tuple[list[Path], list[np.ndarray]]:
+def load_images(paths: list[str], manifest: Manifest) -> tuple[list[Path], list[np.ndarray]]:
     """(files, model inputs) for image files and directories, preprocessed for the bundle."""
     prep = preprocessing_for(manifest)
     files = image_files(paths)
@@ -125,7 +125,7 @@ def load_labels(path: str | Path, classes: int | None) -> list[str]:
     return labels
 
 
-def select_inputs(manifest: dict[str, Any], images: tuple[str, ...], random_count: int | None, npy: str | None,
+def select_inputs(manifest: Manifest, images: tuple[str, ...], random_count: int | None, npy: str | None,
                   seed: int) -> tuple[list[str], list[np.ndarray]]:
     """(a name per input, the inputs in the original model's layout) from the command line's choice.
 
@@ -138,7 +138,7 @@ def select_inputs(manifest: dict[str, Any], images: tuple[str, ...], random_coun
     if images:
         files, raws = load_images(list(images), manifest)
         return [f.name for f in files], raws
-    rank = len(manifest["host"]["model_input"]["shape"])
+    rank = len(manifest.host.model_input.shape)
     if npy:
         try:
             raws = list(np.load(npy))
@@ -150,16 +150,16 @@ def select_inputs(manifest: dict[str, Any], images: tuple[str, ...], random_coun
     return [f"random {i}" for i in range(len(raws))], raws
 
 
-def classes_of(manifest: dict[str, Any]) -> int | None:
+def classes_of(manifest: Manifest) -> int | None:
     """How many classes the output scores (None when the outputs are top-K indices)."""
     if outputs_are_labels(manifest):
         return None
-    return int(np.prod(manifest["output"]["shape"]))
+    return int(np.prod(manifest.output.shape))
 
 
-def outputs_are_labels(manifest: dict[str, Any]) -> bool:
+def outputs_are_labels(manifest: Manifest) -> bool:
     """True when the model ends in a top-K (LabelSelect): its outputs are class indices, best first."""
-    return any(name.startswith("LabelSelect") for name in manifest["partitions"][-1]["layers"])
+    return any(name.startswith("LabelSelect") for name in manifest.partitions[-1].layers)
 
 
 def top_k(result: np.ndarray, k: int, labels: list[str] | None = None,

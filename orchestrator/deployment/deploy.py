@@ -26,12 +26,12 @@ import paramiko
 
 from core.manifest import (
     BundleError,
-    bundle_files,
+    FileEntry,
     bundle_id_of,
+    check_entries,
     check_file,
     check_relpath,
     load_manifest,
-    partition_files,
 )
 from orchestrator.control.fleet import BoardEntry
 from orchestrator.deployment import ssh
@@ -112,35 +112,34 @@ class BoardSession:
         """Put partition `index`'s files and manifest.json under bundles/<bundle_id>/, skipping those in place."""
         bundle_dir = Path(bundle_dir)
         manifest = load_manifest(bundle_dir, verify=False)
-        entries = partition_files(manifest, index)
+        entries = manifest.partition(index).all_files()
         for entry in entries:  # never ship a local file that does not match its manifest
             check_file(bundle_dir, entry)
         bid = bundle_id(bundle_dir)
         report = UploadReport(self.board.name, bid, index)
         target = posixpath.join(self.root, "bundles", bid)
-        finals = [self.final_path(target, entry["path"]) for entry in entries]  # all checked before any write
+        finals = [self.final_path(target, entry.path) for entry in entries]  # all checked before any write
         reusable: dict[str, list[str]] | None = None
         for entry, final in zip(entries, finals, strict=True):
-            if self._holds(final, entry["bytes"], entry["sha256"]):
-                self._skip(report, entry["path"], entry["bytes"], progress)
+            if self._holds(final, entry.bytes, entry.sha256):
+                self._skip(report, entry.path, entry.bytes, progress)
                 continue
             if reusable is None:
                 reusable = self._older_files(bid)
-            source = next((path for path in reusable.get(entry["sha256"], [])
-                           if self._holds(path, entry["bytes"], entry["sha256"])), None)
+            source = next((path for path in reusable.get(entry.sha256, [])
+                           if self._holds(path, entry.bytes, entry.sha256)), None)
             if source is not None:
-                self._place(final, entry["sha256"], lambda tmp, src=source: ssh.run(self.client, self.board,
+                self._place(final, entry.sha256, lambda tmp, src=source: ssh.run(self.client, self.board,
                                                                                      ["cp", "--", src, tmp]))
-                report.copied.append(entry["path"])
-                _notify(progress, entry["path"], "copy", entry["bytes"], entry["bytes"])
+                report.copied.append(entry.path)
+                _notify(progress, entry.path, "copy", entry.bytes, entry.bytes)
                 continue
-            self._send(bundle_dir / entry["path"], final, entry, report, progress)
+            self._send(bundle_dir / entry.path, final, entry, report, progress)
         # manifest.json last: its presence says the partition's files are complete (activate checks it)
         local = bundle_dir / "manifest.json"
-        entry = {"path": "manifest.json", "bytes": local.stat().st_size,
-                 "sha256": hashlib.sha256(local.read_bytes()).hexdigest()}
-        if self._holds(posixpath.join(target, "manifest.json"), entry["bytes"], entry["sha256"]):
-            self._skip(report, "manifest.json", entry["bytes"], progress)
+        entry = FileEntry("manifest.json", local.stat().st_size, hashlib.sha256(local.read_bytes()).hexdigest())
+        if self._holds(posixpath.join(target, "manifest.json"), entry.bytes, entry.sha256):
+            self._skip(report, "manifest.json", entry.bytes, progress)
         else:
             self._send(local, posixpath.join(target, "manifest.json"), entry, report, progress)
         return report
@@ -217,24 +216,24 @@ class BoardSession:
             try:
                 with self.sftp.open(posixpath.join(bundles, other, "manifest.json")) as f:
                     manifest: dict[str, Any] = json.loads(f.read())
-                for entry in bundle_files(manifest):
+                for entry in check_entries(manifest):
                     # a manifest lists every partition; the board holds only its own, so keep all candidates
-                    source = self.final_path(posixpath.join(bundles, other), entry["path"])
-                    found.setdefault(entry["sha256"], []).append(source)
+                    source = self.final_path(posixpath.join(bundles, other), entry.path)
+                    found.setdefault(entry.sha256, []).append(source)
             except (OSError, ValueError, KeyError, TypeError, AttributeError, BundleError, UnsafePathError):
                 continue  # an unreadable older bundle is only a missed shortcut
         return found
 
-    def _send(self, local: Path, final: str, entry: dict[str, Any], report: UploadReport,
+    def _send(self, local: Path, final: str, entry: FileEntry, report: UploadReport,
               progress: ProgressFn | None) -> None:
         def put(tmp: str) -> None:
             callback = None if progress is None else (
-                lambda done, total: _notify(progress, entry["path"], "send", done, total))
+                lambda done, total: _notify(progress, entry.path, "send", done, total))
             self.sftp.put(str(local), tmp, callback=callback, confirm=True)
 
-        self._place(final, entry["sha256"], put)
-        report.sent.append(entry["path"])
-        report.bytes_sent += entry["bytes"]
+        self._place(final, entry.sha256, put)
+        report.sent.append(entry.path)
+        report.bytes_sent += entry.bytes
 
     def _place(self, final: str, sha256: str, fill: Callable[[str], object]) -> None:
         """Write `final` via `fill(tmp)`, check tmp's SHA-256 on the board, rename it over `final`."""
@@ -317,8 +316,8 @@ def connect(board: BoardEntry, timeout: float = 10.0) -> BoardSession:
 def upload_size(bundle_dir: str | Path, index: int) -> int:
     """Bytes an upload of partition `index` handles: its files and manifest.json."""
     bundle_dir = Path(bundle_dir)
-    entries = partition_files(load_manifest(bundle_dir, verify=False), index)
-    return sum(int(e["bytes"]) for e in entries) + (bundle_dir / "manifest.json").stat().st_size
+    entries = load_manifest(bundle_dir, verify=False).partition(index).all_files()
+    return sum(e.bytes for e in entries) + (bundle_dir / "manifest.json").stat().st_size
 
 
 class UploadMeter:

@@ -14,11 +14,10 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 from core.datatypes import datatype
 from core.errors import FinnsplitError
-from core.manifest import load_manifest
+from core.manifest import Manifest, Partition, load_manifest
 from core.server import ServerProcess, server_binary
 from orchestrator.control.fleet import fan_in_flags
 from orchestrator.dataplane.link_auth import new_key, write_key
@@ -40,7 +39,7 @@ class VirtualChain:
 
     def __init__(self, bundle: str | Path, result_address: tuple[str, int], log_dir: str | Path,
                  binary: Path | None = None, network: VirtualNetwork | None = None,
-                 manifest: dict[str, Any] | None = None, key: bytes | None = None, backend: str = "emulate",
+                 manifest: Manifest | None = None, key: bytes | None = None, backend: str = "emulate",
                  stats_interval_ms: int = 500) -> None:
         """Start one server per partition, last first, the last sending to `result_address`.
 
@@ -66,8 +65,8 @@ class VirtualChain:
         next_hops = [result_address]
         try:
             slot = board_count(self.manifest)
-            for k in reversed(range(len(self.manifest["partitions"]))):
-                part = self.manifest["partitions"][k]
+            for k in reversed(range(len(self.manifest.partitions))):
+                part = self.manifest.partitions[k]
                 slot -= len(self.names[k])
                 stage: list[VirtualBoard] = []
                 self.stages.insert(0, stage)  # filled as its replicas start, so close() stops them all
@@ -82,17 +81,17 @@ class VirtualChain:
     def _host(self, slot: int) -> str:
         return self.network.address(slot) if self.network else "127.0.0.1"
 
-    def _start(self, part: dict[str, Any], name: str, slot: int, next_hops: list[tuple[str, int]]) -> VirtualBoard:
+    def _start(self, part: Partition, name: str, slot: int, next_hops: list[tuple[str, int]]) -> VirtualBoard:
         """Board `slot` (its namespace with a network) runs one replica of `part`, fanning out to `next_hops`."""
-        index = part["index"]
+        index = part.index
         command = [str(self.binary), "serve", "--listen", f"{self._host(slot)}:0",
                    "--next", ",".join(f"{h}:{p}" for h, p in next_hops), "--name", name, "--backend", self.backend,
                    "--stats-interval-ms", str(self.stats_interval_ms), "--auth-key-file", str(self.key_file.resolve())]
         command += fan_in_flags(self.manifest, index)
         if self.backend == "emulate":
-            command += ["--program", str((self.root / part["files"]["program"]["path"]).resolve())]
+            command += ["--program", str((self.root / part.files["program"].path).resolve())]
         else:
-            command += ["--spec-in", part["input"]["wire"], "--spec-out", part["output"]["wire"],
+            command += ["--spec-in", part.input.wire, "--spec-out", part.output.wire,
                         "--delay-us", str(round(predicted_compute_us(part)))]
         if self.network:
             command = self.network.command(slot, command)
@@ -113,12 +112,12 @@ class VirtualChain:
     @property
     def input_spec(self) -> WireSpec:
         """The first board's input on the wire."""
-        return WireSpec.parse(self.manifest["input"]["wire"])
+        return WireSpec.parse(self.manifest.input.wire)
 
     @property
     def output_spec(self) -> WireSpec:
         """The last board's output on the wire."""
-        return WireSpec.parse(self.manifest["output"]["wire"])
+        return WireSpec.parse(self.manifest.output.wire)
 
     def close(self) -> None:
         """Stop every board, first to last, so each drains into a live downstream; forget the key."""
@@ -134,53 +133,53 @@ class VirtualChain:
         self.close()
 
 
-def board_names(manifest: dict[str, Any]) -> list[list[str]]:
+def board_names(manifest: Manifest) -> list[list[str]]:
     """Per partition, its virtual boards' node names: vboardK, or vboardK.R for replica R of a replicated one."""
     names = []
-    for part in manifest["partitions"]:
-        k, replicas = part["index"], int(part.get("replicas", 1))
+    for part in manifest.partitions:
+        k, replicas = part.index, part.replicas
         names.append([f"vboard{k}"] if replicas == 1 else [f"vboard{k}.{r}" for r in range(replicas)])
     return names
 
 
-def board_count(manifest: dict[str, Any]) -> int:
+def board_count(manifest: Manifest) -> int:
     """Virtual boards (network namespaces) a bundle needs: every partition's replicas."""
-    return sum(int(p.get("replicas", 1)) for p in manifest["partitions"])
+    return manifest.boards
 
 
-def last_stage_nodes(manifest: dict[str, Any]) -> str | tuple[str, ...]:
+def last_stage_nodes(manifest: Manifest) -> str | tuple[str, ...]:
     """The node(s) the result port accepts: the last partition's board, or its replicas."""
     names = board_names(manifest)[-1]
     return names[0] if len(names) == 1 else tuple(names)
 
 
-def is_replicated(manifest: dict[str, Any]) -> bool:
+def is_replicated(manifest: Manifest) -> bool:
     """True if any partition runs on several boards (results then arrive interleaved)."""
-    return any(int(p.get("replicas", 1)) > 1 for p in manifest["partitions"])
+    return any(p.replicas > 1 for p in manifest.partitions)
 
 
-def predicted_compute_us(part: dict[str, Any]) -> float:
+def predicted_compute_us(part: Partition) -> float:
     """A partition's predicted accelerator time per frame on one board: its slowest layer's cycles / clock."""
-    predicted = part["predicted"]
+    predicted = part.predicted
     return float(predicted["cycles"]) / float(predicted["clock_mhz"])
 
 
-def random_inputs(manifest: dict[str, Any], count: int, seed: int = 0) -> list:
+def random_inputs(manifest: Manifest, count: int, seed: int = 0) -> list:
     """Seeded stand-in user inputs: raw integer pixels (declared input) or floats in [-1, 1]."""
     import numpy as np
 
     rng = np.random.default_rng(seed)
-    host = manifest["host"]["input"]
-    shape = manifest["host"]["model_input"]["shape"]
-    if host["kind"] == "onnx":
+    host = manifest.host.input
+    shape = manifest.host.model_input.shape
+    if host.kind == "onnx":
         return [rng.uniform(-1, 1, size=shape).astype(np.float32) for _ in range(count)]
-    dtype = datatype(host["dtype"])
+    dtype = datatype(host.dtype)
     return [rng.integers(dtype.min, dtype.max, size=shape, endpoint=True) for _ in range(count)]
 
 
 def infer_on_virtual_boards(bundle: str | Path, inputs: list, log_dir: str | Path,
                             network: VirtualNetwork | None = None,
-                            manifest: dict[str, Any] | None = None) -> tuple[list, float]:
+                            manifest: Manifest | None = None) -> tuple[list, float]:
     """Run user `inputs` through the bundle on virtual boards; (last board's integer outputs, seconds).
 
     `manifest`: the bundle's, already read and verified (else it is read here).
@@ -190,8 +189,8 @@ def infer_on_virtual_boards(bundle: str | Path, inputs: list, log_dir: str | Pat
 
     manifest = manifest if manifest is not None else load_manifest(bundle)
     tensors = [prepare_input(manifest, bundle, raw) for raw in inputs]
-    input_spec = WireSpec.parse(manifest["input"]["wire"])
-    output_spec = WireSpec.parse(manifest["output"]["wire"])
+    input_spec = WireSpec.parse(manifest.input.wire)
+    output_spec = WireSpec.parse(manifest.output.wire)
     host = network.host_address if network else "127.0.0.1"
     key = new_key()
     with (ChainClient(input_spec, output_spec, result_host=host, key=key, last_stage=last_stage_nodes(manifest),

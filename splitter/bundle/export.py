@@ -19,11 +19,29 @@ from typing import Any
 
 import onnx
 
-from core.manifest import FORMAT, VERSION, BundleError, file_entry, write_manifest
+from core.manifest import (
+    FORMAT,
+    VERSION,
+    Boundary,
+    BundleError,
+    FinnIO,
+    HostInput,
+    HostOutput,
+    HostSection,
+    Manifest,
+    ModelInfo,
+    ModelInput,
+    TensorEntry,
+    file_entry,
+    write_manifest,
+)
+from core.manifest import Partition as PartitionEntry
+from core.manifest import Plan as PlanEntry
+from core.manifest.schema import frozen
 from core.packing import packed_size
 from splitter import program
 from splitter.bundle.finn_graph import finn_hw_model
-from splitter.bundle.host_stages import add_host_stages
+from splitter.bundle.host_stages import host_stages
 from splitter.bundle.submodel import sub_models
 from splitter.cost import LayerCost, Resources
 from splitter.finn.config import CONFIG_FILE, FOLDING_FILE, MODEL_FILE, write_build_config
@@ -85,7 +103,7 @@ def _swap_into_place(scratch: Path, out: Path) -> None:
 
 def _write_contents(
     model: onnx.ModelProto, graph: DataflowGraph, plan: Plan, root: Path, source: dict[str, Any], progress: Progress
-) -> dict[str, Any]:
+) -> Manifest:
     folds = [f for p in plan.partitions for f in p.foldings]
     folded = dataclasses.replace(graph, layers=[apply_folding(x, f) for x, f in zip(graph.layers, folds, strict=True)])
     progress(f"cutting the QONNX model into {len(plan.partitions)} sub-models")
@@ -94,45 +112,33 @@ def _write_contents(
     for p, sub in zip(plan.partitions, subs, strict=True):
         progress(f"writing partition {p.index}: {len(p.layer_names)} layers for {p.board.name}")
         parts.append(_write_partition(root, folded, p, sub))
-    return {
-        "format": FORMAT,
-        "version": VERSION,
-        "model": {"name": graph.name, **source},
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "versions": _versions(),
-        "plan": _plan_entry(plan),
-        "host": _host_entry(graph, root, model),
-        "input": tensor_entry(graph.input),
-        "output": tensor_entry(graph.output),
-        "partitions": parts,
-    }
+    return Manifest(
+        format=FORMAT,
+        version=VERSION,
+        model=ModelInfo(graph.name, source.get("file"), source.get("sha256")),
+        created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        versions=frozen(_versions()),
+        plan=_plan_entry(plan),
+        host=_host_entry(graph, root, model),
+        input=tensor_entry(graph.input),
+        output=tensor_entry(graph.output),
+        partitions=tuple(parts),
+    )
 
 
-def tensor_entry(spec: TensorSpec, onnx_shape: list[int] | None = None) -> dict[str, Any]:
+def tensor_entry(spec: TensorSpec, onnx_shape: list[int] | None = None) -> TensorEntry:
     """Manifest entry of a tensor crossing a link: NHWC shape, datatype, dense packed size."""
-    entry: dict[str, Any] = {
-        "tensor": spec.name,
-        "dtype": spec.dtype.name,
-        "shape": list(spec.shape),
-        "wire": f"{spec.dtype.name}:{','.join(map(str, spec.shape))}",
-        "packed_bytes": packed_size(spec.num_elements, spec.dtype),
-    }
-    if onnx_shape is not None:
-        entry["onnx_shape"] = onnx_shape
-    return entry
+    wire = f"{spec.dtype.name}:{','.join(map(str, spec.shape))}"
+    return TensorEntry(spec.name, spec.dtype.name, tuple(spec.shape), wire,
+                       packed_size(spec.num_elements, spec.dtype), None if onnx_shape is None else tuple(onnx_shape))
 
 
-def boundary_entry(specs: list[TensorSpec], onnx_shapes: list[list[int]]) -> dict[str, Any]:
-    """Manifest entry of a partition boundary: its tensors in wire order, and the whole frame's `wire`
-    spec and `packed_bytes` (docs/bundle.md#multi-tensor-boundaries). One tensor: that tensor's entry too."""
-    tensors = [tensor_entry(spec, shape) for spec, shape in zip(specs, onnx_shapes, strict=True)]
-    if len(tensors) == 1:
-        return {**tensors[0], "tensors": [dict(tensors[0])]}
-    return {"tensors": tensors, "wire": "+".join(t["wire"] for t in tensors),
-            "packed_bytes": sum(t["packed_bytes"] for t in tensors)}
+def boundary_entry(specs: list[TensorSpec], onnx_shapes: list[list[int]]) -> Boundary:
+    """Manifest entry of a partition boundary: its tensors in wire order (docs/bundle.md#multi-tensor-boundaries)."""
+    return Boundary(tuple(tensor_entry(spec, shape) for spec, shape in zip(specs, onnx_shapes, strict=True)))
 
 
-def _write_partition(root: Path, graph: DataflowGraph, p: Partition, sub: onnx.ModelProto) -> dict[str, Any]:
+def _write_partition(root: Path, graph: DataflowGraph, p: Partition, sub: onnx.ModelProto) -> PartitionEntry:
     part_dir = root / f"partition-{p.index}"
     part_dir.mkdir()
     paths = {key: part_dir / name for key, name in PARTITION_FILES.items()}
@@ -143,22 +149,23 @@ def _write_partition(root: Path, graph: DataflowGraph, p: Partition, sub: onnx.M
     folding = finn_folding_config(piece.layers, p.foldings, p.board, graph.tensors)
     paths["folding"].write_text(json.dumps(folding, indent=2) + "\n")
     write_build_config(part_dir, p.board)
-    return {
-        "index": p.index,
-        "dir": part_dir.name,
-        "board": p.board.name,
-        "part": p.board.part,
-        "replicas": p.replicas,
-        "layers": list(p.layer_names),
-        "input": boundary_entry(piece.inputs, [_io_shape(i) for i in sub.graph.input]),
-        "output": boundary_entry(piece.outputs, [_io_shape(o) for o in sub.graph.output]),
-        "files": {key: file_entry(root, path) for key, path in paths.items()},
-        "finn_io": _finn_io(p, piece),
-        "predicted": _predicted(p, list(folding)[1:], finn_node_order(piece.layers, [len(c.nodes) for c in p.costs])),
-    }
+    return PartitionEntry(
+        index=p.index,
+        dir=part_dir.name,
+        board=p.board.name,
+        part=p.board.part,
+        replicas=p.replicas,
+        layers=tuple(p.layer_names),
+        input=boundary_entry(piece.inputs, [_io_shape(i) for i in sub.graph.input]),
+        output=boundary_entry(piece.outputs, [_io_shape(o) for o in sub.graph.output]),
+        files=frozen({key: file_entry(root, path) for key, path in paths.items()}),
+        finn_io=_finn_io(p, piece),
+        predicted=frozen(_predicted(p, list(folding)[1:],
+                                    finn_node_order(piece.layers, [len(c.nodes) for c in p.costs]))),
+    )
 
 
-def _finn_io(p: Partition, piece: DataflowGraph) -> dict[str, int]:
+def _finn_io(p: Partition, piece: DataflowGraph) -> FinnIO:
     """Elements per word of FINN's IODMA buffers: the first layer's input fold, the last's output fold.
 
     FINN packs each word (SIMD or PE elements of the first/last node's folded shape) to whole bytes
@@ -166,7 +173,7 @@ def _finn_io(p: Partition, piece: DataflowGraph) -> dict[str, int]:
     """
     first, last = p.costs[0], p.costs[-1]
     in_bits, out_bits = piece.input.dtype.bitwidth, piece.output.dtype.bitwidth
-    return {"in_word_elems": first.in_width // in_bits, "out_word_elems": last.out_width // out_bits}
+    return FinnIO(first.in_width // in_bits, last.out_width // out_bits)
 
 
 def _io_shape(info: onnx.ValueInfoProto) -> list[int]:
@@ -227,41 +234,34 @@ def _layer_entry(node: str, layer: str, cost: LayerCost) -> dict[str, Any]:
     }
 
 
-def _plan_entry(plan: Plan) -> dict[str, Any]:
-    return {
-        "strategy": plan.strategy,
-        "fps": round(plan.fps, 3),
-        "limited_by": plan.limited_by,
-        "boards_used": plan.boards_used,
-        "unused_boards": list(plan.unused_boards),
-        "power_w": round(plan.power_w, 3),
-    }
+def _plan_entry(plan: Plan) -> PlanEntry:
+    return PlanEntry(plan.strategy, round(plan.fps, 3), plan.limited_by, plan.boards_used, tuple(plan.unused_boards),
+                     round(plan.power_w, 3))
 
 
-def _host_entry(graph: DataflowGraph, root: Path, model: onnx.ModelProto) -> dict[str, Any]:
+def _host_entry(graph: DataflowGraph, root: Path, model: onnx.ModelProto) -> HostSection:
     """What the laptop does before the first board and after the last (docs/bundle.md#manifest)."""
     iq = graph.input_quant
     model_input = graph_input(model)
-    entry: dict[str, Any] = {"files": {}, "model_input": {"name": model_input.name, "shape": _io_shape(model_input)}}
+    files = {}
     if iq is None:
-        entry["input"] = {"kind": "integer", "dtype": graph.input.dtype.name}
+        host_input = HostInput("integer", graph.input.dtype.name)
     else:
-        entry["input"] = {"kind": iq.kind, "dtype": iq.dtype.name, "scale": iq.scale, "mean": list(iq.mean),
-                          "std": iq.std}
+        host_input = HostInput(iq.kind, iq.dtype.name, iq.scale, tuple(iq.mean), iq.std)
         if iq.kind == "onnx":
             (root / "host").mkdir(exist_ok=True)
             path = root / "host" / "input_quant.onnx"
             path.write_bytes(iq.model)
-            entry["files"]["input_quant"] = file_entry(root, path)
+            files["input_quant"] = file_entry(root, path)
     affine = graph.output_affine
     if affine is None:
-        entry["output"] = {"kind": "integer"}
+        host_output = HostOutput("integer")
     else:
-        entry["output"] = {"kind": "affine", "scale": affine.scale.astype(float).reshape(-1).tolist(),
-                           "bias": affine.bias.astype(float).reshape(-1).tolist()}
-    add_host_stages(graph, root, entry)  # input ops and shift, the output stage
-    entry["onnx_output"] = graph.onnx_output
-    return entry
+        host_output = HostOutput("affine", tuple(affine.scale.astype(float).reshape(-1).tolist()),
+                                 tuple(affine.bias.astype(float).reshape(-1).tolist()))
+    host_input, host_output = host_stages(graph, root, host_input, host_output, files)  # input ops, output stage
+    return HostSection(frozen(files), ModelInput(model_input.name, tuple(_io_shape(model_input))), host_input,
+                       host_output, graph.onnx_output)
 
 
 def _versions() -> dict[str, str]:

@@ -1,21 +1,24 @@
 """FINN's graph and estimates against the plan the bundle records (docs/finn.md#what-is-compared).
 
-Standard library only. Input: a partition's manifest entry (its "predicted" layers: FINN node name,
+Standard library only. Input: a partition's manifest prediction (its "predicted" layers: FINN node name,
 implementation, cycles and FINN's term of the cost model), FINN's summary from splitter.finn.worker
 and the partition's folding_config.json. Every difference is a line in "mismatches".
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
+
+from core.manifest.schema import plain
 
 RESOURCE_KEYS = ("LUT", "BRAM_18K", "URAM", "DSP")
 TOLERANCE = 1e-6  # FINN's estimates and the cost model's FINN term are the same formulas
 
 
-def compare_with_plan(part: dict[str, Any], summary: dict[str, Any], folding: dict[str, Any]) -> dict[str, Any]:
-    """Per-layer figures of FINN and of the plan, and the list of mismatches (empty when they agree)."""
-    planned = part.get("predicted", {}).get("layers", [])
+def compare_with_plan(predicted: Mapping[str, Any], summary: dict[str, Any], folding: dict[str, Any]) -> dict[str, Any]:
+    """Per-layer figures of FINN and of the plan (a partition's `predicted`), and the mismatches (none: they agree)."""
+    planned = predicted.get("layers", ())
     nodes = [n for n in summary.get("nodes", []) if str(n.get("domain", "")).startswith("finn.custom_op")]
     reports = summary.get("reports", {})
     cycles = reports.get("estimate_layer_cycles") or {}
@@ -29,8 +32,8 @@ def compare_with_plan(part: dict[str, Any], summary: dict[str, Any], folding: di
             continue
         finn_res = {k: resources.get(node, {}).get(k, 0) for k in RESOURCE_KEYS}
         layers.append({"node": node, "layer": entry["layer"], "finn_cycles": cycles.get(node),
-                       "plan_cycles": entry["cycles"], "finn": finn_res, "plan": entry["finn"],
-                       "corrections": entry.get("corrections", {})})
+                       "plan_cycles": entry["cycles"], "finn": finn_res, "plan": plain(entry["finn"]),
+                       "corrections": plain(entry.get("corrections", {}))})
         if cycles.get(node) != entry["cycles"]:
             mismatches.append(f"{node}: FINN estimates {cycles.get(node)} cycles, the plan {entry['cycles']}")
         for key in RESOURCE_KEYS:
@@ -46,7 +49,7 @@ def compare_with_plan(part: dict[str, Any], summary: dict[str, Any], folding: di
     }
 
 
-def _layer_set(planned: list[dict[str, Any]], nodes: list[dict[str, Any]]) -> list[str]:
+def _layer_set(planned: Sequence[Mapping[str, Any]], nodes: list[dict[str, Any]]) -> list[str]:
     """FINN's nodes, in order, are the plan's: same names, same specialized op types."""
     out = []
     plan_names = [e["node"] for e in planned]

@@ -9,6 +9,7 @@ Standard library only, like the rest of splitter.finn (and splitter/progress.py,
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import subprocess
@@ -19,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core.manifest import Manifest, Partition
+from core.manifest.schema import frozen
 from splitter.finn.compare import compare_with_plan
 from splitter.finn.env import FinnPython, find_finn_python
 from splitter.finn.errors import BundleLayoutError, FinnBuildError
@@ -65,8 +68,8 @@ def run_estimates(
     bar = ProgressBar("FINN estimates", total, unit="partitions")  # on a terminal only
     bar.set(0)  # shown at once: a partition takes FINN tens of seconds
 
-    def one(part: dict[str, Any]) -> EstimateResult:
-        result = _run_one(bundle_dir, part, python, codegen, inputs.get(part["index"]))
+    def one(part: Partition) -> EstimateResult:
+        result = _run_one(bundle_dir, part, python, codegen, inputs.get(part.index))
         done.append(result.index)
         log(f"partition {result.index} ({len(done)}/{total}): {describe(result)}")
         bar.advance()
@@ -96,11 +99,10 @@ def describe(result: EstimateResult) -> str:
             f"{perf['estimated_throughput_fps']:.1f} fps), plan {cmp.get('plan_max_cycles', 0):,}; {agreement}")
 
 
-def _partitions(bundle_dir: Path, manifest: dict[str, Any], chosen: Sequence[int] | None) -> list[dict[str, Any]]:
-    parts = manifest.get("partitions") if isinstance(manifest, dict) else None
-    if not isinstance(parts, list) or not parts:
+def _partitions(bundle_dir: Path, manifest: Manifest, chosen: Sequence[int] | None) -> list[Partition]:
+    if not manifest.partitions:
         raise BundleLayoutError(bundle_dir / "manifest.json", "expected a non-empty 'partitions' list")
-    by_index = {p.get("index"): p for p in parts if isinstance(p, dict)}
+    by_index = {p.index: p for p in manifest.partitions}
     if chosen is None:
         return [by_index[k] for k in sorted(by_index)]
     unknown = [k for k in chosen if k not in by_index]
@@ -110,16 +112,16 @@ def _partitions(bundle_dir: Path, manifest: dict[str, Any], chosen: Sequence[int
 
 
 def _run_one(
-    bundle_dir: Path, part: dict[str, Any], python: FinnPython, codegen: bool, inputs: Path | None
+    bundle_dir: Path, part: Partition, python: FinnPython, codegen: bool, inputs: Path | None
 ) -> EstimateResult:
-    part_dir = bundle_dir / part["dir"]
+    part_dir = bundle_dir / part.dir
     out = part_dir / OUTPUT_DIR
     log_path = out / LOG_FILE
     digest = inputs_hash(bundle_dir, part, python, codegen, inputs)
     summary = _read_json(out / "summary.json")
     if summary and summary.get("ok") and _read_text(out / HASH_FILE) == digest:
-        comparison = compare_with_plan(part, summary, _folding(part_dir, part))
-        return EstimateResult(part["index"], "skipped", 0.0, summary, comparison, str(log_path))
+        comparison = compare_with_plan(part.predicted, summary, _folding(part_dir, part))
+        return EstimateResult(part.index, "skipped", 0.0, summary, comparison, str(log_path))
     out.mkdir(parents=True, exist_ok=True)
     (out / HASH_FILE).unlink(missing_ok=True)
     command = [python.python, "-m", "splitter.finn.worker", str(part_dir), "--output-dir", OUTPUT_DIR]
@@ -133,23 +135,23 @@ def _run_one(
     summary = _read_json(out / "summary.json") or {}
     if done.returncode != 0 or not summary.get("ok"):
         summary.setdefault("error", f"the FINN worker exited with {done.returncode}")
-        _record(bundle_dir, part["index"], {"ok": False, "error": summary["error"], "log": _rel(bundle_dir, log_path)})
-        return EstimateResult(part["index"], "failed", seconds, summary, {}, str(log_path))
-    comparison = compare_with_plan(part, summary, _folding(part_dir, part))
-    _record(bundle_dir, part["index"], _entry(bundle_dir, out, summary, comparison, digest))
+        _record(bundle_dir, part.index, {"ok": False, "error": summary["error"], "log": _rel(bundle_dir, log_path)})
+        return EstimateResult(part.index, "failed", seconds, summary, {}, str(log_path))
+    comparison = compare_with_plan(part.predicted, summary, _folding(part_dir, part))
+    _record(bundle_dir, part.index, _entry(bundle_dir, out, summary, comparison, digest))
     (out / HASH_FILE).write_text(digest)
-    return EstimateResult(part["index"], "ran", seconds, summary, comparison, str(log_path))
+    return EstimateResult(part.index, "ran", seconds, summary, comparison, str(log_path))
 
 
-def inputs_hash(bundle_dir: Path, part: dict[str, Any], python: FinnPython, codegen: bool, inputs: Path | None) -> str:
+def inputs_hash(bundle_dir: Path, part: Partition, python: FinnPython, codegen: bool, inputs: Path | None) -> str:
     """SHA-256 over everything a partition's FINN run depends on."""
     digest = hashlib.sha256()
-    files = part.get("files", {})
+    files = part.files
     for key in HASHED_INPUTS:
-        path = bundle_dir / files[key]["path"] if key in files else None
+        path = bundle_dir / files[key].path if key in files else None
         if path is None or not path.is_file():
-            raise BundleLayoutError(bundle_dir / part["dir"], f"no {key!r} file for FINN (the manifest lists "
-                                    f"{files.get(key, {}).get('path', 'none')})")
+            listed = files[key].path if key in files else "none"
+            raise BundleLayoutError(bundle_dir / part.dir, f"no {key!r} file for FINN (the manifest lists {listed})")
         digest.update(f"{key}={hashlib.sha256(path.read_bytes()).hexdigest()}\n".encode())
     here = Path(__file__).parent
     for name in WORKER_FILES:
@@ -182,11 +184,11 @@ def _entry(bundle_dir: Path, out: Path, summary: dict[str, Any], comparison: dic
 
 
 def _record(bundle_dir: Path, index: int, entry: dict[str, Any]) -> None:
-    update_partition(bundle_dir, index, lambda part: part.__setitem__("finn_estimates", entry))
+    update_partition(bundle_dir, index, lambda part: dataclasses.replace(part, finn_estimates=frozen(entry)))
 
 
-def _folding(part_dir: Path, part: dict[str, Any]) -> dict[str, Any]:
-    return _read_json(part_dir.parent / part["files"]["folding"]["path"]) or {}
+def _folding(part_dir: Path, part: Partition) -> dict[str, Any]:
+    return _read_json(part_dir.parent / part.files["folding"].path) or {}
 
 
 def _rel(root: Path, path: Path) -> str:

@@ -73,7 +73,7 @@ def _build(partition_dir: Path, log: Callable[[str], None]) -> tuple[Path, dict[
 def run_builds(bundle_dir: Path, partitions: list[int] | None = None, log: Callable[[str], None] = print) -> list[Path]:
     """Build the given partitions (default: all, in manifest order) of a bundle; return their bitfiles.
 
-    Each finished partition is recorded in the manifest at once (partitions[k]["finn"]), so a build
+    Each finished partition is recorded in the manifest at once (partitions[k].finn), so a build
     that fails at partition 3 keeps partitions 0-2; a partition being rebuilt loses its old record first.
     """
     dirs = partition_dirs(bundle_dir)
@@ -96,17 +96,14 @@ def run_builds(bundle_dir: Path, partitions: list[int] | None = None, log: Calla
 def partition_dirs(bundle_dir: Path) -> dict[int, Path]:
     """Partition index -> directory, from the "partitions" list of the bundle's manifest.json."""
     manifest = Path(bundle_dir) / MANIFEST
-    data = read_manifest(bundle_dir)
-    entries = data.get("partitions") if isinstance(data, dict) else None
-    if not isinstance(entries, list) or not entries:
+    entries = read_manifest(bundle_dir).partitions
+    if not entries:
         raise BundleLayoutError(manifest, "expected a non-empty 'partitions' list")
     dirs: dict[int, Path] = {}
     for entry in entries:
-        index = entry.get("index") if isinstance(entry, dict) else None
-        name = entry.get("dir") if isinstance(entry, dict) else None
-        if isinstance(index, bool) or not isinstance(index, int) or not isinstance(name, str) or index in dirs:
-            raise BundleLayoutError(manifest, f"partition entry {entry!r} needs a unique int 'index' and a 'dir'")
-        dirs[index] = Path(bundle_dir) / name
+        if entry.index in dirs:
+            raise BundleLayoutError(manifest, f"partition {entry.index} is listed twice: an index must be unique")
+        dirs[entry.index] = Path(bundle_dir) / entry.dir
     return dirs
 
 

@@ -380,8 +380,8 @@ def test_finn_zynq_run_loads_the_bitstream_and_drives_the_iodmas(board: Board, b
     finn_bundle = with_finn_build(bundle, board.tmp)
     bundle_id = deploy(finn_bundle, board.root)
     _, spec_out, graph = partition_specs(bundle)
-    part = load_manifest(finn_bundle, verify=False)["partitions"][0]
-    sim = IodmaSimulator(board.tmp, graph, part["finn_io"]["in_word_elems"], part["finn_io"]["out_word_elems"])
+    part = load_manifest(finn_bundle, verify=False).partitions[0]
+    sim = IodmaSimulator(board.tmp, graph, part.finn_io.in_word_elems, part.finn_io.out_word_elems)
     board.config["finn_zynq"] = {
         "idma": str(sim.paths["idma.regs"]), "odma": f"{sim.paths['odma.regs']}@0",
         "dmabuf_in": str(sim.paths["udmabuf-in"]), "dmabuf_out": str(sim.paths["udmabuf-out"]),
@@ -395,7 +395,7 @@ def test_finn_zynq_run_loads_the_bitstream_and_drives_the_iodmas(board: Board, b
             reply = board.run(probe, bundle=bundle_id, partition=0, next=hop(receiver),
                               backend="finn-zynq")
             assert reply["ok"], (reply, board.log())
-            assert board.kernel.loaded == [(finn_bundle / part["finn"]["files"]["bitbin"]["path"]).read_bytes()]
+            assert board.kernel.loaded == [(finn_bundle / part.finn.files["bitbin"].path).read_bytes()]
             serve_frames(listen_address(reply), receiver, graph, count=5, seed=4)
     finally:
         sim.stop()

@@ -7,6 +7,7 @@ a lazy import counts as much as one at the top of a file.
 from __future__ import annotations
 
 import ast
+import re
 import sys
 from pathlib import Path
 
@@ -21,6 +22,11 @@ KNOWN_UPWARD: set[tuple[str, str]] = set()
 BOARD_THIRD_PARTY = {"aiomqtt", "yaml"}
 # Cycles between files that exist today and are to go. A new one fails.
 KNOWN_CYCLES: list[set[str]] = []
+# The manifest is read and written by core.manifest alone (docs/bundle.md#reading-and-writing-a-manifest);
+# everyone else uses its types' attributes. A JSON key read of a manifest outside it:
+MANIFEST_KEY_READ = re.compile(r'manifest(\.get\(|\[")|\["partitions"\]|\.get\("partitions"')
+# Files still reading the JSON form (through Manifest.get), to go: a new one fails, and so does a stale entry.
+KNOWN_KEY_READERS = {"splitter/cost/reports.py"}
 
 
 def _module_of(path: Path) -> str:
@@ -139,3 +145,50 @@ def test_no_import_cycle_beyond_the_known_ones() -> None:
 
 def test_the_cycle_finder_finds_a_cycle() -> None:
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [{"a", "b", "c"}]
+
+
+def _outside_core_manifest() -> dict[str, Path]:
+    files = {str(p.relative_to(REPO)): p for p in _files().values()}
+    files.update({str(p.relative_to(REPO)): p for p in (REPO / "benchmarks").rglob("*.py")})
+    return {rel: p for rel, p in files.items() if not rel.startswith("core/manifest/")}
+
+
+def test_nothing_outside_core_reads_manifest_json_keys() -> None:
+    readers = {rel for rel, path in _outside_core_manifest().items() if MANIFEST_KEY_READ.search(path.read_text())}
+    assert readers <= KNOWN_KEY_READERS, f"read the manifest's attributes, not its JSON keys: {sorted(readers)}"
+    assert readers == KNOWN_KEY_READERS, f"no longer reading JSON keys, drop from KNOWN_KEY_READERS: " \
+                                         f"{sorted(KNOWN_KEY_READERS - readers)}"
+
+
+def _writes_a_manifest(tree: ast.AST) -> bool:
+    """True if a call writes a file whose path or arguments name manifest.json (or MANIFEST), or serialises
+    something called `manifest` (json.dump, json.dumps)."""
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+        if name in ("dump", "dumps") and any(isinstance(sub, ast.Name) and "manifest" in sub.id.lower()
+                                             for arg in node.args[:1] for sub in ast.walk(arg)):
+            return True
+        if name not in ("write_text", "write_bytes", "open", "replace", "rename", "dump"):
+            continue
+        if name == "open" and not any(isinstance(a, ast.Constant) and str(a.value).startswith(("w", "a"))
+                                      for a in [*node.args[1:], *(k.value for k in node.keywords)]):
+            continue
+        parts = [func.value] if isinstance(func, ast.Attribute) else []
+        for part in [*parts, *node.args]:
+            for sub in ast.walk(part):
+                if (isinstance(sub, ast.Constant) and sub.value == "manifest.json") or \
+                        (isinstance(sub, ast.Name) and sub.id == "MANIFEST"):
+                    return True
+    return False
+
+
+def test_one_manifest_writer() -> None:
+    writers = {rel for rel, path in _outside_core_manifest().items() if _writes_a_manifest(ast.parse(path.read_text()))}
+    assert not writers, f"manifest.json is written by core.manifest.write_manifest alone: {sorted(writers)}"
+    assert _writes_a_manifest(ast.parse('(root / "manifest.json").write_text(text)'))
+    assert _writes_a_manifest(ast.parse('open(root / MANIFEST, "w")'))
+    assert _writes_a_manifest(ast.parse('path.write_text(json.dumps(manifest, indent=2))'))
+    assert not _writes_a_manifest(ast.parse('json.loads((root / "manifest.json").read_text())'))

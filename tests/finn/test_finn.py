@@ -23,9 +23,10 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from manifest_fixtures import manifest_json, partition_json
 
 from core.errors import FinnsplitError
-from core.manifest import FORMAT, VERSION, BundleError, file_entry, load_manifest
+from core.manifest import BundleError, FinnBuild, file_entry, load_manifest
 from splitter.boards import load_board
 from splitter.finn import (
     BootgenError,
@@ -282,15 +283,21 @@ def test_run_builds_reads_manifest(fake_finn: SimpleNamespace, tmp_path: Path) -
     bundle = tmp_path / "bundle"
     for k in range(2):
         make_partition(bundle / f"partition-{k}", "zedboard")
-    manifest = {"partitions": [{"index": 0, "dir": "partition-0", "other": 1}, {"index": 1, "dir": "partition-1"}]}
+    manifest = manifest_json([partition_json(0, other=1), partition_json(1)])
     (bundle / "manifest.json").write_text(json.dumps(manifest))
     assert run_builds(bundle, [1], log=lambda line: None) == [bundle / "partition-1/finn_output/bitfile/finn-accel.bit"]
     assert [Path(c["dir"]).name for c in fake_finn.builder.CALLS] == ["partition-1"]
     assert len(run_builds(bundle, log=lambda line: None)) == 2
     with pytest.raises(BundleLayoutError, match=r"no partition \[5\]"):
         run_builds(bundle, [5])
-    (bundle / "manifest.json").write_text(json.dumps({"partitions": [{"index": "0", "dir": "partition-0"}]}))
-    with pytest.raises(BundleLayoutError, match="needs a unique int 'index'"):
+    (bundle / "manifest.json").write_text(json.dumps(manifest_json([{**partition_json(0), "index": "0"}])))
+    with pytest.raises(BundleLayoutError, match=r"'partitions\[0\]\.index' must be an integer, got '0'"):
+        run_builds(bundle)
+    (bundle / "manifest.json").write_text(json.dumps(manifest_json([partition_json(0), partition_json(0)])))
+    with pytest.raises(BundleLayoutError, match="partition 0 is listed twice"):
+        run_builds(bundle)
+    (bundle / "manifest.json").write_text(json.dumps({"partitions": [{"index": 0, "dir": "partition-0"}]}))
+    with pytest.raises(BundleLayoutError, match=r"cannot read the bundle manifest: .*format None"):
         run_builds(bundle)
     (bundle / "manifest.json").unlink()
     with pytest.raises(BundleLayoutError, match="cannot read the bundle manifest"):
@@ -300,7 +307,7 @@ def test_run_builds_reads_manifest(fake_finn: SimpleNamespace, tmp_path: Path) -
 def test_module_entry_point(fake_finn: SimpleNamespace, tmp_path: Path, capsys) -> None:
     bundle = tmp_path / "bundle"
     make_partition(bundle / "p0", "kv260")
-    (bundle / "manifest.json").write_text(json.dumps({"partitions": [{"index": 0, "dir": "p0"}]}))
+    (bundle / "manifest.json").write_text(json.dumps(manifest_json([partition_json(0, dir="p0")])))
     assert finn_main(["--status"]) == 0
     assert finn_main([str(bundle)]) == 0
     assert capsys.readouterr().out.strip().endswith("p0/finn_output/bitfile/finn-accel.bit")
@@ -319,8 +326,8 @@ def make_bundle(root: Path, boards: list[str]) -> Path:
             "model": file_entry(root, part / "model.onnx"),
             "finn_build": file_entry(root, part / "dataflow_build_config.json"),
         }
-        parts.append({"index": k, "dir": part.name, "board": board, "files": files})
-    (root / "manifest.json").write_text(json.dumps({"format": FORMAT, "version": VERSION, "partitions": parts}))
+        parts.append(partition_json(k, dir=part.name, board=board, files={n: e.to_json() for n, e in files.items()}))
+    (root / "manifest.json").write_text(json.dumps(manifest_json(parts)))
     return root
 
 
@@ -384,20 +391,21 @@ def test_builds_record_bitbin_iodma_and_estimates(fake_finn: SimpleNamespace, tm
     assert calls[0]["bif"] == "all:\n{\n    finn-accel.bit\n}\n"
     assert calls[1]["bif"] == "all:\n{\n    [destination_device = pl] finn-accel.bit\n}\n"
     manifest = load_manifest(bundle, verify=True)  # checks the new files' sizes and hashes too
-    for k, (part, arch) in enumerate(zip(manifest["partitions"], ("zynq", "zynqmp"), strict=True)):
-        finn = part["finn"]
+    for k, (part, arch) in enumerate(zip(manifest.partitions, ("zynq", "zynqmp"), strict=True)):
+        finn = part.finn
+        assert finn is not None
         folder = bundle / f"partition-{k}/finn_output/bitfile"
         names = {"bitfile": "finn-accel.bit", "bitbin": "finn-accel.bit.bin", "hwh": "finn-accel.hwh"}
-        assert {key: e["path"] for key, e in finn["files"].items()} == {
+        assert {key: e.path for key, e in finn.files.items()} == {
             key: f"partition-{k}/finn_output/bitfile/{name}" for key, name in names.items()
         }
         bit = (folder / "finn-accel.bit").read_bytes()
         assert (folder / "finn-accel.bit.bin").read_bytes()[:8] == bit[3::-1] + bit[7:3:-1]  # the stand-in's swap
-        assert finn["iodma"] == HWH_IODMA and finn["arch"] == arch
-        assert finn["estimates"]["max_cycles"] == 802816 and finn["versions"]["vivado"] == "2022.2"
+        assert finn.iodma == HWH_IODMA and finn.arch == arch
+        assert finn.estimates["max_cycles"] == 802816 and finn.versions["vivado"] == "2022.2"
         result = json.loads((folder / "finn_result.json").read_text())
         assert result["bitbin"] == "finn-accel.bit.bin" and result["iodma"] == HWH_IODMA
-        assert result["bitbin_sha256"] == finn["files"]["bitbin"]["sha256"]
+        assert result["bitbin_sha256"] == finn.files["bitbin"].sha256
     assert not list(bundle.glob(".manifest.json.*.tmp"))
     # a board must not load a corrupted bitstream
     bitbin = bundle / "partition-1/finn_output/bitfile/finn-accel.bit.bin"
@@ -411,15 +419,15 @@ def test_partial_build_keeps_finished_partitions(fake_finn: SimpleNamespace, tmp
     monkeypatch.setenv("FAKE_FINN_FAIL_DIRS", "partition-1")
     with pytest.raises(FinnBuildError, match="partition-1"):
         run_builds(bundle, log=lambda line: None)
-    assert [("finn" in p) for p in load_manifest(bundle)["partitions"]] == [True, False, False]
+    assert [p.finn is not None for p in load_manifest(bundle).partitions] == [True, False, False]
     monkeypatch.delenv("FAKE_FINN_FAIL_DIRS")
     run_builds(bundle, [1, 2], log=lambda line: None)
-    assert all("finn" in p for p in load_manifest(bundle)["partitions"])
+    assert all(p.finn is not None for p in load_manifest(bundle).partitions)
     # a failed rebuild withdraws that partition's record: its files are no longer the recorded ones
     monkeypatch.setenv("FAKE_FINN_FAIL_DIRS", "partition-2")
     with pytest.raises(FinnBuildError):
         run_builds(bundle, [2], log=lambda line: None)
-    assert [("finn" in p) for p in load_manifest(bundle)["partitions"]] == [True, True, False]
+    assert [p.finn is not None for p in load_manifest(bundle).partitions] == [True, True, False]
 
 
 def test_bootgen_missing_or_failing(fake_finn: SimpleNamespace, tmp_path: Path, monkeypatch) -> None:
@@ -448,7 +456,7 @@ def test_malformed_hwh_fails_the_build(fake_finn: SimpleNamespace, tmp_path: Pat
     hwh = bundle / "partition-0/finn_output/bitfile/finn-accel.hwh"
     with pytest.raises(HwhError, match=f"{hwh}: not readable XML"):
         run_builds(bundle, log=lambda line: None)
-    assert "finn" not in load_manifest(bundle)["partitions"][0]
+    assert load_manifest(bundle).partitions[0].finn is None
 
 
 def test_concurrent_records_are_not_lost(tmp_path: Path) -> None:
@@ -456,14 +464,14 @@ def test_concurrent_records_are_not_lost(tmp_path: Path) -> None:
     bundle = tmp_path / "bundle"
     bundle.mkdir()
     n = 24
-    parts = [{"index": k, "dir": f"partition-{k}"} for k in range(n)]
-    (bundle / "manifest.json").write_text(json.dumps({"format": FORMAT, "version": VERSION, "partitions": parts}))
+    parts = [partition_json(k) for k in range(n)]
+    (bundle / "manifest.json").write_text(json.dumps(manifest_json(parts)))
     with ThreadPoolExecutor(max_workers=8) as pool:
-        list(pool.map(lambda k: record_finn_build(bundle, k, {"files": {}, "iodma": {"k": k}}), range(n)))
+        list(pool.map(lambda k: record_finn_build(bundle, k, FinnBuild(files={}, iodma={"k": k})), range(n)))
     recorded = json.loads((bundle / "manifest.json").read_text())["partitions"]
     assert [p.get("finn", {}).get("iodma") for p in recorded] == [{"k": k} for k in range(n)]
     with pytest.raises(BundleLayoutError, match="index 99"):
-        record_finn_build(bundle, 99, {})
+        record_finn_build(bundle, 99, FinnBuild(files={}, iodma={}))
 
 
 # ---- the TCL branch in a real Tcl interpreter ---------------------------------------------------

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from cpp_fixtures import run_program, server_bin  # noqa: F401 - fixture
 
-from core.manifest import file_entry, write_manifest
+from core.manifest import file_entry, load_manifest, write_manifest
 from core.packing import pack_frame, unpack_frame
 from splitter import program
 from splitter.build import BuildConfig, build
@@ -246,9 +246,9 @@ def test_a_partition_that_computes_differently_in_finn_is_caught(zoo_dir: Path, 
     weights[:, 0] = -weights[:, 0]
     init.CopyFrom(numpy_helper.from_array(weights, init.name))
     onnx.save(model, str(path))
-    manifest = _manifest(bundle)
-    manifest["partitions"][0]["files"]["model"] = file_entry(bundle, path)  # a consistent, wrong bundle
-    write_manifest(bundle, manifest)
+    manifest = load_manifest(bundle, verify=False)
+    files = {**manifest.partitions[0].files, "model": file_entry(bundle, path)}  # a consistent, wrong bundle
+    write_manifest(bundle, manifest.replace_partition(manifest.partitions[0].index, files=files))
     _, problems = finn_estimates(bundle, None, 1, False, 4, lambda _: None)
     assert any("FINN's output differs from the executor's" in p for p in problems), problems
 

@@ -51,7 +51,7 @@ def cnv_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     done = subprocess.run([*FINNSPLIT, "build", str(work / "cnv.onnx"), "--boards", "3", "--no-replicate",
                            "--finn", "no", "-o", str(work / "cnv")], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
-    assert len(load_manifest(work / "cnv")["partitions"]) == 3
+    assert len(load_manifest(work / "cnv").partitions) == 3
     return work / "cnv"
 
 
@@ -77,7 +77,7 @@ def _chromium(url: str, *args: str, budget_ms: int = 6000) -> str:
 
 
 def _reference(bundle: Path, manifest: dict):
-    pieces = [program.read(bundle / p["files"]["program"]["path"]) for p in manifest["partitions"]]
+    pieces = [program.read(bundle / p.files["program"].path) for p in manifest.partitions]
 
     def run(raw: np.ndarray) -> np.ndarray:
         x = prepare_input(manifest, bundle, raw)
@@ -120,7 +120,7 @@ def _refusals(client: IngressClient, shape: list[int]) -> None:
 @pytest.mark.usefixtures("server_bin")
 def test_daemon_ingress_and_dashboard(cnv_bundle: Path, tmp_path: Path) -> None:
     manifest = load_manifest(cnv_bundle)
-    shape = [int(d) for d in manifest["host"]["model_input"]["shape"]]
+    shape = [int(d) for d in manifest.host.model_input.shape]
     reference = _reference(cnv_bundle, manifest)
 
     def inputs(count: int, seed: int) -> np.ndarray:

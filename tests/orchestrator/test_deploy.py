@@ -20,7 +20,7 @@ from pathlib import Path
 import paramiko
 import pytest
 
-from core.manifest import BundleError, check_file, file_entry, load_manifest, partition_files, write_manifest
+from core.manifest import BundleError, check_file, file_entry, load_manifest, write_manifest
 from orchestrator.control.fleet import BoardEntry, assign, load_fleet
 from orchestrator.deployment.deploy import (
     ActivationError,
@@ -103,10 +103,11 @@ def rebuilt(bundle: Path, tmp_path: Path, index: int, name: str) -> Path:
     """A copy of the bundle whose partition `index` has a changed folding config, manifest updated."""
     copy = shutil.copytree(bundle, tmp_path / name)
     manifest = load_manifest(copy)
-    folding = copy / manifest["partitions"][index]["files"]["folding"]["path"]
+    part = manifest.partition(index)
+    folding = copy / part.files["folding"].path
     folding.write_text(json.dumps({**json.loads(folding.read_text()), "rebuilt": name}))
-    manifest["partitions"][index]["files"]["folding"] = file_entry(copy, folding)
-    write_manifest(copy, manifest)
+    files = {**part.files, "folding": file_entry(copy, folding)}
+    write_manifest(copy, manifest.replace_partition(index, files=files))
     return copy
 
 
@@ -122,12 +123,12 @@ def test_upload_puts_the_partition_and_manifest_in_place(sshd: Sshd, bundle: Pat
     remote = tmp_path / "board" / "bundles" / bundle_id(bundle)
     assert (remote / "manifest.json").read_bytes() == (bundle / "manifest.json").read_bytes()
     manifest = load_manifest(remote, verify=False)
-    entries = partition_files(manifest, 1)
+    entries = manifest.partition(1).all_files()
     for entry in entries:
         check_file(remote, entry)
     assert sorted(p.name for p in remote.iterdir()) == ["manifest.json", "partition-1"]
-    assert report.sent == [e["path"] for e in entries] + ["manifest.json"]
-    assert report.bytes_sent == sum(e["bytes"] for e in entries) + (bundle / "manifest.json").stat().st_size
+    assert report.sent == [e.path for e in entries] + ["manifest.json"]
+    assert report.bytes_sent == sum(e.bytes for e in entries) + (bundle / "manifest.json").stat().st_size
     assert report.skipped == [] and report.copied == []
     finished = {e.path for e in events if e.action == "send" and e.done == e.total}
     assert finished == set(report.sent)
@@ -147,17 +148,17 @@ def test_only_changed_or_missing_files_are_sent(sshd: Sshd, bundle: Path, tmp_pa
     deploy(board, bundle, 2)
     changed = rebuilt(bundle, tmp_path, 2, "v2")
     report = deploy(board, changed, 2)
-    files = load_manifest(changed)["partitions"][2]["files"]
-    folding = files["folding"]["path"]
+    files = load_manifest(changed).partitions[2].files
+    folding = files["folding"].path
     assert report.sent == [folding, "manifest.json"]
     assert len(report.copied) == len(files) - 1  # unchanged files come from the older bundle on the board
     assert report.bytes_sent == (changed / folding).stat().st_size + (changed / "manifest.json").stat().st_size
     remote = tmp_path / "board" / "bundles" / bundle_id(changed)
-    for entry in partition_files(load_manifest(remote, verify=False), 2):
+    for entry in load_manifest(remote, verify=False).partition(2).all_files():
         check_file(remote, entry)
     # an interrupted upload resumes: a file missing on the board is copied from the older bundle when it
     # has it, sent otherwise; the rest is skipped
-    model = files["model"]["path"]
+    model = files["model"].path
     (remote / model).unlink()
     (remote / folding).unlink()
     resumed = deploy(board, changed, 2)
@@ -211,7 +212,7 @@ def test_corrupted_transfer_leaves_nothing_under_the_final_name(sshd: Sshd, bund
 
     monkeypatch.setattr(paramiko.SFTPClient, "putfo",
                         lambda self, fl, *args, **kwargs: real_putfo(self, FlipsOneByte(fl), *args, **kwargs))
-    first = partition_files(load_manifest(bundle), 0)[0]["path"]
+    first = load_manifest(bundle).partition(0).all_files()[0].path
     with pytest.raises(CorruptUploadError, match=rf"corrupted upload of .*/{first}"):
         deploy(fleet_board(sshd, tmp_path), bundle, 0)
     remote = tmp_path / "board" / "bundles" / bundle_id(bundle)
@@ -222,7 +223,7 @@ def test_corrupted_transfer_leaves_nothing_under_the_final_name(sshd: Sshd, bund
 def test_local_file_that_does_not_match_the_manifest_is_not_uploaded(sshd: Sshd, bundle: Path,
                                                                      tmp_path: Path) -> None:
     tampered = shutil.copytree(bundle, tmp_path / "tampered")
-    program = partition_files(load_manifest(bundle), 0)[1]["path"]
+    program = load_manifest(bundle).partition(0).all_files()[1].path
     data = bytearray((tampered / program).read_bytes())
     data[-1] ^= 1
     (tampered / program).write_bytes(bytes(data))

@@ -6,8 +6,10 @@ import re
 from pathlib import Path
 
 import pytest
+from manifest_fixtures import manifest_json, partition_json
 
 from core.errors import ConfigError
+from core.manifest import Manifest
 from orchestrator.control.fleet import AssignmentError, FleetError, assign, load_fleet
 
 FLEET = """\
@@ -100,9 +102,9 @@ def test_not_yaml_or_missing(tmp_path: Path) -> None:
         load_fleet(write(tmp_path, "text\n"))
 
 
-def manifest(*boards: tuple[str, int]) -> dict:
-    return {"partitions": [{"index": k, "board": board, "replicas": replicas}
-                           for k, (board, replicas) in enumerate(boards)]}
+def manifest(*boards: tuple[str, int]) -> Manifest:
+    return Manifest.from_json(manifest_json([partition_json(k, board=board, replicas=replicas)
+                                             for k, (board, replicas) in enumerate(boards)]))
 
 
 def test_partitions_go_in_order_to_boards_of_their_type_with_replicas(tmp_path: Path) -> None:

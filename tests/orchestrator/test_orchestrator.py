@@ -47,7 +47,7 @@ def cnv_bundle(zoo_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 def whole_graph(bundle: Path):
     """The bundle's partitions' programs as one executable chain."""
     manifest = load_manifest(bundle)
-    pieces = [program.read(bundle / p["files"]["program"]["path"]) for p in manifest["partitions"]]
+    pieces = [program.read(bundle / p.files["program"].path) for p in manifest.partitions]
     return lambda x: _chain(pieces, x)
 
 
@@ -101,7 +101,7 @@ def test_deploy_run_and_fail_over_without_losing_frames(cnv_bundle: Path, tmp_pa
     with VirtualFleet(tmp_path / "fleet", boards, heartbeat_s=0.5) as vfleet:
         fleet = load_fleet(vfleet.fleet_path)
         manifest = load_manifest(cnv_bundle)
-        in_spec, out_spec = WireSpec.parse(manifest["input"]["wire"]), WireSpec.parse(manifest["output"]["wire"])
+        in_spec, out_spec = WireSpec.parse(manifest.input.wire), WireSpec.parse(manifest.output.wire)
         log: list[str] = []
         holder: dict[str, Orchestrator] = {}
         key = new_key()  # the deployment's data-plane key: every link is authenticated

@@ -5,6 +5,7 @@ Images are generated with Pillow; every result is compared with the Python execu
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import subprocess
 import sys
@@ -15,7 +16,7 @@ import pytest
 from cpp_fixtures import server_bin  # noqa: F401  (fixture: builds cpp_server)
 from PIL import Image
 
-from core.manifest import load_manifest
+from core.manifest import Manifest, load_manifest
 from orchestrator.dataplane.bundle_io import finish_output, prepare_input
 from orchestrator.dataplane.user_io import Preprocessing, UserInputError, load_image, preprocessing_for
 from splitter.fast_executor import FastExecutor
@@ -116,11 +117,12 @@ def test_resize_and_center_crop(tmp_path: Path) -> None:
 def test_preprocessing_from_the_manifest(workdir: Path) -> None:
     manifest = load_manifest(workdir / "build")
     assert preprocessing_for(manifest) == Preprocessing(32, 32, 3, "direct", "unit")
-    manifest["host"]["preprocess"] = {"resize": "imagenet"}
-    assert preprocessing_for(manifest).resize == "imagenet"
-    manifest["host"]["preprocess"] = {"resize": "stretch"}
+    def resized(how: str) -> Manifest:
+        return dataclasses.replace(manifest, host=dataclasses.replace(manifest.host, preprocess={"resize": how}))
+
+    assert preprocessing_for(resized("imagenet")).resize == "imagenet"
     with pytest.raises(UserInputError, match="stretch"):
-        preprocessing_for(manifest)
+        preprocessing_for(resized("stretch"))
 
 
 def test_run_on_a_virtual_fleet_prints_labelled_top_5(workdir: Path) -> None:

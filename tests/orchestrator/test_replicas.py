@@ -19,8 +19,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from cpp_fixtures import ServerFleet, server_bin  # noqa: F401  (fixture)
+from manifest_fixtures import manifest_json, partition_json
 
-from core.manifest import load_manifest
+from core.manifest import Manifest, load_manifest
 from orchestrator.control.reconcile import BoardView, Run, plan_steps, target_of
 from orchestrator.dataplane.client import ChainClient
 from orchestrator.dataplane.link_auth import new_key
@@ -146,7 +147,7 @@ def test_a_replica_killed_mid_stream_loses_no_frame(zoo_lowered: dict, server_bi
 def test_the_planner_replicates_and_build_says_nothing_of_a_missing_fan_out(replicated_bundle) -> None:
     bundle, _, output = replicated_bundle
     manifest = load_manifest(bundle)
-    assert [p["replicas"] for p in manifest["partitions"]] == [2, 1]
+    assert [p.replicas for p in manifest.partitions] == [2, 1]
     assert "fan-out" not in output and "one board per partition" not in output
 
 
@@ -208,8 +209,8 @@ def test_the_result_port_takes_every_replica_of_the_last_stage_and_refuses_stran
 
 def test_planner_fans_out_to_replicas_and_fails_one_over() -> None:
     """Partition 1 on two boards: partition 0 is told both; a lost replica moves to the spare alone."""
-    parts = [{"index": 0, "board": "zedboard"}, {"index": 1, "board": "zedboard", "replicas": 2},
-             {"index": 2, "board": "zedboard"}]
+    parts = Manifest.from_json(manifest_json([partition_json(0), partition_json(1, replicas=2),
+                                              partition_json(2)])).partitions
     target = target_of("b1", parts, "10.0.0.1:9000")
     assert [(s.partition, s.replica, s.key) for s in target.stages] == [(0, 0, 0), (1, 0, 1), (1, 1, 2), (2, 0, 3)]
     boards = {f"z{i}": BoardView(f"z{i}", "zedboard", f"10.0.0.{10 + i}:7000", alive=True, state="idle",

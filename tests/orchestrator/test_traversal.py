@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 from agent_fixtures import Board, Broker
 from cpp_fixtures import server_bin  # noqa: F401  (fixture: builds cpp_server)
+from manifest_fixtures import manifest_json, partition_json
 from test_deploy import Sshd, fleet_board, sshd  # noqa: F401  (fixture: a real sshd on loopback)
 
 from core.manifest import (
-    FORMAT,
-    VERSION,
     BundleError,
+    Manifest,
     bundle_id_of,
     check_file,
     check_relpath,
@@ -45,10 +45,7 @@ def forged_bundle(root: Path, path: str, content: bytes = b"not a program") -> P
     """A bundle whose manifest lists `path` for partition 0's program, with that file's true size and hash."""
     root.mkdir(parents=True, exist_ok=True)
     entry = {"path": path, "bytes": len(content), "sha256": hashlib.sha256(content).hexdigest()}
-    manifest = {"format": FORMAT, "version": VERSION, "host": {"files": {}},
-                "input": {"wire": "UINT8:1,4"}, "output": {"wire": "UINT8:1,4"},
-                "partitions": [{"index": 0, "board": "zedboard", "files": {"program": entry},
-                                "input": {"wire": "UINT8:1,4"}, "output": {"wire": "UINT8:1,4"}}]}
+    manifest = manifest_json([partition_json(0, files={"program": entry})])
     (root / "manifest.json").write_text(json.dumps(manifest))
     return root
 
@@ -61,8 +58,9 @@ def test_a_traversal_manifest_is_refused_when_loaded_and_written(tmp_path: Path)
         with pytest.raises(BundleError, match=r"'\.\.' component"):
             load_manifest(bundle, verify=verify)
     manifest = json.loads((bundle / "manifest.json").read_text())
+    forged = Manifest.from_json(manifest)  # the types do not check paths: the reader and the writer do
     with pytest.raises(BundleError, match=r"'\.\.' component"):
-        write_manifest(tmp_path / "bundle", manifest)
+        write_manifest(tmp_path / "bundle", forged)
     with pytest.raises(BundleError, match="not inside the bundle"):
         file_entry(bundle, outside)
 
@@ -76,7 +74,7 @@ def test_a_symbolic_link_out_of_the_bundle_is_refused(tmp_path: Path) -> None:
     with pytest.raises(BundleError, match="leads outside the bundle"):
         load_manifest(bundle)
     with pytest.raises(BundleError, match="leads outside the bundle"):
-        check_file(bundle, load_manifest(bundle, verify=False)["partitions"][0]["files"]["program"])
+        check_file(bundle, load_manifest(bundle, verify=False).partitions[0].files["program"])
 
 
 def test_uploads_refuse_traversal_and_symbolic_links_on_the_board(sshd: Sshd, tmp_path: Path) -> None:  # noqa: F811

@@ -17,7 +17,7 @@ import pytest
 from cpp_fixtures import server_bin  # noqa: F401  (fixture: builds cpp_server)
 from onnx_chain import chain_output, raw_inputs, whole_model_output
 
-from core.manifest import BundleError, load_manifest
+from core.manifest import BundleError, Manifest, load_manifest
 from splitter import program
 from splitter.boards import load_board
 from splitter.bundle.export import write_bundle
@@ -43,9 +43,9 @@ def mobilenet_bundle(zoo_dir: Path, tmp_path_factory: pytest.TempPathFactory) ->
     return out, result.stdout
 
 
-def sub_model_files(root: Path, manifest: dict) -> list[onnx.ModelProto]:
+def sub_model_files(root: Path, manifest: Manifest) -> list[onnx.ModelProto]:
     """The bundle's QONNX sub-models in pipeline order."""
-    return [onnx.load(str(root / p["files"]["qonnx"]["path"])) for p in manifest["partitions"]]
+    return [onnx.load(str(root / p.files["qonnx"].path)) for p in manifest.partitions]
 
 
 def test_mobilenet_on_six_zedboards_prints_the_plan(mobilenet_bundle: tuple[Path, str]) -> None:
@@ -60,25 +60,25 @@ def test_mobilenet_on_six_zedboards_prints_the_plan(mobilenet_bundle: tuple[Path
 def test_mobilenet_bundle_fits_every_board(mobilenet_bundle: tuple[Path, str]) -> None:
     root, _ = mobilenet_bundle
     manifest = load_manifest(root)
-    assert len(manifest["partitions"]) == 6
+    assert len(manifest.partitions) == 6
     zedboard = load_board("zedboard")
-    for part in manifest["partitions"]:
-        predicted = part["predicted"]
+    for part in manifest.partitions:
+        predicted = part.predicted
         assert predicted["within_usable"]
         for resource, fraction in zedboard.usable.as_dict().items():
             assert predicted["resources"][resource] <= fraction * zedboard.resources.as_dict()[resource]
-    assert manifest["plan"]["fps"] == pytest.approx(min(p["predicted"]["fps"] for p in manifest["partitions"]))
+    assert manifest.plan.fps == pytest.approx(min(p.predicted["fps"] for p in manifest.partitions))
 
 
 def test_mobilenet_bundle_links_chain_up(mobilenet_bundle: tuple[Path, str]) -> None:
     manifest = load_manifest(mobilenet_bundle[0])
-    parts = manifest["partitions"]
-    assert parts[0]["input"]["wire"] == manifest["input"]["wire"]
-    assert parts[-1]["output"]["wire"] == manifest["output"]["wire"]
+    parts = manifest.partitions
+    assert parts[0].input.wire == manifest.input.wire
+    assert parts[-1].output.wire == manifest.output.wire
     for before, after in itertools.pairwise(parts):
-        assert before["output"]["wire"] == after["input"]["wire"]
-        assert before["output"]["packed_bytes"] == after["input"]["packed_bytes"] == before["predicted"]["bytes_out"]
-    assert [x for p in parts for x in p["layers"]][:2] == ["ConvolutionInputGenerator_0", "MVAU_0"]
+        assert before.output.wire == after.input.wire
+        assert before.output.packed_bytes == after.input.packed_bytes == before.predicted["bytes_out"]
+    assert [x for p in parts for x in p.layers][:2] == ["ConvolutionInputGenerator_0", "MVAU_0"]
 
 
 def test_mobilenet_bundle_sub_models_reproduce_the_whole_model(mobilenet_bundle: tuple[Path, str],
@@ -98,33 +98,33 @@ def test_mobilenet_bundle_programs_reproduce_the_whole_graph(mobilenet_bundle: t
     raw = raw_inputs(model, graph, 1, seed=12)[0]
     x = dataflow_input(graph, raw)
     values = x
-    for part in manifest["partitions"]:
-        piece = program.read(root / part["files"]["program"]["path"])
-        assert [layer.name for layer in piece.layers] == part["layers"]
-        assert list(values.shape) == part["input"]["shape"]
+    for part in manifest.partitions:
+        piece = program.read(root / part.files["program"].path)
+        assert [layer.name for layer in piece.layers] == list(part.layers)
+        assert values.shape == part.input.tensors[0].shape
         values = execute(piece, values)
     np.testing.assert_array_equal(values, execute(graph, x))
-    host = manifest["host"]["output"]
-    logits = values.astype(np.float32) * np.float32(host["scale"]) + np.float32(host["bias"])
+    host = manifest.host.output
+    logits = values.astype(np.float32) * np.float32(host.scale) + np.float32(host.bias)
     np.testing.assert_array_equal(logits.reshape(1, -1), final_output(graph, values))
 
 
 def test_mobilenet_bundle_finn_configs(mobilenet_bundle: tuple[Path, str]) -> None:
     root, _ = mobilenet_bundle
     manifest = load_manifest(root)
-    for part in manifest["partitions"]:
-        folding = json.loads((root / part["files"]["folding"]["path"]).read_text())
+    for part in manifest.partitions:
+        folding = json.loads((root / part.files["folding"].path).read_text())
         names = [k for k in folding if k != "Defaults"]
         # one entry per FINN node: a layer with standalone thresholds is two (an MVAU/VVAU and a Thresholding_rtl)
-        assert names == [x["node"] for x in part["predicted"]["layers"]]
-        assert {x["layer"] for x in part["predicted"]["layers"]} == set(part["layers"])
+        assert names == [x["node"] for x in part.predicted["layers"]]
+        assert {x["layer"] for x in part.predicted["layers"]} == set(part.layers)
         assert all(n.rsplit("_", 2)[1] in ("hls", "rtl") for n in names), names
-        config = json.loads((root / part["files"]["finn_build"]["path"]).read_text())
+        config = json.loads((root / part.files["finn_build"].path).read_text())
         assert config["fpga_part"] == "xc7z020clg484-1"
         assert config["folding_config_file"] == "folding_config.json"
-        sub = onnx.load(str(root / part["files"]["qonnx"]["path"]))
+        sub = onnx.load(str(root / part.files["qonnx"].path))
         annotated = {a.tensor_name for a in sub.graph.quantization_annotation}
-        assert part["input"]["tensor"] in annotated
+        assert part.input.tensors[0].tensor in annotated
 
 
 def test_corrupted_bundle_file_is_detected(mobilenet_bundle: tuple[Path, str], tmp_path: Path) -> None:
@@ -147,12 +147,12 @@ def test_heterogeneous_boards_with_replicas(zoo_dir: Path, tmp_path: Path, zoo_l
                        "-o", str(out))
     assert result.returncode == 0, result.stderr
     manifest = load_manifest(out)
-    assert sum(p["replicas"] for p in manifest["partitions"]) <= 3
-    assert {p["board"] for p in manifest["partitions"]} <= {"pynq-z2", "zedboard"}
+    assert sum(p.replicas for p in manifest.partitions) <= 3
+    assert {p.board for p in manifest.partitions} <= {"pynq-z2", "zedboard"}
     model, graph = zoo_lowered["cnv-w2a2"]
     subs = sub_model_files(out, manifest)
-    assert manifest["host"]["input"]["kind"] == "onnx"
-    assert (out / manifest["host"]["files"]["input_quant"]["path"]).is_file()
+    assert manifest.host.input.kind == "onnx"
+    assert (out / manifest.host.files["input_quant"].path).is_file()
     for raw in raw_inputs(model, graph, 2, seed=3):
         np.testing.assert_array_equal(chain_output(subs, graph, raw)[-1], whole_model_output(model, graph, raw))
 
@@ -205,8 +205,8 @@ def test_greedy_strategy_with_finn_set_folding(zoo_dir: Path, tmp_path: Path) ->
                        "--target-fps", "2000", "--finn", "no", "-o", str(out))
     assert result.returncode == 0, result.stderr
     manifest = load_manifest(out)
-    assert manifest["plan"]["strategy"] == "greedy"
-    assert manifest["plan"]["fps"] >= 2000 * 0.5
+    assert manifest.plan.strategy == "greedy"
+    assert manifest.plan.fps >= 2000 * 0.5
 
 
 @pytest.mark.usefixtures("server_bin")
@@ -237,14 +237,14 @@ def test_self_quantizing_model_on_virtual_boards(zoo_dir: Path, tmp_path: Path) 
 
 def test_mobilenet_bundle_records_finn_iodma_word_sizes(mobilenet_bundle: tuple[Path, str]) -> None:
     root, _ = mobilenet_bundle
-    for part in load_manifest(root)["partitions"]:
-        folding = json.loads((root / part["files"]["folding"]["path"]).read_text())
+    for part in load_manifest(root).partitions:
+        folding = json.loads((root / part.files["folding"].path).read_text())
         nodes = [v for k, v in folding.items() if k != "Defaults"]
         first, last = nodes[0], nodes[-1]
         if "SIMD" in first and "PE" not in first:  # FMPadding / sliding window: SIMD channels per word
-            assert part["finn_io"]["in_word_elems"] == first["SIMD"]
+            assert part.finn_io.in_word_elems == first["SIMD"]
         if "PE" in last:
-            assert part["finn_io"]["out_word_elems"] == last["PE"]
+            assert part.finn_io.out_word_elems == last["PE"]
 
 
 def test_layer_that_fits_no_board_names_the_resource(zoo_dir: Path, tmp_path: Path) -> None:
@@ -295,7 +295,7 @@ def test_a_version_1_bundle_still_loads_and_runs(zoo_dir: Path, tmp_path: Path) 
     boundary, no `tensors`) loads, its boundaries read as one tensor each, and runs bit-exact."""
     import json
 
-    from core.manifest import boundary_tensors, load_manifest
+    from core.manifest import write_manifest
 
     out = tmp_path / "tfc"
     built = finnsplit("build", str(zoo_dir / "tfc-w2a2.onnx"), "--boards", "2", "--no-replicate", "--finn", "no",
@@ -310,8 +310,15 @@ def test_a_version_1_bundle_still_loads_and_runs(zoo_dir: Path, tmp_path: Path) 
             del part[side]["tensors"]
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2))
     loaded = load_manifest(out)
-    assert [boundary_tensors(p["output"])[0]["tensor"] for p in loaded["partitions"]] == \
-        [p["output"]["tensor"] for p in manifest["partitions"]]
+    assert loaded.version == 1
+    assert [[t.tensor for t in p.output.tensors] for p in loaded.partitions] == \
+        [[p["output"]["tensor"]] for p in manifest["partitions"]]
+    rewritten = tmp_path / "rewritten"
+    rewritten.mkdir()
+    write_manifest(rewritten, loaded)  # the writer writes version 2: each boundary lists its tensor
+    again = json.loads((rewritten / "manifest.json").read_text())
+    assert again["version"] == 2 and [p["output"]["tensors"] for p in again["partitions"]] == \
+        [[p["output"]] for p in manifest["partitions"]]
     result = finnsplit("virtual", str(out), "--random", "4", "--check", str(zoo_dir / "tfc-w2a2.onnx"))
     assert result.returncode == 0, result.stderr
     assert "bit-exact vs the Python executor: 4/4 frames" in result.stdout

@@ -71,9 +71,9 @@ def test_the_bundle_records_and_runs_the_host_stages(tmp_path: Path) -> None:
     onnx.save(small_net("Abs", "Softmax"), str(path))
     build(BuildConfig(model=str(path), output=str(tmp_path / "b"), boards="1", finn="no"))
     manifest = load_manifest(tmp_path / "b")
-    host = manifest["host"]
-    assert host["input"]["ops"] == ["Abs", "Quant"]
-    assert host["output"]["stage"]["ops"] == ["Softmax"] and "output_stage" in host["files"]
+    host = manifest.host
+    assert host.input.ops == ("Abs", "Quant")
+    assert host.output.stage is not None and host.output.stage.ops == ("Softmax",) and "output_stage" in host.files
     model, graph = lower_model(onnx.load(str(path)), "sm")
     raw = np.random.default_rng(8).uniform(-1, 1, size=(1, 3, 3, 3)).astype(np.float32)
     y = execute(graph, prepare_input(manifest, tmp_path / "b", raw))
