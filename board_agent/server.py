@@ -70,11 +70,22 @@ def finn_zynq_flags(cfg: AgentConfig, part: Partition) -> list[str]:
     """The finn-zynq backend's flags from the manifest's finn_io and finn.iodma, and the config's devices."""
     dev = cfg.finn_zynq
     assert part.finn is not None  # prepare_run refuses a finn-zynq run without a FINN build
-    iodma = part.finn.iodma
-    flags = ["--in-word-elems", str(part.finn_io.in_word_elems),
-             "--out-word-elems", str(part.finn_io.out_word_elems),
-             "--idma", dev.idma or f"{dev.mem_device}@{iodma['idma0']['base']}",
-             "--odma", dev.odma or f"{dev.mem_device}@{iodma['odma0']['base']}",
+    iodma, order = part.finn.iodma, part.finn.iodma_order or {}
+    # one value per tensor in boundary order (docs/finn.md#multi-tensor-boundaries): the DMA moving tensor k is
+    # the build's iodma_order[k] (FINN's driver), else idma{k} / odma{k}
+    dmas = {side: list(order.get(side) or [f"{prefix}{k}" for k in range(len(boundary.tensors))])
+            for side, prefix, boundary in (("inputs", "idma", part.input), ("outputs", "odma", part.output))}
+    for name in dmas["inputs"] + dmas["outputs"]:
+        if name not in iodma:
+            raise RunError(f"run: the partition's FINN build maps no {name} (its .hwh has {', '.join(iodma)})")
+
+    def joined(values: object) -> str:
+        return ",".join(map(str, values)) if isinstance(values, tuple | list) else str(values)
+
+    flags = ["--in-word-elems", joined(part.finn_io.in_word_elems),
+             "--out-word-elems", joined(part.finn_io.out_word_elems),
+             "--idma", dev.idma or joined([f"{dev.mem_device}@{iodma[n]['base']}" for n in dmas["inputs"]]),
+             "--odma", dev.odma or joined([f"{dev.mem_device}@{iodma[n]['base']}" for n in dmas["outputs"]]),
              "--dmabuf-in", dev.dmabuf_in, "--dmabuf-out", dev.dmabuf_out,
              "--done-timeout-ms", str(dev.done_timeout_ms)]
     if dev.dmabuf_in_phys is not None:

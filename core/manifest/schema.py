@@ -381,17 +381,23 @@ class HostSection:
 class FinnIO:
     """Elements per word of FINN's IODMA buffers (the finn-zynq backend's --in/--out-word-elems)."""
 
-    in_word_elems: int
-    out_word_elems: int
+    in_word_elems: int | tuple[int, ...]  # a tuple, one per tensor, for a boundary of several
+    out_word_elems: int | tuple[int, ...]
 
     @staticmethod
     def from_json(obj: _Obj) -> FinnIO:
         """Read a partition's `finn_io`."""
-        return FinnIO(obj.int("in_word_elems"), obj.int("out_word_elems"))
+        def elems(key: str) -> int | tuple[int, ...]:
+            value = obj.raw(key)
+            if isinstance(value, list) and value and all(isinstance(v, int) and not isinstance(v, bool)
+                                                         for v in value):
+                return tuple(value)
+            return obj.int(key)  # type: ignore[return-value]  # not optional: an int or a BundleError
+        return FinnIO(elems("in_word_elems"), elems("out_word_elems"))
 
     def to_json(self) -> dict[str, Any]:
         """The `finn_io` JSON object."""
-        return {"in_word_elems": self.in_word_elems, "out_word_elems": self.out_word_elems}
+        return {"in_word_elems": plain(self.in_word_elems), "out_word_elems": plain(self.out_word_elems)}
 
 
 @dataclass(frozen=True)
@@ -403,18 +409,21 @@ class FinnBuild:
     arch: str | None = None
     estimates: Mapping[str, Any] | None = None  # FINN's estimate_network_performance
     versions: Mapping[str, Any] | None = None  # finn, vivado
+    iodma_order: Mapping[str, Any] | None = None  # inputs/outputs: the DMA of each boundary tensor (FINN's driver)
 
     @staticmethod
     def from_json(obj: _Obj) -> FinnBuild:
         """Read `partitions[k].finn`."""
         return FinnBuild(obj.files(), obj.mapping("iodma"), obj.text("arch", optional=True),
-                         obj.mapping("estimates", optional=True), obj.mapping("versions", optional=True))
+                         obj.mapping("estimates", optional=True), obj.mapping("versions", optional=True),
+                         obj.mapping("iodma_order", optional=True))
 
     def to_json(self) -> dict[str, Any]:
         """The `finn` JSON object."""
         out: dict[str, Any] = {"files": plain(self.files)}
         _put(out, "arch", self.arch)
         out["iodma"] = plain(self.iodma)
+        _put(out, "iodma_order", self.iodma_order)
         _put(out, "estimates", self.estimates)
         _put(out, "versions", self.versions)
         return out

@@ -171,9 +171,12 @@ def _finn_io(p: Partition, piece: DataflowGraph) -> FinnIO:
     FINN packs each word (SIMD or PE elements of the first/last node's folded shape) to whole bytes
     separately; the board's finn-zynq backend converts between that and the dense wire format.
     """
-    first, last = p.costs[0], p.costs[-1]
-    in_bits, out_bits = piece.input.dtype.bitwidth, piece.output.dtype.bitwidth
-    return FinnIO(first.in_width // in_bits, last.out_width // out_bits)
+    # a boundary of several tensors: each tensor's own IODMA, at the fold of the layer reading / writing it
+    ins = [next(c.in_width for x, c in zip(piece.layers, p.costs, strict=True) if s.name in x.inputs)
+           // s.dtype.bitwidth for s in piece.inputs]
+    outs = [next(c.out_width for x, c in zip(reversed(piece.layers), reversed(p.costs), strict=True)
+                 if s.name in x.outputs) // s.dtype.bitwidth for s in piece.outputs]
+    return FinnIO(ins[0] if len(ins) == 1 else tuple(ins), outs[0] if len(outs) == 1 else tuple(outs))
 
 
 def _io_shape(info: onnx.ValueInfoProto) -> list[int]:

@@ -32,6 +32,7 @@ def finn_entry(root: Path, bitfile: Path, result: dict[str, Any]) -> FinnBuild:
         arch=result["bootgen_arch"],
         estimates=None if estimates is None else frozen(estimates),
         versions=frozen({"finn": result.get("finn_version"), "vivado": result.get("vivado_version")}),
+        iodma_order=frozen(result["iodma_order"]) if result.get("iodma_order") else None,
     )
 
 

@@ -22,7 +22,7 @@ from core.manifest import sha256_file
 from splitter.finn.bitstream import bootgen_arch, make_bitbin
 from splitter.finn.config import BITFILE, CONFIG_FILE, MODEL_FILE
 from splitter.finn.errors import BundleLayoutError, FinnBuildError, FinnUnavailableError
-from splitter.finn.hwh import iodma_ranges
+from splitter.finn.hwh import dma_order, iodma_ranges
 from splitter.finn.record import MANIFEST, clear_finn_build, finn_entry, read_manifest, record_finn_build
 from splitter.finn.registry import prepare_board
 from splitter.finn.status import BUILDER_MODULE, FinnStatus, finn_status
@@ -65,6 +65,8 @@ def _build(partition_dir: Path, log: Callable[[str], None]) -> tuple[Path, dict[
     iodma = iodma_ranges(bitfile.with_suffix(".hwh"))
     bitbin = make_bitbin(bitfile, part)
     result = write_result(bitfile, bitbin, iodma, output_dir, config, status)
+    if (output_dir / "driver" / "driver.py").is_file():  # which DMA moves which tensor (docs/finn.md)
+        result["iodma_order"] = dma_order(output_dir / "driver" / "driver.py")
     windows = ", ".join(f"{name} at {w['base']}" for name, w in iodma.items())
     log(f"{partition_dir.name}: {bitbin} (sha256 {result['bitbin_sha256'][:16]}...); {windows}")
     return bitfile, result

@@ -465,3 +465,40 @@ def test_the_agent_imports_no_numpy_or_onnx() -> None:
             "print(sorted(m for m in ('numpy', 'onnx', 'onnxruntime', 'qonnx') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_finn_zynq_flags_carry_one_value_per_tensor(bundle: Path, tmp_path: Path) -> None:
+    """A boundary of two tensors: per-tensor word widths and DMAs, comma-separated in boundary order; the DMA of
+    each tensor from the build's iodma_order (FINN's driver) when recorded, else idma{k}; a DMA the .hwh does not
+    map is a RunError. finn_io's list form reads back from JSON, its number form stays a number."""
+    import dataclasses
+
+    from board_agent.run import RunError
+    from board_agent.server import finn_zynq_flags
+    from core.manifest.schema import Boundary, FinnIO, _Obj
+
+    part = load_manifest(with_finn_build(bundle, tmp_path)).partitions[0]
+    assert part.finn is not None
+    cfg = config_from_dict({"name": "zed0", "chain": "lab", "remote_root": str(tmp_path),
+                            "finn_zynq": {"dmabuf_in": "/dev/udmabuf0,/dev/udmabuf2"},
+                            "broker": {"host": "b", "username": "u", "password_file": "/p", "ca_file": "/c"}})
+    iodma = {**part.finn.iodma, "idma1": {"base": "0x40002000", "range": 4096}}
+    tensor = part.input.tensors[0]
+    two = dataclasses.replace(part, input=Boundary((tensor, tensor)), finn_io=FinnIO((4, 8), 5),
+                              finn=dataclasses.replace(part.finn, iodma=iodma))
+
+    def flags(p: Any) -> dict[str, str]:
+        words = finn_zynq_flags(cfg, p)
+        return dict(zip(words[::2], words[1::2], strict=True))
+
+    got = flags(two)
+    assert got["--in-word-elems"] == "4,8" and got["--out-word-elems"] == "5"
+    assert got["--idma"] == "/dev/mem@0x40000000,/dev/mem@0x40002000" and got["--odma"] == "/dev/mem@0x40001000"
+    assert got["--dmabuf-in"] == "/dev/udmabuf0,/dev/udmabuf2"
+    ordered = dataclasses.replace(two, finn=dataclasses.replace(
+        two.finn, iodma_order={"inputs": ("idma1", "idma0"), "outputs": ("odma0",)}))
+    assert flags(ordered)["--idma"] == "/dev/mem@0x40002000,/dev/mem@0x40000000"
+    with pytest.raises(RunError, match="maps no idma1"):
+        flags(dataclasses.replace(two, finn=part.finn))
+    assert FinnIO.from_json(_Obj(two.finn_io.to_json(), "m", "finn_io")) == FinnIO((4, 8), 5)
+    assert two.finn_io.to_json() == {"in_word_elems": [4, 8], "out_word_elems": 5}

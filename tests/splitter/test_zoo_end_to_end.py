@@ -88,6 +88,16 @@ def test_cut_inside_a_residual_block_runs_bit_exact(name: str, boards: str, expo
     wire = two[0]["output"]
     assert wire["wire"] == "+".join(t["wire"] for t in wire["tensors"])
     assert wire["packed_bytes"] == sum(t["packed_bytes"] for t in wire["tensors"])
+    # FINN's IODMAs: one word width per tensor of a two-tensor boundary, each dividing its channels; a number
+    # for a boundary of one tensor (docs/bundle.md#manifest)
+    for part in manifest["partitions"]:
+        for side, key in (("input", "in_word_elems"), ("output", "out_word_elems")):
+            tensors, elems = part[side]["tensors"], part["finn_io"][key]
+            if len(tensors) == 1:
+                assert isinstance(elems, int)
+            else:
+                assert len(elems) == len(tensors)
+                assert all(t["shape"][-1] % e == 0 for t, e in zip(tensors, elems, strict=True))
     done = finnsplit("virtual", str(tmp_path / "b"), "--random", "4", "--check", str(model))
     assert done.returncode == 0, done.stderr[-3000:]
     assert "Traceback" not in done.stderr
