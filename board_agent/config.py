@@ -69,6 +69,8 @@ class FinnZynqConfig:
     mem_device: str = "/dev/mem"  # IODMA registers mapped from here at the manifest's iodma base
     idma: str | None = None  # override, e.g. /dev/uio0 with generic-uio; None: mem_device@base
     odma: str | None = None
+    # a boundary of several tensors needs one buffer per tensor: a comma list in boundary order
+    # ("/dev/udmabuf0,/dev/udmabuf2"), as are idma/odma overrides (docs/protocol.md#the-board-server)
     dmabuf_in: str = "/dev/udmabuf0"
     dmabuf_out: str = "/dev/udmabuf1"
     dmabuf_in_phys: int | None = None  # None: the server reads /sys/class/u-dma-buf/<name>/phys_addr
