@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import json
 import logging
@@ -24,13 +25,26 @@ import aiomqtt
 from board_agent.config import AgentConfig
 from board_agent.fpga import FpgaManager, firmware_name
 from board_agent.inbox import CommandInbox, CommandRefused
-from board_agent.run import PreparedRun, parse_run, prepare_run, write_link_key
+from board_agent.run import PreparedRun, prepare_run, write_link_key
 from board_agent.server import ServerSupervisor, server_command
 from core.errors import FinnsplitError
+from core.messages import (
+    LOST,
+    Command,
+    Event,
+    Heartbeat,
+    PingResult,
+    Reply,
+    Run,
+    RunResult,
+    Stats,
+    Status,
+    StopResult,
+)
 from core.mqtt_login import client_id
 
 log = logging.getLogger("board_agent")
-LOST = {"online": False, "state": "lost"}
+Message = Status | Heartbeat | Reply | Stats | Event
 
 
 def agent_version() -> str:
@@ -54,7 +68,7 @@ class BoardAgent:
         self._supervisor: ServerSupervisor | None = None
         self._ops = asyncio.Lock()  # run and stop execute one at a time, in arrival order
         self._ops_running: set[asyncio.Task[None]] = set()
-        self._outbox: asyncio.Queue[tuple[str, dict[str, Any], int, bool]] = asyncio.Queue()
+        self._outbox: asyncio.Queue[tuple[str, Message, int, bool]] = asyncio.Queue()
         self._heartbeats = 0
         self._shut_down = False
         self._inbox = CommandInbox(cfg.commands)
@@ -73,7 +87,7 @@ class BoardAgent:
                     except Exception:  # a bug: the agent must not die of it; say what the will would say
                         log.exception("session failed; publishing 'lost' and reconnecting")
                         with contextlib.suppress(Exception):
-                            await client.publish(self.cfg.topic("status"), json.dumps(LOST), qos=1, retain=True)
+                            await client.publish(self.cfg.topic("status"), LOST.encode(), qos=1, retain=True)
             except (aiomqtt.MqttError, FinnsplitError) as exc:  # FinnsplitError: the password file went away
                 log.warning("broker %s:%d: %s; reconnecting in %.1f s", self.cfg.broker.host,
                             self.cfg.broker.port, exc, delay)
@@ -87,7 +101,7 @@ class BoardAgent:
         return aiomqtt.Client(**broker.client_options(),
                               identifier=client_id(f"finnsplit-{self.cfg.chain}-{self.cfg.name}"),
                               keepalive=broker.keepalive_s, clean_session=True,
-                              will=aiomqtt.Will(self.cfg.topic("status"), json.dumps(LOST), qos=1, retain=True))
+                              will=aiomqtt.Will(self.cfg.topic("status"), LOST.encode(), qos=1, retain=True))
 
     async def _session(self, client: aiomqtt.Client, stop: asyncio.Event) -> None:
         await client.subscribe(self.cfg.topic("cmd"), qos=1)
@@ -112,9 +126,9 @@ class BoardAgent:
     async def _publisher(self, client: aiomqtt.Client) -> None:
         """Publish the outbox in order (a reply never overtakes the status change it reports)."""
         while True:
-            leaf, payload, qos, retain = await self._outbox.get()
+            leaf, message, qos, retain = await self._outbox.get()
             try:
-                await client.publish(self.cfg.topic(leaf), json.dumps(payload), qos=qos, retain=retain)
+                await client.publish(self.cfg.topic(leaf), message.encode(), qos=qos, retain=retain)
             finally:
                 self._outbox.task_done()
 
@@ -128,7 +142,7 @@ class BoardAgent:
     async def _heartbeat(self) -> None:
         while True:
             self._heartbeats += 1
-            self._emit("heartbeat", {"seq": self._heartbeats, "ts": time.time()}, qos=0)
+            self._emit("heartbeat", Heartbeat(self._heartbeats, time.time()), qos=0)
             await asyncio.sleep(self.cfg.heartbeat_s)
 
     def _dispatch(self, payload: object, retained: bool = False) -> None:
@@ -140,22 +154,20 @@ class BoardAgent:
             if exc.reply:
                 self._reply(exc.cid, error=str(exc))
             return
-        cid, op = cmd["id"], cmd["op"]
-        if op == "ping":
-            self._reply(cid, result={"pong": time.time()})
-        elif op in ("run", "stop"):
-            task = asyncio.create_task(self._execute(cid, op, cmd))
+        if cmd.op == "ping":  # the inbox admits only the known ops (core.messages.OPS)
+            self._reply(cmd.id, result=PingResult(time.time()))
+        else:
+            task = asyncio.create_task(self._execute(cmd))
             self._ops_running.add(task)  # the loop keeps only weak references to tasks
             task.add_done_callback(self._ops_running.discard)
-        else:
-            self._reply(cid, error=f"unknown op {op[:40]!r} (run, stop, ping)")
 
-    async def _execute(self, cid: str, op: str, cmd: dict[str, Any]) -> None:
+    async def _execute(self, cmd: Command) -> None:
+        cid, op, request = cmd.id, cmd.op, cmd.request
         async with self._ops:
-            shown = {k: "<secret>" if k == "link_key" else v for k, v in cmd.items()}
+            shown = {k: "<secret>" if k == "link_key" else v for k, v in cmd.fields().items()}
             log.info("%s %s: %s", op, cid, json.dumps(shown))
             try:
-                result = await (self._run(cmd) if op == "run" else self._stop())
+                result = await (self._run(request) if isinstance(request, Run) else self._stop())
             except FinnsplitError as exc:
                 log.error("%s %s failed: %s", op, cid, exc)
                 self._reply(cid, error=str(exc))
@@ -166,8 +178,7 @@ class BoardAgent:
                 return
         self._reply(cid, result=result)
 
-    async def _run(self, cmd: dict[str, Any]) -> dict[str, Any]:
-        request = parse_run(cmd)  # a malformed request changes nothing
+    async def _run(self, request: Run) -> RunResult:
         try:
             prepared = await asyncio.to_thread(prepare_run, self.cfg.remote_root, request)
             key_file = write_link_key(self.cfg.remote_root, request.link_key)
@@ -192,17 +203,17 @@ class BoardAgent:
         self._supervisor = supervisor
         listen = f"{self.cfg.data_host}:{port}"
         self._set(state="running", listen=listen)
-        return {"listen": listen, "pid": supervisor.pid, "bundle": prepared.bundle_id}
+        return RunResult(listen, supervisor.pid, prepared.bundle_id)
 
     def _load_bitstream(self, prepared: PreparedRun) -> None:
         fpga = FpgaManager(Path(self.cfg.fpga.manager), Path(self.cfg.fpga.firmware_dir), self.cfg.fpga.timeout_s)
         assert prepared.bitbin is not None
         fpga.load(prepared.bitbin, firmware_name(prepared.bundle_id, prepared.request.partition))
 
-    async def _stop(self) -> dict[str, Any]:
+    async def _stop(self) -> StopResult:
         code = await self._stop_server()
         self._set(state="idle", bundle=None, partition=None, listen=None, error=None)
-        return {"code": code}
+        return StopResult(code)
 
     async def _stop_server(self, timeout_s: float | None = None) -> int | None:
         supervisor = self._supervisor
@@ -225,15 +236,15 @@ class BoardAgent:
         await self._stop_server()
         self._state.update(state="idle", bundle=None, partition=None, listen=None, error=None)
         if publisher is not None:
-            self._emit("status", {**self._status(), "online": False}, qos=1, retain=True)
+            self._emit("status", dataclasses.replace(self._status(), online=False), qos=1, retain=True)
             flushed = asyncio.create_task(self._outbox.join())
             await asyncio.wait([flushed, publisher], timeout=10, return_when=asyncio.FIRST_COMPLETED)
             flushed.cancel()
 
     # ---- publishing -----------------------------------------------------------------------------
 
-    def _status(self) -> dict[str, Any]:
-        return {"online": True, **self._state, "agent": self.version, "ts": time.time()}
+    def _status(self) -> Status:
+        return Status(online=True, **self._state, agent=self.version, ts=time.time())
 
     def _set(self, **changes: Any) -> None:
         self._state.update(changes)
@@ -241,10 +252,11 @@ class BoardAgent:
         self._emit("status", self._status(), qos=1, retain=True)
 
     def _on_stats(self, line: dict[str, Any]) -> None:
-        self._emit("stats", {**line, "board": self.cfg.name}, qos=0)
+        self._emit("stats", Stats({k: v for k, v in line.items() if k != "board"}, self.cfg.name), qos=0)
 
     def _on_event(self, event: dict[str, Any]) -> None:
-        self._emit("event", {**event, "board": self.cfg.name, "ts": time.time()}, qos=1)
+        details = {k: v for k, v in event.items() if k not in ("event", "board", "ts")}
+        self._emit("event", Event(event["event"], details, self.cfg.name, time.time()), qos=1)
 
     def _on_state(self, state: str, error: str | None) -> None:
         if state == "error":
@@ -252,10 +264,12 @@ class BoardAgent:
         else:
             self._set(state=state, error=None)
 
-    def _reply(self, cid: str | None, result: dict[str, Any] | None = None, error: str | None = None) -> None:
-        self._emit("reply", {"id": cid, "ok": error is None, "error": error, "result": result}, qos=1)
+    def _reply(self, cid: str | None, result: RunResult | StopResult | PingResult | None = None,
+               error: str | None = None) -> None:
+        reply = Reply.failure(cid, error) if error is not None else Reply(cid, True, None, result and result.fields())
+        self._emit("reply", reply, qos=1)
 
-    def _emit(self, leaf: str, payload: dict[str, Any], qos: int, retain: bool = False) -> None:
+    def _emit(self, leaf: str, payload: Message, qos: int, retain: bool = False) -> None:
         """Queue a message for the broker; dropped while disconnected (the status is republished on connect)."""
         if self._client is None:
             log.debug("not connected: %s message dropped", leaf)

@@ -1,4 +1,5 @@
-"""A `run` command: the request, and the bundle partition it names, verified on this board's disk.
+"""A `run` command: the request (`core.messages.Run`), and the bundle partition it names, verified on
+this board's disk.
 
 Remote layout and the command's fields: docs/control-plane.md. Files are checked through the
 manifest reader (core.manifest, standard library only) before anything is started.
@@ -7,34 +8,20 @@ manifest reader (core.manifest, standard library only) before anything is starte
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from core.errors import FinnsplitError
 from core.manifest import BundleError, Partition, bundle_id_of, check_file, contained_path, load_manifest
+from core.messages import BUNDLE_ID, Run
+from core.safe_json import MessageError
 
-BACKENDS = ("emulate", "delay", "finn-zynq")
-BUNDLE_ID = re.compile(r"[0-9a-f]{16}\Z")
-LINK_KEY = re.compile(r"[0-9a-f]{64}\Z")
+RunRequest = Run  # the fields of a run command (core/messages.py)
 
 
 class RunError(FinnsplitError):
     """A run command the agent cannot carry out: a malformed request, a missing or corrupted bundle."""
-
-
-@dataclass(frozen=True)
-class RunRequest:
-    """The fields of a `run` command."""
-
-    bundle: str | None  # None: the bundle `current` points to
-    partition: int
-    next: str  # host:port of the next hop, or host:port,host:port,... (the next stage's replicas: fan-out)
-    backend: str
-    args: tuple[str, ...] = ()  # extra finnsplit-server flags (e.g. --delay-us 500; board_agent/server_args.py)
-    drain_s: float | None = None  # how long a replaced server may drain (None: the policy's stop timeout)
-    link_key: str = ""  # the deployment's data-plane key, 64 hex digits (never logged)
 
 
 @dataclass(frozen=True)
@@ -50,30 +37,11 @@ class PreparedRun:
 
 
 def parse_run(cmd: dict[str, Any]) -> RunRequest:
-    """Check a run command's fields; raises RunError naming the first bad one."""
-    bundle = cmd.get("bundle")
-    if bundle is not None and not (isinstance(bundle, str) and BUNDLE_ID.match(bundle)):
-        raise RunError(f"run: 'bundle' must be 16 hex digits or null, got {bundle!r}")
-    partition = cmd.get("partition")
-    if not isinstance(partition, int) or isinstance(partition, bool) or partition < 0:
-        raise RunError(f"run: 'partition' must be a partition index, got {partition!r}")
-    next_hop = cmd.get("next")
-    if not isinstance(next_hop, str) or not re.fullmatch(r"[^,]+:\d{1,5}(,[^,]+:\d{1,5}){0,15}", next_hop):
-        raise RunError(f"run: 'next' must be 'host:port' (or a comma-separated list of up to 16: the replicas "
-                       f"of the next stage), got {next_hop!r}")
-    backend = cmd.get("backend", "emulate")
-    if backend not in BACKENDS:
-        raise RunError(f"run: 'backend' must be one of {', '.join(BACKENDS)}, got {backend!r}")
-    args = cmd.get("args", [])
-    if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
-        raise RunError(f"run: 'args' must be a list of strings, got {args!r}")
-    drain = cmd.get("drain_s")
-    if drain is not None and (isinstance(drain, bool) or not isinstance(drain, int | float) or drain < 0):
-        raise RunError(f"run: 'drain_s' must be a non-negative number of seconds, got {drain!r}")
-    key = cmd.get("link_key")
-    if not isinstance(key, str) or not LINK_KEY.match(key):
-        raise RunError("run: 'link_key' must be the deployment's link key, 64 hex digits (docs/protocol.md)")
-    return RunRequest(bundle, partition, next_hop, backend, tuple(args), None if drain is None else float(drain), key)
+    """Check a run command's fields (`Run.from_fields`); raises RunError naming the first bad one."""
+    try:
+        return Run.from_fields(cmd)
+    except MessageError as exc:
+        raise RunError(str(exc)) from None
 
 
 def write_link_key(remote_root: str | Path, key: str) -> Path:

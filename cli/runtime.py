@@ -270,19 +270,19 @@ def status(fleet_path: str, wait: float, web: str | None) -> None:
     click.echo(f"chain {fleet.chain}, broker {fleet.broker.host}:{fleet.broker.port}")
     for entry in fleet.boards:
         seen = link.board(entry.name)
-        st = seen.status
+        st = seen.last_status
         heard = f"{now - seen.last_seen:4.1f} s ago" if seen.last_seen else "never"
-        where = f"partition {st.get('partition')} of {st.get('bundle')}" if st.get("bundle") else "-"
+        where = f"partition {st.partition} of {st.bundle}" if st and st.bundle else "-"
         # an agent never heard from has not started (yet): waiting, as the daemon says; one gone is OFFLINE
-        presence = "online" if st.get("online") else "OFFLINE" if st or seen.last_seen else "waiting"
+        presence = "online" if st and st.online else "OFFLINE" if st or seen.last_seen else "waiting"
         click.echo(f"  {entry.name:<16} {entry.type:<10} {presence:<8} "
-                   f"{st.get('state', 'unknown'):<10} {where:<34} heard {heard}"
-                   + (f"  error: {st['error']}" if st.get("error") else ""))
+                   f"{(st and st.state) or 'unknown':<10} {where:<34} heard {heard}"
+                   + (f"  error: {st.error}" if st and st.error else ""))
     pipeline = link.pipeline
     if pipeline:
-        stages = ", ".join(f"{s['partition']}:{s['board']}" for s in pipeline.get("stages", []))
-        click.echo(f"pipeline {pipeline.get('state')}: bundle {pipeline.get('bundle')}, first hop "
-                   f"{pipeline.get('first')}, stages {stages}")
+        stages = ", ".join(f"{s.partition}:{s.board}" for s in pipeline.stages)
+        click.echo(f"pipeline {pipeline.state}: bundle {pipeline.bundle}, first hop "
+                   f"{pipeline.first}, stages {stages}")
     else:
         click.echo("pipeline: no orchestrator has published one")
 

@@ -83,7 +83,7 @@ class RunResult(_Message):
     """What a successful `run` replies: the server's data address, its pid, the bundle it runs."""
 
     listen: str
-    pid: int
+    pid: int | None  # None: the server exited again before the reply was sent
     bundle: str
 
     def fields(self) -> dict[str, Any]:
@@ -93,7 +93,7 @@ class RunResult(_Message):
     @classmethod
     def from_fields(cls, data: dict[str, Any]) -> RunResult:
         """A run reply's result."""
-        check_fields(data, {"!listen": str, "!pid": int, "!bundle": str}, "run result")
+        check_fields(data, {"!listen": str, "!pid": (int, None), "!bundle": str}, "run result")
         return cls(data["listen"], data["pid"], data["bundle"])
 
 

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from core import messages
 from core.manifest import Manifest, load_manifest
 from orchestrator.control.fleet import Fleet, assign, fan_in_flags
 from orchestrator.control.fleet_link import CommandError, FleetLink
@@ -87,7 +87,7 @@ class Orchestrator:
         self.generation = 0  # completed Run steps: a client resends what was in flight when it changes
         self._changed = asyncio.Event()
         self._degraded_said: set[tuple[int, bool]] = set()  # (partition, waiting) already told
-        self._published: dict[str, Any] = {}
+        self._published: messages.Pipeline | None = None
         self.executors: dict[type, Callable[[Any], Any]] = {Deploy: self._deploy, Prestage: self._prestage,
                                                             Run: self._run, Stop: self._stop, Degraded: self._degraded}
         self._prestaging: asyncio.Task | None = None
@@ -102,15 +102,15 @@ class Orchestrator:
         now, views = time.monotonic(), {}
         for entry in self.fleet.boards:
             seen = self.link.board(entry.name)
-            status = seen.status
+            status = seen.last_status or messages.LOST
             alive = seen.alive(now, self.cfg.heartbeat_timeout_s)
             told = self.next_hops.get(entry.name)
-            running = (status.get("state"), status.get("bundle"), status.get("partition"))
+            running = (status.state, status.bundle, status.partition)
             next_hop = told[2] if told and running == ("running", told[0], told[1]) else None
             views[entry.name] = BoardView(
                 entry.name, entry.type, f"{entry.address}:{entry.data_port}", alive=alive,
-                state=status.get("state", "lost") if alive else "lost", bundle=status.get("bundle"),
-                partition=status.get("partition"), next_hop=next_hop,
+                state=(status.state or "lost") if alive else "lost", bundle=status.bundle,
+                partition=status.partition, next_hop=next_hop,
                 deployed=frozenset(self.deployed[entry.name]),
                 failed=self.failures.get(entry.name, 0) >= self.cfg.max_failures, heard=seen.last_seen > 0)
         return views
@@ -217,17 +217,16 @@ class Orchestrator:
     async def _run(self, step: Run) -> None:
         self.log(f"starting partition {step.partition} on {step.board} -> {step.next_hop}")
         # A server re-pointed away from a dead next hop cannot drain into it; the client resends what it held.
-        await self.link.command(step.board, "run", timeout_s=self.cfg.command_timeout_s, bundle=step.bundle,
-                                partition=step.partition, next=step.next_hop, backend=self.cfg.backend,
-                                drain_s=self.cfg.replace_drain_s, link_key=self.link_key.hex(),
-                                args=[*fan_in_flags(self.manifest, step.partition),
-                                      *self.cfg.server_args.get(step.partition, ())])
+        args = (*fan_in_flags(self.manifest, step.partition), *self.cfg.server_args.get(step.partition, ()))
+        await self.link.send(step.board, messages.Run(step.bundle, step.partition, step.next_hop, self.cfg.backend,
+                                                      args, self.cfg.replace_drain_s, self.link_key.hex()),
+                             timeout_s=self.cfg.command_timeout_s)
         self.next_hops[step.board] = (step.bundle, step.partition, step.next_hop)
         self.generation += 1
 
     async def _stop(self, step: Stop) -> None:
         self.log(f"stopping {step.board} (not needed)")
-        await self.link.command(step.board, "stop", timeout_s=self.cfg.command_timeout_s)
+        await self.link.send(step.board, messages.Stop(), timeout_s=self.cfg.command_timeout_s)
         self.next_hops.pop(step.board, None)
 
     async def _degraded(self, step: Degraded) -> None:
@@ -241,9 +240,9 @@ class Orchestrator:
     async def _publish(self) -> None:
         """The pipeline's state, retained, for clients and dashboards (finnsplit/<chain>/pipeline)."""
         hop = self.first_hop()
-        payload = {"bundle": self.bundle, "state": self.state, "first": f"{hop[0]}:{hop[1]}" if hop else None,
-                   "result": self.target.result_address,
-                   "stages": [{"partition": s.partition, "replica": s.replica, "board": self.assignment[s.key]}
-                              for s in self.target.stages if s.key in self.assignment]}
-        if payload != self._published and await self.link.publish("pipeline", json.dumps(payload), retain=True):
+        payload = messages.Pipeline(self.bundle, self.state, f"{hop[0]}:{hop[1]}" if hop else None,
+                                    self.target.result_address,
+                                    tuple(messages.PipelineStage(s.partition, s.replica, self.assignment[s.key])
+                                          for s in self.target.stages if s.key in self.assignment))
+        if payload != self._published and await self.link.publish("pipeline", payload.encode(), retain=True):
             self._published = payload

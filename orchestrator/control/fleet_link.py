@@ -3,18 +3,17 @@
 One aiomqtt connection subscribed to every board's status, heartbeat, reply, stats and event
 topics of one chain. Status and heartbeats feed `observed`; commands are correlated with replies
 by id. aiomqtt has no automatic reconnect: `FleetLink.run` reconnects with backoff.
-Every message is size-capped, depth-limited and shape-checked before it changes anything
-(core.safe_json); a refused or failing message is logged and counted, and the link goes on.
+Every message is decoded as its type in core/messages.py (size-capped, depth-limited and
+shape-checked) before it changes anything; a refused or failing message is logged and counted,
+and the link goes on.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
-import json
 import logging
 import time
-import uuid
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,25 +21,31 @@ from typing import Any
 import aiomqtt
 
 from core.errors import FinnsplitError
+from core.messages import (
+    MAX_BYTES,
+    OPS,
+    Command,
+    Event,
+    Heartbeat,
+    PingResult,
+    Pipeline,
+    Reply,
+    Request,
+    RunResult,
+    Stats,
+    Status,
+    StopResult,
+)
 from core.mqtt_login import BrokerAuthError
 from core.mqtt_login import client_id as unpredictable_id
-from core.safe_json import MessageError, check_fields, loads_object
+from core.safe_json import MessageError
 from core.topics import board_prefix, board_topic, chain_topic
 from orchestrator.control.fleet import BrokerSettings
 
 log = logging.getLogger("orchestrator.control.fleet_link")
-MAX_MESSAGE_BYTES = 65536  # the broker refuses larger packets too (orchestrator/control/broker.py)
-STATES = ("idle", "starting", "running", "stopping", "error", "lost")
-# The shape of each board topic's payload ("!": required); docs/control-plane.md#mqtt-topics
-SHAPES: dict[str, dict[str, Any]] = {
-    "status": {"!online": bool, "state": str, "bundle": (str, None), "partition": (int, None),
-               "listen": (str, None), "error": (str, None), "agent": str, "ts": (int, float)},
-    "heartbeat": {"!seq": int, "ts": (int, float)},
-    "reply": {"!id": (str, None), "!ok": bool, "error": (str, None), "result": (dict, None)},
-    "stats": {"frames": dict, "errors": dict, "board": str},
-    "event": {"!event": str, "board": str},
-}
-PIPELINE_SHAPE = {"bundle": str, "state": str, "first": (str, None), "result": str, "stages": list}
+MAX_MESSAGE_BYTES = MAX_BYTES  # the broker refuses larger packets too (orchestrator/control/broker.py)
+KINDS: dict[str, type[Status] | type[Heartbeat] | type[Reply] | type[Stats] | type[Event]] = {
+    "status": Status, "heartbeat": Heartbeat, "reply": Reply, "stats": Stats, "event": Event}
 
 
 class CommandError(FinnsplitError):
@@ -51,14 +56,19 @@ class CommandError(FinnsplitError):
 class Observed:
     """The latest of one board's status, heartbeat and statistics."""
 
-    status: dict[str, Any] = field(default_factory=dict)
+    last_status: Status | None = None  # None: no status received yet
     last_seen: float = 0.0  # monotonic time of the last status or heartbeat
-    stats: dict[str, Any] = field(default_factory=dict)
-    events: list[dict[str, Any]] = field(default_factory=list)
+    stats: dict[str, Any] = field(default_factory=dict)  # the last stats line (docs/protocol.md#stats) + "board"
+    events: list[Event] = field(default_factory=list)
+
+    @property
+    def status(self) -> dict[str, Any]:
+        """The last status in its JSON form ({} before any), for display."""
+        return {} if self.last_status is None else self.last_status.fields()
 
     def alive(self, now: float, timeout_s: float) -> bool:
         """Online by its status and heard from within `timeout_s`."""
-        return bool(self.status.get("online")) and now - self.last_seen <= timeout_s
+        return self.last_status is not None and self.last_status.online and now - self.last_seen <= timeout_s
 
 
 class FleetLink:
@@ -76,10 +86,10 @@ class FleetLink:
         self.boards = None if boards is None else frozenset(boards)
         self.observed: dict[str, Observed] = {}
         self.refused: collections.deque[str] = collections.deque(maxlen=100)  # why recent messages were refused
-        self.pipeline: dict[str, Any] = {}  # the retained finnsplit/<chain>/pipeline message
+        self.pipeline: Pipeline | None = None  # the retained finnsplit/<chain>/pipeline message
         self.on_change = on_change or (lambda _name: None)
         self._client: aiomqtt.Client | None = None
-        self._pending: dict[str, asyncio.Future] = {}
+        self._pending: dict[str, asyncio.Future[Reply]] = {}
         self.connected = asyncio.Event()
 
     def board(self, name: str) -> Observed:
@@ -126,63 +136,72 @@ class FleetLink:
         parts = topic.split("/")
         if len(parts) == 3 and parts[2] == "pipeline":
             if payload:  # an empty retained message clears the topic
-                pipeline = loads_object(payload, MAX_MESSAGE_BYTES)
-                check_fields(pipeline, PIPELINE_SHAPE, "pipeline")
-                self.pipeline = pipeline
+                self.pipeline = Pipeline.decode(payload, MAX_MESSAGE_BYTES)
             return
-        if len(parts) != 5 or parts[4] not in SHAPES:
+        if len(parts) != 5 or parts[4] not in KINDS:
             return
         name, kind = parts[3], parts[4]
         if self.boards is not None and name not in self.boards:
             return
         if not payload:
             return  # a cleared retained status
-        data = loads_object(payload, MAX_MESSAGE_BYTES)
-        check_fields(data, SHAPES[kind], f"{kind} of {name}")
+        message = KINDS[kind].decode(payload, MAX_MESSAGE_BYTES)
         board = self.board(name)
-        if kind == "status":
-            if data.get("state", "idle") not in STATES:
-                raise MessageError(f"status of {name}: unknown state {str(data['state'])[:40]!r}")
-            board.status, board.last_seen = data, time.monotonic()
+        if isinstance(message, Status):
+            board.last_status, board.last_seen = message, time.monotonic()
             self.on_change(name)
-        elif kind == "heartbeat":
+        elif isinstance(message, Heartbeat):
             board.last_seen = time.monotonic()
-        elif kind == "stats":
-            board.stats = data
-        elif kind == "event":
-            board.events.append(data)
+        elif isinstance(message, Stats):
+            board.stats = message.fields()
+        elif isinstance(message, Event):
+            board.events.append(message)
             del board.events[:-50]
             self.on_change(name)
-        elif kind == "reply":
-            future = self._pending.pop(str(data.get("id")), None)
+        elif message.id is not None:
+            future = self._pending.pop(message.id, None)
             if future is not None and not future.done():
-                future.set_result(data)
+                future.set_result(message)
 
-    async def command(self, name: str, op: str, timeout_s: float = 30.0, **args: Any) -> dict[str, Any]:
-        """Send `op` to board `name` and wait for its reply; CommandError if refused or unanswered."""
+    async def send(self, name: str, request: Request, timeout_s: float = 30.0) -> RunResult | StopResult | PingResult:
+        """Send `request` to board `name` and wait for its reply; CommandError if refused or unanswered."""
+        op = request.op
         try:
             await asyncio.wait_for(self.connected.wait(), timeout_s)
         except TimeoutError:
             raise CommandError(f"no broker connection to send {op!r} to board {name}") from None
-        ident = uuid.uuid4().hex
-        future: asyncio.Future = asyncio.get_running_loop().create_future()
-        self._pending[ident] = future
-        command = {"id": ident, "op": op, "ts": time.time(), **args}  # ts: agents refuse stale commands
+        command = Command.new(request)  # ts: agents refuse stale commands
+        future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
+        self._pending[command.id] = future
         try:
             client = self._client
             if client is None:
                 raise aiomqtt.MqttError("disconnected")
-            await client.publish(board_topic(self.chain, name, "cmd"), json.dumps(command), qos=1)
+            await client.publish(board_topic(self.chain, name, "cmd"), command.encode(), qos=1)
             reply = await asyncio.wait_for(future, timeout_s)
         except aiomqtt.MqttError as exc:
             raise CommandError(f"sending {op!r} to board {name} failed: {exc}") from None
         except TimeoutError:
             raise CommandError(f"board {name} did not answer {op!r} within {timeout_s:g} s") from None
         finally:
-            self._pending.pop(ident, None)
-        if not reply.get("ok"):
-            raise CommandError(f"board {name} refused {op!r}: {reply.get('error')}")
-        return reply.get("result") or {}
+            self._pending.pop(command.id, None)
+        if not reply.ok:
+            raise CommandError(f"board {name} refused {op!r}: {reply.error}")
+        try:
+            return type(request).Result.from_fields(reply.result or {})
+        except MessageError as exc:
+            raise CommandError(f"board {name} answered {op!r} with a malformed result: {exc}") from None
+
+    async def command(self, name: str, op: str, timeout_s: float = 30.0, **args: Any) -> dict[str, Any]:
+        """`send` the op named `op` with arguments `args`; its result's fields."""
+        kind = OPS.get(op)
+        if kind is None:
+            raise CommandError(f"unknown op {op!r} ({', '.join(OPS)})")
+        try:
+            request = kind.from_fields(args)
+        except MessageError as exc:
+            raise CommandError(str(exc)) from None
+        return (await self.send(name, request, timeout_s)).fields()
 
     async def publish(self, leaf: str, payload: str, retain: bool = False) -> bool:
         """Publish finnsplit/<chain>/<leaf> (QoS 1); False when not connected (it is re-sent on change)."""

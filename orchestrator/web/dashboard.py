@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from core.messages import Event
 from orchestrator.control.daemon import Orchestrator
 
 Log = Callable[[str], None]
@@ -139,16 +140,16 @@ class DashboardState:
         rows = []
         for entry in self.orch.fleet.boards:
             seen = self.orch.link.board(entry.name)
-            status = seen.status
+            status = seen.last_status
             alive = seen.alive(mono, self.orch.cfg.heartbeat_timeout_s)
             if not alive and self._alive.get(entry.name):
                 self.events.append({"t": time.time(), "source": entry.name,
-                                    "text": f"{entry.name} lost (status {status.get('state', '?')}, "
+                                    "text": f"{entry.name} lost (status {(status and status.state) or '?'}, "
                                             f"heard {mono - seen.last_seen:.1f} s ago)"})
             self._alive[entry.name] = alive
             rows.append({"name": entry.name, "type": entry.type, "address": f"{entry.address}:{entry.data_port}",
-                         "alive": alive, "state": status.get("state", "unknown") if alive else "lost",
-                         "stage": runs.get(entry.name), "error": status.get("error"),
+                         "alive": alive, "state": (status and status.state) or "unknown" if alive else "lost",
+                         "stage": runs.get(entry.name), "error": status and status.error,
                          "heard_s": round(mono - seen.last_seen, 1) if seen.last_seen else None})
             self._note_events(entry.name, seen.events)
         return rows
@@ -162,14 +163,14 @@ class DashboardState:
                                     "text": f"stage {self.orch.label(key)} moved from {before} to {board}"})
         self._assignment = assignment
 
-    def _note_events(self, board: str, events: list[dict[str, Any]]) -> None:
+    def _note_events(self, board: str, events: list[Event]) -> None:
         """Server exits and restarts the agents reported (each once)."""
         events = list(events)  # the link keeps the last 50: find the last one shown by identity
         ids = [id(e) for e in events]
         last = self._last_event.get(board)
         for event in events[ids.index(last) + 1:] if last in ids else events:
-            if event.get("event") != "server-started":
-                self.events.append({"t": time.time(), "source": board, "text": str(event.get("event"))[:200]})
+            if event.event != "server-started":
+                self.events.append({"t": time.time(), "source": board, "text": event.event[:200]})
         if events:
             self._last_event[board] = ids[-1]
 

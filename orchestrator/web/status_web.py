@@ -13,8 +13,8 @@ import contextlib
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
+from core.messages import PipelineStage
 from orchestrator.control.fleet import Fleet
 from orchestrator.control.fleet_link import FleetLink
 from orchestrator.web.dashboard import DashboardState
@@ -36,43 +36,44 @@ class BrokerView:
         """`link` runs elsewhere (its own thread's loop); this only reads it."""
         self.fleet, self.link, self.cfg = fleet, link, _Timeouts()
 
-    def _stages(self) -> list[dict[str, Any]]:
-        stages = self.link.pipeline.get("stages", [])
-        return [s for s in stages if isinstance(s, dict) and isinstance(s.get("board"), str)]
+    def _stages(self) -> tuple[PipelineStage, ...]:
+        return () if self.link.pipeline is None else self.link.pipeline.stages
 
     @property
     def state(self) -> str:
         """The daemon's last published state ("no daemon" before any)."""
-        return str(self.link.pipeline.get("state", "no daemon")) if self.link.connected.is_set() else "no broker"
+        if not self.link.connected.is_set():
+            return "no broker"
+        return "no daemon" if self.link.pipeline is None else self.link.pipeline.state
 
     @property
     def bundle(self) -> str | None:
         """The bundle the daemon runs."""
-        return self.link.pipeline.get("bundle")
+        return None if self.link.pipeline is None else self.link.pipeline.bundle
 
     generation = 0
 
     @property
     def assignment(self) -> dict[int, str]:
         """Stage (its position in the published list) -> board."""
-        return {k: s["board"] for k, s in enumerate(self._stages())}
+        return {k: s.board for k, s in enumerate(self._stages())}
 
     def replicas(self, key: int) -> int:
         """How many boards run stage `key`'s partition."""
         stages = self._stages()
-        return sum(1 for s in stages if s.get("partition") == stages[key].get("partition")) if key < len(stages) else 1
+        return sum(1 for s in stages if s.partition == stages[key].partition) if key < len(stages) else 1
 
     def label(self, key: int) -> str:
         """"K", or "K.R" for replica R of a replicated partition K."""
         stages = self._stages()
         if key >= len(stages):
             return str(key)
-        partition, replica = stages[key].get("partition"), stages[key].get("replica")
+        partition, replica = stages[key].partition, stages[key].replica
         return str(partition) if self.replicas(key) == 1 else f"{partition}.{replica}"
 
     def first_hop(self) -> tuple[str, int] | None:
         """The published first hop."""
-        first = self.link.pipeline.get("first")
+        first = None if self.link.pipeline is None else self.link.pipeline.first
         host, _, port = (first or "").rpartition(":")
         return (host, int(port)) if host and port.isdigit() else None
 
