@@ -160,12 +160,12 @@ class DataflowGraph:
 
     @property
     def inputs(self) -> list[TensorSpec]:
-        """Every tensor the graph reads from outside, in boundary order (`input` alone for a graph that does not branch)."""
+        """Every tensor the graph reads from outside, in boundary order (`input` alone if it does not branch)."""
         return [self.tensors[n] for n in self.input_names] if self.input_names else [self.input]
 
     @property
     def outputs(self) -> list[TensorSpec]:
-        """Every tensor the graph hands on, in boundary order (`output` alone for a graph that does not branch)."""
+        """Every tensor the graph hands on, in boundary order (`output` alone if it does not branch)."""
         return [self.tensors[n] for n in self.output_names] if self.output_names else [self.output]
 
     def layer(self, name: str) -> Layer:

@@ -158,7 +158,8 @@ def build_output_stage(view: OnnxView, tensor: str) -> HostStage:
         node = producer.get(name)
         if node is None:
             raise LoweringError(f"the model output {output.name!r} depends on {name!r} besides the last board's "
-                                f"output {tensor!r}; the host can only run elementwise ops after the last quantized layer")
+                                f"output {tensor!r}; the host can only run elementwise ops after the last "
+                                "quantized layer")
         needed.add(position[id(node)])
         stack.extend(node.input)
     nodes = [g.node[i] for i in sorted(needed)]
