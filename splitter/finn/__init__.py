@@ -27,6 +27,7 @@ from splitter.finn.errors import (
     FinnError,
     FinnUnavailableError,
     HwhError,
+    MultiTensorBoundaryError,
 )
 from splitter.finn.hwh import dma_order, iodma_ranges
 from splitter.finn.record import clear_finn_build, finn_entry, record_finn_build
@@ -49,6 +50,7 @@ __all__ = [
     "FinnStatus",
     "FinnUnavailableError",
     "HwhError",
+    "MultiTensorBoundaryError",
     "bootgen_arch",
     "clear_finn_build",
     "dataflow_build_config",

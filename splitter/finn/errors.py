@@ -48,6 +48,24 @@ class FinnBuildError(FinnError):
         self.log_path = str(log_path)
 
 
+class MultiTensorBoundaryError(FinnError):
+    """A bitstream build of partitions whose boundary carries several tensors, which FINN v0.10.1 mis-wires."""
+
+    def __init__(self, partitions: list[tuple[int, str, list[str], list[str]]]) -> None:
+        named = "; ".join(f"partition {k} ({where}): inputs {', '.join(ins)}, outputs {', '.join(outs)}"
+                          for k, where, ins, outs in partitions)
+        super().__init__(
+            f"refusing to build a bitstream of a partition cut inside a residual block: {named}. FINN v0.10.1's "
+            "InsertIODMA (in step_synthesize_bitfile) wires every IODMA to port 0 of the node its tensor meets, so "
+            "a tensor entering a join at its second input, or leaving a fork by its second output, would be "
+            "mis-wired in the bitstream without an error (docs/finn.md#multi-tensor-boundaries). Use "
+            "`finnsplit finn-build --estimates-only` (estimates and --verify are unaffected), or rebuild the "
+            "bundle so that these boards are cut between residual blocks: `finnsplit build` has no option to "
+            "forbid cuts inside blocks, so change --boards or --target-fps until every partition's input and "
+            "output in manifest.json list one tensor")
+        self.partitions = [k for k, *_ in partitions]
+
+
 class BootgenError(FinnError):
     """bootgen is missing or could not turn FINN's .bit into the .bit.bin fpga_manager loads."""
 

@@ -20,8 +20,9 @@ from pathlib import Path
 
 from core.manifest import sha256_file
 from splitter.finn.bitstream import bootgen_arch, make_bitbin
+from splitter.finn.boundary import boundary_tensors, is_multi_tensor, partition_entry, refuse_multi_tensor
 from splitter.finn.config import BITFILE, CONFIG_FILE, MODEL_FILE
-from splitter.finn.errors import BundleLayoutError, FinnBuildError, FinnUnavailableError
+from splitter.finn.errors import BundleLayoutError, FinnBuildError, FinnUnavailableError, MultiTensorBoundaryError
 from splitter.finn.hwh import dma_order, iodma_ranges
 from splitter.finn.record import MANIFEST, clear_finn_build, finn_entry, read_manifest, record_finn_build
 from splitter.finn.registry import prepare_board
@@ -41,6 +42,9 @@ def _build(partition_dir: Path, log: Callable[[str], None]) -> tuple[Path, dict[
     """run_build, also returning what it wrote to finn_result.json."""
     partition_dir = Path(partition_dir).resolve()
     config = read_build_config(partition_dir)
+    entry = partition_entry(partition_dir)
+    if entry is not None and is_multi_tensor(entry):
+        raise MultiTensorBoundaryError([(entry.index, entry.dir, *boundary_tensors(entry))])
     status = finn_status()
     if not status.available:
         raise FinnUnavailableError(status)
@@ -83,6 +87,7 @@ def run_builds(bundle_dir: Path, partitions: list[int] | None = None, log: Calla
     unknown = [k for k in chosen if k not in dirs]
     if unknown:
         raise BundleLayoutError(bundle_dir, f"no partition {unknown} (the manifest lists {sorted(dirs)})")
+    refuse_multi_tensor(bundle_dir, chosen)  # before anything is written to the bundle
     status = finn_status()  # fail before the first build, not after hours of it
     if not status.available:
         raise FinnUnavailableError(status)

@@ -15,6 +15,7 @@ import hashlib
 import importlib
 import importlib.util
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -23,7 +24,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from manifest_fixtures import manifest_json, partition_json
+from manifest_fixtures import TENSOR, manifest_json, partition_json
 
 from core.errors import FinnsplitError
 from core.manifest import BundleError, FinnBuild, file_entry, load_manifest
@@ -37,6 +38,7 @@ from splitter.finn import (
     FinnStatus,
     FinnUnavailableError,
     HwhError,
+    MultiTensorBoundaryError,
     bootgen_arch,
     dataflow_build_config,
     finn_status,
@@ -171,6 +173,7 @@ def test_run_build_without_finn(no_finn: None, tmp_path: Path) -> None:
 
 # ---- the runner against a stand-in FINN (tests/fakes/) ---------------------------------------------
 
+REPO = Path(__file__).parents[2]
 FAKES = Path(__file__).parents[1] / "fakes"  # the stand-in FINN and Xilinx tools (tests/fakes/README.md)
 HWH = Path(__file__).parents[1] / "data" / "finn-accel-kv260.hwh"
 HWH_IODMA = {"idma0": {"base": "0xA0000000", "range": 4096}, "odma0": {"base": "0xA0001000", "range": 4096}}
@@ -412,6 +415,41 @@ def test_builds_record_bitbin_iodma_and_estimates(fake_finn: SimpleNamespace, tm
     bitbin.write_bytes(b"\xff" + bitbin.read_bytes()[1:])
     with pytest.raises(BundleError, match=r"partition-1/finn_output/bitfile/finn-accel\.bit\.bin is corrupted"):
         load_manifest(bundle)
+
+
+def _cut_inside_a_block(bundle: Path, index: int) -> None:
+    """Give partition `index` of a forged bundle two input tensors, as a cut inside a residual block does."""
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    tensors = [{**TENSOR, "tensor": name} for name in ("branch", "skip")]
+    manifest["partitions"][index]["input"] = {"tensors": tensors, "wire": "+".join(t["wire"] for t in tensors),
+                                              "packed_bytes": sum(t["packed_bytes"] for t in tensors)}
+    manifest["partitions"][index]["finn_io"]["in_word_elems"] = [1, 1]
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+
+
+def test_bitstream_of_a_multi_tensor_partition_is_refused(fake_finn: SimpleNamespace, tmp_path: Path) -> None:
+    """FINN v0.10.1 mis-wires a second boundary tensor's IODMA: `finn-build` refuses, without a traceback,
+    with exit code 2, before anything is written to the bundle (docs/finn.md#multi-tensor-boundaries)."""
+    bundle = make_bundle(tmp_path / "bundle", ["zedboard", "zedboard"])
+    _cut_inside_a_block(bundle, 1)
+    before = {p: p.read_bytes() for p in bundle.rglob("*") if p.is_file()}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(fake_finn.builder.__file__).parents[2]), str(REPO)])}
+    done = subprocess.run([sys.executable, "-c", "from cli.main import main; main()", "finn-build", str(bundle)],
+                          capture_output=True, text=True, env=env, cwd=REPO, timeout=120, check=False)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr and done.stderr.startswith("error: refusing")
+    for words in ("partition 1 (partition-1): inputs branch, skip", "InsertIODMA", "--estimates-only",
+                  "between residual blocks"):
+        assert words in done.stderr
+    assert fake_finn.builder.CALLS == [] and not bootgen_calls(tmp_path)
+    assert {p: p.read_bytes() for p in bundle.rglob("*") if p.is_file()} == before
+    # one partition only: the same refusal from run_build and from run_builds; partition 0 still builds
+    with pytest.raises(MultiTensorBoundaryError, match="partition 1 "):
+        run_build(bundle / "partition-1", log=lambda line: None)
+    with pytest.raises(MultiTensorBoundaryError, match="partition 1 "):
+        run_builds(bundle, log=lambda line: None)
+    assert fake_finn.builder.CALLS == [] and load_manifest(bundle).partitions[1].finn is None
+    assert run_builds(bundle, [0], log=lambda line: None) == [bundle / "partition-0/finn_output/bitfile/finn-accel.bit"]
 
 
 def test_partial_build_keeps_finished_partitions(fake_finn: SimpleNamespace, tmp_path: Path, monkeypatch) -> None:
