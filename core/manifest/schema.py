@@ -533,11 +533,3 @@ class Manifest:
     def boards(self) -> int:
         """The boards the chain runs on, replicas included."""
         return sum(p.replicas for p in self.partitions)
-
-    def get(self, key: str, default: Any = None) -> Any:
-        """The manifest's top-level JSON value `key` as plain data, for readers still on the JSON form.
-
-        Only splitter/cost/reports.py uses it (its owner is migrating it to the attributes); new code
-        reads the attributes.
-        """
-        return self.to_json().get(key, default)

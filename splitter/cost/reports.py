@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core.manifest import load_manifest
+from core.manifest import Partition, load_manifest
 from splitter.boards import BoardError, known_boards, load_board
 from splitter.cost.calibration import (
     Calibration,
@@ -104,9 +104,8 @@ def locate_reports(arg: Path) -> list[Path]:
     if not arg.is_dir():
         raise ReportError(arg, "a bundle, partition, FINN output or report directory", "no such directory")
     if (arg / "manifest.json").is_file():
-        path, parts = _partitions(arg)
-        return [arg / _text(path, f"partitions[{k}].dir", p.get("dir")) / FINN_OUTPUT / "report"
-                for k, p in enumerate(parts)]
+        _, parts = _partitions(arg)
+        return [arg / p.dir / FINN_OUTPUT / "report" for p in parts]
     if arg.name == "report" or (arg / POST_SYNTH).is_file() or (arg / ESTIMATES).is_file():
         return [arg]
     if (arg / "report").is_dir():
@@ -125,10 +124,9 @@ def report_set(report_dir: Path) -> ReportSet:
     if (part_dir.parent / "manifest.json").is_file():
         path, parts = _partitions(part_dir.parent)
         for k, part in enumerate(parts):
-            if part.get("dir") == part_dir.name:
-                predicted = part.get("predicted")
-                layers = predicted.get("layers") if isinstance(predicted, Mapping) else None
-                return ReportSet(report_dir, part.get("board"), f"{path} partitions[{k}]", "finnsplit", path,
+            if part.dir == part_dir.name:
+                layers = part.predicted.get("layers")
+                return ReportSet(report_dir, part.board, f"{path} partitions[{k}]", "finnsplit", path,
                                  _plan_entries(path, f"partitions[{k}].predicted.layers", layers))
     config = part_dir / CONFIG
     board = _board_of_config(config) if config.is_file() else None
@@ -196,18 +194,14 @@ def unfittable(pairs: list[Sample], factors: tuple[Factor, ...]) -> list[str]:
             for (impl, name), amount in sorted(sums.items())]
 
 
-def _partitions(bundle: Path) -> tuple[Path, list[Mapping[str, Any]]]:
-    """The manifest's path and its partition entries (checksums not verified: FINN's build adds files)."""
-    path = bundle / "manifest.json"
-    parts = load_manifest(bundle, verify=False).get("partitions")
-    if not isinstance(parts, list) or not all(isinstance(p, Mapping) for p in parts):
-        raise ReportError(path, "a list of partition objects", repr(parts)[:80], "partitions")
-    return path, parts
+def _partitions(bundle: Path) -> tuple[Path, tuple[Partition, ...]]:
+    """The manifest's path and its partitions (checksums not verified: FINN's build adds files)."""
+    return bundle / "manifest.json", load_manifest(bundle, verify=False).partitions
 
 
 def _plan_entries(path: Path, field: str, layers: object) -> dict[str, tuple[str, Resources]]:
     """(impl, prediction) per FINN node name of one partition's manifest `predicted.layers`."""
-    if not isinstance(layers, list):
+    if not isinstance(layers, (list, tuple)):
         raise ReportError(path, "a list of predicted layers (a bundle of this finnsplit)", repr(layers), field)
     out = {}
     for k, entry in enumerate(layers):

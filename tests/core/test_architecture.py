@@ -25,8 +25,6 @@ KNOWN_CYCLES: list[set[str]] = []
 # The manifest is read and written by core.manifest alone (docs/bundle.md#reading-and-writing-a-manifest);
 # everyone else uses its types' attributes. A JSON key read of a manifest outside it:
 MANIFEST_KEY_READ = re.compile(r'manifest(\.get\(|\[")|\["partitions"\]|\.get\("partitions"')
-# Files still reading the JSON form (through Manifest.get), to go: a new one fails, and so does a stale entry.
-KNOWN_KEY_READERS = {"splitter/cost/reports.py"}
 
 
 def _module_of(path: Path) -> str:
@@ -155,9 +153,7 @@ def _outside_core_manifest() -> dict[str, Path]:
 
 def test_nothing_outside_core_reads_manifest_json_keys() -> None:
     readers = {rel for rel, path in _outside_core_manifest().items() if MANIFEST_KEY_READ.search(path.read_text())}
-    assert readers <= KNOWN_KEY_READERS, f"read the manifest's attributes, not its JSON keys: {sorted(readers)}"
-    assert readers == KNOWN_KEY_READERS, f"no longer reading JSON keys, drop from KNOWN_KEY_READERS: " \
-                                         f"{sorted(KNOWN_KEY_READERS - readers)}"
+    assert not readers, f"read the manifest's attributes, not its JSON keys: {sorted(readers)}"
 
 
 def _writes_a_manifest(tree: ast.AST) -> bool:
