@@ -83,7 +83,7 @@ def virtual(bundle: str, images: tuple[str, ...], inputs: str | None, random_cou
     progress = progress_printer()
     replicated = [p for p in manifest.partitions if p.replicas > 1]
     progress(f"{board_count(manifest)} virtual boards for {len(manifest.partitions)} partitions"
-             + "".join(f", partition {p['index']} on {p['replicas']}" for p in replicated) + f"; {len(raws)} inputs")
+             + "".join(f", partition {p.index} on {p.replicas}" for p in replicated) + f"; {len(raws)} inputs")
     if link_mbit is not None and not netns:
         raise click.UsageError("--link-mbit shapes namespace links: add --netns")
     with contextlib.ExitStack() as stack:

@@ -11,24 +11,23 @@ from pathlib import Path
 
 import aiomqtt
 from agent_fixtures import Broker
+from manifest_fixtures import manifest_json, partition_json
 
-from core.manifest import FORMAT, VERSION
+from core.manifest import Manifest, load_manifest
 from orchestrator.control.daemon import DaemonConfig, Orchestrator
 from orchestrator.control.fleet import load_fleet
 from orchestrator.control.reconcile import Degraded
 
 
-def _fleet_and_bundle(tmp_path: Path, broker: Broker) -> tuple[Path, dict]:
+def _fleet_and_bundle(tmp_path: Path, broker: Broker) -> tuple[Path, Manifest]:
     me = broker.identity("orchestrator")
     (tmp_path / "fleet.yaml").write_text(
         f"chain: test\nbroker: {{host: 127.0.0.1, port: {broker.port}, username: {me.username}, "
         f"password_file: {me.password_file}, ca_file: {broker.secrets.ca_file}}}\n"
         "client: {host: 127.0.0.1}\nboards:\n  - {name: zed0, type: zedboard, address: 127.0.0.1}\n")
-    manifest = {"format": FORMAT, "version": VERSION, "host": {"files": {}},
-                "partitions": [{"index": 0, "board": "zedboard", "replicas": 1, "files": {}}]}
     (tmp_path / "bundle").mkdir()
-    (tmp_path / "bundle" / "manifest.json").write_text(json.dumps(manifest))
-    return tmp_path / "fleet.yaml", manifest
+    (tmp_path / "bundle" / "manifest.json").write_text(json.dumps(manifest_json([partition_json(0, files={})])))
+    return tmp_path / "fleet.yaml", load_manifest(tmp_path / "bundle")
 
 
 def test_the_reconcile_loop_goes_on_after_a_step_raises(tmp_path: Path) -> None:

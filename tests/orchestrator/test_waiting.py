@@ -30,7 +30,7 @@ def test_a_board_never_heard_from_is_waited_for_everywhere(tmp_path: Path) -> No
             task = asyncio.create_task(orch.run(stop))
             await asyncio.wait_for(orch.link.connected.wait(), 10)
             for _ in range(100):  # until the waiting state is published (retained)
-                if orch._published.get("state") == "waiting":
+                if orch._published is not None and orch._published.state == "waiting":
                     break
                 await asyncio.sleep(0.1)
             stop.set()
