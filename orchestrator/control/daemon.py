@@ -240,7 +240,8 @@ class Orchestrator:
     async def _publish(self) -> None:
         """The pipeline's state, retained, for clients and dashboards (finnsplit/<chain>/pipeline)."""
         hop = self.first_hop()
-        payload = messages.Pipeline(self.bundle, self.state, f"{hop[0]}:{hop[1]}" if hop else None,
+        hops = hop if isinstance(hop, list) else [hop] if hop else []  # a replicated first stage: every replica
+        payload = messages.Pipeline(self.bundle, self.state, ",".join(f"{h}:{port}" for h, port in hops) or None,
                                     self.target.result_address,
                                     tuple(messages.PipelineStage(s.partition, s.replica, self.assignment[s.key])
                                           for s in self.target.stages if s.key in self.assignment))
