@@ -20,13 +20,14 @@ from pathlib import Path
 
 from core.manifest import sha256_file
 from splitter.finn.bitstream import bootgen_arch, make_bitbin
-from splitter.finn.boundary import boundary_tensors, is_multi_tensor, partition_entry, refuse_multi_tensor
+from splitter.finn.boundary import is_multi_tensor, partition_entry, refuse_multi_tensor
 from splitter.finn.config import BITFILE, CONFIG_FILE, MODEL_FILE
-from splitter.finn.errors import BundleLayoutError, FinnBuildError, FinnUnavailableError, MultiTensorBoundaryError
+from splitter.finn.errors import BundleLayoutError, FinnBuildError, FinnUnavailableError
 from splitter.finn.hwh import dma_order, iodma_ranges
 from splitter.finn.record import MANIFEST, clear_finn_build, finn_entry, read_manifest, record_finn_build
 from splitter.finn.registry import prepare_board
 from splitter.finn.status import BUILDER_MODULE, FinnStatus, finn_status
+from splitter.finn.steps import with_iodma_step
 
 RESULT_FILE = "finn_result.json"  # written next to the bitfile
 LOG_FILE = "build_dataflow.log"  # FINN's, inside output_dir
@@ -43,8 +44,9 @@ def _build(partition_dir: Path, log: Callable[[str], None]) -> tuple[Path, dict[
     partition_dir = Path(partition_dir).resolve()
     config = read_build_config(partition_dir)
     entry = partition_entry(partition_dir)
-    if entry is not None and is_multi_tensor(entry):
-        raise MultiTensorBoundaryError([(entry.index, entry.dir, *boundary_tensors(entry))])
+    multi = entry is not None and is_multi_tensor(entry)
+    if multi:
+        refuse_multi_tensor(partition_dir.parent, [entry.index])  # only if our IODMA step has no place
     status = finn_status()
     if not status.available:
         raise FinnUnavailableError(status)
@@ -57,7 +59,8 @@ def _build(partition_dir: Path, log: Callable[[str], None]) -> tuple[Path, dict[
     log(f"{partition_dir.name}: FINN build for {board} ({part}); FINN's log: {log_path}")
     try:
         with _process_state_restored():
-            code = builder.build_dataflow_directory(str(partition_dir))
+            code = _run_builder(builder, partition_dir) if multi else \
+                builder.build_dataflow_directory(str(partition_dir))
     # FINN fails with anything from AssertionError to CalledProcessError; all mean "this build failed".
     except Exception as exc:
         raise FinnBuildError(partition_dir, log_path, f"{type(exc).__name__}: {exc}", _tail(log_path)) from exc
@@ -74,6 +77,17 @@ def _build(partition_dir: Path, log: Callable[[str], None]) -> tuple[Path, dict[
     windows = ", ".join(f"{name} at {w['base']}" for name, w in iodma.items())
     log(f"{partition_dir.name}: {bitbin} (sha256 {result['bitbin_sha256'][:16]}...); {windows}")
     return bitfile, result
+
+
+def _run_builder(builder, partition_dir: Path) -> int:
+    """build_dataflow_directory with step_finnsplit_insert_iodma before step_synthesize_bitfile (docs/finn.md)."""
+    # What build_dataflow_directory does (FINN v0.10.1), with a step list FINN's JSON cannot name: a
+    # callable. The working directory is restored by _process_state_restored.
+    configs = importlib.import_module("finn.builder.build_dataflow_config")
+    cfg = configs.DataflowBuildConfig.from_json((partition_dir / CONFIG_FILE).read_text())
+    cfg.steps = with_iodma_step(cfg.steps or configs.default_build_dataflow_steps)
+    os.chdir(partition_dir)
+    return builder.build_dataflow_cfg(str(partition_dir / MODEL_FILE), cfg)
 
 
 def run_builds(bundle_dir: Path, partitions: list[int] | None = None, log: Callable[[str], None] = print) -> list[Path]:

@@ -427,28 +427,47 @@ def _cut_inside_a_block(bundle: Path, index: int) -> None:
     (bundle / "manifest.json").write_text(json.dumps(manifest))
 
 
-def test_bitstream_of_a_multi_tensor_partition_is_refused(fake_finn: SimpleNamespace, tmp_path: Path) -> None:
-    """FINN v0.10.1 mis-wires a second boundary tensor's IODMA: `finn-build` refuses, without a traceback,
-    with exit code 2, before anything is written to the bundle (docs/finn.md#multi-tensor-boundaries)."""
+def test_a_multi_tensor_partition_builds_with_finnsplits_iodma_step(fake_finn: SimpleNamespace, tmp_path: Path) -> None:
+    """FINN v0.10.1 mis-wires a second boundary tensor's IODMA: such a partition is built with
+    step_finnsplit_insert_iodma right before step_synthesize_bitfile; the others as before."""
     bundle = make_bundle(tmp_path / "bundle", ["zedboard", "zedboard"])
     _cut_inside_a_block(bundle, 1)
+    cwd = Path.cwd()
+    assert len(run_builds(bundle, log=lambda line: None)) == 2
+    single, multi = fake_finn.builder.CALLS
+    assert single["entry"] == "build_dataflow_directory" and single["steps"] is None
+    steps = importlib.import_module("finn.builder.build_dataflow_config").default_build_dataflow_steps
+    at = steps.index("step_synthesize_bitfile")
+    assert multi["entry"] == "build_dataflow_cfg" and multi["board"] == "Zedboard"
+    assert multi["steps"] == [*steps[:at], "step_finnsplit_insert_iodma", *steps[at:]]
+    assert Path.cwd() == cwd and load_manifest(bundle, verify=True).partitions[1].finn is not None
+
+
+def test_a_multi_tensor_partition_without_a_bitfile_step_is_refused(fake_finn: SimpleNamespace,
+                                                                    tmp_path: Path) -> None:
+    """A step list without step_synthesize_bitfile leaves our IODMA step no place: `finn-build` refuses, without
+    a traceback, with exit code 2, before anything is written to the bundle (docs/finn.md#multi-tensor-boundaries)."""
+    bundle = make_bundle(tmp_path / "bundle", ["zedboard", "zedboard"])
+    _cut_inside_a_block(bundle, 1)
+    config = bundle / "partition-1" / "dataflow_build_config.json"
+    config.write_text(json.dumps({**json.loads(config.read_text()), "steps": ["step_qonnx_to_finn"]}))
     before = {p: p.read_bytes() for p in bundle.rglob("*") if p.is_file()}
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(fake_finn.builder.__file__).parents[2]), str(REPO)])}
     done = subprocess.run([sys.executable, "-c", "from cli.main import main; main()", "finn-build", str(bundle)],
                           capture_output=True, text=True, env=env, cwd=REPO, timeout=120, check=False)
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr and done.stderr.startswith("error: refusing")
-    for words in ("partition 1 (partition-1): inputs branch, skip", "InsertIODMA", "--estimates-only",
-                  "between residual blocks"):
+    for words in ("partition 1 (partition-1): inputs branch, skip", "InsertIODMA", "step_synthesize_bitfile",
+                  "--estimates-only", "between residual blocks"):
         assert words in done.stderr
     assert fake_finn.builder.CALLS == [] and not bootgen_calls(tmp_path)
     assert {p: p.read_bytes() for p in bundle.rglob("*") if p.is_file()} == before
-    # one partition only: the same refusal from run_build and from run_builds; partition 0 still builds
+    # the same refusal from run_build and from run_builds; partition 0 still builds
     with pytest.raises(MultiTensorBoundaryError, match="partition 1 "):
         run_build(bundle / "partition-1", log=lambda line: None)
     with pytest.raises(MultiTensorBoundaryError, match="partition 1 "):
         run_builds(bundle, log=lambda line: None)
-    assert fake_finn.builder.CALLS == [] and load_manifest(bundle).partitions[1].finn is None
+    assert fake_finn.builder.CALLS == [] and load_manifest(bundle, verify=False).partitions[1].finn is None
     assert run_builds(bundle, [0], log=lambda line: None) == [bundle / "partition-0/finn_output/bitfile/finn-accel.bit"]
 
 

@@ -1,6 +1,8 @@
 """What FINN's build_dataflow_directory does, as far as finnsplit's runner can tell.
 
-It changes into the directory, replaces sys.stdout for good (as FINN's main does), logs, and writes a
+build_dataflow_cfg is the same build from a config object (the runner's path for a partition that
+needs finnsplit's own IODMA step): it records the step names instead of running them. Both change
+into the directory (or expect to be in it), replace sys.stdout for good (as FINN's main does), logs, and writes a
 bitfile and reports, or fails as `FAKE_FINN_MODE` / `FAKE_FINN_FAIL_DIRS` tell it. Each call is kept in
 CALLS with the board tables it saw.
 """
@@ -18,11 +20,24 @@ CALLS = []
 def build_dataflow_directory(path_to_cfg_dir):
     with open(os.path.join(path_to_cfg_dir, "dataflow_build_config.json")) as f:
         cfg = json.load(f)
-    CALLS.append({"dir": path_to_cfg_dir, "board": cfg["board"], "cwd": os.getcwd(),
-                  "part_map": dict(basic.pynq_part_map), "part_map_all": dict(basic.part_map),
-                  "port_width": dict(basic.pynq_native_port_width),
-                  "retired": set(basic.retired_pynq_boards)})
+    cwd = os.getcwd()
     os.chdir(path_to_cfg_dir)
+    return _build(path_to_cfg_dir, cfg, cwd, "build_dataflow_directory")
+
+
+def build_dataflow_cfg(model_filename, cfg):
+    """FINN's build from a DataflowBuildConfig; its steps may be callables (their __name__ is recorded)."""
+    fields = dict(vars(cfg))
+    if fields.get("steps") is not None:
+        fields["steps"] = [s if isinstance(s, str) else s.__name__ for s in fields["steps"]]
+    return _build(os.path.dirname(model_filename), fields, os.getcwd(), "build_dataflow_cfg")
+
+
+def _build(path_to_cfg_dir, cfg, cwd, entry):
+    CALLS.append({"dir": path_to_cfg_dir, "board": cfg["board"], "cwd": cwd, "entry": entry,
+                  "steps": cfg.get("steps"), "part_map": dict(basic.pynq_part_map),
+                  "part_map_all": dict(basic.part_map), "port_width": dict(basic.pynq_native_port_width),
+                  "retired": set(basic.retired_pynq_boards)})
     sys.stdout = io.StringIO()
     out = cfg["output_dir"]
     os.makedirs(out + "/report", exist_ok=True)
