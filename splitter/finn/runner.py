@@ -1,7 +1,8 @@
 """Build a bundle's partition directories to bitstreams with FINN, in this process (docs/finn.md).
 
 Each partition directory is what FINN's build_dataflow_directory reads (config.py); the runner adds
-only what FINN lacks: boards it does not know (registry.py), a typed error on failure, undoing what
+only what FINN lacks: boards it does not know (registry.py), IODMAs wired to the port each tensor
+uses for a partition with several boundary tensors (steps.py), a typed error on failure, undoing what
 FINN's builder leaves behind in the process (working directory, sys.stdout, root log handlers), and
 what a board needs besides the .bit: the .bit.bin (bitstream.py) and the IODMA addresses (hwh.py),
 recorded in the bundle's manifest after each partition (record.py).
