@@ -8,6 +8,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from core.manifest import HostOutput
 from orchestrator.dataplane.bundle_io import finish_output
 from splitter.graph import Affine
 from splitter.model_io import final_output
@@ -21,9 +22,10 @@ def test_users_and_tests_get_the_same_output(shape: tuple[int, ...], with_affine
     channels = shape[-1]
     affine = Affine(rng.random(channels).astype(np.float32), rng.random(channels).astype(np.float32))
     graph = SimpleNamespace(output_affine=affine if with_affine else None, output_stage=None)
-    host = ({"kind": "affine", "scale": affine.scale.tolist(), "bias": affine.bias.tolist()} if with_affine
-            else {"kind": "integer"})
-    manifest = {"host": {"output": host}, "output": {"shape": list(shape)}}
+    host = (HostOutput("affine", scale=tuple(affine.scale.tolist()), bias=tuple(affine.bias.tolist()))
+            if with_affine else HostOutput("integer"))
+    # the two manifest fields finish_output reads (core.manifest.Manifest.host.output, .output.shape)
+    manifest = SimpleNamespace(host=SimpleNamespace(output=host), output=SimpleNamespace(shape=tuple(shape)))
     expected = final_output(graph, y)
     got = finish_output(manifest, y.reshape(-1))  # the wire delivers the last board's tensor flat
     np.testing.assert_array_equal(got, expected)
