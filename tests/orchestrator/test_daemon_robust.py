@@ -30,13 +30,19 @@ def _fleet_and_bundle(tmp_path: Path, broker: Broker) -> tuple[Path, Manifest]:
     return tmp_path / "fleet.yaml", load_manifest(tmp_path / "bundle")
 
 
+def one_board_orchestrator(tmp_path: Path, broker: Broker, log: list[str]) -> tuple[Path, Orchestrator]:
+    """fleet.yaml and an Orchestrator for one board with no agent (every tick finds it missing), logging to `log`."""
+    fleet_path, manifest = _fleet_and_bundle(tmp_path, broker)
+    return fleet_path, Orchestrator(load_fleet(fleet_path), tmp_path / "bundle", ("127.0.0.1", 9),
+                                    DaemonConfig(heartbeat_timeout_s=0.5, tick_s=0.1), log=log.append,
+                                    manifest=manifest)
+
+
 def test_the_reconcile_loop_goes_on_after_a_step_raises(tmp_path: Path) -> None:
     broker = Broker(tmp_path)
     try:
-        fleet_path, manifest = _fleet_and_bundle(tmp_path, broker)
         log: list[str] = []
-        orch = Orchestrator(load_fleet(fleet_path), tmp_path / "bundle", ("127.0.0.1", 9),
-                            DaemonConfig(heartbeat_timeout_s=0.5, tick_s=0.1), log=log.append, manifest=manifest)
+        _, orch = one_board_orchestrator(tmp_path, broker, log)
         calls: list[float] = []
 
         async def broken(step: Degraded) -> None:  # fault injection: an executor with a bug

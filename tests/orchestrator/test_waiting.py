@@ -9,10 +9,7 @@ import sys
 from pathlib import Path
 
 from agent_fixtures import Broker
-from test_daemon_robust import _fleet_and_bundle
-
-from orchestrator.control.daemon import DaemonConfig, Orchestrator
-from orchestrator.control.fleet import load_fleet
+from test_daemon_robust import one_board_orchestrator
 
 FINNSPLIT = [sys.executable, "-c", "from cli.main import main; main()"]
 
@@ -20,10 +17,8 @@ FINNSPLIT = [sys.executable, "-c", "from cli.main import main; main()"]
 def test_a_board_never_heard_from_is_waited_for_everywhere(tmp_path: Path) -> None:
     broker = Broker(tmp_path)
     try:
-        fleet_path, manifest = _fleet_and_bundle(tmp_path, broker)
         log: list[str] = []
-        orch = Orchestrator(load_fleet(fleet_path), tmp_path / "bundle", ("127.0.0.1", 9),
-                            DaemonConfig(heartbeat_timeout_s=0.5, tick_s=0.1), log=log.append, manifest=manifest)
+        fleet_path, orch = one_board_orchestrator(tmp_path, broker, log)
 
         async def scenario() -> None:
             stop = asyncio.Event()
